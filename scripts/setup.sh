@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine (as root) for skiff: system packages, a venv, skiff itself.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# busybox-static: the base image without a registry; runc, crun: the benchmark's peers;
+# nftables, iproute2: networking; python3-venv: the virtualenv.
+PACKAGES=(busybox-static runc crun nftables iproute2 python3-venv ca-certificates)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.skiff-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]'
+  touch "$stamp"
+fi

@@ -1,0 +1,57 @@
+"""Capabilities and no_new_privs: docker's default set, nothing more.
+
+Bounding set: everything outside the default set is dropped. Permitted and
+effective: the default set (a non-root user loses them at execve, as in docker).
+Inheritable: empty (as moby does since CVE-2022-24769).
+"""
+
+from __future__ import annotations
+
+from ..kernel import PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, Kernel
+
+CAP_NUMBERS = {
+    "CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4,
+    "KILL": 5, "SETGID": 6, "SETUID": 7, "SETPCAP": 8, "LINUX_IMMUTABLE": 9,
+    "NET_BIND_SERVICE": 10, "NET_BROADCAST": 11, "NET_ADMIN": 12, "NET_RAW": 13,
+    "IPC_LOCK": 14, "IPC_OWNER": 15, "SYS_MODULE": 16, "SYS_RAWIO": 17, "SYS_CHROOT": 18,
+    "SYS_PTRACE": 19, "SYS_PACCT": 20, "SYS_ADMIN": 21, "SYS_BOOT": 22, "SYS_NICE": 23,
+    "SYS_RESOURCE": 24, "SYS_TIME": 25, "SYS_TTY_CONFIG": 26, "MKNOD": 27, "LEASE": 28,
+    "AUDIT_WRITE": 29, "AUDIT_CONTROL": 30, "SETFCAP": 31, "MAC_OVERRIDE": 32,
+    "MAC_ADMIN": 33, "SYSLOG": 34, "WAKE_ALARM": 35, "BLOCK_SUSPEND": 36, "AUDIT_READ": 37,
+    "PERFMON": 38, "BPF": 39, "CHECKPOINT_RESTORE": 40,
+}
+
+DEFAULT_CAPS = (
+    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+    "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
+)
+
+
+def mask(names) -> int:
+    m = 0
+    for n in names:
+        m |= 1 << CAP_NUMBERS[n]
+    return m
+
+
+DEFAULT_MASK = mask(DEFAULT_CAPS)  # 0xa80425fb, as `CapBnd` shows in a docker container
+
+
+def last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return max(CAP_NUMBERS.values())
+
+
+def drop_bounding(k: Kernel, keep: int = DEFAULT_MASK) -> None:
+    for cap in range(last_cap() + 1):
+        if not keep & (1 << cap):
+            k.prctl(PR_CAPBSET_DROP, cap)
+
+
+def apply(k: Kernel, keep: int = DEFAULT_MASK) -> None:
+    """Set permitted/effective to ``keep``, inheritable empty, then no_new_privs."""
+    k.capset(keep, keep, 0)
+    k.prctl(PR_SET_NO_NEW_PRIVS, 1)

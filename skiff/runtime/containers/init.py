@@ -1,0 +1,241 @@
+"""The container's first process, from fork to execve: the create path, one step a function.
+
+Runs in the child that the monitor forked after unshare(CLONE_NEWPID), so it is
+PID 1 of the new PID namespace. Steps, in order:
+
+  die_with_monitor -> join_cgroup -> unshare -> rootfs (overlay, /proc, /dev,
+  /sys, masks, /etc files) -> hostname -> pivot_root -> stdio or console ->
+  rlimits -> user + capabilities + no_new_privs -> workdir -> execve
+
+Any failure is written to the error pipe as "<exit code> <message>" and the
+child exits; the monitor reports it. A successful execve closes the pipe
+(O_CLOEXEC), which is how the monitor learns that the container is running.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+
+from ...errors import SkiffError
+from ..kernel import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS, PR_SET_KEEPCAPS,
+                      PR_SET_PDEATHSIG, Kernel)
+from . import caps, rootfs
+from .spec import ContainerSpec
+from .users import resolve as resolve_user
+
+RLIMITS = {"core": 4, "cpu": 0, "data": 2, "fsize": 1, "locks": 10, "memlock": 8, "msgqueue": 12,
+           "nice": 13, "nofile": 7, "nproc": 6, "rss": 5, "rtprio": 14, "rttime": 15,
+           "sigpending": 11, "stack": 3}
+
+
+class InitConfig:
+    """Everything the child needs that is not in the spec."""
+
+    def __init__(self, spec: ContainerSpec, cdir: str, procs_files: list[str], errw: int,
+                 monitor_pid: int, stdio: tuple[int, int, int] | None = None,
+                 console_sock: int | None = None, winsize: tuple[int, int] | None = None):
+        self.spec, self.cdir, self.procs_files = spec, cdir, procs_files
+        self.errw, self.monitor_pid = errw, monitor_pid
+        self.stdio, self.console_sock, self.winsize = stdio, console_sock, winsize
+
+
+def die_with_monitor(k: Kernel, errw: int) -> None:
+    """SIGKILL this process when the monitor dies. The monitor's pid is not visible from the
+    new PID namespace, so whether it died before prctl took effect is read from the error
+    pipe: its write end reports POLLERR once the monitor's read end is gone."""
+    k.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    import select
+    p = select.poll()
+    p.register(errw, 0)
+    if p.poll(0):
+        os._exit(137)
+
+
+def join_cgroup(procs_files: list[str]) -> None:
+    for path in procs_files:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+
+
+def namespace_flags(network: str) -> int:
+    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC
+    if network != "host":
+        flags |= CLONE_NEWNET
+    return flags
+
+
+def loopback_up() -> None:
+    """Bring `lo` up in a fresh network namespace (ioctl; no netlink import on the hot path)."""
+    import _socket
+    import fcntl
+    import struct
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        req = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s.fileno(), 0x8913, req))[1]  # SIOCGIFFLAGS
+        fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sH22x", b"lo", flags | 0x1))  # IFF_UP
+    finally:
+        s.close()
+
+
+def build_rootfs(k: Kernel, spec: ContainerSpec, cdir: str) -> str:
+    root = cdir + "/rootfs"
+    rootfs.make_private(k)
+    rootfs.mount_overlay(k, spec.layer_dirs, cdir + "/upper", cdir + "/work", root)
+    rootfs.mount_proc(k, root)
+    rootfs.mount_dev(k, root)
+    rootfs.mount_sys(k, root)
+    rootfs.mask_paths(k, root)
+    rootfs.bind_etc_files(k, root, {n: f"{cdir}/{n}" for n in rootfs.ETC_FILES
+                                    if os.path.exists(f"{cdir}/{n}")})
+    return root
+
+
+def open_console(k: Kernel, root: str, sock: int, winsize) -> None:
+    """Make a pty in the container's own devpts, hand the master to the monitor, use the slave."""
+    import array
+    import fcntl
+    import struct
+    import _socket
+    master = os.open(root + "/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, 0x40045431, struct.pack("i", 0))  # TIOCSPTLCK: unlock
+    n = struct.unpack("I", fcntl.ioctl(master, 0x80045430, b"\0" * 4))[0]  # TIOCGPTN
+    slave_path = f"{root}/dev/pts/{n}"
+    slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
+    if winsize:
+        fcntl.ioctl(slave, 0x5414, struct.pack("HHHH", winsize[0], winsize[1], 0, 0))  # TIOCSWINSZ
+    rootfs.bind_file(k, slave_path, root + "/dev/console")
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, sock)
+    s.sendmsg([b"c"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [master]))])
+    s.close()
+    os.close(master)
+    os.setsid()
+    fcntl.ioctl(slave, 0x540E, 0)  # TIOCSCTTY
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+
+
+def set_stdio(stdio: tuple[int, int, int]) -> None:
+    for target, fd in enumerate(stdio):
+        os.dup2(fd, target)
+    for fd in set(stdio):
+        if fd > 2:
+            os.close(fd)
+
+
+def set_rlimits(ulimits: dict[str, list[int]]) -> None:
+    """Apply --ulimit values, never above the caller's hard limit (raising it needs privileges
+    root may not have here: the hard nofile limit on these hosts is 20000)."""
+    import resource
+    for name, (soft, hard) in ulimits.items():
+        res = RLIMITS[name]
+        _, cur_hard = resource.getrlimit(res)
+        if cur_hard != resource.RLIM_INFINITY:
+            hard = min(hard, cur_hard) if hard >= 0 else cur_hard
+        soft = min(soft, hard) if hard >= 0 else soft
+        resource.setrlimit(res, (soft, hard))
+
+
+def switch_user(k: Kernel, user: str) -> str:
+    """Drop to the container's user keeping docker's capability set; returns $HOME."""
+    u = resolve_user(user, "/etc")
+    caps.drop_bounding(k)
+    if u.uid != 0 or u.gid != 0:
+        k.prctl(PR_SET_KEEPCAPS, 1)
+        os.setgroups(u.groups)
+        os.setgid(u.gid)
+        os.setuid(u.uid)
+        k.prctl(PR_SET_KEEPCAPS, 0)
+    else:
+        os.setgroups(u.groups)
+    caps.apply(k)
+    return u.home
+
+
+def find_executable(name: str, env: list[str]) -> str:
+    """Resolve argv[0] as execvp would, with the container's PATH; docker's 126/127 errors."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        path = next((e[5:] for e in env if e.startswith("PATH=")), "")
+        candidates = [os.path.join(d or ".", name) for d in path.split(":")]
+    denied = None
+    for c in candidates:
+        try:
+            st = os.stat(c)
+        except OSError:
+            continue
+        if (st.st_mode & 0o170000) == 0o100000 and os.access(c, os.X_OK):
+            return c
+        denied = c
+    if denied is not None:
+        raise SkiffError(f'exec: "{name}": permission denied', 126)
+    if "/" in name:
+        raise SkiffError(f'exec: "{name}": stat {name}: no such file or directory', 127)
+    raise SkiffError(f'exec: "{name}": executable file not found in $PATH', 127)
+
+
+def exec_process(argv: list[str], env: list[str], workdir: str, home: str) -> None:
+    if not any(e.startswith("HOME=") for e in env):
+        env = [*env, f"HOME={home}"]
+    if workdir:
+        try:
+            os.makedirs(workdir, exist_ok=True)
+        except OSError:
+            pass
+        try:
+            os.chdir(workdir)
+        except OSError as e:
+            raise SkiffError(f"chdir to cwd (\"{workdir}\") set in config.json failed: {e.strerror}", 126)
+    path = find_executable(argv[0], env)
+    try:
+        os.execve(path, argv, dict(e.split("=", 1) for e in env if "=" in e))
+    except OSError as e:
+        code = 126 if e.errno in (errno.EACCES, errno.ENOEXEC, errno.EPERM) else 127
+        raise SkiffError(f'exec: "{argv[0]}": {e.strerror.lower()}', code)
+
+
+def run(k: Kernel, cfg: InitConfig) -> None:
+    """The child's whole life before execve. Never returns."""
+    try:
+        spec = cfg.spec
+        die_with_monitor(k, cfg.errw)
+        join_cgroup(cfg.procs_files)
+        k.unshare(namespace_flags(spec.network))
+        if spec.network == "none":
+            loopback_up()
+        root = build_rootfs(k, spec, cfg.cdir)
+        k.sethostname(spec.hostname)
+        if cfg.console_sock is not None:
+            open_console(k, root, cfg.console_sock, cfg.winsize)
+        rootfs.pivot(k, root)
+        if cfg.stdio is not None:
+            set_stdio(cfg.stdio)
+        if spec.ulimits:
+            set_rlimits(spec.ulimits)
+        home = switch_user(k, spec.user)
+        exec_process(spec.argv, spec.env, spec.workdir or "/", home)
+    except BaseException as e:  # noqa: BLE001 - report anything, the child must not unwind
+        fail(cfg.errw, e)
+
+
+def fail(errw: int, e: BaseException) -> None:
+    """Report ``e`` on the error pipe as "<exit code> <one line>" and exit. Never returns."""
+    code = 125
+    if isinstance(e, SkiffError):
+        code, msg = e.exit_code, str(e)
+    elif isinstance(e, OSError):
+        msg = f"container init: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+    else:
+        msg = f"container init: {type(e).__name__}: {e}"
+    try:
+        os.write(errw, f"{code} {msg}".encode())
+    finally:
+        os._exit(code)

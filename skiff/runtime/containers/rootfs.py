@@ -1,0 +1,149 @@
+"""The container's root file system, built inside its own mount namespace.
+
+overlayfs (image layers as lowerdirs, a private upper), then a fresh /proc,
+a read-only /sys, a minimal /dev, docker's masked and read-only /proc paths,
+the bind-mounted /etc/hostname, /etc/hosts and /etc/resolv.conf, and finally
+pivot_root. Because all of this happens after unshare(CLONE_NEWNS), every
+mount disappears with the container: nothing is left in the host's table.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ..kernel import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE,
+                      MS_RDONLY, MS_REC, MS_REMOUNT, MS_STRICTATIME, Kernel)
+
+# docker's defaults (moby oci/defaults.go): hidden and read-only paths
+MASKED_PATHS = (
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+# name -> (major, minor), all mode 0666 as in runc's default devices
+DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
+           "urandom": (1, 9), "tty": (5, 0)}
+
+ETC_FILES = ("hostname", "hosts", "resolv.conf")
+
+
+def _mkdirs(path: str, mode: int = 0o755) -> None:
+    try:
+        os.makedirs(path, mode)
+    except FileExistsError:
+        pass
+
+
+def _touch(path: str) -> None:
+    """Make ``path`` a regular file to bind-mount onto, without following symlinks out."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):  # e.g. /etc/resolv.conf -> ../run/...: replace in the upper
+            os.unlink(path)
+        else:
+            return
+    except FileNotFoundError:
+        pass
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+
+
+def mount_overlay(k: Kernel, lowerdirs: list[str], upper: str, work: str, target: str) -> None:
+    """Mount the overlay. ``lowerdirs`` lowest first; overlay wants the top one first.
+
+    Lower paths are given relative to their common parent (the store's layers
+    directory) after a chdir, which keeps the mount data under the page-size limit.
+    """
+    parent = os.path.dirname(lowerdirs[0]) if lowerdirs else None
+    if parent and all(os.path.dirname(d) == parent for d in lowerdirs):
+        os.chdir(parent)
+        lowers = [os.path.basename(d) for d in reversed(lowerdirs)]
+    else:
+        lowers = list(reversed(lowerdirs))
+    k.mount("overlay", target, "overlay", 0,
+            f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}")
+
+
+def mount_proc(k: Kernel, rootfs: str) -> None:
+    proc = rootfs + "/proc"
+    _mkdirs(proc)
+    k.mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def mount_sys(k: Kernel, rootfs: str) -> None:
+    sys_ = rootfs + "/sys"
+    _mkdirs(sys_)
+    k.mount("sysfs", sys_, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+
+
+def mount_dev(k: Kernel, rootfs: str) -> None:
+    dev = rootfs + "/dev"
+    _mkdirs(dev)
+    k.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
+    old = os.umask(0)
+    try:
+        for name, (major, minor) in DEVICES.items():
+            os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.mkdir(dev + "/pts", 0o755)
+        os.mkdir(dev + "/shm", 0o1777)
+        os.mkdir(dev + "/mqueue", 0o755)
+    finally:
+        os.umask(old)
+    k.mount("devpts", dev + "/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+            "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    k.mount("shm", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    k.mount("mqueue", dev + "/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.symlink("pts/ptmx", dev + "/ptmx")
+    os.symlink("/proc/self/fd", dev + "/fd")
+    for i, name in enumerate(("stdin", "stdout", "stderr")):
+        os.symlink(f"/proc/self/fd/{i}", f"{dev}/{name}")
+
+
+def bind_file(k: Kernel, source: str, target: str, readonly: bool = False) -> None:
+    _touch(target)
+    k.mount(source, target, None, MS_BIND)
+    if readonly:
+        k.mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+
+def bind_etc_files(k: Kernel, rootfs: str, files: dict[str, str]) -> None:
+    """Bind the container's own hostname/hosts/resolv.conf over the image's."""
+    if not files:
+        return
+    _mkdirs(rootfs + "/etc")
+    for name, source in files.items():
+        bind_file(k, source, f"{rootfs}/etc/{name}")
+
+
+def mask_paths(k: Kernel, rootfs: str) -> None:
+    for p in MASKED_PATHS:
+        target = rootfs + p
+        try:
+            st = os.stat(target)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            k.mount("tmpfs", target, "tmpfs", MS_RDONLY)
+        else:
+            k.mount("/dev/null", target, None, MS_BIND)
+    for p in READONLY_PATHS:
+        target = rootfs + p
+        if not os.path.exists(target):
+            continue
+        k.mount(target, target, None, MS_BIND | MS_REC)
+        k.mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+
+
+def make_private(k: Kernel) -> None:
+    """Stop mount events from propagating back to the host."""
+    k.mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+def pivot(k: Kernel, rootfs: str) -> None:
+    """pivot_root into ``rootfs`` (runc's trick: put the old root on top, then detach it)."""
+    os.chdir(rootfs)
+    k.pivot_root(".", ".")
+    k.umount(".", MNT_DETACH)
+    os.chdir("/")

@@ -1,0 +1,73 @@
+"""What a container is made of: the record written to <root>/containers/<id>/config.json."""
+
+from __future__ import annotations
+
+import json
+import os
+from ..record import Record
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class ContainerSpec(Record):
+    id: str
+    name: str
+    image: str                      # the reference as the user gave it
+    image_id: str
+    created: str
+    path: str = ""                  # argv[0] as configured (docker's .Path)
+    args: list[str] = []
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    env: list[str] = []
+    workdir: str = ""
+    user: str = ""
+    hostname: str = ""
+    domainname: str = ""
+    tty: bool = False
+    stdin: bool = False             # -i: keep stdin open
+    autoremove: bool = False
+    network: str = "none"
+    memory: int | None = None
+    cpus: float | None = None
+    cpu_shares: int | None = None
+    pids_limit: int | None = None
+    cgroup_parent: str = "skiff"
+    log_max_size: int | None = None
+    log_max_files: int = 1
+    ulimits: dict[str, list[int]] = {}
+    labels: dict[str, str] = {}
+    stop_signal: str = "SIGTERM"
+    stop_timeout: int | None = None
+    layer_dirs: list[str] = []
+    extra_hosts: list[str] = []
+    dns: list[str] = []
+    dns_search: list[str] = []
+    dns_options: list[str] = []
+
+    @property
+    def argv(self) -> list[str]:
+        return [self.path, *self.args]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def load(cls, path: str) -> "ContainerSpec":
+        with open(path, "rb") as f:
+            return cls.from_dict(json.loads(f.read()))
+
+
+def merge_env(image_env: list[str], user_env: list[str], hostname: str, tty: bool) -> list[str]:
+    """docker's order: PATH default, HOSTNAME, TERM (with -t), the image's, then the user's."""
+    env: dict[str, str] = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname}
+    if tty:
+        env["TERM"] = "xterm"
+    for item in list(image_env) + list(user_env):
+        k, sep, v = item.partition("=")
+        if not sep:  # `-e NAME` passes the caller's value, or drops it, as docker does
+            if k in os.environ:
+                env[k] = os.environ[k]
+            continue
+        env[k] = v
+    return [f"{k}={v}" for k, v in env.items()]

@@ -1,0 +1,73 @@
+"""`start`: launch the monitor and wait until the container runs (or failed to)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ...errors import Conflict, SkiffError
+from . import frames
+from .monitor import launch
+from .state import RUNNING
+from .store import Container
+
+
+class Attachment:
+    """The caller's end of a monitor's frame pipes (for foreground runs)."""
+
+    def __init__(self, rfd: int, wfd: int, pid: int):
+        self.rfd, self.wfd, self.pid = rfd, wfd, pid
+        self.reader = frames.Reader()
+        self.pending: list[tuple[int, bytes]] = []
+
+    def next_frames(self) -> list[tuple[int, bytes]]:
+        """Frames available now (blocks for at least one read); [] on EOF."""
+        if self.pending:
+            out, self.pending = self.pending, []
+            return out
+        while True:
+            data = os.read(self.rfd, 65536)
+            if not data:
+                return []
+            got = self.reader.feed(data)
+            if got:
+                return got
+
+    def send(self, kind: int, payload: bytes = b"") -> None:
+        if self.wfd >= 0:
+            try:
+                frames.write_frame(self.wfd, kind, payload)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            if fd >= 0:
+                os.close(fd)
+        self.rfd = self.wfd = -1
+
+
+def start(c: Container, attach: bool = False, winsize: tuple[int, int] | None = None) -> Attachment:
+    """Start ``c``; returns once its command was executed. Raises SkiffError (with docker's
+    126/127 exit codes) when it could not be; then nothing of the container is left."""
+    st = c.state()
+    if st.status == RUNNING:
+        raise Conflict(f"container {c.name} is already running")
+    rfd, wfd = launch(c.store.root.path, c.id, attach, winsize)
+    att = Attachment(rfd, wfd, 0)
+    while True:
+        got = att.next_frames()
+        if not got:
+            att.close()
+            raise SkiffError(f"container {c.name}: the monitor exited before the container started")
+        for i, (kind, payload) in enumerate(got):
+            if kind == frames.STARTED:
+                att.pid = json.loads(payload)["pid"]
+                att.pending = got[i + 1:]
+                if not attach:
+                    att.close()
+                return att
+            if kind == frames.ERROR:
+                att.close()
+                err = json.loads(payload)
+                raise SkiffError(err["message"], err["code"])

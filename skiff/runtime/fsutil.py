@@ -1,0 +1,64 @@
+"""Small file-system helpers shared by the runtime stores.
+
+Writes are atomic (temp file, fsync, rename) so that a crash leaves either the
+old or the new content. ``FileLock`` coordinates processes with flock(2).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+
+
+
+def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:
+    if isinstance(data, str):
+        data = data.encode()
+    d, base = os.path.split(path)
+    tmp = os.path.join(d, f".{base}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data) if len(data) < (1 << 20) else _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def write_json(path: str, obj, mode: int = 0o644) -> None:
+    atomic_write(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", mode)
+
+
+def read_json(path: str, default=None):
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        if default is not None:
+            return default
+        raise
+
+
+class FileLock:
+    """An exclusive flock(2) on ``path`` (created if missing), usable as a context manager."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> "FileLock":
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing drops the lock
+        self.fd = -1
