@@ -93,8 +93,10 @@ def build_options(values: dict, args: list[str]):
 
 
 def parse_ulimits(items: list[str]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    if not items:
+        return out
     from ..runtime.containers.init import RLIMITS
-    out = {}
     for item in items:
         name, sep, val = item.partition("=")
         if not sep or name not in RLIMITS:

@@ -62,3 +62,23 @@ class FileLock:
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)  # closing drops the lock
         self.fd = -1
+
+
+def remove_tree(path: str) -> None:
+    """rm -rf without importing shutil (which pulls in fnmatch and re on the hot path)."""
+    try:
+        for top, dirs, files in os.walk(path, topdown=False):
+            for name in files:
+                os.unlink(os.path.join(top, name))
+            for name in dirs:
+                full = os.path.join(top, name)
+                if os.path.islink(full):
+                    os.unlink(full)
+                else:
+                    os.rmdir(full)
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        import shutil
+        shutil.rmtree(path, ignore_errors=True)

@@ -10,7 +10,6 @@ ctypes is imported on first use: it costs ~4 ms and the CLI's fast paths
 from __future__ import annotations
 
 import os
-import platform
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -77,7 +76,7 @@ class Kernel:
         return ret
 
     def _syscall(self, name: str, *args) -> int:
-        nr = _SYSCALLS[name][platform.machine()]
+        nr = _SYSCALLS[name][os.uname().machine]
         return self.libc.syscall(nr, *args)
 
     def unshare(self, flags: int) -> None:

@@ -3,9 +3,14 @@
 Runs in the child that the monitor forked after unshare(CLONE_NEWPID), so it is
 PID 1 of the new PID namespace. Steps, in order:
 
-  die_with_monitor -> join_cgroup -> unshare -> rootfs (overlay, /proc, /dev,
-  /sys, masks, /etc files) -> hostname -> pivot_root -> stdio or console ->
-  rlimits -> user + capabilities + no_new_privs -> workdir -> execve
+  die_with_monitor -> unshare -> rootfs (overlay, /proc, /dev, /sys, masks,
+  /etc files) -> hostname -> console -> pivot_root -> stdio -> rlimits ->
+  user + capabilities + no_new_privs -> wait for the cgroup -> workdir -> execve
+
+The monitor moves the child into its cgroup while the child builds its root
+file system: the first write to a fresh cgroup's cgroup.procs can stall for an
+RCU grace period (6-19 ms here), and the child's mounts need not wait for it.
+The child only waits for the monitor's go-ahead before execve.
 
 Any failure is written to the error pipe as "<exit code> <message>" and the
 child exits; the monitor reports it. A successful execve closes the pipe
@@ -33,11 +38,11 @@ RLIMITS = {"core": 4, "cpu": 0, "data": 2, "fsize": 1, "locks": 10, "memlock": 8
 class InitConfig:
     """Everything the child needs that is not in the spec."""
 
-    def __init__(self, spec: ContainerSpec, cdir: str, procs_files: list[str], errw: int,
-                 monitor_pid: int, stdio: tuple[int, int, int] | None = None,
+    def __init__(self, spec: ContainerSpec, cdir: str, go_fd: int, errw: int,
+                 stdio: tuple[int, int, int] | None = None,
                  console_sock: int | None = None, winsize: tuple[int, int] | None = None):
-        self.spec, self.cdir, self.procs_files = spec, cdir, procs_files
-        self.errw, self.monitor_pid = errw, monitor_pid
+        self.spec, self.cdir, self.go_fd = spec, cdir, go_fd
+        self.errw = errw
         self.stdio, self.console_sock, self.winsize = stdio, console_sock, winsize
 
 
@@ -51,6 +56,13 @@ def die_with_monitor(k: Kernel, errw: int) -> None:
     p.register(errw, 0)
     if p.poll(0):
         os._exit(137)
+
+
+def wait_go(fd: int) -> None:
+    """Block until the monitor has put this process in its cgroup (one byte), or died (EOF)."""
+    if os.read(fd, 1) != b"1":
+        os._exit(125)
+    os.close(fd)
 
 
 def join_cgroup(procs_files: list[str]) -> None:
@@ -207,7 +219,6 @@ def run(k: Kernel, cfg: InitConfig) -> None:
     try:
         spec = cfg.spec
         die_with_monitor(k, cfg.errw)
-        join_cgroup(cfg.procs_files)
         k.unshare(namespace_flags(spec.network))
         if spec.network == "none":
             loopback_up()
@@ -221,6 +232,7 @@ def run(k: Kernel, cfg: InitConfig) -> None:
         if spec.ulimits:
             set_rlimits(spec.ulimits)
         home = switch_user(k, spec.user)
+        wait_go(cfg.go_fd)
         exec_process(spec.argv, spec.env, spec.workdir or "/", home)
     except BaseException as e:  # noqa: BLE001 - report anything, the child must not unwind
         fail(cfg.errw, e)

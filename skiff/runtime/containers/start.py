@@ -33,6 +33,20 @@ class Attachment:
             if got:
                 return got
 
+    def wait(self) -> int:
+        """Discard output until the container exits; returns its exit status (for callers that
+        only need the status, like the agent or a benchmark)."""
+        try:
+            while True:
+                got = self.next_frames()
+                if not got:
+                    raise SkiffError("the container's monitor went away before reporting an exit")
+                for kind, payload in got:
+                    if kind == frames.EXIT:
+                        return json.loads(payload)["code"]
+        finally:
+            self.close()
+
     def send(self, kind: int, payload: bytes = b"") -> None:
         if self.wfd >= 0:
             try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from ...errors import Conflict, NotFound, SkiffError
+from ..fsutil import remove_tree
 from ..root import Root
 from . import names
 from .spec import ContainerSpec
@@ -133,8 +134,7 @@ class ContainerStore:
                 f.write(spec.to_json())
             os.rename(cdir + "/config.json.tmp", cdir + "/config.json")
         except BaseException:
-            import shutil
-            shutil.rmtree(cdir, ignore_errors=True)
+            remove_tree(cdir)
             self.release_name(spec.name, spec.id)
             raise
         return Container(self, spec.id)
@@ -159,8 +159,7 @@ class ContainerStore:
         except FileNotFoundError:
             return
         self.release_name(spec.name, c.id)
-        import shutil
-        shutil.rmtree(doomed, ignore_errors=True)
+        remove_tree(doomed)
 
     def reap(self, c: Container, st: State) -> State:
         """The monitor died: record the container as exited and release what it held."""

@@ -11,9 +11,9 @@ or is ``localhost``. Names on Docker Hub are kept in their familiar short form
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from skiff.errors import InvalidArgument
+from skiff.runtime.record import Record
 
 DEFAULT_TAG = "latest"
 DEFAULT_DOMAIN = "docker.io"
@@ -31,8 +31,7 @@ _DIGEST = re.compile(r"(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})\Z")
 _MAX_NAME = 255
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(Record):
     """A parsed image reference; ``str()`` gives ``name:tag`` (or ``name@digest``)."""
 
     name: str

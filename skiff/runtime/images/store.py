@@ -25,10 +25,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 
 from skiff.errors import Conflict, InvalidArgument, NotFound, SkiffError
 from skiff.runtime.fsutil import FileLock, atomic_write, read_json, write_json
+from skiff.runtime.record import Record
 from skiff.runtime.root import Root
 
 TYPE_CHECKING = False
@@ -55,8 +55,7 @@ def _hex(digest: str) -> str:
     return digest.split(":", 1)[1] if ":" in digest else digest
 
 
-@dataclass
-class LayerRecord:
+class LayerRecord(Record):
     """A layer in the store: its diff_id, the blob it came from, unpacked size."""
 
     diff_id: str
@@ -64,11 +63,10 @@ class LayerRecord:
     blob_size: int
     media_type: str
     size: int
-    hold: str = field(default="", repr=False, compare=False)
+    hold: str = ""
 
 
-@dataclass
-class Image:
+class Image(Record):
     """An image in the store (read-only view)."""
 
     id: str                     # "sha256:<hex>"
@@ -78,7 +76,7 @@ class Image:
     size: int                   # unpacked size of all layers
     diff_ids: list[str]
     manifest_digest: str = ""
-    layers_root: str = field(default="", repr=False, compare=False)
+    layers_root: str = ""
 
     @property
     def hex(self) -> str:

@@ -278,7 +278,7 @@ def check_members(members: list, source: str) -> _Plan:
             if target is None or target == "":
                 raise bad(m, f'is a hard link to "{m.linkname}", outside the layer')
             tk = kinds.get(target)
-            if tk is None or tk == "wh":
+            if tk is None or tk == "wh" or target == path:
                 raise bad(m, f'is a hard link to "{m.linkname}", which is not an earlier member')
             if tk in ("dir", "sym"):
                 raise bad(m, f'is a hard link to "{m.linkname}", which is a '
