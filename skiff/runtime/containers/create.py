@@ -41,9 +41,6 @@ class CreateOptions(Record):
     dns_options: list[str] = []
 
 
-NETWORK_MODES = ("none", "host")
-
-
 def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
     """Resolve the image, reserve the name and write the container. Nothing is left on error."""
     from ...errors import NotFound
@@ -57,9 +54,8 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
         except (SkiffError, ImportError):
             pass
         raise NotFound(f"Unable to find image '{ref}' locally") from None
-    network = opts.network
-    if network not in NETWORK_MODES:
-        raise InvalidArgument(f'network mode "{network}" is not supported yet: use none or host')
+    from ..network.modes import parse_mode
+    network = parse_mode(opts.network).name
     cfg = (image.config or {}).get("config") or {}
     entrypoint = cfg.get("Entrypoint") or []
     if opts.entrypoint is not None:

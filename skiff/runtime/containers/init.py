@@ -27,6 +27,7 @@ from ...errors import SkiffError
 from ..kernel import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS, PR_SET_KEEPCAPS,
                       PR_SET_PDEATHSIG, Kernel)
 from . import caps, rootfs
+from ..network.modes import NetworkMode, parse_mode
 from .spec import ContainerSpec
 from .users import resolve as resolve_user
 
@@ -74,25 +75,11 @@ def join_cgroup(procs_files: list[str]) -> None:
             os.close(fd)
 
 
-def namespace_flags(network: str) -> int:
+def namespace_flags(network: NetworkMode) -> int:
     flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC
-    if network != "host":
+    if network.new_namespace:
         flags |= CLONE_NEWNET
     return flags
-
-
-def loopback_up() -> None:
-    """Bring `lo` up in a fresh network namespace (ioctl; no netlink import on the hot path)."""
-    import _socket
-    import fcntl
-    import struct
-    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
-    try:
-        req = struct.pack("16sH22x", b"lo", 0)
-        flags = struct.unpack("16sH22x", fcntl.ioctl(s.fileno(), 0x8913, req))[1]  # SIOCGIFFLAGS
-        fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sH22x", b"lo", flags | 0x1))  # IFF_UP
-    finally:
-        s.close()
 
 
 def build_rootfs(k: Kernel, spec: ContainerSpec, cdir: str) -> str:
@@ -219,9 +206,9 @@ def run(k: Kernel, cfg: InitConfig) -> None:
     try:
         spec = cfg.spec
         die_with_monitor(k, cfg.errw)
-        k.unshare(namespace_flags(spec.network))
-        if spec.network == "none":
-            loopback_up()
+        network = parse_mode(spec.network)
+        k.unshare(namespace_flags(network))
+        network.setup_inside()
         root = build_rootfs(k, spec, cfg.cdir)
         k.sethostname(spec.hostname)
         if cfg.console_sock is not None:

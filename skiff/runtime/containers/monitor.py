@@ -235,7 +235,7 @@ class Monitor:
 
     def _pump_output(self, fd: int) -> bool:
         try:
-            data = os.read(fd, 65536)
+            data = os.read(fd, 16384)  # small reads keep the monitor's peak memory low
         except OSError as e:
             if e.errno not in (errno.EIO,):  # EIO: the pty's slave side is gone
                 raise
