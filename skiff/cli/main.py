@@ -95,7 +95,10 @@ def run(argv: list[str]) -> int:
             from .. import __version__
             print(f"skiff version {__version__}")
             return 0
-        if a == "--root" and i + 1 < len(argv):
+        if a == "--root":
+            if i + 1 >= len(argv):
+                sys.stderr.write("flag needs an argument: --root\nSee 'skiff --help'.\n")
+                return 125
             root_path, i = argv[i + 1], i + 2
             continue
         if a.startswith("--root="):

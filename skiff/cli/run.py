@@ -51,6 +51,9 @@ def build_options(values: dict, args: list[str]):
     opts.name = values["name"]
     opts.hostname = values["hostname"] or ""
     opts.env = _env_files(values["env_file"]) + values["env"]
+    for e in opts.env:
+        if e.startswith("="):
+            raise InvalidArgument(f"invalid environment variable: {e}")
     opts.workdir = values["workdir"] or ""
     opts.user = values["user"] or ""
     opts.entrypoint = values["entrypoint"]
@@ -103,14 +106,25 @@ def parse_ulimits(items: list[str]) -> dict[str, list[int]]:
             raise InvalidArgument(f'invalid ulimit "{item}": use NAME=SOFT[:HARD], NAME one of {", ".join(sorted(RLIMITS))}')
         soft, _, hard = val.partition(":")
         try:
-            s = int(soft)
-            h = int(hard) if hard else s
+            s = _limit_value(soft)
+            h = _limit_value(hard) if hard else s
         except ValueError:
-            raise InvalidArgument(f'invalid ulimit "{item}": values must be numbers') from None
+            raise InvalidArgument(f'invalid ulimit "{item}": values must be numbers, -1 or "unlimited"') from None
+        if s < 0 and h >= 0:
+            raise InvalidArgument(f'invalid ulimit "{item}": an unlimited soft limit needs an unlimited hard limit')
         if h >= 0 and s > h:
             raise InvalidArgument(f'invalid ulimit "{item}": soft limit {s} is greater than hard limit {h}')
         out[name] = [s, h]
     return out
+
+
+def _limit_value(text: str) -> int:
+    if text.lower() in ("unlimited", "infinity", "-1"):
+        return -1
+    n = int(text)
+    if n < 0:
+        raise ValueError(text)
+    return n
 
 
 def _kv(item: str, what: str) -> tuple[str, str]:
@@ -126,7 +140,7 @@ def _env_files(paths: list[str]) -> list[str]:
         try:
             with open(p) as f:
                 for n, line in enumerate(f, 1):
-                    line = line.strip()
+                    line = line.lstrip().rstrip("\r\n")
                     if line and not line.startswith("#"):
                         env.append(line)
         except OSError as e:

@@ -13,7 +13,7 @@ import shlex
 
 from ..errors import InvalidArgument
 
-_ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}")
+_ACTION = re.compile(r"(\s*){{(-?)\s*(.*?)\s*(-?)}}(\s*)")
 
 
 def go_str(v) -> str:
@@ -70,7 +70,7 @@ def _eval(obj, expr: str) -> str:
         return go_str(_field(obj, fn))
     vals = [_arg(obj, w) for w in rest]
     if fn == "json":
-        return json.dumps(vals[0] if vals else None, separators=(",", ":"))
+        return json.dumps(vals[0] if vals else None, separators=(",", ":"), ensure_ascii=False)
     if fn == "index":
         cur = vals[0]
         for key in vals[1:]:
@@ -88,4 +88,8 @@ def _eval(obj, expr: str) -> str:
 
 
 def render(template: str, obj) -> str:
-    return _ACTION.sub(lambda m: _eval(obj, m.group(1)), template)
+    def action(m):
+        before = "" if m.group(2) else m.group(1)   # "{{-" trims the spaces before
+        after = "" if m.group(4) else m.group(5)    # "-}}" trims the spaces after
+        return before + _eval(obj, m.group(3)) + after
+    return _ACTION.sub(action, template)

@@ -466,3 +466,10 @@ def test_main_ps_without_root_env(monkeypatch, capsys, tmp_path):
     assert cli_main.run(["ps", "-aq"]) == 0
     assert capsys.readouterr().out.split() == [c.id[:12]]
     assert os.path.isdir(os.path.join(root, "containers", c.id))
+
+
+def test_main_root_without_value(capsys):
+    # docker: "flag needs an argument: --root"; not "unknown flag"
+    assert cli_main.run(["--root"]) == 125
+    err = capsys.readouterr().err
+    assert "flag needs an argument" in err and "--root" in err

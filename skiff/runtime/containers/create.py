@@ -82,8 +82,9 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
         extra_hosts=opts.extra_hosts, dns=opts.dns, dns_search=opts.dns_search,
         dns_options=opts.dns_options,
     )
+    files = etc_files(spec)  # may reject --add-host: before the name is taken
     spec.name = store.reserve_name(opts.name, cid)
-    return store.create(spec, etc_files(spec))
+    return store.create(spec, files)
 
 
 def etc_files(spec: ContainerSpec) -> dict[str, str]:
@@ -95,12 +96,12 @@ def etc_files(spec: ContainerSpec) -> dict[str, str]:
                  "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
                  "ff02::2\tip6-allrouters\n")
     for entry in spec.extra_hosts:
-        name, sep, ip = entry.rpartition(":") if entry.count(":") > 1 and "=" not in entry else entry.partition(":")
-        if "=" in entry:
-            name, _, ip = entry.partition("=")
-        if not sep and "=" not in entry:
-            raise InvalidArgument(f'invalid argument "{entry}" for "--add-host" flag: use NAME:IP')
-        hosts += f"{ip}\t{name}\n"
+        # docker: HOST:IP split at the first colon (so IPv6 works), or HOST=IP
+        sep = "=" if "=" in entry else ":"
+        name, found, ip = entry.partition(sep)
+        if not found or not name or not ip:
+            raise InvalidArgument(f'invalid argument "{entry}" for "--add-host" flag: use HOST:IP')
+        hosts += f"{ip.strip('[]')}\t{name}\n"
     return {"hostname": spec.hostname + "\n", "hosts": hosts, "resolv.conf": resolv_conf(spec)}
 
 
@@ -120,6 +121,8 @@ def resolv_conf(spec: ContainerSpec) -> str:
             search = parts[1:]
         elif parts[0] == "options":
             options += parts[1:]
+    if not servers and not spec.dns and spec.network != "host":
+        servers = ["8.8.8.8", "8.8.4.4"]  # docker's fallback when the host has only local resolvers
     servers = spec.dns or servers
     search = spec.dns_search or search
     options = spec.dns_options or options

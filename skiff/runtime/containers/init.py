@@ -133,12 +133,15 @@ def set_rlimits(ulimits: dict[str, list[int]]) -> None:
     """Apply --ulimit values, never above the caller's hard limit (raising it needs privileges
     root may not have here: the hard nofile limit on these hosts is 20000)."""
     import resource
+    inf = resource.RLIM_INFINITY
     for name, (soft, hard) in ulimits.items():
         res = RLIMITS[name]
+        soft = inf if soft < 0 else soft
+        hard = inf if hard < 0 else hard
         _, cur_hard = resource.getrlimit(res)
-        if cur_hard != resource.RLIM_INFINITY:
-            hard = min(hard, cur_hard) if hard >= 0 else cur_hard
-        soft = min(soft, hard) if hard >= 0 else soft
+        if cur_hard != inf:
+            hard = cur_hard if hard == inf else min(hard, cur_hard)
+            soft = hard if soft == inf else min(soft, hard)
         resource.setrlimit(res, (soft, hard))
 
 
