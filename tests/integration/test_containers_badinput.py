@@ -16,7 +16,7 @@ from tests.conftest import needs_root
 from tests.integration.ctr_helpers import (container_ids, host_mounts_under, listdir,
                                            one_error_line, run_d)
 
-pytestmark = needs_root
+pytestmark = [needs_root, pytest.mark.root]
 
 
 def store_snapshot(root: str) -> dict:

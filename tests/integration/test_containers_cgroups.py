@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import needs_root
 from tests.integration.ctr_helpers import (cgroup_dirs, container_ids, inspect, listdir,
-                                           one_error_line, run_d, state, wait_exited, wait_for)
+                                           one_error_line, run_d, state, wait_exited)
 
-pytestmark = needs_root
+pytestmark = [needs_root, pytest.mark.root]
 
 HYBRID = os.path.isdir("/sys/fs/cgroup/memory")
 
@@ -83,7 +83,7 @@ def test_cpus_limit(busybox):
     share = {cid: (c1[cid] - c0[cid]) / wall for cid in pids}
     busybox.ok("rm", "-f", limited, free)
     assert share[limited] <= 0.65, share
-    assert share[free] >= 0.85, share  # one busy loop gets a whole core without a limit
+    assert share[free] >= 0.8, share  # one busy loop gets (nearly) a whole core without a limit
 
 
 def test_cgroup_has_the_limits_and_goes_with_the_container(busybox):

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import needs_root
 from tests.integration.ctr_helpers import one_error_line, run_d, wait_exited
 
-pytestmark = needs_root
+pytestmark = [needs_root, pytest.mark.root]
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")
 

@@ -8,12 +8,14 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from tests.conftest import needs_root
 from tests.integration.ctr_helpers import (HEX64, cgroup_dirs, cmdline, container_ids, inspect,
                                            listdir, one_error_line, pid_alive,
                                            run_d, state, wait_for)
 
-pytestmark = needs_root
+pytestmark = [needs_root, pytest.mark.root]
 
 
 def _state_json(root: str, cid: str) -> dict:

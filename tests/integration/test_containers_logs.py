@@ -7,10 +7,12 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from tests.conftest import needs_root
 from tests.integration.ctr_helpers import inspect, run_d, wait_exited, wait_for
 
-pytestmark = needs_root
+pytestmark = [needs_root, pytest.mark.root]
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 

@@ -5,6 +5,7 @@ Every test works in its own skiff root (fixtures), whose containers conftest rem
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -16,7 +17,7 @@ from tests.integration.ctr_helpers import (HEX64, cmdline, container_ids, inspec
                                            logs, pid_alive, run_d, state, wait_exited, wait_for,
                                            wait_log)
 
-pytestmark = needs_root
+pytestmark = [needs_root, pytest.mark.root]
 
 NULL_TIME = "0001-01-01T00:00:00Z"
 
@@ -30,6 +31,17 @@ def test_foreground_streams_and_exit_status(busybox):
     assert p.returncode == 42
     p = busybox("run", "--rm", "busybox", "true")
     assert (p.returncode, p.stdout, p.stderr) == (0, "", "")
+
+
+def test_large_streams_arrive_intact(busybox):
+    data = os.urandom(2 << 20)
+    p = busybox("run", "--rm", "-i", "busybox", "md5sum", input=data)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[0] == hashlib.md5(data).hexdigest().encode()
+    p = busybox("run", "--rm", "busybox", "sh", "-c", "seq 1 50000; seq 1 20000 >&2")
+    assert p.returncode == 0
+    assert p.stdout == "".join(f"{i}\n" for i in range(1, 50001))
+    assert p.stderr == "".join(f"{i}\n" for i in range(1, 20001))
 
 
 def test_unknown_image_is_125_one_line(skiff):

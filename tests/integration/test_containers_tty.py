@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import needs_root
 from tests.integration.ctr_helpers import run_d
 
-pytestmark = needs_root
+pytestmark = [needs_root, pytest.mark.root]
 
 
 def _set_size(fd: int, rows: int, cols: int) -> None:

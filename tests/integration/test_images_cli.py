@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import needs_root
 from tests.integration.ctr_helpers import one_error_line
 
-pytestmark = needs_root
+pytestmark = [needs_root, pytest.mark.root]
 
 
 @pytest.fixture

@@ -62,6 +62,7 @@ def exec_in(c: Container, argv: list[str], env: list[str] = (), user: str = "", 
 
 def _helper(k, procs, ns_fds, errw, argv, env, user, workdir, tty, stdio) -> None:
     from . import init
+    import fcntl  # noqa: F401 - after setns(mnt) the host's Python library is out of reach
     try:
         init.join_cgroup(procs)
         for fd, nstype in ns_fds:
@@ -78,6 +79,7 @@ def _helper(k, procs, ns_fds, errw, argv, env, user, workdir, tty, stdio) -> Non
                     os.setsid()
                     fcntl.ioctl(0, 0x540E, 0)  # TIOCSCTTY
                 home = init.switch_user(k, user)
+                init.default_signals()
                 init.exec_process(argv, env, workdir, home)
             except BaseException as e:  # noqa: BLE001
                 init.fail(errw, e)

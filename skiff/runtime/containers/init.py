@@ -83,6 +83,12 @@ def namespace_flags(network: NetworkMode) -> int:
 
 
 def build_rootfs(k: Kernel, spec: ContainerSpec, cdir: str) -> str:
+    """Mount the overlay and, inside it, /proc, /dev, /sys and the /etc files.
+
+    Every path inside the root is resolved with rootfs.secure_join, so that a symlink
+    in the image (/etc -> /somewhere, /proc -> /) resolves inside the container and
+    can never point a mount or a write at the host.
+    """
     root = cdir + "/rootfs"
     rootfs.make_private(k)
     rootfs.mount_overlay(k, spec.layer_dirs, cdir + "/upper", cdir + "/work", root)
@@ -95,20 +101,46 @@ def build_rootfs(k: Kernel, spec: ContainerSpec, cdir: str) -> str:
     return root
 
 
+def preload(spec: ContainerSpec) -> None:
+    """Import now what is needed after pivot_root, when the host's Python library is gone."""
+    import array  # noqa: F401
+    import fcntl  # noqa: F401
+    import struct  # noqa: F401
+    import _socket  # noqa: F401
+    if spec.ulimits:
+        import resource  # noqa: F401
+
+
+def default_signals() -> None:
+    """Undo what the container would otherwise inherit from Python and the monitor: ignored
+    SIGPIPE, SIGXFSZ, SIGINT, SIGTERM... and a blocked mask. A shell as PID 1 must be able to
+    trap SIGTERM, and `skiff stop` relies on it."""
+    for sig in range(1, signal.NSIG):
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            if signal.getsignal(sig) is not signal.SIG_DFL:
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def open_console(k: Kernel, root: str, sock: int, winsize) -> None:
     """Make a pty in the container's own devpts, hand the master to the monitor, use the slave."""
     import array
     import fcntl
     import struct
     import _socket
-    master = os.open(root + "/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    pts = rootfs.secure_join(root, "/dev/pts")  # our own devpts: mounted by mount_dev
+    master = os.open(pts + "/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, 0x40045431, struct.pack("i", 0))  # TIOCSPTLCK: unlock
     n = struct.unpack("I", fcntl.ioctl(master, 0x80045430, b"\0" * 4))[0]  # TIOCGPTN
-    slave_path = f"{root}/dev/pts/{n}"
+    slave_path = f"{pts}/{n}"
     slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
     if winsize:
         fcntl.ioctl(slave, 0x5414, struct.pack("HHHH", winsize[0], winsize[1], 0, 0))  # TIOCSWINSZ
-    rootfs.bind_file(k, slave_path, root + "/dev/console")
+    rootfs.bind_file(k, slave_path, rootfs.secure_join(root, "/dev/console"))
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, sock)
     s.sendmsg([b"c"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [master]))])
     s.close()
@@ -209,6 +241,7 @@ def run(k: Kernel, cfg: InitConfig) -> None:
     try:
         spec = cfg.spec
         die_with_monitor(k, cfg.errw)
+        preload(spec)
         network = parse_mode(spec.network)
         k.unshare(namespace_flags(network))
         network.setup_inside()
@@ -222,6 +255,7 @@ def run(k: Kernel, cfg: InitConfig) -> None:
         if spec.ulimits:
             set_rlimits(spec.ulimits)
         home = switch_user(k, spec.user)
+        default_signals()
         wait_go(cfg.go_fd)
         exec_process(spec.argv, spec.env, spec.workdir or "/", home)
     except BaseException as e:  # noqa: BLE001 - report anything, the child must not unwind

@@ -30,6 +30,42 @@ DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
 ETC_FILES = ("hostname", "hosts", "resolv.conf")
 
 
+def secure_join(root: str, path: str) -> str:
+    """``root`` + ``path`` with every symlink resolved as the container would see it.
+
+    Absolute link targets restart at ``root``, ``..`` never climbs above it, and a
+    missing tail is appended as it is (it cannot be a link). The image is not running
+    yet and its layers are read-only, so the answer cannot change before it is used
+    (the idea of runc's filepath-securejoin).
+    """
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        name = parts.pop(0)
+        if name == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = root + "/" + "/".join(resolved + [name])
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            resolved += [name, *[p for p in parts if p not in ("", ".")]]
+            break
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > 40:
+                raise OSError(40, "too many levels of symbolic links", root + path)
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        resolved.append(name)
+    return root + "/" + "/".join(resolved) if resolved else root
+
+
 def _mkdirs(path: str, mode: int = 0o755) -> None:
     try:
         os.makedirs(path, mode)
@@ -67,19 +103,19 @@ def mount_overlay(k: Kernel, lowerdirs: list[str], upper: str, work: str, target
 
 
 def mount_proc(k: Kernel, rootfs: str) -> None:
-    proc = rootfs + "/proc"
+    proc = secure_join(rootfs, "/proc")
     _mkdirs(proc)
     k.mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
 def mount_sys(k: Kernel, rootfs: str) -> None:
-    sys_ = rootfs + "/sys"
+    sys_ = secure_join(rootfs, "/sys")
     _mkdirs(sys_)
     k.mount("sysfs", sys_, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
 
 
 def mount_dev(k: Kernel, rootfs: str) -> None:
-    dev = rootfs + "/dev"
+    dev = secure_join(rootfs, "/dev")
     _mkdirs(dev)
     k.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
     old = os.umask(0)
@@ -112,14 +148,16 @@ def bind_etc_files(k: Kernel, rootfs: str, files: dict[str, str]) -> None:
     """Bind the container's own hostname/hosts/resolv.conf over the image's."""
     if not files:
         return
-    _mkdirs(rootfs + "/etc")
+    etc = secure_join(rootfs, "/etc")
+    _mkdirs(etc)
     for name, source in files.items():
-        bind_file(k, source, f"{rootfs}/etc/{name}")
+        # the last component is not followed: a symlink there is replaced in the upper dir
+        bind_file(k, source, f"{etc}/{name}")
 
 
 def mask_paths(k: Kernel, rootfs: str) -> None:
     for p in MASKED_PATHS:
-        target = rootfs + p
+        target = secure_join(rootfs, p)
         try:
             st = os.stat(target)
         except OSError:
@@ -129,7 +167,7 @@ def mask_paths(k: Kernel, rootfs: str) -> None:
         else:
             k.mount("/dev/null", target, None, MS_BIND)
     for p in READONLY_PATHS:
-        target = rootfs + p
+        target = secure_join(rootfs, p)
         if not os.path.exists(target):
             continue
         k.mount(target, target, None, MS_BIND | MS_REC)
