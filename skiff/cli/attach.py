@@ -7,12 +7,12 @@ Without a tty, SIGINT/SIGTERM/SIGHUP are passed to the container (docker's sig-p
 
 from __future__ import annotations
 
-import json
+import _signal as signal  # the C module: `signal` imports enum, a few ms on every run
 import os
 import select
-import signal
 import struct
 
+from ..runtime import fastjson as json
 from ..runtime.containers import frames
 
 

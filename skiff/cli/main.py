@@ -116,8 +116,7 @@ def run(argv: list[str]) -> int:
     if verb not in VERBS:
         sys.stderr.write(f"skiff: '{verb}' is not a skiff command.\nSee 'skiff --help'\n")
         return 125
-    import importlib
-    mod = importlib.import_module(f"skiff.cli.{VERBS[verb][0]}")
+    mod = __import__(f"skiff.cli.{VERBS[verb][0]}", fromlist=["COMMAND"])
     from .parser import HelpRequested, parse
     try:
         values, args = parse(mod.COMMAND, rest[1:])

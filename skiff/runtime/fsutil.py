@@ -7,8 +7,9 @@ old or the new content. ``FileLock`` coordinates processes with flock(2).
 from __future__ import annotations
 
 import fcntl
-import json
 import os
+
+from . import fastjson as json
 
 
 
@@ -34,7 +35,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def write_json(path: str, obj, mode: int = 0o644) -> None:
-    atomic_write(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", mode)
+    atomic_write(path, json.dumps(obj, sort_keys=True) + "\n", mode)
 
 
 def read_json(path: str, default=None):

@@ -5,9 +5,10 @@ Each frame is a 1-byte type, a 4-byte big-endian length, then the payload.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
+
+from .. import fastjson as json
 
 STDOUT, STDERR, STARTED, ERROR, EXIT = 1, 2, 3, 4, 5      # monitor -> client
 STDIN, STDIN_EOF, RESIZE = 10, 11, 12                      # client -> monitor

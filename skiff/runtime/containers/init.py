@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import _signal as signal  # not `signal`: it imports enum (ms on the start path)
 
 from ...errors import SkiffError
 from ..kernel import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS, PR_SET_KEEPCAPS,

@@ -6,7 +6,7 @@ Each line of a log file is one JSON object::
 
 ``LogWriter`` is used by the per-container monitor process (which has a small
 memory budget) and ``read_logs`` by the CLI (which must start fast), so this
-module imports only ``os``, ``json``, ``time`` and ``typing`` at module level;
+module imports only ``os``, ``time`` and skiff's fastjson at module level;
 ``skiff.errors`` is imported lazily where an error is raised.
 
 Rotation follows docker's ``--log-opt max-size`` / ``max-file``: when the
@@ -16,10 +16,12 @@ fresh ``path`` is started.  With ``max_files=1`` the file is replaced by an
 empty one (a new inode, so a reader following the old one can finish it).
 """
 
-import json
+from __future__ import annotations
+
 import os
 import time
-from collections.abc import Callable, Iterator
+
+from .. import fastjson as json
 
 __all__ = ["LogWriter", "parse_size", "read_logs", "PARTIAL_MAX"]
 
@@ -145,7 +147,6 @@ class LogWriter:
                 json.dumps(
                     {"log": chunk.decode("utf-8", "replace"), "stream": stream, "time": ts},
                     ensure_ascii=False,
-                    separators=(",", ":"),
                 )
                 + "\n"
             ).encode("utf-8")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import select
-import signal
+import _signal as signal  # not `signal`: it imports enum (ms on the start path)
 import sys
 
 from . import frames
@@ -348,6 +348,7 @@ def launch(root_path: str, cid: str, attach: bool, winsize=None) -> tuple[int, i
     The fast path forks without exec (about 1 ms), but only from a single-threaded
     process; a threaded caller spawns ``python -I -m`` instead.
     """
+    _preload()
     mon_r, cli_w = os.pipe2(os.O_CLOEXEC)
     cli_r, mon_w = os.pipe2(os.O_CLOEXEC)
     threading = sys.modules.get("threading")  # not imported: no threads (and no import cost)
@@ -380,6 +381,16 @@ def launch(root_path: str, cid: str, attach: bool, winsize=None) -> tuple[int, i
         os.close(cli_w)
         cli_w = -1
     return cli_r, cli_w
+
+
+def _preload() -> None:
+    """Import what the monitor needs before forking it: a long-lived caller (the agent) then
+    pays for it once, not once per container (about 5 ms each)."""
+    from . import init, logs  # noqa: F401
+    from .cgroups import detect
+    from ..kernel import kernel
+    detect()
+    kernel.libc
 
 
 def _main(argv: list[str]) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
+from .. import fastjson as json
 from ..record import Record
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -50,7 +50,7 @@ class ContainerSpec(Record):
         return [self.path, *self.args]
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n"
+        return json.dumps(self.to_dict(), sort_keys=True) + "\n"
 
     @classmethod
     def load(cls, path: str) -> "ContainerSpec":

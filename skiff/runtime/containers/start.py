@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from ...errors import Conflict, SkiffError
+from .. import fastjson as json
 from . import frames
 from .monitor import launch
 from .state import RUNNING

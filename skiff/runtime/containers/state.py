@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from .. import fastjson as json
 from ..fsutil import atomic_write
 from ..record import Record
 

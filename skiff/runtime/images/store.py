@@ -22,11 +22,11 @@ This module is imported by ``skiff run``: heavy modules load lazily.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from skiff.errors import Conflict, InvalidArgument, NotFound, SkiffError
+from skiff.runtime import fastjson as json
 from skiff.runtime.fsutil import FileLock, atomic_write, read_json, write_json
 from skiff.runtime.record import Record
 from skiff.runtime.root import Root
@@ -174,6 +174,12 @@ class ImageStore:
             raise NotFound(f"No such image: {s}")
         if s.startswith("sha256:"):
             return self._by_prefix(low, s), None
+        # the common case without parsing: "name" or "name:tag" exactly as stored
+        if "@" not in s:
+            key = s if ":" in s.rsplit("/", 1)[-1] else s + ":latest"
+            target = refs.get(key)
+            if target and self._exists(_hex(target)):
+                return _hex(target), key
         from .reference import parse_reference
 
         try:
@@ -494,7 +500,7 @@ class ImageStore:
         else:
             cfg = dict(config)
             cfg["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
-            cbytes = json.dumps(cfg, separators=(",", ":")).encode()
+            cbytes = json.dumps(cfg).encode()
         key = normalize_tag(ref) if ref else None
         hexid = hashlib.sha256(cbytes).hexdigest()
         if manifest is None:
@@ -505,7 +511,7 @@ class ImageStore:
                            "size": len(cbytes)},
                 "layers": [{"mediaType": layer.media_type, "digest": layer.blob_digest,
                             "size": layer.blob_size} for layer in layers],
-            }, separators=(",", ":")).encode()
+            }).encode()
         mdigest = "sha256:" + hashlib.sha256(manifest).hexdigest()
         self.root.ensure()
         try:

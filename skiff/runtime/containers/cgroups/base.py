@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import _signal as signal  # not `signal`: it imports enum (ms on the start path)
 import time
 
 from skiff.errors import SkiffError

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import _signal as signal  # not `signal`: it imports enum (ms on the start path)
 
 from .base import (
     PERIOD_US,
