@@ -149,20 +149,15 @@ def _env_files(paths: list[str]) -> list[str]:
 
 
 def main(ctx, values, args) -> int:
-    from ..runtime.containers.cgroups.prewarm import Prewarm
-    warm = Prewarm()
-    try:
-        opts = build_options(values, args)
-        from ..runtime.containers.create import create
-        from ..runtime.containers.start import start
-        c = create(ctx.containers, ctx.images, opts)
-        if values["detach"]:
-            start(c)
-            print(c.id)
-            return 0
-        from .attach import attach_and_wait, terminal_size
-        winsize = terminal_size() if opts.tty else None
-        att = start(c, attach=True, winsize=winsize)
-    finally:
-        warm.stop()
+    opts = build_options(values, args)
+    from ..runtime.containers.create import create
+    from ..runtime.containers.start import start
+    c = create(ctx.containers, ctx.images, opts)
+    if values["detach"]:
+        start(c)
+        print(c.id)
+        return 0
+    from .attach import attach_and_wait, terminal_size
+    winsize = terminal_size() if opts.tty else None
+    att = start(c, attach=True, winsize=winsize)
     return attach_and_wait(c, att, opts.tty, opts.stdin)

@@ -573,3 +573,13 @@ def test_parse_cpus_good(text, value):
 def test_parse_cpus_bad(text):
     with pytest.raises(SkiffError, match="invalid cpus value"):
         parse_cpus(text)
+
+
+def test_v1_self_join_uses_tasks_files_v2_cgroup_procs():
+    """v1 joins through `tasks` (no global threadgroup lock: no RCU stall); v2 through cgroup.procs."""
+    from skiff.runtime.containers.cgroups.v1 import V1Cgroup
+    from skiff.runtime.containers.cgroups.v2 import V2Cgroup
+    v1 = V1Cgroup("skiff", "c1", {"memory": "/m", "pids": "/p"})
+    assert v1.self_join_files() == ["/m/skiff/c1/tasks", "/p/skiff/c1/tasks"]
+    v2 = V2Cgroup("skiff", "c2", "/u")
+    assert v2.self_join_files() == ["/u/skiff/c2/cgroup.procs"]

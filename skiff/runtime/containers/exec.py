@@ -31,7 +31,7 @@ def exec_in(c: Container, argv: list[str], env: list[str] = (), user: str = "", 
     procs = []
     if st.cgroup:
         from .cgroups import detect
-        procs = detect().load(st.cgroup).procs_files()
+        procs = detect().load(st.cgroup).self_join_files()
     ns_fds = []
     try:
         for ns in NS_FILES:

@@ -3,14 +3,13 @@
 Runs in the child that the monitor forked after unshare(CLONE_NEWPID), so it is
 PID 1 of the new PID namespace. Steps, in order:
 
-  die_with_monitor -> unshare -> rootfs (overlay, /proc, /dev, /sys, masks,
-  /etc files) -> hostname -> console -> pivot_root -> stdio -> rlimits ->
-  user + capabilities + no_new_privs -> wait for the cgroup -> workdir -> execve
+  die_with_monitor -> join the cgroup -> unshare -> rootfs (overlay, /proc,
+  /dev, /sys, masks, /etc files) -> hostname -> console -> pivot_root ->
+  stdio -> rlimits -> user + capabilities + no_new_privs -> workdir -> execve
 
-The monitor moves the child into its cgroup while the child builds its root
-file system: the first write to a fresh cgroup's cgroup.procs can stall for an
-RCU grace period (6-19 ms here), and the child's mounts need not wait for it.
-The child only waits for the monitor's go-ahead before execve.
+The child joins its cgroup itself, while it still has one thread: on cgroup v1
+it writes "0" to `tasks`, which spares the kernel's global threadgroup lock and
+its RCU grace period (see Cgroup.self_join_files).
 
 Any failure is written to the error pipe as "<exit code> <message>" and the
 child exits; the monitor reports it. A successful execve closes the pipe
@@ -39,10 +38,10 @@ RLIMITS = {"core": 4, "cpu": 0, "data": 2, "fsize": 1, "locks": 10, "memlock": 8
 class InitConfig:
     """Everything the child needs that is not in the spec."""
 
-    def __init__(self, spec: ContainerSpec, cdir: str, go_fd: int, errw: int,
+    def __init__(self, spec: ContainerSpec, cdir: str, join_files: list[str], errw: int,
                  stdio: tuple[int, int, int] | None = None,
                  console_sock: int | None = None, winsize: tuple[int, int] | None = None):
-        self.spec, self.cdir, self.go_fd = spec, cdir, go_fd
+        self.spec, self.cdir, self.join_files = spec, cdir, join_files
         self.errw = errw
         self.stdio, self.console_sock, self.winsize = stdio, console_sock, winsize
 
@@ -57,13 +56,6 @@ def die_with_monitor(k: Kernel, errw: int) -> None:
     p.register(errw, 0)
     if p.poll(0):
         os._exit(137)
-
-
-def wait_go(fd: int) -> None:
-    """Block until the monitor has put this process in its cgroup (one byte), or died (EOF)."""
-    if os.read(fd, 1) != b"1":
-        os._exit(125)
-    os.close(fd)
 
 
 def join_cgroup(procs_files: list[str]) -> None:
@@ -241,6 +233,7 @@ def run(k: Kernel, cfg: InitConfig) -> None:
     try:
         spec = cfg.spec
         die_with_monitor(k, cfg.errw)
+        join_cgroup(cfg.join_files)
         preload(spec)
         network = parse_mode(spec.network)
         k.unshare(namespace_flags(network))
@@ -256,7 +249,6 @@ def run(k: Kernel, cfg: InitConfig) -> None:
             set_rlimits(spec.ulimits)
         home = switch_user(k, spec.user)
         default_signals()
-        wait_go(cfg.go_fd)
         exec_process(spec.argv, spec.env, spec.workdir or "/", home)
     except BaseException as e:  # noqa: BLE001 - report anything, the child must not unwind
         fail(cfg.errw, e)

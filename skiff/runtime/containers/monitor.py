@@ -144,33 +144,20 @@ class Monitor:
             stdio = (in_r, out_w, err_w)
             child_fds += [in_r, out_w, err_w]
             self.outputs = {out_r: "stdout", err_r: "stderr"}
-        go_r, go_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             os.close(errr)
-            os.close(go_w)
-            init.run(kernel, init.InitConfig(self.spec, self.cdir, go_r, errw, stdio=stdio,
-                                             console_sock=console, winsize=winsize))
+            init.run(kernel, init.InitConfig(self.spec, self.cdir, self.cgroup.self_join_files(),
+                                             errw, stdio=stdio, console_sock=console,
+                                             winsize=winsize))
         self.pid = pid
         os.close(errw)
-        os.close(go_r)
         for fd in child_fds:
             os.close(fd)
-        join_error = None
-        try:  # while the child builds its root file system
-            self.cgroup.add_pid(pid)
-            os.write(go_w, b"1")
-        except (OSError, SkiffError) as e:
-            join_error = e
-        os.close(go_w)  # without the go-ahead the child exits at EOF
         msg = b""
         while chunk := os.read(errr, 4096):
             msg += chunk
         os.close(errr)
-        if join_error is not None and not msg:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            self.fail(125, f"cannot move the container into its cgroup: {join_error}")
         if msg:
             os.waitpid(pid, 0)
             code, _, text = msg.decode(errors="replace").partition(" ")
@@ -391,6 +378,7 @@ def _preload() -> None:
     from ..kernel import kernel
     detect()
     kernel.libc
+    import array, fcntl, struct, _socket  # noqa: F401,E401 - the init's, before it forks
 
 
 def _main(argv: list[str]) -> None:

@@ -49,6 +49,9 @@ class V1Cgroup(Cgroup):
             "mounts": dict(self.mounts),
         }
 
+    def self_join_files(self) -> list[str]:
+        return [d + "/tasks" for d in self.dirs()]
+
     def _procs_dir(self) -> str:
         return self.path("pids") or self.path("memory") or self.dirs()[0]
 
