@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
+import uuid
 import subprocess
 import sys
 
@@ -76,3 +78,16 @@ def busybox(skiff) -> Skiff:
     """A skiff CLI whose root has the busybox:latest image."""
     skiff.ok("mkimage", "busybox")
     return skiff
+
+
+@pytest.fixture
+def cg_parent():
+    """A unique --cgroup-parent; whatever is left under it is removed at the end."""
+    name = "skiff-test-" + uuid.uuid4().hex[:10]
+    yield name
+    for d in glob.glob(f"/sys/fs/cgroup/*/{name}") + glob.glob(f"/sys/fs/cgroup/{name}"):
+        for sub in sorted((w[0] for w in os.walk(d)), key=len, reverse=True):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass

@@ -51,17 +51,6 @@ def assert_nothing_left(skiff, cg_parent: str | None = None, containers: list[st
             glob.glob(f"/sys/fs/cgroup/{cg_parent}") == []
 
 
-@pytest.fixture
-def cg_parent():
-    name = "skiff-test-" + uuid.uuid4().hex[:10]
-    yield name
-    for d in glob.glob(f"/sys/fs/cgroup/*/{name}") + glob.glob(f"/sys/fs/cgroup/{name}"):
-        for sub in sorted((w[0] for w in os.walk(d)), key=len, reverse=True):
-            try:
-                os.rmdir(sub)
-            except OSError:
-                pass
-
 
 RUN_CASES = {
     # id: (arguments after the common flags, exit status or None for "any non-zero", text)

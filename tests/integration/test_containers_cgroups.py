@@ -31,18 +31,6 @@ def _cpu_seconds(pid: int) -> float:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
-@pytest.fixture
-def cg_parent():
-    """A unique --cgroup-parent, checked to be gone at the end."""
-    name = "skiff-test-" + uuid.uuid4().hex[:10]
-    yield name
-    for d in glob.glob(f"/sys/fs/cgroup/*/{name}") + glob.glob(f"/sys/fs/cgroup/{name}"):
-        for sub in sorted((w[0] for w in os.walk(d)), key=len, reverse=True):
-            try:
-                os.rmdir(sub)
-            except OSError:
-                pass
-
 
 def test_memory_limit_oom_kill(busybox):
     p = busybox("run", "--name", "oom", "--memory", "32m", "busybox",
