@@ -61,11 +61,54 @@ def cleanup_root(root: str) -> None:
                     *os.listdir(cdir)], capture_output=True, timeout=60)
 
 
+def cleanup_networks(root: str) -> None:
+    """Delete the bridges and nftables rules of ``root``'s networks, and skiff's table once
+    nothing in it is left (other roots, or a user's containers, may still have rules there)."""
+    ndir = os.path.join(root, "networks")
+    names = os.listdir(ndir) if os.path.isdir(ndir) else []
+    if not names:
+        return
+    import json
+    owners = []
+    for n in names:
+        try:
+            with open(os.path.join(ndir, n)) as f:
+                net = json.load(f)
+        except (OSError, ValueError):
+            continue
+        owners.append(f"net:{net.get('Id', '')[:12]}")
+        if net.get("Bridge"):
+            subprocess.run(["ip", "link", "del", net["Bridge"]], capture_output=True)
+    try:
+        from skiff.runtime.network.nft import Nft, SkiffTable
+        table = SkiffTable(Nft())
+        if table.exists():
+            for owner in owners:
+                table.remove(owner)
+            if not table.rules():
+                table.delete_table()
+    except Exception:  # noqa: BLE001 - best effort in a finalizer
+        pass
+
+
+def unique_daemon_config(root: str) -> dict:
+    """A default bridge of this root's own (name and subnet), so tests never share one."""
+    tag = uuid.uuid4().hex
+    cfg = {"bridge": "skt" + tag[:8], "bip": f"10.{100 + int(tag[8:10], 16) % 100}.{int(tag[10:12], 16)}.1/24"}
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "daemon.json"), "w") as f:
+        import json
+        json.dump(cfg, f)
+    return cfg
+
+
 @pytest.fixture
 def skiff_root(tmp_path):
     root = str(tmp_path / "root")
+    unique_daemon_config(root)
     yield root
     cleanup_root(root)
+    cleanup_networks(root)
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ VERBS = {
     "mkimage": ("mkimage", "Make a base image from the host (busybox) without a registry"),
     "tag": ("tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
     "rmi": ("rmi", "Remove one or more images"),
+    "network": ("network", "Manage networks"),
+    "port": ("port", "List port mappings for the container"),
 }
 ALIASES = {"container": None, "image": None}
 

@@ -38,8 +38,12 @@ def main(ctx, values, args) -> int:
         if not values["no_trunc"] and len(cmd) > 20:
             cmd = cmd[:19] + "…"
         image = s.image
+        ports = ""
+        if st.running and st.ports:
+            from ..runtime.network.ports import format_binding
+            ports = ", ".join(format_binding(p) for p in st.ports)
         rows.append([c.id if values["no_trunc"] else c.id[:12], image, f'"{cmd}"',
-                     ago(s.created), status_text(st), "", s.name])
+                     ago(s.created), status_text(st), ports, s.name])
     if not values["quiet"]:
         print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
     return 0

@@ -8,7 +8,7 @@ import sys
 from ..errors import InvalidArgument
 from .parser import Command, Opt
 
-DEFAULT_NETWORK = "none"  # the bridge network comes with skiff's networking
+DEFAULT_NETWORK = "bridge"
 
 COMMAND = Command(
     "run", "run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
@@ -29,7 +29,10 @@ COMMAND = Command(
         Opt(("-c", "--cpu-shares"), "cpu_shares", "int", "CPU shares (relative weight)", "int"),
         Opt(("--pids-limit",), "pids_limit", "int", "Tune container pids limit (-1 for unlimited)", "int"),
         Opt(("--cgroup-parent",), "cgroup_parent", "str", "Parent cgroup for the container", "string"),
-        Opt(("--network", "--net"), "network", "str", "Connect a container to a network (none, host)", "network"),
+        Opt(("--network", "--net"), "network", "str",
+            "Connect a container to a network (bridge, NAME, host, none, container:NAME)", "network"),
+        Opt(("-p", "--publish"), "publish", "list", "Publish a container's port(s) to the host "
+            "([IP:][HOSTPORT:]CONTAINERPORT[/PROTO])", "list"),
         Opt(("--log-opt",), "log_opt", "list", "Log driver options (max-size, max-file)", "list"),
         Opt(("--ulimit",), "ulimit", "list", "Ulimit options (e.g. nofile=1024:2048)", "ulimit"),
         Opt(("-l", "--label"), "label", "list", "Set meta data on a container", "list"),
@@ -59,6 +62,9 @@ def build_options(values: dict, args: list[str]):
     opts.entrypoint = values["entrypoint"]
     opts.tty, opts.stdin, opts.autoremove = values["tty"], values["interactive"], values["rm"]
     opts.network = values["network"] or DEFAULT_NETWORK
+    if values["publish"]:
+        from ..runtime.network.ports import parse_publish
+        opts.ports = [parse_publish(p) for p in values["publish"]]
     if values["memory"] is not None or values["cpus"] is not None:
         from ..runtime.containers.cgroups import parse_cpus, parse_memory
         if values["memory"] is not None:

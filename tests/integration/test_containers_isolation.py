@@ -81,8 +81,8 @@ def test_network_none_has_only_loopback_up(busybox):
     assert int(flags.strip(), 16) & 1, f"lo is not up: flags {flags.strip()}"
     lo_line = next(ln for ln in iplink.splitlines() if ": lo:" in ln)
     assert ",UP" in lo_line or "<UP" in lo_line, lo_line
-    # the default network mode is isolated too
-    assert run_out(busybox, "busybox", "ls", "/sys/class/net").split() == ["lo"]
+    # the default network mode (bridge) is isolated too: its own eth0 and lo, nothing of the host's
+    assert run_out(busybox, "busybox", "ls", "/sys/class/net").split() == ["eth0", "lo"]
 
 
 def test_network_host_sees_host_interfaces(busybox):

@@ -339,11 +339,18 @@ def test_limits_and_flags_copied(store):
         assert f.read() == "nameserver 1.1.1.1\nsearch corp.example lab.example\noptions edns0 trust-ad\n"
 
 
-def test_unsupported_network(store):
+def test_unknown_network(store):
+    with pytest.raises(NotFound) as ei:
+        make(store, network="nosuchnet", name="x")
+    assert "network nosuchnet not found" in str(ei.value)
+    assert not os.path.exists(os.path.join(store.root.names, "x"))
+
+
+def test_ports_need_a_bridge_network(store):
     with pytest.raises(InvalidArgument) as ei:
-        make(store, network="bridge", name="x")
-    assert str(ei.value).startswith('network mode "bridge" is not')
-    assert "none" in str(ei.value) and "host" in str(ei.value)
+        make(store, network="none", name="x",
+             ports=[{"host_ip": "", "host_port": 0, "container_port": 80, "proto": "tcp"}])
+    assert "conflicting options: port publishing" in str(ei.value)
     assert not os.path.exists(os.path.join(store.root.names, "x"))
 
 

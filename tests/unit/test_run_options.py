@@ -37,7 +37,7 @@ def test_defaults():
     o = opts()
     assert o.name is None and o.hostname == "" and o.workdir == "" and o.user == ""
     assert o.entrypoint is None
-    assert o.network == "none"
+    assert o.network == "bridge"
     assert o.memory is None and o.cpus is None and o.cpu_shares is None and o.pids_limit is None
     assert o.cgroup_parent == "skiff"
     assert o.log_max_size is None and o.log_max_files == 1

@@ -24,6 +24,7 @@ class CreateOptions(Record):
     stdin: bool = False
     autoremove: bool = False
     network: str = "bridge"
+    ports: list[dict] = []
     memory: int | None = None
     cpus: float | None = None
     cpu_shares: int | None = None
@@ -54,8 +55,23 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
         except (SkiffError, ImportError):
             pass
         raise NotFound(f"Unable to find image '{ref}' locally") from None
-    from ..network.modes import parse_mode
-    network = parse_mode(opts.network).name
+    from ..network.modes import BRIDGE, CONTAINER, parse_mode
+    mode = parse_mode(opts.network)
+    network = mode.name
+    if opts.ports and mode.kind != BRIDGE:
+        raise InvalidArgument(f"conflicting options: port publishing and the {mode.kind} network mode")
+    net, target = None, None
+    if mode.kind == BRIDGE:
+        from ..network.store import NetworkStore
+        nets = NetworkStore(store.root)
+        net = (nets.default(is_alive=store.exists, teardown=nets.teardown)
+               if mode.network == "bridge" else nets.get(mode.network))
+    elif mode.kind == CONTAINER:
+        if opts.hostname:
+            raise InvalidArgument("conflicting options: hostname and the network mode")
+        target = store.get(mode.container)
+        if not target.state().running:
+            raise SkiffError(f"cannot join network of a non running container: {mode.container}")
     cfg = (image.config or {}).get("config") or {}
     entrypoint = cfg.get("Entrypoint") or []
     if opts.entrypoint is not None:
@@ -66,7 +82,8 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
     if not argv:
         raise InvalidArgument("No command specified")
     cid = os.urandom(32).hex()
-    hostname = opts.hostname or (os.uname().nodename if network == "host" else cid[:12])
+    hostname = opts.hostname or (os.uname().nodename if network == "host" else
+                                 target.spec.hostname if target is not None else cid[:12])
     spec = ContainerSpec(
         id=cid, name="", image=opts.image, image_id=image.id, created=now_rfc3339(),
         path=argv[0], args=argv[1:], entrypoint=entrypoint or None, cmd=cmd or None,
@@ -80,28 +97,69 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
         stop_signal=opts.stop_signal or cfg.get("StopSignal") or "SIGTERM",
         stop_timeout=opts.stop_timeout, layer_dirs=image.layer_dirs(),
         extra_hosts=opts.extra_hosts, dns=opts.dns, dns_search=opts.dns_search,
-        dns_options=opts.dns_options,
+        dns_options=opts.dns_options, ports=list(opts.ports),
+        netns_container=target.id if target is not None else "",
     )
-    files = etc_files(spec)  # may reject --add-host: before the name is taken
+    if net is not None:
+        spec.network, spec.network_id, spec.bridge = net["Name"], net["Id"], net["Bridge"]
+        spec.subnet, spec.gateway, spec.mtu = net["Subnet"], net["Gateway"], int(net.get("MTU") or 0)
+        spec.gateway_cidr = f"{net['Gateway']}/{net['Subnet'].split('/')[1]}"
+    parse_extra_hosts(spec.extra_hosts)  # reject a bad --add-host before the name is taken
     spec.name = store.reserve_name(opts.name, cid)
-    return store.create(spec, files)
+    try:
+        if net is not None:
+            from ..network import ipam
+            spec.ip = ipam.allocate(nets, net["Name"], cid, is_alive=store.exists)
+        files = etc_files(spec, target)
+    except BaseException:
+        store.release_name(spec.name, cid)
+        raise
+    try:
+        return store.create(spec, files)
+    except BaseException:
+        release_address(store, spec)
+        raise
 
 
-def etc_files(spec: ContainerSpec) -> dict[str, str]:
-    """The container's own /etc/hostname, /etc/hosts and /etc/resolv.conf, as docker writes them."""
+def release_address(store: ContainerStore, spec: ContainerSpec) -> None:
+    """Give the container's address back to its network (at rm, or when create fails)."""
+    if not spec.ip or not spec.network:
+        return
+    from ..network import ipam
+    from ..network.store import NetworkStore
+    try:
+        ipam.release(NetworkStore(store.root), spec.network, spec.id)
+    except SkiffError:  # the network is gone: nothing to give back
+        pass
+
+
+def parse_extra_hosts(entries: list[str]) -> list[tuple[str, str]]:
+    """--add-host HOST:IP (split at the first colon, so IPv6 works) or HOST=IP."""
+    out = []
+    for entry in entries:
+        sep = "=" if "=" in entry else ":"
+        name, found, ip = entry.partition(sep)
+        if not found or not name or not ip:
+            raise InvalidArgument(f'invalid argument "{entry}" for "--add-host" flag: use HOST:IP')
+        out.append((name, ip.strip("[]")))
+    return out
+
+
+def etc_files(spec: ContainerSpec, target: Container | None = None) -> dict[str, str]:
+    """The container's own /etc/hostname, /etc/hosts and /etc/resolv.conf, as docker writes them.
+    A container joining another's network (``target``) gets that one's files."""
+    if target is not None:
+        return {n: _read(f"{target.dir}/{n}") for n in ("hostname", "hosts", "resolv.conf")}
     if spec.network == "host":
         hosts = _read("/etc/hosts") or "127.0.0.1\tlocalhost\n"
     else:
         hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                  "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
                  "ff02::2\tip6-allrouters\n")
-    for entry in spec.extra_hosts:
-        # docker: HOST:IP split at the first colon (so IPv6 works), or HOST=IP
-        sep = "=" if "=" in entry else ":"
-        name, found, ip = entry.partition(sep)
-        if not found or not name or not ip:
-            raise InvalidArgument(f'invalid argument "{entry}" for "--add-host" flag: use HOST:IP')
-        hosts += f"{ip.strip('[]')}\t{name}\n"
+    if spec.ip:
+        hosts += f"{spec.ip.split('/')[0]}\t{spec.hostname}\n"
+    for name, ip in parse_extra_hosts(spec.extra_hosts):
+        hosts += f"{ip}\t{name}\n"
     return {"hostname": spec.hostname + "\n", "hosts": hosts, "resolv.conf": resolv_conf(spec)}
 
 

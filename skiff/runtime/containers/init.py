@@ -40,9 +40,12 @@ class InitConfig:
 
     def __init__(self, spec: ContainerSpec, cdir: str, join_files: list[str], errw: int,
                  stdio: tuple[int, int, int] | None = None,
-                 console_sock: int | None = None, winsize: tuple[int, int] | None = None):
+                 console_sock: int | None = None, winsize: tuple[int, int] | None = None,
+                 net_sync: tuple[int, int] | None = None, netns_fd: int | None = None):
         self.spec, self.cdir, self.join_files = spec, cdir, join_files
         self.errw = errw
+        self.net_sync = net_sync    # (read, write): wait for the monitor to wire eth0
+        self.netns_fd = netns_fd    # container:NAME: the namespace to join
         self.stdio, self.console_sock, self.winsize = stdio, console_sock, winsize
 
 
@@ -56,6 +59,15 @@ def die_with_monitor(k: Kernel, errw: int) -> None:
     p.register(errw, 0)
     if p.poll(0):
         os._exit(137)
+
+
+def wait_for_network(rfd: int, wfd: int) -> None:
+    """Tell the monitor the network namespace exists, then wait until it has wired eth0."""
+    os.write(wfd, b"n")
+    os.close(wfd)
+    if os.read(rfd, 1) != b"g":  # the monitor failed (it reports why) or died
+        os._exit(125)
+    os.close(rfd)
 
 
 def join_cgroup(procs_files: list[str]) -> None:
@@ -237,7 +249,12 @@ def run(k: Kernel, cfg: InitConfig) -> None:
         preload(spec)
         network = parse_mode(spec.network)
         k.unshare(namespace_flags(network))
+        if cfg.netns_fd is not None:
+            k.setns(cfg.netns_fd, CLONE_NEWNET)
+            os.close(cfg.netns_fd)
         network.setup_inside()
+        if cfg.net_sync is not None:
+            wait_for_network(*cfg.net_sync)
         root = build_rootfs(k, spec, cfg.cdir)
         k.sethostname(spec.hostname)
         if cfg.console_sock is not None:

@@ -79,7 +79,7 @@ def inspect_container(c: Container, st: State | None = None) -> dict:
             "StopSignal": s.stop_signal,
             **({"StopTimeout": s.stop_timeout} if s.stop_timeout is not None else {}),
         },
-        "NetworkSettings": {"Networks": {s.network: {}} if s.network else {}, "IPAddress": "", "Ports": {}},
+        "NetworkSettings": network_settings(s, st, running),
     }
 
 
@@ -99,3 +99,22 @@ def _masked():
 def _readonly():
     from .rootfs import READONLY_PATHS
     return READONLY_PATHS
+
+
+def network_settings(s, st, running: bool) -> dict:
+    """docker's NetworkSettings: the address while running, and the published ports."""
+    ip, _, plen = (s.ip or "").partition("/")
+    ip = ip if running else ""
+    ports: dict = {}
+    for p in s.ports:
+        ports.setdefault(f"{p['container_port']}/{p['proto']}", [])
+    if running:
+        for p in st.ports:
+            ports[f"{p['container_port']}/{p['proto']}"].append(
+                {"HostIp": p["host_ip"] or "0.0.0.0", "HostPort": str(p["host_port"])})
+    out = {"IPAddress": ip, "IPPrefixLen": int(plen) if ip and plen else 0,
+           "Gateway": s.gateway if ip else "", "Ports": ports, "Networks": {}}
+    if s.network and not s.network.startswith("container:"):
+        out["Networks"][s.network] = {"NetworkID": s.network_id, "IPAddress": ip,
+                                      "IPPrefixLen": out["IPPrefixLen"], "Gateway": out["Gateway"]}
+    return out

@@ -94,10 +94,13 @@ class Monitor:
         self.stdin_buf = bytearray()
         self.stdin_eof = False
         self.master = -1
+        self.port_fds: list[int] = []
+        self.wired = False
 
     # -- start ---------------------------------------------------------------------------
     def fail(self, code: int, message: str) -> None:
         """Start failed: leave nothing behind, tell the caller, exit."""
+        self.unwire()
         if self.cgroup is not None:
             self.cgroup.destroy()
         try:
@@ -114,7 +117,7 @@ class Monitor:
         self.state.cgroup = self.cgroup.to_dict()
 
     def start(self, winsize) -> None:
-        from ...errors import SkiffError
+        from ...errors import SkiffError  # noqa: F811
         from ..kernel import CLONE_NEWPID, kernel
         from . import init
         try:
@@ -127,6 +130,20 @@ class Monitor:
         errr, errw = os.pipe2(os.O_CLOEXEC)
         child_fds: list[int] = []
         stdio = console = None
+        net_sync = netns_fd = mon_net = None
+        try:
+            if self.spec.bridge:
+                from ..network.ports import hold
+                self.state.ports, self.port_fds = hold(self.spec.ports)
+                to_mon_r, to_mon_w = os.pipe2(os.O_CLOEXEC)
+                to_child_r, to_child_w = os.pipe2(os.O_CLOEXEC)
+                net_sync, mon_net = (to_child_r, to_mon_w), (to_mon_r, to_child_w)
+                child_fds += [to_child_r, to_mon_w]
+            elif self.spec.netns_container:
+                netns_fd = self._target_netns()
+                child_fds.append(netns_fd)
+        except SkiffError as e:
+            self.fail(e.exit_code, str(e))
         if self.spec.tty:
             import socket
             parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -149,11 +166,14 @@ class Monitor:
             os.close(errr)
             init.run(kernel, init.InitConfig(self.spec, self.cdir, self.cgroup.self_join_files(),
                                              errw, stdio=stdio, console_sock=console,
-                                             winsize=winsize))
+                                             winsize=winsize, net_sync=net_sync,
+                                             netns_fd=netns_fd))
         self.pid = pid
         os.close(errw)
         for fd in child_fds:
             os.close(fd)
+        if mon_net is not None:
+            self._wire(*mon_net)
         msg = b""
         while chunk := os.read(errr, 4096):
             msg += chunk
@@ -176,6 +196,56 @@ class Monitor:
         from .logs import LogWriter
         self.log = LogWriter(self.cdir + "/log", self.spec.log_max_size, self.spec.log_max_files)
         self.client.send(frames.STARTED, frames.json_payload({"pid": pid}))
+
+    def _target_netns(self) -> int:
+        """container:NAME: the network namespace of that container's init."""
+        from ...errors import SkiffError
+        target = self.store.by_id(self.spec.netns_container)
+        st = target.state()
+        if not st.running:
+            raise SkiffError(f"cannot join network of a non running container: {target.name}")
+        try:
+            return os.open(f"/proc/{st.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SkiffError(f"cannot join network of container {target.name}: {e.strerror}") from None
+
+    def _wire(self, rfd: int, wfd: int) -> None:
+        """Once the init has its network namespace: veth, address, route, published ports."""
+        try:
+            ready = os.read(rfd, 1) == b"n"
+        finally:
+            os.close(rfd)
+        if not ready:  # the init failed before: its error pipe says why
+            os.close(wfd)
+            return
+        try:
+            from ..network import endpoint
+            netns = os.open(f"/proc/{self.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                self.wired = True
+                endpoint.attach(self.spec, netns, self.store.root.path, self.state.ports)
+            finally:
+                os.close(netns)
+            os.write(wfd, b"g")
+        except Exception as e:  # noqa: BLE001 - any failure: the container must not start
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.fail(125, f"cannot connect the container to network {self.spec.network}: {e}")
+        finally:
+            os.close(wfd)
+
+    def unwire(self) -> None:
+        """Undo _wire (idempotent): port rules, the veth, the held host ports."""
+        for fd in self.port_fds:
+            os.close(fd)
+        self.port_fds = []
+        if self.wired:
+            self.wired = False
+            from ..network import endpoint
+            try:
+                endpoint.detach(self.spec.id, self.store.root.path, bool(self.state.ports))
+            except Exception:  # noqa: BLE001 - best effort: the namespace is gone anyway
+                pass
 
     @staticmethod
     def _receive_master(sock) -> int:
@@ -294,6 +364,7 @@ class Monitor:
             self.log.close()
         st = self.state
         st.oom_killed = bool(self.cgroup and self.cgroup.oom_killed())
+        self.unwire()
         if self.cgroup is not None:
             self.cgroup.destroy()
         st.status, st.exit_code, st.finished_at, st.cgroup = EXITED, code, now_rfc3339(), None

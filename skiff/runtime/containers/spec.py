@@ -44,6 +44,16 @@ class ContainerSpec(Record):
     dns: list[str] = []
     dns_search: list[str] = []
     dns_options: list[str] = []
+    # networking (bridge mode): the network and this container's place on it
+    network_id: str = ""
+    bridge: str = ""
+    subnet: str = ""
+    gateway: str = ""               # the gateway's address
+    gateway_cidr: str = ""          # the bridge's address, with the prefix length
+    ip: str = ""                    # this container's address, CIDR
+    mtu: int = 0
+    ports: list[dict] = []          # requested -p bindings (host_port 0: pick one at start)
+    netns_container: str = ""       # container:NAME: the id whose network namespace it joins
 
     @property
     def argv(self) -> list[str]:

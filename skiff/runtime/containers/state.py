@@ -24,6 +24,7 @@ class State(Record):
     started_at: str = ""
     finished_at: str = ""
     cgroup: dict | None = None
+    ports: list[dict] = []          # published ports as bound (host_port chosen when it was 0)
 
     @classmethod
     def load(cls, path: str) -> "State":

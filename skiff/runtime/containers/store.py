@@ -71,6 +71,9 @@ class ContainerStore:
                 raise SkiffError(f'multiple containers found with provided prefix: {ref}')
         raise NotFound(f"No such container: {ref}")
 
+    def exists(self, cid: str) -> bool:
+        return os.path.isfile(os.path.join(self.root.containers, cid, "config.json"))
+
     def _ids(self) -> list[str]:
         try:
             return [d for d in os.listdir(self.root.containers)
@@ -159,6 +162,9 @@ class ContainerStore:
         except FileNotFoundError:
             return
         self.release_name(spec.name, c.id)
+        if spec.ip:
+            from .create import release_address
+            release_address(self, spec)
         remove_tree(doomed)
 
     def reap(self, c: Container, st: State) -> State:
@@ -173,6 +179,12 @@ class ContainerStore:
                 try:
                     detect().load(fresh.cgroup).destroy()
                 except (OSError, SkiffError):
+                    pass
+            if c.spec.bridge:  # what the monitor would have undone: port rules, the veth
+                from ..network import endpoint
+                try:
+                    endpoint.detach(c.id, self.root.path, bool(fresh.ports))
+                except Exception:  # noqa: BLE001 - best effort
                     pass
             fresh.status, fresh.exit_code, fresh.cgroup = EXITED, 137, None
             fresh.error = "the container's monitor process died"

@@ -1,34 +1,46 @@
-"""Network modes as docker names them: `none`, `host` (and, later, `bridge`, NAME, `container:NAME`)."""
+"""Network modes as docker names them: `bridge` (the default network) or another network's
+name, `host`, `none`, and `container:NAME` (join that container's network namespace)."""
 
 from __future__ import annotations
 
 from ...errors import InvalidArgument
 
-SUPPORTED = ("none", "host")
+NONE, HOST, BRIDGE, CONTAINER = "none", "host", "bridge", "container"
+DEFAULT_NETWORK = "bridge"
 
 
 class NetworkMode:
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, kind: str, network: str = "", container: str = ""):
+        self.kind, self.network, self.container = kind, network, container
+
+    @property
+    def name(self) -> str:
+        if self.kind == CONTAINER:
+            return f"container:{self.container}"
+        return self.network or self.kind
 
     @property
     def new_namespace(self) -> bool:
-        """Whether the container gets a network namespace of its own."""
-        return self.name != "host"
+        """Whether the container's init unshares a network namespace of its own."""
+        return self.kind in (NONE, BRIDGE)
 
     def setup_inside(self) -> None:
         """Runs in the container's init, inside its new network namespace."""
-        if self.name == "none":
+        if self.new_namespace:
             loopback_up()
 
 
 def parse_mode(text: str) -> NetworkMode:
-    if text in SUPPORTED:
+    if text in (NONE, HOST):
         return NetworkMode(text)
-    if text in ("bridge", "default") or text.startswith("container:"):
-        raise InvalidArgument(f'network mode "{text}" is not available yet in this version of skiff: '
-                              f'use --network none or --network host')
-    raise InvalidArgument(f"network {text} not found")
+    if text.startswith("container:"):
+        ref = text.split(":", 1)[1]
+        if not ref:
+            raise InvalidArgument('invalid network mode "container:": name a container')
+        return NetworkMode(CONTAINER, container=ref)
+    if text in ("", "default"):
+        text = DEFAULT_NETWORK
+    return NetworkMode(BRIDGE, network=text)
 
 
 def loopback_up() -> None:

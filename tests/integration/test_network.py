@@ -1,0 +1,250 @@
+"""Container networking with real traffic: bridges, published ports, container:NAME, DNS files.
+
+Every test has its own root whose daemon.json names its own default bridge and subnet
+(tests/conftest.py); traffic goes only to loopback and to namespaces the tests made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import needs_root
+
+pytestmark = [needs_root]
+
+SERVE = "echo hello-from-{n} > /tmp/index.html; exec httpd -f -p {port} -h /tmp"
+GET = "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} {port}"
+
+
+def run_d(skiff, *args) -> str:
+    return skiff.ok("run", "-d", *args).strip()
+
+
+def inspect(skiff, ref) -> dict:
+    return json.loads(skiff.ok("inspect", ref))[0]
+
+
+def ip_of(skiff, ref) -> str:
+    return inspect(skiff, ref)["NetworkSettings"]["IPAddress"]
+
+
+def wait_port(host: str, port: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def http_get(host: str, port: int) -> str:
+    with socket.create_connection((host, port), timeout=3) as s:
+        s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    return data.decode(errors="replace")
+
+
+def host_links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+def test_bridge_gives_eth0_address_route_and_mtu(busybox):
+    cfg = json.load(open(os.path.join(busybox.root, "daemon.json")))
+    out = busybox.ok("run", "--rm", "busybox", "sh", "-c",
+                     "ip -4 addr show eth0; ip route; cat /sys/class/net/eth0/mtu")
+    prefix = cfg["bip"].rsplit(".", 1)[0] + "."
+    assert f"inet {prefix}" in out
+    assert f"default via {cfg['bip'].split('/')[0]} dev eth0" in out
+    bridge_mtu = open(f"/sys/class/net/{cfg['bridge']}/mtu").read().strip()
+    assert out.strip().splitlines()[-1] == bridge_mtu
+
+
+def test_same_bridge_containers_talk_over_tcp(busybox):
+    a = run_d(busybox, "busybox", "sh", "-c", SERVE.format(n="a", port=8080))
+    ip = ip_of(busybox, a)
+    assert ip
+    out = ""
+    for _ in range(50):
+        p = busybox("run", "--rm", "busybox", "sh", "-c", GET.format(ip=ip, port=8080))
+        out = p.stdout
+        if "hello-from-a" in out:
+            break
+        time.sleep(0.1)
+    assert "hello-from-a" in out
+
+
+def test_different_networks_are_isolated(busybox):
+    tag = uuid.uuid4().hex[:6]
+    n1, n2 = f"n1{tag}", f"n2{tag}"
+    busybox.ok("network", "create", n1)
+    busybox.ok("network", "create", n2)
+    a = run_d(busybox, "--network", n1, "busybox", "sh", "-c", SERVE.format(n="a", port=8080))
+    ip = ip_of(busybox, a)
+    same = busybox("run", "--rm", "--network", n1, "busybox", "sh", "-c",
+                   "for i in 1 2 3 4 5 6 7 8 9 10; do " + GET.format(ip=ip, port=8080)
+                   + " && exit 0; sleep 0.2; done; exit 1")
+    assert "hello-from-a" in same.stdout
+    other = busybox("run", "--rm", "--network", n2, "busybox", "sh", "-c",
+                    GET.format(ip=ip, port=8080).replace("-w 3", "-w 1"))
+    assert "hello-from-a" not in other.stdout
+
+
+def test_published_port_reachable_from_host_loopback(busybox):
+    c = run_d(busybox, "-p", "127.0.0.1::8080", "busybox", "sh", "-c", SERVE.format(n="p", port=8080))
+    line = busybox.ok("port", c).strip()
+    assert line.startswith("8080/tcp -> 127.0.0.1:")
+    port = int(line.rsplit(":", 1)[1])
+    assert busybox.ok("port", c, "8080").strip() == f"127.0.0.1:{port}"
+    ps = busybox.ok("ps")
+    assert f"127.0.0.1:{port}->8080/tcp" in ps
+    wait_port("127.0.0.1", port)
+    body = ""
+    for _ in range(30):
+        body = http_get("127.0.0.1", port)
+        if "hello-from-p" in body:
+            break
+        time.sleep(0.1)
+    assert "hello-from-p" in body
+    ports = inspect(busybox, c)["NetworkSettings"]["Ports"]
+    assert ports == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+
+
+@pytest.fixture
+def other_host():
+    """A second 'host': a network namespace joined to this one by a veth pair."""
+    tag = uuid.uuid4().hex[:8]
+    ns, host_end, ns_end = f"skt-h{tag}", f"skh{tag}", f"skn{tag}"
+    sub = f"10.{200 + int(tag[:2], 16) % 50}.{int(tag[2:4], 16)}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "link", "add", host_end, "type", "veth", "peer", "name", ns_end,
+                        "netns", ns], check=True)
+        subprocess.run(["ip", "addr", "add", f"{sub}.1/30", "dev", host_end], check=True)
+        subprocess.run(["ip", "link", "set", host_end, "up"], check=True)
+        for cmd in (["ip", "addr", "add", f"{sub}.2/30", "dev", ns_end],
+                    ["ip", "link", "set", ns_end, "up"], ["ip", "link", "set", "lo", "up"]):
+            subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True)
+        yield ns, f"{sub}.1"
+    finally:
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_published_port_reachable_from_another_host(busybox, other_host):
+    ns, host_ip = other_host
+    c = run_d(busybox, "-p", "8080", "busybox", "sh", "-c", SERVE.format(n="x", port=8080))
+    port = int(busybox.ok("port", c, "8080").strip().rsplit(":", 1)[1])
+    wait_port("127.0.0.1", port)
+    code = ("import socket,sys\n"
+            f"s=socket.create_connection(('{host_ip}',{port}),timeout=3)\n"
+            "s.sendall(b'GET /index.html HTTP/1.0\\r\\n\\r\\n')\n"
+            "d=b''\nwhile True:\n c=s.recv(4096)\n if not c: break\n d+=c\n"
+            "sys.stdout.write(d.decode())\n")
+    out = ""
+    for _ in range(20):
+        p = subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", code],
+                           capture_output=True, text=True, timeout=10)
+        out = p.stdout
+        if "hello-from-x" in out:
+            break
+        time.sleep(0.1)
+    assert "hello-from-x" in out
+
+
+def test_container_mode_shares_the_network_namespace(busybox):
+    a = run_d(busybox, "--name", "net1", "busybox", "sleep", "30")
+    show = "ip -4 -o addr show; readlink /proc/self/ns/net; ls /sys/class/net"
+    in_a = busybox.ok("exec", a, "sh", "-c", show)
+    in_b = busybox.ok("run", "--rm", "--network", "container:net1", "busybox", "sh", "-c", show)
+    assert in_a == in_b
+    assert ip_of(busybox, a) in in_b
+
+
+def test_hostname_dns_and_hosts_files(busybox):
+    out = busybox.ok("run", "--rm", "-h", "myhost", "--dns", "10.0.0.53", "--dns-search",
+                     "example.test", "--add-host", "db:10.1.2.3", "busybox", "sh", "-c",
+                     "hostname; cat /etc/resolv.conf; cat /etc/hosts; ip -4 -o addr show eth0;"
+                     " grep -E ' /etc/(hosts|hostname|resolv.conf) ' /proc/self/mountinfo | wc -l")
+    lines = out.splitlines()
+    assert lines[0] == "myhost"
+    assert "nameserver 10.0.0.53" in out and "search example.test" in out
+    assert "10.1.2.3\tdb" in out
+    ip = next(l for l in lines if "eth0" in l).split()[3].split("/")[0]
+    assert f"{ip}\tmyhost" in out
+    assert lines[-1].strip() == "3"  # bind-mounted files, as in docker
+
+
+def test_port_conflict_fails_cleanly(busybox):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    port = s.getsockname()[1]
+    try:
+        before = host_links()
+        p = busybox("run", "-d", "-p", f"127.0.0.1:{port}:80", "busybox", "sleep", "30")
+        assert p.returncode == 125
+        assert "port is already allocated" in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1
+        assert busybox.ok("ps", "-a", "-q").strip() == ""
+        assert host_links() <= before | {json.load(open(os.path.join(busybox.root, "daemon.json")))["bridge"]}
+        nets = json.loads(busybox.ok("network", "inspect", "bridge"))
+        assert nets[0]["Containers"] == {}
+    finally:
+        s.close()
+
+
+def test_rm_leaves_nothing_behind(busybox):
+    before = host_links()
+    c = run_d(busybox, "-p", "127.0.0.1::8080", "busybox", "sleep", "30")
+    veth = "veth" + c[:11]
+    assert veth in host_links()
+    rules = subprocess.run(["nft", "-j", "list", "table", "inet", "skiff"], capture_output=True, text=True).stdout
+    assert c[:12] in rules or c in rules
+    busybox.ok("rm", "-f", c)
+    deadline = time.monotonic() + 5
+    while veth in host_links() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert veth not in host_links()
+    rules = subprocess.run(["nft", "-j", "list", "table", "inet", "skiff"], capture_output=True, text=True).stdout
+    assert c not in rules and c[:12] not in rules
+    assert json.loads(busybox.ok("network", "inspect", "bridge"))[0]["Containers"] == {}
+    assert host_links() - before <= {json.load(open(os.path.join(busybox.root, "daemon.json")))["bridge"]}
+
+
+def test_parallel_runs_get_distinct_addresses(busybox):
+    procs = [busybox.popen("run", "-d", "busybox", "sleep", "30", stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True) for _ in range(20)]
+    ids = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        ids.append(out.strip())
+    ips = {ip_of(busybox, i) for i in ids}
+    assert len(ips) == 20 and "" not in ips
+
+
+def test_network_rm_refused_while_used_and_bridge_recreated_with_new_bip(busybox):
+    c = run_d(busybox, "busybox", "sleep", "30")
+    p = busybox("network", "rm", "bridge")
+    assert p.returncode != 0 and "active endpoints" in p.stderr
+    busybox.ok("rm", "-f", c)
+    busybox.ok("network", "rm", "bridge")
+    cfg_path = os.path.join(busybox.root, "daemon.json")
+    cfg = json.load(open(cfg_path))
+    tag = uuid.uuid4().hex
+    cfg["bip"] = f"10.{100 + int(tag[:2], 16) % 100}.{int(tag[2:4], 16)}.1/24"
+    json.dump(cfg, open(cfg_path, "w"))
+    out = busybox.ok("run", "--rm", "busybox", "ip", "route")
+    assert f"default via {cfg['bip'].split('/')[0]}" in out
