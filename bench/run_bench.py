@@ -7,7 +7,9 @@
   2. In process: the library calls create + start + wait (the agent's path) vs `crun run`.
      crun 1.8 refuses this hybrid cgroup host unless hugetlb has its own v1 mount: the
      benchmark mounts it and undoes that at the end.
-  3. Memory: peak RSS (VmHWM) of a per-container monitor.
+  3. Bridge networking: `skiff run --rm busybox /bin/true` on the default bridge network
+     against the same with --network none (goal: at most 15 ms more).
+  4. Memory: peak RSS (VmHWM) of a per-container monitor.
 
 Run as root from the repository:  .venv/bin/python bench/run_bench.py [--runs 30]
 """
@@ -77,6 +79,10 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="skiff-bench-")
     root = os.path.join(tmp, "root")
     hugetlb_mounted = False
+    os.makedirs(root)
+    bridge = "skb" + os.urandom(4).hex()
+    with open(os.path.join(root, "daemon.json"), "w") as f:  # a bridge of the bench's own
+        json.dump({"bridge": bridge, "bip": "10.199.%d.1/24" % (os.getpid() % 250)}, f)
     try:
         subprocess.run([SKIFF, "--root", root, "mkimage", "busybox"], check=True,
                        stdout=subprocess.DEVNULL, env=env)
@@ -130,6 +136,17 @@ def main() -> None:
             print(f"[{label}] crun run:      {fmt(c)}")
             print(f"[{label}] ratio skiff/crun: {statistics.median(lib_times) / statistics.median(c):.2f}  (goal <= 1.5)")
 
+        print(f"\n== Bridge networking vs none, {args.runs} runs each ==")
+        bridge_run = [SKIFF, "--root", root, "run", "--rm", "busybox", "/bin/true"]
+        for _ in range(3):
+            timed(bridge_run, env)
+        for label, spacing in (("back to back", 0.0), ("spaced 100 ms", 0.1)):
+            nn = series(lambda: timed(skiff_run, env), args.runs, spacing)
+            br = series(lambda: timed(bridge_run, env), args.runs, spacing)
+            print(f"[{label}] --network none: {fmt(nn)}")
+            print(f"[{label}] bridge:         {fmt(br)}")
+            print(f"[{label}] bridge adds {statistics.median(br) - statistics.median(nn):.1f} ms  (goal <= 15)")
+
         print("\n== Monitor memory ==")
         cid = subprocess.run([SKIFF, "--root", root, "run", "-d", "busybox", "sh", "-c",
                               "i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done; sleep 30"],
@@ -150,6 +167,8 @@ def main() -> None:
             if os.path.isdir(st):
                 for cid in os.listdir(st):
                     subprocess.run([rt, "--root", st, "delete", "-f", cid], stderr=subprocess.DEVNULL)
+        subprocess.run([SKIFF, "--root", root, "network", "rm", "bridge"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env=env)
         if hugetlb_mounted:
             subprocess.run(["umount", "/sys/fs/cgroup/hugetlb"])
             try:

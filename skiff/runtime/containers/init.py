@@ -61,10 +61,14 @@ def die_with_monitor(k: Kernel, errw: int) -> None:
         os._exit(137)
 
 
-def wait_for_network(rfd: int, wfd: int) -> None:
-    """Tell the monitor the network namespace exists, then wait until it has wired eth0."""
+def network_ready(wfd: int) -> None:
+    """Tell the monitor the network namespace exists: it wires eth0 while we build the rootfs."""
     os.write(wfd, b"n")
     os.close(wfd)
+
+
+def wait_for_network(rfd: int) -> None:
+    """Before the command runs: wait until the monitor has wired eth0."""
     if os.read(rfd, 1) != b"g":  # the monitor failed (it reports why) or died
         os._exit(125)
     os.close(rfd)
@@ -254,7 +258,7 @@ def run(k: Kernel, cfg: InitConfig) -> None:
             os.close(cfg.netns_fd)
         network.setup_inside()
         if cfg.net_sync is not None:
-            wait_for_network(*cfg.net_sync)
+            network_ready(cfg.net_sync[1])
         root = build_rootfs(k, spec, cfg.cdir)
         k.sethostname(spec.hostname)
         if cfg.console_sock is not None:
@@ -266,6 +270,8 @@ def run(k: Kernel, cfg: InitConfig) -> None:
             set_rlimits(spec.ulimits)
         home = switch_user(k, spec.user)
         default_signals()
+        if cfg.net_sync is not None:
+            wait_for_network(cfg.net_sync[0])
         exec_process(spec.argv, spec.env, spec.workdir or "/", home)
     except BaseException as e:  # noqa: BLE001 - report anything, the child must not unwind
         fail(cfg.errw, e)

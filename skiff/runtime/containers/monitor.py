@@ -226,11 +226,15 @@ class Monitor:
                 endpoint.attach(self.spec, netns, self.store.root.path, self.state.ports)
             finally:
                 os.close(netns)
-            os.write(wfd, b"g")
         except Exception as e:  # noqa: BLE001 - any failure: the container must not start
+            os.close(wfd)
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
             self.fail(125, f"cannot connect the container to network {self.spec.network}: {e}")
+        try:
+            os.write(wfd, b"g")
+        except BrokenPipeError:  # the init failed meanwhile: its error pipe says why
+            pass
         finally:
             os.close(wfd)
 

@@ -68,20 +68,9 @@ def attach(spec, netns_fd: int, root_path: str, bindings: list[dict]) -> str:
 
 
 def detach(cid: str, root_path: str, had_ports: bool) -> None:
-    """Undo attach: the port rules and the host end of the veth (the peer goes with it)."""
-    from .rtnl import Netlink
-    errors = []
+    """Undo attach: the port rules. The veth pair is not deleted here: it goes with the
+    container's network namespace, which the kernel dismantles in the background once the
+    last process in it is gone. Deleting it by hand waits for RCU grace periods in
+    unregister_netdevice: ~40 ms measured, on every container exit."""
     if had_ports:
-        try:
-            nft_table(root_path).remove(cid)
-        except Exception as e:  # noqa: BLE001 - keep going: the veth must go too
-            errors.append(e)
-    nl = Netlink()
-    try:
-        nl.delete_link(host_veth_name(cid))
-    except OSError as e:
-        errors.append(e)
-    finally:
-        nl.close()
-    if errors:
-        raise errors[0]
+        nft_table(root_path).remove(cid)

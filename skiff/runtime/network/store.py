@@ -131,7 +131,10 @@ def teardown_network(root: Root, net: dict) -> None:
         delete_bridge_of(net)  # raises Conflict, before any rule is touched
     try:
         from .endpoint import nft_table
-        nft_table(root.path).remove(f"net:{net['Id'][:12]}")
+        table = nft_table(root.path)
+        table.remove(f"net:{net['Id'][:12]}")
+        if table.exists() and not table.rules():  # the last network gone: leave no table behind
+            table.delete_table()
     except ImportError:
         pass
     except Exception:  # noqa: BLE001
