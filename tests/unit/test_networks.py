@@ -417,14 +417,24 @@ def test_delete_bridge_of(monkeypatch):
 
 
 class FakeTable:
-    def __init__(self, fail=False):
-        self.removed, self.fail = [], fail
+    def __init__(self, fail=False, other_rules=()):
+        self.removed, self.fail, self.other, self.deleted = [], fail, list(other_rules), False
 
     def remove(self, owner):
         if self.fail:
             raise SkiffError("nft: Operation not permitted")
         self.removed.append(owner)
         return 1
+
+    def exists(self):
+        return not self.deleted
+
+    def rules(self):
+        return self.other
+
+    def delete_table(self):
+        self.deleted = True
+        return True
 
 
 def fake_endpoint(monkeypatch, table):
@@ -444,6 +454,11 @@ def test_teardown_network_removes_rules_then_bridge(root, monkeypatch):
     net = {"Name": "front", "Id": "ab" * 32, "Bridge": "sk-abababababab"}
     store_mod.teardown_network(root, net)
     assert table.removed == ["net:" + "ab" * 6] and deleted == ["sk-abababababab"]
+    assert table.deleted  # no rule left: the table goes too
+    busy = FakeTable(other_rules=[{"comment": "skiff:other"}])
+    fake_endpoint(monkeypatch, busy)
+    store_mod.teardown_network(root, net)
+    assert not busy.deleted  # other networks' rules still there: the table stays
     # the bridge exists and nftables fails: stop, so that the definition stays
     fake_endpoint(monkeypatch, FakeTable(fail=True))
     with pytest.raises(SkiffError):
