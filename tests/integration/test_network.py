@@ -248,3 +248,26 @@ def test_network_rm_refused_while_used_and_bridge_recreated_with_new_bip(busybox
     json.dump(cfg, open(cfg_path, "w"))
     out = busybox.ok("run", "--rm", "busybox", "ip", "route")
     assert f"default via {cfg['bip'].split('/')[0]}" in out
+
+
+def test_address_released_when_the_container_exits_or_its_monitor_dies(busybox):
+    c = run_d(busybox, "busybox", "sleep", "30")
+    net = json.loads(busybox.ok("network", "inspect", "bridge"))[0]
+    assert c in net["Containers"]
+    busybox.ok("kill", c)
+    deadline = time.monotonic() + 5
+    while c in json.loads(busybox.ok("network", "inspect", "bridge"))[0]["Containers"]:
+        assert time.monotonic() < deadline, "address not released after exit"
+        time.sleep(0.05)
+    # a container whose monitor was killed (no clean stop): released when it is noticed
+    d = run_d(busybox, "busybox", "sleep", "30")
+    with open(os.path.join(busybox.root, "containers", d, "state.json")) as f:
+        mon = json.load(f)["monitor_pid"]
+    os.kill(mon, 9)
+    deadline = time.monotonic() + 5
+    while True:
+        busybox.ok("ps", "-a")  # readers notice the dead monitor and clean up after it
+        if d not in json.loads(busybox.ok("network", "inspect", "bridge"))[0]["Containers"]:
+            break
+        assert time.monotonic() < deadline, "address not released after the monitor died"
+        time.sleep(0.05)

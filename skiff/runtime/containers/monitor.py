@@ -376,6 +376,9 @@ class Monitor:
             self.store.remove_files(self.container)
         else:
             st.save(self.cdir + "/state.json")
+            # skiff cannot restart an exited container, so its address goes back now
+            from .create import release_address
+            release_address(self.store, self.spec)
         self.client.send(frames.EXIT, frames.json_payload({"code": code, "oom_killed": st.oom_killed}))
         self.client.close()
 

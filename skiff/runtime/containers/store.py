@@ -193,6 +193,8 @@ class ContainerStore:
                 self.remove_files(c)
             else:
                 fresh.save(c.dir + "/state.json")
+                from .create import release_address
+                release_address(self, c.spec)
             return fresh
 
 
