@@ -271,3 +271,17 @@ def test_address_released_when_the_container_exits_or_its_monitor_dies(busybox):
             break
         assert time.monotonic() < deadline, "address not released after the monitor died"
         time.sleep(0.05)
+
+
+def test_changed_bip_applies_at_next_start_when_unused(busybox):
+    busybox.ok("run", "--rm", "busybox", "true")  # the default network exists now
+    cfg_path = os.path.join(busybox.root, "daemon.json")
+    cfg = json.load(open(cfg_path))
+    tag = uuid.uuid4().hex
+    cfg["bip"] = f"10.{100 + int(tag[:2], 16) % 100}.{int(tag[2:4], 16)}.1/24"
+    json.dump(cfg, open(cfg_path, "w"))
+    out = busybox.ok("run", "--rm", "busybox", "ip", "route")
+    assert f"default via {cfg['bip'].split('/')[0]}" in out
+    addrs = subprocess.run(["ip", "-4", "-o", "addr", "show", cfg["bridge"]], capture_output=True,
+                           text=True).stdout
+    assert cfg["bip"] in addrs

@@ -4,6 +4,7 @@ skiff.runtime.containers.store lookups, against a tmp root and a fake image stor
 import json
 import os
 import re
+import time
 
 import pytest
 
@@ -500,3 +501,14 @@ def test_remove_files_releases_name(store):
     assert not os.path.exists(os.path.join(store.root.names, "web"))
     with pytest.raises(NotFound):
         store.get("web")
+
+
+def test_name_left_by_a_killed_create_is_freed_after_a_grace_period(store):
+    """A CLI killed between reserving a name and writing config.json must not block the name."""
+    store.reserve_name("orphan", "f" * 64)  # no container dir ever written
+    with pytest.raises(Conflict):
+        make(store, name="orphan")  # too young: might be a create in progress
+    old = time.time() - 120
+    os.utime(os.path.join(store.root.names, "orphan"), (old, old))
+    c = make(store, name="orphan")
+    assert c.name == "orphan"

@@ -105,6 +105,8 @@ class ContainerStore:
                 fd = os.open(os.path.join(self.root.names, candidate),
                              os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             except FileExistsError:
+                if self._drop_stale_name(candidate):
+                    continue
                 if name:
                     holder = self._name_holder(candidate)
                     raise Conflict(f'Conflict. The container name "/{candidate}" is already in use '
@@ -115,6 +117,21 @@ class ContainerStore:
             os.close(fd)
             return candidate
         raise SkiffError("could not generate a unique container name")
+
+    def _drop_stale_name(self, name: str, grace: float = 30.0) -> bool:
+        """A name whose container was never written (its CLI was killed mid-create) is freed
+        once it is older than ``grace`` seconds (younger ones may be a create in progress)."""
+        import time
+        path = os.path.join(self.root.names, name)
+        holder = self._name_holder(name)
+        try:
+            age = time.time() - os.stat(path).st_mtime
+        except FileNotFoundError:
+            return True
+        if holder != "?" and not self.exists(holder) and age > grace:
+            self.release_name(name, holder)
+            return True
+        return False
 
     def _name_holder(self, name: str) -> str:
         try:
