@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # busybox-static: the base image without a registry; runc, crun: the benchmark's peers;
-# nftables, iproute2: networking; python3-venv: the virtualenv.
-PACKAGES=(busybox-static runc crun nftables iproute2 python3-venv ca-certificates)
+# nftables, iproute2: networking; python3-venv: the virtualenv; podman, skopeo, umoci,
+# docker-registry, apache2-utils (htpasswd): the image interop tests and benchmarks.
+PACKAGES=(busybox-static runc crun nftables iproute2 python3-venv ca-certificates podman skopeo umoci docker-registry apache2-utils)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -26,8 +26,17 @@ VERBS = {
     "mkimage": ("mkimage", "Make a base image from the host (busybox) without a registry"),
     "tag": ("tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
     "rmi": ("rmi", "Remove one or more images"),
+    "save": ("save", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
+    "load": ("load", "Load an image from a tar archive or STDIN"),
     "network": ("network", "Manage networks"),
     "port": ("port", "List port mappings for the container"),
+    "pull": ("pull", "Download an image from a registry"),
+    "push": ("push", "Upload an image to a registry"),
+    "login": ("login", "Log in to a registry"),
+    "logout": ("logout", "Log out from a registry"),
+    "commit": ("commit", "Create a new image from a container's changes"),
+    "image": ("image", "Manage images (image prune; image ls/rm/tag/inspect/import)"),
+    "system": ("system", "Manage skiff (system df: show disk usage)"),
 }
 ALIASES = {"container": None, "image": None}
 
@@ -141,7 +150,15 @@ def _alias(rest: list[str]) -> list[str]:
     group, verb = rest[0], rest[1]
     table = {("container", "ls"): "ps", ("container", "list"): "ps", ("image", "ls"): "images",
              ("image", "list"): "images", ("image", "rm"): "rmi", ("image", "import"): "import",
-             ("image", "tag"): "tag", ("image", "inspect"): "inspect"}
+             ("image", "tag"): "tag", ("image", "inspect"): "inspect", ("image", "save"): "save",
+             ("image", "load"): "load", ("image", "pull"): "pull", ("image", "push"): "push",
+             ("container", "rm"): "rm", ("container", "inspect"): "inspect",
+             ("container", "commit"): "commit", ("container", "logs"): "logs",
+             ("container", "stop"): "stop", ("container", "kill"): "kill",
+             ("container", "exec"): "exec", ("container", "run"): "run",
+             ("container", "port"): "port"}
+    if (group, verb) == ("image", "prune"):  # skiff/cli/image.py: `image prune [-a] [-f]`
+        return rest
     return [table.get((group, verb), verb), *rest[2:]]
 
 

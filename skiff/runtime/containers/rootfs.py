@@ -86,20 +86,38 @@ def _touch(path: str) -> None:
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
 
 
-def mount_overlay(k: Kernel, lowerdirs: list[str], upper: str, work: str, target: str) -> None:
-    """Mount the overlay. ``lowerdirs`` lowest first; overlay wants the top one first.
+# overlayfs copies its mount data into one page and rejects anything longer
+MOUNT_DATA_MAX = 4095
+
+
+def overlay_data(lowerdirs: list[str], upper: str, work: str) -> tuple[str | None, str]:
+    """(directory to chdir to or None, the overlay mount data).
 
     Lower paths are given relative to their common parent (the store's layers
-    directory) after a chdir, which keeps the mount data under the page-size limit.
+    directory), which keeps the data short; when even that would not fit in a
+    page (an image of many layers), the layers' 10-character links are used
+    instead, relative to the links directory (skiff/runtime/images/layers.py),
+    made here if missing.
     """
     parent = os.path.dirname(lowerdirs[0]) if lowerdirs else None
+    tail = f",upperdir={upper},workdir={work}"
     if parent and all(os.path.dirname(d) == parent for d in lowerdirs):
-        os.chdir(parent)
         lowers = [os.path.basename(d) for d in reversed(lowerdirs)]
-    else:
-        lowers = list(reversed(lowerdirs))
-    k.mount("overlay", target, "overlay", 0,
-            f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}")
+        data = f"lowerdir={':'.join(lowers)}{tail}"
+        if len(data) > MOUNT_DATA_MAX:
+            from ..images.layers import ensure_link, links_dir
+            lowers = [ensure_link(parent, name) for name in lowers]
+            return links_dir(parent), f"lowerdir={':'.join(lowers)}{tail}"
+        return parent, data
+    return None, f"lowerdir={':'.join(reversed(lowerdirs))}{tail}"
+
+
+def mount_overlay(k: Kernel, lowerdirs: list[str], upper: str, work: str, target: str) -> None:
+    """Mount the overlay. ``lowerdirs`` lowest first; overlay wants the top one first."""
+    cwd, data = overlay_data(lowerdirs, upper, work)
+    if cwd:
+        os.chdir(cwd)
+    k.mount("overlay", target, "overlay", 0, data)
 
 
 def mount_proc(k: Kernel, rootfs: str) -> None:

@@ -4,6 +4,8 @@ Layout under the root::
 
     blobs/sha256/<hex>         blobs exactly as received, plus config and manifest blobs
     layers/<diff_id hex>/      unpacked layer diffs (overlay lowerdirs), shared by images
+    links/<name>               short links -> ../layers/<diff_id hex> (layers.py), so
+                               that many lowerdirs fit in overlayfs's one-page mount data
     images/<id hex>.json       the OCI image config bytes; id = sha256 of those bytes
     images/<id hex>.meta.json  {"manifest": digest, "created": ..., "size": ...}
     refs.json                  {"name:tag": "sha256:<id hex>"}
@@ -310,12 +312,72 @@ class ImageStore:
             lines += [f"Deleted: sha256:{h}" for h in removed]
         return lines
 
+    def prune(self, all_images: bool = False, used: Iterable[str] = (),
+              in_use: Callable[[str], list[str]] | None = None) -> tuple[list[str], int]:
+        """Docker image prune: delete dangling (untagged) images, or with ``all_images``
+        every image, that no container uses (``used``: image ids of the containers).
+
+        Returns (the lines docker prints, lower-cased, and the bytes reclaimed: the
+        unpacked size of the layers that were actually deleted).
+        """
+        used = set(used)
+        sizes = self.layer_sizes()
+        lines: list[str] = []
+        reclaimed = 0
+        for image in self.list():
+            if image.id in used or (image.refs and not all_images):
+                continue
+            try:
+                out = self.remove(image.id, force=True, in_use=in_use)
+            except NotFound:
+                continue
+            for line in out:
+                word, _, what = line.partition(": ")
+                h = _hex(what)
+                if word == "Deleted" and h in sizes and what != image.id:
+                    reclaimed += sizes[h]
+                lines.append(f"{word.lower()}: {what}")
+        return lines, reclaimed
+
+    def layer_sizes(self) -> dict[str, int]:
+        """diff_id hex -> unpacked size of every layer an image references."""
+        sizes: dict[str, int] = {}
+        for h in self._ids():
+            try:
+                with open(self._config_path(h), "rb") as f:
+                    config = json.loads(f.read())
+            except (OSError, ValueError):
+                continue
+            diff_ids = [_hex(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
+            meta = read_json(self._meta_path(h), {}) or {}
+            known = meta.get("layer_sizes") or []
+            for i, d in enumerate(diff_ids):
+                if d in sizes:
+                    continue
+                if len(known) == len(diff_ids):
+                    sizes[d] = int(known[i])
+                else:
+                    sizes[d] = tree_size(self.layer_dir(d))
+        return sizes
+
     def gc(self) -> list[str]:
         """Remove every layer and blob no image references (and nothing holds)."""
         with self._lock("images"):
-            layers = set(_listdir(self.root.layers))
+            layers = {n for n in _listdir(self.root.layers) if len(n) == 64 and _is_hex(n)}
             blobs = set(_listdir(self.root.blobs))
-            return self._sweep(layers, blobs)
+            removed = self._sweep(layers, blobs)
+            self._clean_links()
+            return removed
+
+    def _clean_links(self) -> None:
+        """Drop short links whose layer is gone. Images lock held."""
+        from .layers import links_dir
+
+        ldir = links_dir(self.root.layers)
+        for name in _listdir(ldir):
+            path = os.path.join(ldir, name)
+            if not os.path.exists(path):
+                _unlink(path)
 
     def _image_objects(self, hexid: str) -> tuple[set[str], set[str]]:
         """(layer hexes, blob hexes) an image refers to."""
@@ -359,6 +421,9 @@ class ImageStore:
                 continue
             dead = os.path.join(self.root.tmp, f"img-gc-{os.getpid()}-{h}")
             os.makedirs(self.root.tmp, exist_ok=True)
+            from .layers import remove_link
+
+            remove_link(self.root.layers, h)
             os.rename(src, dead)  # atomic: the layer is either complete or gone
             removed.append(h)
             from .tarsafe import rmtree
@@ -459,6 +524,9 @@ class ImageStore:
                         if not os.path.isdir(target):
                             raise
                         # another process stored the same layer first: keep theirs
+                from .layers import ensure_link
+
+                ensure_link(self.root.layers, dhex)
                 blob = self.blob_path(sp.blob_digest)
                 if not os.path.exists(blob):
                     os.chmod(sp.blob_path, 0o644)
@@ -546,6 +614,35 @@ class ImageStore:
         path = os.path.join(self.root.blobs, hexdigest)
         if not os.path.exists(path):
             atomic_write(path, data)
+
+
+def tree_size(path: str) -> int:
+    """Sum of the sizes of the regular files under ``path`` (what docker reports)."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [path]
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif e.is_file(follow_symlinks=False):
+                        st = e.stat(follow_symlinks=False)
+                        if st.st_nlink > 1:
+                            key = (st.st_dev, st.st_ino)
+                            if key in seen:
+                                continue
+                            seen.add(key)
+                        total += st.st_size
+                except OSError:
+                    continue
+    return total
 
 
 def _listdir(path: str) -> list[str]:
