@@ -35,6 +35,7 @@ VERBS = {
     "login": ("login", "Log in to a registry"),
     "logout": ("logout", "Log out from a registry"),
     "commit": ("commit", "Create a new image from a container's changes"),
+    "history": ("history", "Show the history of an image"),
     "image": ("image", "Manage images (image prune; image ls/rm/tag/inspect/import)"),
     "system": ("system", "Manage skiff (system df: show disk usage)"),
 }
@@ -150,7 +151,7 @@ def _alias(rest: list[str]) -> list[str]:
     group, verb = rest[0], rest[1]
     table = {("container", "ls"): "ps", ("container", "list"): "ps", ("image", "ls"): "images",
              ("image", "list"): "images", ("image", "rm"): "rmi", ("image", "import"): "import",
-             ("image", "tag"): "tag", ("image", "inspect"): "inspect", ("image", "save"): "save",
+             ("image", "tag"): "tag", ("image", "inspect"): "inspect", ("image", "save"): "save", ("image", "history"): "history",
              ("image", "load"): "load", ("image", "pull"): "pull", ("image", "push"): "push",
              ("container", "rm"): "rm", ("container", "inspect"): "inspect",
              ("container", "commit"): "commit", ("container", "logs"): "logs",

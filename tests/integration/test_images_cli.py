@@ -134,3 +134,16 @@ def test_inspect_image(skiff, rootfs_tar):
     assert info["RootFS"]["Layers"] == ["sha256:" + hashlib.sha256(rootfs_tar).hexdigest()]
     assert skiff.ok("inspect", "-f", "{{json .RootFS.Layers}}", "insp:2") == \
         json.dumps(info["RootFS"]["Layers"], separators=(",", ":")) + "\n"
+
+
+def test_history_lists_each_step_newest_first(busybox):
+    from tests.conftest import needs_root  # noqa: F401 - module is root-only already
+    c = busybox.ok("run", "-d", "--network", "none", "busybox", "sh", "-c",
+                   "echo x > /f; sleep 30").strip()
+    busybox.ok("commit", "-m", "added f", c, "hist:1")
+    lines = busybox.ok("history", "hist:1").splitlines()
+    assert lines[0].split()[:2] == ["IMAGE", "CREATED"]
+    assert "added f" in lines[1] and "sh -c echo x > /f" in lines[1]
+    assert lines[1].split()[0] == busybox.ok("images", "-q", "hist:1").strip()[:12] or \
+        lines[1].split()[0] in busybox.ok("images", "-q")
+    assert len(lines) == 3 and lines[2].startswith("<missing>")

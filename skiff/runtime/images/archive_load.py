@@ -410,8 +410,17 @@ def load_archive(store, src, source_name: str, progress=None) -> list[str]:
                         m = archive.lookup(lp.member)
                         task = progress.task(lp.diff_id[7:19], "Loading layer", m.size) \
                             if progress is not None else None
-                        reader = CountingReader(tar.extractfile(m), task)
-                        rec = store.add_layer_from_tar(reader, lp.member)
+                        if m.isreg() and m.sparse is None:
+                            # the layer is read in place: copied and unpacked in the kernel
+                            from .tarsafe import Segment
+
+                            rec = store.add_layer_from_tar(
+                                Segment(tar_path, m.offset_data, m.size), lp.member)
+                            if task is not None:
+                                task.advance(m.size)
+                        else:
+                            reader = CountingReader(tar.extractfile(m), task)
+                            rec = store.add_layer_from_tar(reader, lp.member)
                         added.append(rec)
                         _check_layer(archive, lp, rec)
                         if task is not None:

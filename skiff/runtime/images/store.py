@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import BinaryIO
 
+    from .tarsafe import Segment
+
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 _HEX = frozenset("0123456789abcdef")
@@ -492,8 +494,11 @@ class ImageStore:
 
     # ------------------------------------------------------------ adding
 
-    def add_layer_from_tar(self, src: str | BinaryIO, source_name: str | None = None) -> LayerRecord:
-        """Store a layer from a tar (path or binary file; gzip or not).
+    def add_layer_from_tar(self, src: str | Segment | BinaryIO, source_name: str | None = None) -> LayerRecord:
+        """Store a layer from a tar (path, tarsafe.Segment or binary file; gzip or not).
+
+        A path or Segment holding an uncompressed tar is copied in the kernel
+        and hashed once (its blob digest is its diff_id).
 
         The blob is kept exactly as given; the layer is unpacked once per
         diff_id. Nothing is left behind when the archive is rejected.

@@ -62,19 +62,37 @@ class Spooled:
                 pass
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A byte range of a regular file: a layer stored in place inside another archive."""
+
+    path: str
+    offset: int
+    length: int
+
+
 def _invalid(source: str, why: str) -> SkiffError:
     return SkiffError(f"invalid archive {source}: {why}")
 
 
-def spool_archive(src: str | IO[bytes], tmp_dir: str, source_name: str) -> Spooled:
-    """Copy ``src`` (a path or a readable binary file) into ``tmp_dir``, hashing it.
+def spool_archive(src: str | Segment | IO[bytes], tmp_dir: str, source_name: str) -> Spooled:
+    """Copy ``src`` (a path, a file segment or a readable binary file) into ``tmp_dir``, hashing it.
 
-    Gzip and uncompressed tars are recognised by their magic bytes.
+    Gzip and uncompressed tars are recognised by their magic bytes. An
+    uncompressed tar read from a regular file (a path or a Segment) is copied
+    in the kernel (copy_file_range) while another thread hashes it once: its
+    blob digest is its diff_id.
     """
     import hashlib
     import tempfile
     import zlib
 
+    if isinstance(src, str) or isinstance(src, Segment):
+        sp = _spool_regular(src, tmp_dir, source_name)
+        if sp is not None:
+            return sp
+        if isinstance(src, Segment):
+            src = _SegmentReader(src, source_name)
     if isinstance(src, str):
         try:
             f: IO[bytes] = open(src, "rb")
@@ -82,7 +100,7 @@ def spool_archive(src: str | IO[bytes], tmp_dir: str, source_name: str) -> Spool
             raise SkiffError(f"cannot read {source_name}: {e.strerror or e}") from None
         close = True
     else:
-        f, close = src, False
+        f, close = src, isinstance(src, _SegmentReader)
     paths: list[str] = []
     try:
         first = _read_some(f, source_name)
@@ -109,9 +127,7 @@ def spool_archive(src: str | IO[bytes], tmp_dir: str, source_name: str) -> Spool
                 size += len(chunk)
                 raw_hash.update(chunk)
                 _write_all(bfd, chunk)
-                if dec is None:
-                    tar_hash.update(chunk)
-                else:
+                if dec is not None:
                     data = chunk
                     while data and not trailing:
                         try:
@@ -144,12 +160,171 @@ def spool_archive(src: str | IO[bytes], tmp_dir: str, source_name: str) -> Spool
     finally:
         if close:
             f.close()
+    blob_digest = "sha256:" + raw_hash.hexdigest()
     return Spooled(
         blob_path=blob_path, tar_path=tar_path,
-        blob_digest="sha256:" + raw_hash.hexdigest(), blob_size=size,
-        diff_id="sha256:" + tar_hash.hexdigest(),
+        blob_digest=blob_digest, blob_size=size,
+        diff_id="sha256:" + tar_hash.hexdigest() if gz else blob_digest,
         media_type=MEDIA_TAR_GZIP if gz else MEDIA_TAR,
     )
+
+
+class _SegmentReader:
+    """A readable binary file over a Segment (for gzip-compressed segments)."""
+
+    def __init__(self, seg: Segment, source_name: str):
+        try:
+            self._fd = os.open(seg.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SkiffError(f"cannot read {source_name}: {e.strerror or e}") from None
+        self._pos, self._end = seg.offset, seg.offset + seg.length
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._end - self._pos
+        if n is None or n < 0 or n > left:
+            n = left
+        data = os.pread(self._fd, n, self._pos) if n > 0 else b""
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _spool_regular(src: str | Segment, tmp_dir: str, source_name: str) -> Spooled | None:
+    """The fast path of spool_archive for an uncompressed tar in a regular file.
+
+    Returns None (having left nothing behind) when ``src`` is not a regular
+    file or is gzip-compressed: the caller then streams it.
+    """
+    import tempfile
+
+    path = src.path if isinstance(src, Segment) else src
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SkiffError(f"cannot read {source_name}: {e.strerror or e}") from None
+    blob_path = None
+    try:
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            if isinstance(src, Segment):
+                offset, length = src.offset, src.length
+                if offset < 0 or length < 0 or offset + length > st.st_size:
+                    raise _invalid(source_name, "truncated archive")
+            else:
+                offset, length = 0, st.st_size
+            first = os.pread(fd, min(length, 8), offset)
+        except OSError as e:
+            raise SkiffError(f"cannot read {source_name}: {e.strerror or e}") from None
+        for magic, kind in _UNSUPPORTED:
+            if first.startswith(magic):
+                raise _invalid(source_name, f"{kind} compression is not supported "
+                                            "(use gzip or an uncompressed tar)")
+        if first.startswith(_GZIP_MAGIC):
+            return None
+        bfd, blob_path = tempfile.mkstemp(prefix=f"img-blob-{os.getpid()}-", dir=tmp_dir)
+        try:
+            digest = _copy_and_hash(fd, bfd, offset, length, source_name)
+        finally:
+            os.close(bfd)
+    except BaseException:
+        if blob_path is not None:
+            _unlink(blob_path)
+        raise
+    finally:
+        os.close(fd)
+    return Spooled(blob_path=blob_path, tar_path=blob_path, blob_digest=digest,
+                   blob_size=length, diff_id=digest, media_type=MEDIA_TAR)
+
+
+_HASH_CHUNK = 4 << 20
+
+
+def _copy_and_hash(src_fd: int, dst_fd: int, offset: int, length: int, source_name: str) -> str:
+    """Copy ``length`` bytes at ``offset`` of src_fd to dst_fd; "sha256:<hex>" of them.
+
+    The copy stays in the kernel; a second thread hashes the same range
+    (hashlib and pread release the GIL), so the two overlap.
+    """
+    import hashlib
+    import threading
+
+    h = hashlib.sha256()
+    err: list[BaseException] = []
+
+    def hash_range() -> None:
+        try:
+            buf = bytearray(min(_HASH_CHUNK, max(length, 1)))
+            view = memoryview(buf)
+            pos, end = offset, offset + length
+            while pos < end:
+                n = os.preadv(src_fd, [view[:min(len(buf), end - pos)]], pos)
+                if n <= 0:
+                    raise _invalid(source_name, "truncated archive")
+                h.update(view[:n])
+                pos += n
+        except BaseException as e:  # re-raised in the caller
+            err.append(e)
+
+    t = threading.Thread(target=hash_range, name="skiff-hash", daemon=True)
+    t.start()
+    try:
+        try:
+            copy_range(src_fd, dst_fd, offset, length)
+        except EOFError:
+            raise _invalid(source_name, "truncated archive") from None
+        except OSError as e:
+            raise SkiffError(f"cannot copy {source_name}: {e.strerror or e}") from None
+    finally:
+        t.join()
+    if err:
+        e = err[0]
+        if isinstance(e, OSError):
+            raise SkiffError(f"cannot read {source_name}: {e.strerror or e}") from None
+        raise e
+    return "sha256:" + h.hexdigest()
+
+
+_no_copy_file_range = False
+
+
+def copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
+    """Write ``length`` bytes at ``offset`` of src_fd at dst_fd's position, in the kernel.
+
+    Uses copy_file_range, else sendfile, else pread/write. Raises EOFError
+    when src_fd ends first.
+    """
+    global _no_copy_file_range
+    done = 0
+    while done < length:
+        n = -1
+        if not _no_copy_file_range:
+            try:
+                n = os.copy_file_range(src_fd, dst_fd, length - done, offset + done)
+            except (AttributeError, OSError) as e:
+                import errno
+
+                if isinstance(e, OSError) and e.errno not in (
+                        errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP,
+                        errno.EPERM, errno.EBADF):
+                    raise
+                _no_copy_file_range = True
+                n = -1
+        if n < 0:
+            try:
+                n = os.sendfile(dst_fd, src_fd, offset + done, min(length - done, 1 << 30))
+            except OSError:
+                data = os.pread(src_fd, min(length - done, _CHUNK), offset + done)
+                _write_all(dst_fd, data)
+                n = len(data)
+        if n == 0:
+            raise EOFError
+        done += n
 
 
 def _read_some(f: IO[bytes], source_name: str) -> bytes:
@@ -292,11 +467,41 @@ def check_members(members: list, source: str) -> _Plan:
 
 # ---------------------------------------------------------------- extraction
 
+_fast_tar_class = None
+
+
+def _tar_class():
+    """tarfile.TarFile writing regular members with copy_range (made on first use)."""
+    global _fast_tar_class
+    if _fast_tar_class is None:
+        import tarfile
+
+        class _FastTar(tarfile.TarFile):
+            def makefile(self, tarinfo, targetpath):
+                try:
+                    src = self.fileobj.fileno()
+                except (AttributeError, OSError, ValueError):
+                    src = -1
+                if tarinfo.sparse is not None or src < 0:
+                    return super().makefile(tarinfo, targetpath)
+                fd = os.open(targetpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                             0o666)
+                try:
+                    copy_range(src, fd, tarinfo.offset_data, tarinfo.size)
+                except EOFError:
+                    raise tarfile.ReadError("unexpected end of data") from None
+                finally:
+                    os.close(fd)
+
+        _fast_tar_class = _FastTar
+    return _fast_tar_class
+
+
 def _open_tar(tar_path: str, source: str):
     import tarfile
 
     try:
-        tar = tarfile.open(tar_path, "r:", copybufsize=_CHUNK)
+        tar = _tar_class().open(tar_path, "r:", copybufsize=_CHUNK)
     except tarfile.ReadError as e:
         raise _invalid(source, f"not a tar archive ({e})") from None
     try:
