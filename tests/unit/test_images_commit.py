@@ -204,3 +204,23 @@ def test_diff_tar_whiteouts_opaque_and_skipped_mount_targets(tmp_path, store):
     assert os.getxattr(os.path.join(d, "opq"), "trusted.overlay.opaque") == b"y"
     assert not os.path.exists(os.path.join(d, "etc/hostname"))
     store.release([layer])
+
+
+def test_diff_tar_keeps_xattrs_but_not_overlay_bookkeeping(tmp_path):
+    import io
+    import os
+    import tarfile
+
+    from skiff.runtime.images.commit import write_diff_tar
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    f = upper / "f"
+    f.write_text("x")
+    os.setxattr(f, "user.note", b"kept")
+    buf = io.BytesIO()
+    write_diff_tar(str(upper), buf)
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as t:
+        m = t.getmember("f")
+    assert m.pax_headers.get("SCHILY.xattr.user.note") == "kept"
+    assert not any(k.startswith("SCHILY.xattr.trusted.overlay") for k in m.pax_headers)

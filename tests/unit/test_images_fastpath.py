@@ -192,3 +192,23 @@ def test_store_segment_matches_stream(tmp_path):
             src.close()
     assert recs[0] == recs[1]
     assert dirs[0] == dirs[1]
+
+
+def test_xattrs_from_pax_headers_are_applied(tmp_path):
+    """GNU tar / docker write xattrs as SCHILY.xattr.* PAX records; they must survive a load."""
+    import io
+    import os
+    import tarfile
+
+    from skiff.runtime.images import tarsafe
+    tar_path = tmp_path / "x.tar"
+    data = b"hello"
+    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as t:
+        ti = tarfile.TarInfo("f")
+        ti.size = len(data)
+        ti.pax_headers = {"SCHILY.xattr.user.skiff": "v1"}
+        t.addfile(ti, io.BytesIO(data))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    tarsafe.extract_layer(str(tar_path), str(dest), "x.tar")
+    assert os.getxattr(dest / "f", "user.skiff") == b"v1"

@@ -36,6 +36,25 @@ def _is_opaque(path: str) -> bool:
         return False
 
 
+def _xattrs(path: str) -> dict[str, str]:
+    """The file's extended attributes as SCHILY.xattr.* PAX records (overlayfs' own
+    trusted.overlay.* bookkeeping excepted), sorted so the tar stays reproducible."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    out = {}
+    for name in sorted(names):
+        if name.startswith("trusted.overlay."):
+            continue
+        try:
+            value = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+        out["SCHILY.xattr." + name] = value.decode("utf-8", "surrogateescape")
+    return out
+
+
 def write_diff_tar(upper: str, out: BinaryIO, skip_mount_targets: bool = True) -> None:
     """Write the overlay upper dir ``upper`` as an OCI layer tar to ``out``.
 
@@ -46,6 +65,7 @@ def write_diff_tar(upper: str, out: BinaryIO, skip_mount_targets: bool = True) -
             ti = tar.gettarinfo(path, arcname)
             if ti is not None:
                 ti.uname = ti.gname = ""
+                ti.pax_headers = _xattrs(path)
             return ti
 
         def empty(name: str, mtime: float) -> tarfile.TarInfo:

@@ -536,6 +536,7 @@ def extract_layer(tar_path: str, dest: str, source: str) -> int:
         try:
             tar.extractall(dest, members=_prepared(plan.members, dest),
                            numeric_owner=True, filter="fully_trusted")
+            _apply_xattrs(plan.members, dest)
             _apply_whiteouts(plan, dest, {_normalize(m.name): m for m in plan.members
                                           if m.isdir()})
         except tarfile.TarError as e:
@@ -546,6 +547,29 @@ def extract_layer(tar_path: str, dest: str, source: str) -> int:
     if not plan.has_root:
         os.chmod(dest, 0o755)
     return plan.size
+
+
+XATTR_PREFIX = "SCHILY.xattr."
+
+
+def _apply_xattrs(members: list, dest: str) -> None:
+    """Extended attributes from PAX headers (SCHILY.xattr.NAME, as GNU tar, docker and podman
+    write them): tarfile reads but never applies them. Set after the owners, since chown
+    clears security.capability."""
+    for m in members:
+        names = [k for k in m.pax_headers if k.startswith(XATTR_PREFIX)]
+        if not names:
+            continue
+        rel = _normalize(m.name)
+        path = os.path.join(dest, rel) if rel else dest
+        for k in names:
+            value = m.pax_headers[k].encode("utf-8", "surrogateescape")
+            try:
+                os.setxattr(path, k[len(XATTR_PREFIX):], value, follow_symlinks=False)
+            except OSError as e:
+                import errno
+                if e.errno not in (errno.ENOTSUP, errno.EPERM):
+                    raise
 
 
 def _prepared(members: list, dest: str) -> Iterator:
