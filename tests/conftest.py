@@ -112,6 +112,23 @@ def skiff_root(tmp_path):
 
 
 @pytest.fixture
+def skiff_factory(tmp_path):
+    """More skiff roots for one test (a pulling side, a loading side), each with its own
+    bridge and subnet, all cleaned up like ``skiff_root``."""
+    made: list[str] = []
+
+    def make(name: str) -> Skiff:
+        root = str(tmp_path / name)
+        unique_daemon_config(root)
+        made.append(root)
+        return Skiff(root)
+    yield make
+    for root in made:
+        cleanup_root(root)
+        cleanup_networks(root)
+
+
+@pytest.fixture
 def skiff(skiff_root) -> Skiff:
     return Skiff(skiff_root)
 
@@ -134,3 +151,42 @@ def cg_parent():
                 os.rmdir(sub)
             except OSError:
                 pass
+
+
+def _skiff_links() -> set[str]:
+    try:
+        names = os.listdir("/sys/class/net")
+    except OSError:
+        return set()
+    return {n for n in names if n.startswith(("veth", "skt", "sk-", "skiff"))}
+
+
+def _skiff_tables() -> set[str]:
+    p = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+    return {line.strip() for line in p.stdout.splitlines() if "skiff" in line}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_network_left_as_found():
+    """The suite leaves the host's network state as it found it: no skiff links, bridges
+    or nftables tables that were not there before (veths go with their namespaces, which
+    the kernel dismantles in the background: allow it a few seconds)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    links, tables = _skiff_links(), _skiff_tables()
+    yield
+    import time
+    deadline = time.monotonic() + 15
+    while True:
+        extra_links, extra_tables = _skiff_links() - links, _skiff_tables() - tables
+        if not extra_links and not extra_tables:
+            return
+        if time.monotonic() > deadline:
+            for name in extra_links:  # clean up, then fail loudly
+                subprocess.run(["ip", "link", "del", name], capture_output=True)
+            for t in extra_tables:
+                subprocess.run(["nft", "delete", *t.split()], capture_output=True)
+            raise AssertionError(f"the tests left network state behind: links {sorted(extra_links)}, "
+                                 f"nftables {sorted(extra_tables)}")
+        time.sleep(0.1)

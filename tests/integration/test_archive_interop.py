@@ -218,14 +218,14 @@ def test_skopeo_copies_skiff_save(busybox, tmp_path, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["docker", "oci"])
-def test_round_trip_keeps_id(busybox, tmp_path, fmt):
+def test_round_trip_keeps_id(busybox, tmp_path, fmt, skiff_factory):
     from tests.conftest import Skiff
 
     arc = tmp_path / "rt.tar"
     busybox.ok("tag", "busybox", "two:tags")
     busybox.ok("save", "--format", fmt, "-o", str(arc), "busybox", "two:tags")
     want = _image_id(busybox, "busybox")
-    other = Skiff(str(tmp_path / "other-root"))
+    other = skiff_factory("other-root")
     try:
         p = other("load", "-q", "-i", str(arc))
         assert p.returncode == 0, p.stderr

@@ -26,9 +26,9 @@ def skiff_config(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def other(tmp_path) -> Skiff:
+def other(skiff_factory) -> Skiff:
     """A second, empty skiff root (the pulling side)."""
-    return Skiff(str(tmp_path / "root2"))
+    return skiff_factory("root2")
 
 
 def _manifest_digest(skiff, ref: str) -> str:

@@ -29,13 +29,14 @@ def host_platform() -> tuple[str, str]:
 class VerifyingReader:
     """Reads a blob response, checking its size and sha256 when it ends."""
 
-    def __init__(self, resp, digest: str, size: int | None, progress=None):
+    def __init__(self, resp, digest: str, size: int | None, progress=None, task=None):
         self.resp = resp
         self.digest = digest
         self.size = size
         self.hash = hashlib.new(digest.split(":", 1)[0]) if ":" in digest else hashlib.sha256()
         self.count = 0
         self.progress = progress
+        self.task = task
         self.done = False
 
     def read(self, n: int = -1) -> bytes:
@@ -49,6 +50,8 @@ class VerifyingReader:
             self.hash.update(data)
             if self.progress:
                 self.progress(self.count)
+            if self.task is not None:
+                self.task.advance(len(data))
             return data
         self.done = True
         if self.size is not None and self.count != self.size:
@@ -64,6 +67,7 @@ class PrefetchReader:
 
     The network receive and the digest check (hashlib drops the GIL) overlap with the
     store's own hashing, writing and unpacking. An error is raised in the consumer.
+    A read of at least one chunk hands the thread's chunk over as is (no copy).
     """
 
     def __init__(self, src, depth: int = 8, chunk: int = 1 << 20):
@@ -72,6 +76,7 @@ class PrefetchReader:
 
         self.q: queue.Queue = queue.Queue(depth)
         self.buf = b""
+        self.pos = 0  # how much of buf was handed out
         self.eof = False
         self.stop = False
 
@@ -88,22 +93,32 @@ class PrefetchReader:
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
 
+    def _next(self) -> bytes:
+        item = self.q.get()
+        if isinstance(item, BaseException):
+            self.eof = True
+            raise item
+        if not item:
+            self.eof = True
+        return item
+
     def read(self, n: int = -1) -> bytes:
-        while not self.eof and (n < 0 or len(self.buf) < n):
-            item = self.q.get()
-            if isinstance(item, BaseException):
-                self.eof = True
-                raise item
-            if not item:
-                self.eof = True
-            self.buf += item
-            if n >= 0 and self.buf:
-                break
-        if n < 0 or n >= len(self.buf):
-            data, self.buf = self.buf, b""
-        else:
-            data, self.buf = self.buf[:n], self.buf[n:]
-        return data
+        if n is not None and n >= 0:
+            if self.pos >= len(self.buf):
+                if self.eof or n == 0:
+                    return b""
+                self.buf, self.pos = self._next(), 0
+            if self.pos == 0 and len(self.buf) <= n:
+                data, self.buf = self.buf, b""
+                return data
+            data = self.buf[self.pos:self.pos + n]
+            self.pos += len(data)
+            return data
+        parts = [self.buf[self.pos:]]
+        self.buf, self.pos = b"", 0
+        while not self.eof:
+            parts.append(self._next())
+        return b"".join(parts)
 
     def close(self) -> None:
         self.stop = True
@@ -112,6 +127,31 @@ class PrefetchReader:
                 self.q.get(timeout=0.1)
             except Exception:  # noqa: BLE001 - queue.Empty
                 pass
+
+
+def isatty(stream) -> bool:
+    """Whether ``stream`` is a terminal (False for anything without a working isatty)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def open_progress(out, bars: bool | None = None, err=None):
+    """The layer Progress of a pull or push (see progress.py).
+
+    Bars when ``bars`` is True, or (``bars`` None) when ``err`` or ``out`` is a
+    terminal: they are drawn on the terminal one, stderr first. Otherwise
+    plain lines on ``out``, the docker-like lines scripts read.
+    """
+    from .progress import Progress
+
+    if bars is None:
+        bars = isatty(err) or isatty(out)
+    if bars:
+        stream = err if isatty(err) else out
+        return Progress(stream, bars=True)
+    return Progress(out, bars=False)
 
 
 def _check_digest(data: bytes, digest: str, what: str) -> None:
@@ -148,13 +188,56 @@ def _existing_layer_size(store, diff_id: str) -> int:
     return total
 
 
-def pull(store, name: str, insecure: bool = False, out=None, platform_: tuple[str, str] | None = None):
-    """Pull ``name`` into ``store``; returns the Image. Prints docker's lines to ``out``."""
-    from skiff.runtime import fastjson as json
-
+def _pull_layer(store, reg, ref, path: str, desc: dict, diff_id: str, out, progress):
+    """One layer into the store (or found there); its LayerRecord, holding it."""
     from .store import LayerRecord
 
-    out = out or sys.stdout
+    short = _short(desc["digest"])
+    size = desc.get("size")
+    blob = store.blob_path(desc["digest"])
+    if os.path.isdir(store.layer_dir(diff_id)) and os.path.exists(blob):
+        blob_size = int(size or os.path.getsize(blob))
+        progress.task(short, "Already exists", total=blob_size).done(f"{short}: Already exists")
+        return LayerRecord(diff_id=diff_id, blob_digest=desc["digest"], blob_size=blob_size,
+                           media_type=desc.get("mediaType", ""),
+                           size=_existing_layer_size(store, diff_id))
+    if not progress.bars:
+        out.write(f"{short}: Pulling fs layer\n")
+        out.flush()
+    task = progress.task(short, "Downloading", total=int(size) if size is not None else None)
+    r = reg.get_blob(path, desc["digest"])
+    reader = PrefetchReader(VerifyingReader(r, desc["digest"], size,
+                                            task=task if progress.bars else None))
+    try:
+        rec = store.add_layer_from_tar(reader, f"{ref.name} layer {desc['digest']}")
+    except BaseException:
+        reader.stop = True
+        r.close()
+        reg.close()  # the connection is mid-body
+        reader.close()
+        raise
+    reader.close()
+    if rec.diff_id != diff_id:
+        store.release([rec])
+        raise SkiffError(f"layer {desc['digest']}: its content has diff_id {rec.diff_id}, "
+                         f"the config says {diff_id}")
+    task.done(f"{short}: Pull complete")
+    return rec
+
+
+def pull(store, name: str, insecure: bool = False, out=None, platform_: tuple[str, str] | None = None,
+         bars: bool | None = None):
+    """Pull ``name`` into ``store``; returns the Image. Prints docker's lines to ``out``.
+
+    Layers: a Rich bar each when ``bars`` (None: when stderr or stdout is a
+    terminal; with an ``out`` given, when it is one), else the plain lines
+    ("<id>: Pulling fs layer", "<id>: Pull complete").
+    """
+    from skiff.runtime import fastjson as json
+
+    err = None
+    if out is None:
+        out, err = sys.stdout, sys.stderr
     ref = parse_reference(name)
     domain, path = ref.domain, ref.path
     reg = open_registry(domain, store.root, insecure, f"repository:{path}:pull")
@@ -212,36 +295,9 @@ def pull(store, name: str, insecure: bool = False, out=None, platform_: tuple[st
 
         records: list = []
         try:
-            for desc, diff_id in zip(layers_desc, diff_ids):
-                short = _short(desc["digest"])
-                blob = store.blob_path(desc["digest"])
-                if os.path.isdir(store.layer_dir(diff_id)) and os.path.exists(blob):
-                    out.write(f"{short}: Already exists\n")
-                    out.flush()
-                    records.append(LayerRecord(diff_id=diff_id, blob_digest=desc["digest"],
-                                               blob_size=int(desc.get("size") or os.path.getsize(blob)),
-                                               media_type=desc.get("mediaType", ""),
-                                               size=_existing_layer_size(store, diff_id)))
-                    continue
-                out.write(f"{short}: Pulling fs layer\n")
-                out.flush()
-                r = reg.get_blob(path, desc["digest"])
-                reader = PrefetchReader(VerifyingReader(r, desc["digest"], desc.get("size")))
-                try:
-                    rec = store.add_layer_from_tar(reader, f"{ref.name} layer {desc['digest']}")
-                except BaseException:
-                    reader.stop = True
-                    r.close()
-                    reg.close()  # the connection is mid-body
-                    reader.close()
-                    raise
-                reader.close()
-                records.append(rec)
-                if rec.diff_id != diff_id:
-                    raise SkiffError(f"layer {desc['digest']}: its content has diff_id {rec.diff_id}, "
-                                     f"the config says {diff_id}")
-                out.write(f"{short}: Pull complete\n")
-                out.flush()
+            with open_progress(out, bars, err) as progress:
+                for desc, diff_id in zip(layers_desc, diff_ids):
+                    records.append(_pull_layer(store, reg, ref, path, desc, diff_id, out, progress))
             tag = str(ref) if not ref.digest else None
             if ref.digest and ref.tag:
                 tag = f"{ref.name}:{ref.tag}"

@@ -25,12 +25,54 @@ def _short(digest: str) -> str:
     return digest.split(":", 1)[-1][:12]
 
 
+def _push_layer(store, reg, name: str, path: str, desc: dict, out, progress,
+                chunk_threshold: int, chunk_size: int) -> None:
+    digest = desc["digest"]
+    short = _short(digest)
+    if reg.blob_exists(path, digest):
+        progress.task(short, "Layer already exists", total=desc.get("size")).done(
+            f"{short}: Layer already exists")
+        return
+    blob = store.blob_path(digest)
+    try:
+        f = open(blob, "rb")
+    except FileNotFoundError:
+        raise SkiffError(f"layer {digest} of {name} is missing from the store") from None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if desc.get("size") is not None and int(desc["size"]) != size:
+            raise SkiffError(f"layer {digest}: the store has {size} bytes, the manifest says {desc['size']}")
+        if not progress.bars:
+            out.write(f"{short}: Preparing\n")
+            out.flush()
+        task = progress.task(short, "Pushing", total=size)
+        sent = [0]
+
+        def advance(offset: int) -> None:
+            task.advance(offset - sent[0])
+            sent[0] = offset
+
+        reg.upload_blob(path, digest, f, size, chunk_size if size > chunk_threshold else size,
+                        progress=advance if progress.bars else None)
+    task.done(f"{short}: Pushed")
+
+
 def push(store, name: str, insecure: bool = False, out=None,
-         chunk_threshold: int = CHUNK_THRESHOLD, chunk_size: int = CHUNK_SIZE) -> str:
-    """Push the image named ``name``; returns the manifest digest."""
+         chunk_threshold: int = CHUNK_THRESHOLD, chunk_size: int = CHUNK_SIZE,
+         bars: bool | None = None) -> str:
+    """Push the image named ``name``; returns the manifest digest.
+
+    Layers: a Rich bar each when ``bars`` (None: when stderr or stdout is a
+    terminal; with an ``out`` given, when it is one), else the plain lines
+    ("<id>: Preparing", "<id>: Pushed", "<id>: Layer already exists").
+    """
     from skiff.runtime import fastjson as json
 
-    out = out or sys.stdout
+    from .pull import open_progress
+
+    err = None
+    if out is None:
+        out, err = sys.stdout, sys.stderr
     ref = parse_reference(name)
     if ref.digest:
         raise SkiffError(f"cannot push a digest reference: {name}")
@@ -56,27 +98,9 @@ def push(store, name: str, insecure: bool = False, out=None,
     reg = open_registry(domain, store.root, insecure, f"repository:{path}:pull,push")
     try:
         # layers, topmost first as docker prints them
-        for desc in reversed(manifest.get("layers") or []):
-            digest = desc["digest"]
-            short = _short(digest)
-            if reg.blob_exists(path, digest):
-                out.write(f"{short}: Layer already exists\n")
-                out.flush()
-                continue
-            blob = store.blob_path(digest)
-            try:
-                f = open(blob, "rb")
-            except FileNotFoundError:
-                raise SkiffError(f"layer {digest} of {name} is missing from the store") from None
-            with f:
-                size = os.fstat(f.fileno()).st_size
-                if desc.get("size") is not None and int(desc["size"]) != size:
-                    raise SkiffError(f"layer {digest}: the store has {size} bytes, the manifest says {desc['size']}")
-                out.write(f"{short}: Preparing\n")
-                out.flush()
-                reg.upload_blob(path, digest, f, size, chunk_size if size > chunk_threshold else size)
-            out.write(f"{short}: Pushed\n")
-            out.flush()
+        with open_progress(out, bars, err) as progress:
+            for desc in reversed(manifest.get("layers") or []):
+                _push_layer(store, reg, name, path, desc, out, progress, chunk_threshold, chunk_size)
         if not reg.blob_exists(path, image.id):
             import tempfile
             with tempfile.TemporaryFile() as f:

@@ -30,6 +30,7 @@ MANIFEST_TYPES = (MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST)
 
 HUB_API = "registry-1.docker.io"
 CHUNK = 1 << 20
+SEND_SLICE = 8 << 20  # sendfile in slices of this size when progress is shown
 TIMEOUT = 60.0
 
 
@@ -173,7 +174,7 @@ class Registry:
         return u.scheme, u.netloc, target
 
     def _send(self, method: str, url: str, headers: dict, body=None, body_len: int | None = None,
-              sendfile: tuple | None = None) -> Response:
+              sendfile: tuple | None = None, on_sent=None) -> Response:
         """One request on a kept-alive connection (reconnecting once if the server closed it)."""
         scheme, netloc, target = self._split(url)
         for attempt in (0, 1):
@@ -194,7 +195,15 @@ class Registry:
                 conn.endheaders()
                 if sendfile is not None:
                     f, offset, count = sendfile
-                    conn.sock.sendfile(f, offset, count)
+                    if on_sent is None:
+                        conn.sock.sendfile(f, offset, count)
+                    else:
+                        done = 0
+                        while done < count:
+                            n = min(SEND_SLICE, count - done)
+                            conn.sock.sendfile(f, offset + done, n)
+                            done += n
+                            on_sent(done)
                 elif body is not None:
                     conn.send(body)
                 return Response(conn.getresponse())
@@ -293,11 +302,11 @@ class Registry:
 
     def request(self, method: str, url: str, headers: dict | None = None, body=None,
                 sendfile: tuple | None = None, expect: tuple[int, ...] = (200,),
-                what: str = "") -> Response:
+                what: str = "", on_sent=None) -> Response:
         """A request, answered again once after a 401 challenge; errors for other statuses."""
         headers = headers or {}
         for attempt in (0, 1):
-            r = self._send(method, url, headers, body=body, sendfile=sendfile)
+            r = self._send(method, url, headers, body=body, sendfile=sendfile, on_sent=on_sent)
             if r.status in expect:
                 return r
             data = r.read()
@@ -347,17 +356,19 @@ class Registry:
 
     def upload_blob(self, path: str, digest: str, f, size: int, chunk_size: int,
                     progress=None) -> None:
-        """POST, then one PUT (small blobs) or PATCH chunks and a closing PUT, following Location."""
+        """POST, then one PUT (small blobs) or PATCH chunks and a closing PUT, following Location.
+
+        ``progress(bytes_sent)`` is called as the body goes out (every SEND_SLICE bytes).
+        """
         r = self.request("POST", f"/v2/{path}/blobs/uploads/", expect=(202,), what=f"upload {digest}")
         r.read()
         location = self._location(r)
         if size <= chunk_size:
             r = self.request("PUT", _with_digest(location, digest),
                              {"Content-Type": "application/octet-stream"},
-                             sendfile=(f, 0, size), expect=(201,), what=f"upload {digest}")
+                             sendfile=(f, 0, size), expect=(201,), what=f"upload {digest}",
+                             on_sent=progress)
             r.read()
-            if progress:
-                progress(size)
         else:
             offset = 0
             while offset < size:
@@ -365,12 +376,11 @@ class Registry:
                 r = self.request("PATCH", location, {
                     "Content-Type": "application/octet-stream",
                     "Content-Range": f"{offset}-{offset + n - 1}",
-                }, sendfile=(f, offset, n), expect=(202,), what=f"upload {digest}")
+                }, sendfile=(f, offset, n), expect=(202,), what=f"upload {digest}",
+                   on_sent=(lambda k, base=offset: progress(base + k)) if progress else None)
                 r.read()
                 location = self._location(r)
                 offset += n
-                if progress:
-                    progress(offset)
             r = self.request("PUT", _with_digest(location, digest), expect=(201,), what=f"upload {digest}")
             r.read()
 
