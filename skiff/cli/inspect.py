@@ -60,10 +60,15 @@ def main(ctx, values, args) -> int:
         except SkiffError as e:
             sys.stderr.write(f"Error: {e}\n")
             code = 1
-    if values["format"] is not None:
+    print_objects(results, values["format"])
+    return code
+
+
+def print_objects(results: list, template: str | None) -> None:
+    """`inspect` output: a JSON list, or each object through a -f Go template."""
+    if template is not None:
         from .template import render
         for obj in results:
-            sys.stdout.write(render(values["format"], obj) + "\n")
+            sys.stdout.write(render(template, obj) + "\n")
     else:
         sys.stdout.write(json.dumps(results, indent=4) + "\n")
-    return code

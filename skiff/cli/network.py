@@ -191,13 +191,8 @@ def inspect(ctx, store, opts, args) -> int:
         except SkiffError as e:
             sys.stderr.write(f"Error: {e}\n")
             code = 1
-    if opts["format"] is not None:
-        from .template import render
-        for obj in results:
-            sys.stdout.write(render(opts["format"], obj) + "\n")
-    else:
-        import json
-        sys.stdout.write(json.dumps(results, indent=4) + "\n")
+    from .inspect import print_objects
+    print_objects(results, opts["format"])
     return code
 
 

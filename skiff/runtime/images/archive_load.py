@@ -116,13 +116,7 @@ class Archive:
             raise self.error(name, f"is not valid JSON ({e})") from None
 
 
-def _normalize(name: str) -> str | None:
-    if name.startswith("/"):
-        return None
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        return None
-    return "/".join(parts)
+from .tarsafe import _normalize  # noqa: E402 - one definition of a safe member path
 
 
 def _is_digest(d: object) -> bool:
