@@ -22,6 +22,7 @@ from skiff.errors import InvalidArgument, SkiffError
 from skiff.runtime import fastjson as json
 
 from .archive import (ANN_CONTAINERD_NAME, ANN_REF_NAME, INDEX_TYPES, MANIFEST_TYPES,
+from .tarsafe import _normalize
                       sha256_hex)
 
 _CHUNK = 1 << 20
@@ -116,7 +117,6 @@ class Archive:
             raise self.error(name, f"is not valid JSON ({e})") from None
 
 
-from .tarsafe import _normalize  # noqa: E402 - one definition of a safe member path
 
 
 def _is_digest(d: object) -> bool:
