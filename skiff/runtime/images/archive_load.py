@@ -22,8 +22,8 @@ from skiff.errors import InvalidArgument, SkiffError
 from skiff.runtime import fastjson as json
 
 from .archive import (ANN_CONTAINERD_NAME, ANN_REF_NAME, INDEX_TYPES, MANIFEST_TYPES,
-from .tarsafe import _normalize
                       sha256_hex)
+from .tarsafe import _normalize
 
 _CHUNK = 1 << 20
 _HEX = frozenset("0123456789abcdef")
