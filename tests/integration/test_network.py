@@ -56,6 +56,17 @@ def http_get(host: str, port: int) -> str:
     return data.decode(errors="replace")
 
 
+def output_until(fetch, needle: str, tries: int, pause: float = 0.1) -> str:
+    """Call ``fetch()`` until its output holds ``needle`` (a server may still be starting)."""
+    out = ""
+    for _ in range(tries):
+        out = fetch()
+        if needle in out:
+            break
+        time.sleep(pause)
+    return out
+
+
 def host_links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
 
@@ -75,13 +86,8 @@ def test_same_bridge_containers_talk_over_tcp(busybox):
     a = run_d(busybox, "busybox", "sh", "-c", SERVE.format(n="a", port=8080))
     ip = ip_of(busybox, a)
     assert ip
-    out = ""
-    for _ in range(50):
-        p = busybox("run", "--rm", "busybox", "sh", "-c", GET.format(ip=ip, port=8080))
-        out = p.stdout
-        if "hello-from-a" in out:
-            break
-        time.sleep(0.1)
+    out = output_until(lambda: busybox("run", "--rm", "busybox", "sh", "-c",
+                                       GET.format(ip=ip, port=8080)).stdout, "hello-from-a", 50)
     assert "hello-from-a" in out
 
 
@@ -110,12 +116,7 @@ def test_published_port_reachable_from_host_loopback(busybox):
     ps = busybox.ok("ps")
     assert f"127.0.0.1:{port}->8080/tcp" in ps
     wait_port("127.0.0.1", port)
-    body = ""
-    for _ in range(30):
-        body = http_get("127.0.0.1", port)
-        if "hello-from-p" in body:
-            break
-        time.sleep(0.1)
+    body = output_until(lambda: http_get("127.0.0.1", port), "hello-from-p", 30)
     assert "hello-from-p" in body
     ports = inspect(busybox, c)["NetworkSettings"]["Ports"]
     assert ports == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
@@ -152,14 +153,9 @@ def test_published_port_reachable_from_another_host(busybox, other_host):
             "s.sendall(b'GET /index.html HTTP/1.0\\r\\n\\r\\n')\n"
             "d=b''\nwhile True:\n c=s.recv(4096)\n if not c: break\n d+=c\n"
             "sys.stdout.write(d.decode())\n")
-    out = ""
-    for _ in range(20):
-        p = subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", code],
-                           capture_output=True, text=True, timeout=10)
-        out = p.stdout
-        if "hello-from-x" in out:
-            break
-        time.sleep(0.1)
+    out = output_until(lambda: subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", code],
+                                              capture_output=True, text=True, timeout=10).stdout,
+                       "hello-from-x", 20)
     assert "hello-from-x" in out
 
 
