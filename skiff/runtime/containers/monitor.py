@@ -117,7 +117,7 @@ class Monitor:
         self.state.cgroup = self.cgroup.to_dict()
 
     def start(self, winsize) -> None:
-        from ...errors import SkiffError  # noqa: F811
+        from ...errors import SkiffError
         from ..kernel import CLONE_NEWPID, kernel
         from . import init
         try:
