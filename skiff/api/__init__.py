@@ -1,0 +1,1 @@
+"""The skiff API: Kubernetes-shaped objects, their JSON Schemas, validation and manifest loading."""

@@ -1,0 +1,509 @@
+"""Validation of API objects against the JSON Schemas in ``schemas/`` plus the rules a
+schema cannot express (DNS-1123 names, uniqueness, fields skiff does not implement).
+
+``validate(obj)`` returns a list of :class:`Warning` (fields accepted but not implemented by
+skiff, for the ``Warning`` response header) or raises :class:`ValidationError`, whose
+``causes`` are Kubernetes ``StatusCause`` dicts: ``{"field": "spec.containers[0].image",
+"reason": "FieldValueRequired", "message": "Required value"}``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+
+from skiff.errors import SkiffError
+
+REQUIRED = "FieldValueRequired"
+INVALID = "FieldValueInvalid"
+NOT_SUPPORTED = "FieldValueNotSupported"
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    schema_file: str
+    name_rule: str  # "subdomain" or "label"
+
+
+KINDS: dict[tuple[str, str], Kind] = {
+    (k.api_version, k.kind): k
+    for k in [
+        Kind("v1", "Namespace", "namespaces", False, "core.v1.Namespace.json", "label"),
+        Kind("v1", "Pod", "pods", True, "core.v1.Pod.json", "subdomain"),
+        Kind("v1", "Node", "nodes", False, "core.v1.Node.json", "subdomain"),
+        Kind("v1", "Event", "events", True, "core.v1.Event.json", "subdomain"),
+        Kind("coordination.k8s.io/v1", "Lease", "leases", True, "coordination.k8s.io.v1.Lease.json", "subdomain"),
+    ]
+}
+
+
+def kind_of(obj: dict) -> Kind | None:
+    """The :class:`Kind` for ``obj``'s apiVersion and kind, or None."""
+    if not isinstance(obj, dict):
+        return None
+    return KINDS.get((obj.get("apiVersion"), obj.get("kind")))
+
+
+class Warning(str):  # noqa: A001 - the name the API uses; it is a str, usable as a header value
+    """A field accepted but not implemented by skiff. ``str(w)`` is the message."""
+
+    field: str
+
+    def __new__(cls, field: str, message: str):
+        self = super().__new__(cls, message)
+        self.field = field
+        return self
+
+
+class ValidationError(SkiffError):
+    """An object is invalid; ``causes`` lists every problem with its JSON path."""
+
+    def __init__(self, causes: list[dict], kind: str = "", name: str = ""):
+        self.causes = causes
+        self.kind = kind
+        self.name = name
+        what = f'{kind} "{name}" is invalid' if kind else "invalid object"
+        super().__init__(what + ": " + "; ".join(f"{c['field']}: {c['message']}" if c["field"] else c["message"]
+                                                 for c in causes))
+
+    def to_status(self) -> dict:
+        """The Kubernetes ``Status`` object for a 422 response."""
+        k = next((k for k in KINDS.values() if k.kind == self.kind), None)
+        return {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": str(self), "reason": "Invalid", "code": 422,
+            "details": {"name": self.name, "kind": k.plural if k else self.kind.lower(), "causes": self.causes},
+        }
+
+
+# ---------------------------------------------------------------- schemas
+
+def schemas_dir() -> Path:
+    """Where the schemas are: $SKIFF_SCHEMAS, the source tree's schemas/, or the
+    wheel's data files (sys.prefix/share/skiff/schemas)."""
+    candidates = []
+    if os.environ.get("SKIFF_SCHEMAS"):
+        candidates.append(Path(os.environ["SKIFF_SCHEMAS"]))
+    candidates.append(Path(__file__).resolve().parent.parent.parent / "schemas")
+    candidates.append(Path(sys.prefix) / "share" / "skiff" / "schemas")
+    candidates.append(Path(sys.base_prefix) / "share" / "skiff" / "schemas")
+    for c in candidates:
+        if (c / "common.json").is_file():
+            return c
+    raise SkiffError("skiff's API schemas were not found (looked in " + ", ".join(map(str, candidates)) + ")")
+
+
+@functools.lru_cache(maxsize=None)
+def _load_schemas() -> dict[str, dict]:
+    d = schemas_dir()
+    return {p.name: json.loads(p.read_text()) for p in sorted(d.glob("*.json"))}
+
+
+@functools.lru_cache(maxsize=None)
+def _validator(schema_file: str):
+    schemas = _load_schemas()
+    schema = schemas[schema_file]
+    cls = jsonschema.Draft202012Validator
+    try:
+        from referencing import Registry, Resource  # jsonschema >= 4.18
+        registry = Registry().with_resources(
+            (s["$id"], Resource.from_contents(s)) for s in schemas.values())
+        return cls(schema, registry=registry)
+    except ImportError:  # jsonschema 4.17
+        store = {s["$id"]: s for s in schemas.values()}
+        return cls(schema, resolver=jsonschema.RefResolver.from_schema(schema, store=store))
+
+
+def schema_for(obj: dict) -> dict:
+    k = kind_of(obj)
+    if k is None:
+        raise KeyError((obj.get("apiVersion"), obj.get("kind")))
+    return _load_schemas()[k.schema_file]
+
+
+# ---------------------------------------------------------------- paths
+
+def json_path(parts: Iterable[Any]) -> str:
+    """Kubernetes field path: ["spec", "containers", 0, "image"] -> spec.containers[0].image"""
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(p)):
+            out += ("." if out else "") + str(p)
+        else:
+            out += f"[{json.dumps(str(p))}]"  # map keys such as labels["app.kubernetes.io/name"]
+    return out
+
+
+def _cause(field, reason, message):
+    return {"field": field, "reason": reason, "message": message}
+
+
+def _short(v) -> str:
+    s = json.dumps(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _schema_causes(err: jsonschema.ValidationError) -> list[dict]:
+    path = list(err.absolute_path)
+    v = err.validator
+    if v in ("oneOf", "anyOf") and err.context:
+        # report the most specific sub-error (for oneOf/anyOf of types)
+        best = jsonschema.exceptions.best_match(err.context)
+        if best is not None and best.validator not in ("type", "pattern"):
+            return _schema_causes(best)
+    if v == "required":
+        missing = [r for r in err.validator_value if r not in err.instance]
+        return [_cause(json_path(path + [m]), REQUIRED, "Required value") for m in missing]
+    if v == "additionalProperties":
+        known = set(err.schema.get("properties", {}))
+        extra = [k for k in err.instance if k not in known]
+        return [_cause(json_path(path + [k]), INVALID, f'unknown field "{json_path(path + [k])}"') for k in extra]
+    field = json_path(path)
+    if v in ("enum", "const"):
+        allowed = err.validator_value if v == "enum" else [err.validator_value]
+        return [_cause(field, NOT_SUPPORTED, f"Unsupported value: {_short(err.instance)}: supported values: "
+                       + ", ".join(json.dumps(a) for a in allowed))]
+    if v == "type":
+        want = err.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        return [_cause(field, INVALID, f"Invalid value: {_short(err.instance)}: must be of type {want}")]
+    if v in ("oneOf", "anyOf") and "Ki|Mi" in json.dumps(err.schema):
+        return [_cause(field, INVALID, f"Invalid value: {_short(err.instance)}: must be a quantity such as 500m or 64Mi")]
+    if v == "minItems" and err.validator_value == 1:
+        return [_cause(field, REQUIRED, "Required value")]
+    if v == "maxProperties" and path and "volumes" in path:
+        return [_cause(field, INVALID, "may not specify more than 1 volume type")]
+    if v == "pattern":
+        return [_cause(field, INVALID, f"Invalid value: {_short(err.instance)}: must match {err.validator_value}")]
+    return [_cause(field, INVALID, f"Invalid value: {_short(err.instance)}: {err.message}")]
+
+
+# ---------------------------------------------------------------- names
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+
+def dns1123_label_error(v: str) -> str | None:
+    if len(v) > 63:
+        return "must be no more than 63 characters"
+    if not DNS1123_LABEL.match(v):
+        return ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+                "and must start and end with an alphanumeric character (e.g. 'my-name', or '123-abc')")
+    return None
+
+
+def dns1123_subdomain_error(v: str) -> str | None:
+    if len(v) > 253:
+        return "must be no more than 253 characters"
+    if not DNS1123_SUBDOMAIN.match(v):
+        return ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+                "and must start and end with an alphanumeric character (e.g. 'example.com')")
+    return None
+
+
+def _qualified_name_error(k: str) -> str | None:
+    prefix, slash, name = k.rpartition("/")
+    if slash and (not prefix or dns1123_subdomain_error(prefix)):
+        return "prefix part must be a DNS-1123 subdomain"
+    if not name or len(name) > 63 or not QUALIFIED_NAME.match(name):
+        return ("name part must consist of alphanumeric characters, '-', '_' or '.', at most 63 characters, "
+                "and must start and end with an alphanumeric character")
+    return None
+
+
+def _invalid(field, value, why):
+    return _cause(field, INVALID, f"Invalid value: {_short(value)}: {why}")
+
+
+def _check_meta(obj: dict, kind: Kind) -> list[dict]:
+    causes = []
+    meta = obj.get("metadata") or {}
+    name = meta.get("name")
+    check = dns1123_label_error if kind.name_rule == "label" else dns1123_subdomain_error
+    if not name and not meta.get("generateName"):
+        causes.append(_cause("metadata.name", REQUIRED, "name or generateName is required"))
+    elif isinstance(name, str) and name and (why := check(name)):
+        causes.append(_invalid("metadata.name", name, why))
+    gen = meta.get("generateName")
+    if isinstance(gen, str) and gen and not name and (why := check(gen + "x")):
+        causes.append(_invalid("metadata.generateName", gen, why))
+    ns = meta.get("namespace")
+    if isinstance(ns, str) and ns:
+        if not kind.namespaced:
+            causes.append(_cause("metadata.namespace", INVALID, f"Forbidden: not allowed on this type ({kind.kind} is cluster-scoped)"))
+        elif why := dns1123_label_error(ns):
+            causes.append(_invalid("metadata.namespace", ns, why))
+    for k, v in (meta.get("labels") or {}).items():
+        if isinstance(k, str) and (why := _qualified_name_error(k)):
+            causes.append(_invalid(json_path(["metadata", "labels", k]), k, why))
+        if isinstance(v, str) and (len(v) > 63 or not LABEL_VALUE.match(v)):
+            causes.append(_invalid(json_path(["metadata", "labels", k]), v,
+                                   "a valid label must be an empty string or consist of alphanumeric characters, "
+                                   "'-', '_' or '.', at most 63, starting and ending with an alphanumeric character"))
+    for k in (meta.get("annotations") or {}):
+        if isinstance(k, str) and (why := _qualified_name_error(k)):
+            causes.append(_invalid(json_path(["metadata", "annotations", k]), k, why))
+    return causes
+
+
+# ---------------------------------------------------------------- unsupported fields
+
+# Fields Kubernetes knows and skiff does not implement. WARN: accepted, stored, ignored,
+# reported as a Warning. REJECT: ignoring them would be unsafe or misleading, so the
+# object is refused with FieldValueNotSupported. Paths use [*] for "every element";
+# the predicate decides whether a present value triggers the rule (default: any value).
+WARN = "warn"
+REJECT = "reject"
+
+_set = lambda v: v is not None  # noqa: E731
+_true = lambda v: v is True  # noqa: E731
+_nonempty = lambda v: bool(v)  # noqa: E731
+
+UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
+    ("spec.affinity", WARN, _set),
+    ("spec.topologySpreadConstraints", WARN, _nonempty),
+    ("spec.priorityClassName", WARN, _set),
+    ("spec.priority", WARN, _set),
+    ("spec.preemptionPolicy", WARN, _set),
+    ("spec.serviceAccountName", WARN, _set),
+    ("spec.serviceAccount", WARN, _set),
+    ("spec.automountServiceAccountToken", WARN, _true),
+    ("spec.imagePullSecrets", WARN, _nonempty),
+    ("spec.readinessGates", WARN, _nonempty),
+    ("spec.runtimeClassName", WARN, _set),
+    ("spec.dnsConfig", WARN, _set),
+    ("spec.hostAliases", WARN, _nonempty),
+    ("spec.setHostnameAsFQDN", WARN, _true),
+    ("spec.shareProcessNamespace", WARN, _true),
+    ("spec.activeDeadlineSeconds", WARN, _set),
+    ("spec.overhead", WARN, _set),
+    ("spec.os", WARN, _set),
+    ("spec.resources", WARN, _set),
+    ("spec.securityContext.fsGroup", WARN, _set),
+    ("spec.securityContext.supplementalGroups", WARN, _nonempty),
+    ("spec.securityContext.sysctls", WARN, _nonempty),
+    ("spec.securityContext.seLinuxOptions", WARN, _set),
+    ("spec.securityContext.seccompProfile", WARN, _set),
+    ("spec.securityContext.appArmorProfile", WARN, _set),
+    ("spec.securityContext.runAsNonRoot", WARN, _true),
+    ("spec.hostPID", REJECT, _true),
+    ("spec.hostIPC", REJECT, _true),
+    ("spec.hostUsers", REJECT, lambda v: v is False),
+    ("spec.ephemeralContainers", REJECT, _nonempty),
+    ("spec.schedulingGates", REJECT, _nonempty),
+    ("spec.resourceClaims", REJECT, _nonempty),
+]
+for _c in ("containers", "initContainers"):
+    UNSUPPORTED_POD_FIELDS += [
+        (f"spec.{_c}[*].lifecycle", WARN, _set),
+        (f"spec.{_c}[*].envFrom", WARN, _nonempty),
+        (f"spec.{_c}[*].env[*].valueFrom.configMapKeyRef", WARN, _set),
+        (f"spec.{_c}[*].env[*].valueFrom.secretKeyRef", WARN, _set),
+        (f"spec.{_c}[*].env[*].valueFrom.resourceFieldRef", WARN, _set),
+        (f"spec.{_c}[*].resizePolicy", WARN, _nonempty),
+        (f"spec.{_c}[*].restartPolicy", WARN, _set),
+        (f"spec.{_c}[*].stdinOnce", WARN, _true),
+        (f"spec.{_c}[*].livenessProbe.grpc", WARN, _set),
+        (f"spec.{_c}[*].readinessProbe.grpc", WARN, _set),
+        (f"spec.{_c}[*].startupProbe.grpc", WARN, _set),
+        (f"spec.{_c}[*].terminationMessagePolicy", WARN, lambda v: v not in (None, "File")),
+        (f"spec.{_c}[*].volumeMounts[*].subPathExpr", WARN, _set),
+        (f"spec.{_c}[*].volumeMounts[*].mountPropagation", WARN, lambda v: v not in (None, "None")),
+        (f"spec.{_c}[*].securityContext.capabilities.drop", WARN, _nonempty),
+        (f"spec.{_c}[*].securityContext.allowPrivilegeEscalation", WARN, lambda v: v is False),
+        (f"spec.{_c}[*].securityContext.readOnlyRootFilesystem", WARN, _true),
+        (f"spec.{_c}[*].securityContext.runAsNonRoot", WARN, _true),
+        (f"spec.{_c}[*].securityContext.seLinuxOptions", WARN, _set),
+        (f"spec.{_c}[*].securityContext.seccompProfile", WARN, _set),
+        (f"spec.{_c}[*].securityContext.appArmorProfile", WARN, _set),
+        (f"spec.{_c}[*].securityContext.procMount", WARN, lambda v: v not in (None, "Default")),
+        (f"spec.{_c}[*].securityContext.privileged", REJECT, _true),
+        (f"spec.{_c}[*].securityContext.capabilities.add", REJECT, _nonempty),
+        (f"spec.{_c}[*].volumeDevices", REJECT, _nonempty),
+        (f"spec.{_c}[*].resources.claims", REJECT, _nonempty),
+    ]
+# Volume types skiff can mount; every other Kubernetes volume type is rejected.
+SUPPORTED_VOLUME_TYPES = ("emptyDir", "hostPath", "configMap", "secret")
+# configMap and secret are mountable in principle but skiff serves no ConfigMap/Secret objects yet.
+UNSUPPORTED_POD_FIELDS += [
+    ("spec.volumes[*].configMap", WARN, _set),
+    ("spec.volumes[*].secret", WARN, _set),
+    ("spec.volumes[*].emptyDir.medium", WARN, lambda v: v == "Memory"),
+]
+
+
+def _walk(obj: Any, parts: list[str], prefix: list) -> Iterable[tuple[list, Any]]:
+    if not parts:
+        yield prefix, obj
+        return
+    head, rest = parts[0], parts[1:]
+    name, star = (head[:-3], True) if head.endswith("[*]") else (head, False)
+    if not isinstance(obj, dict) or name not in obj:
+        return
+    val = obj[name]
+    if star:
+        if isinstance(val, list):
+            for i, item in enumerate(val):
+                yield from _walk(item, rest, prefix + [name, i]) if rest else iter([(prefix + [name, i], item)])
+    else:
+        yield from _walk(val, rest, prefix + [name])
+
+
+def _unsupported(obj: dict, rules) -> tuple[list[dict], list[Warning]]:
+    causes, warnings = [], []
+    for path, action, pred in rules:
+        for parts, value in _walk(obj, path.split("."), []):
+            if not pred(value):
+                continue
+            field = json_path(parts)
+            if action == REJECT:
+                causes.append(_cause(field, NOT_SUPPORTED, f"{field} is not supported by skiff"))
+            else:
+                warnings.append(Warning(field, f"{field} is accepted but not supported by skiff"))
+    return causes, warnings
+
+
+# ---------------------------------------------------------------- pod rules
+
+def _check_pod(obj: dict) -> list[dict]:
+    causes = []
+    spec = obj.get("spec") or {}
+    vols = spec.get("volumes") or []
+    vol_names = set()
+    for i, v in enumerate(vols):
+        f = f"spec.volumes[{i}]"
+        n = v.get("name")
+        if isinstance(n, str):
+            if why := dns1123_label_error(n):
+                causes.append(_invalid(f + ".name", n, why))
+            elif n in vol_names:
+                causes.append(_cause(f + ".name", INVALID, f'Duplicate value: "{n}"'))
+            vol_names.add(n)
+        types = [k for k in v if k != "name"]
+        if not types:
+            causes.append(_cause(f, REQUIRED, "must specify a volume type"))
+        for t in types:
+            if t not in SUPPORTED_VOLUME_TYPES:
+                causes.append(_cause(f"{f}.{t}", NOT_SUPPORTED,
+                                     f"{f}.{t} is not supported by skiff (volume types: {', '.join(SUPPORTED_VOLUME_TYPES)})"))
+    seen, host_ports = set(), set()
+    for group in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(group) or []):
+            f = f"spec.{group}[{i}]"
+            n = c.get("name")
+            if isinstance(n, str):
+                if why := dns1123_label_error(n):
+                    causes.append(_invalid(f + ".name", n, why))
+                elif n in seen:
+                    causes.append(_cause(f + ".name", INVALID, f'Duplicate value: "{n}"'))
+                seen.add(n)
+            if not c.get("image"):
+                causes.append(_cause(f + ".image", REQUIRED, "Required value"))
+            port_names = set()
+            for j, p in enumerate(c.get("ports") or []):
+                pn = p.get("name")
+                if isinstance(pn, str):
+                    if len(pn) > 15 or not IANA_SVC_NAME.match(pn) or "--" in pn or not re.search("[a-z]", pn):
+                        causes.append(_invalid(f"{f}.ports[{j}].name", pn,
+                                               "must be no more than 15 characters, lower case alphanumerics and '-', "
+                                               "with at least one letter"))
+                    elif pn in port_names:
+                        causes.append(_cause(f"{f}.ports[{j}].name", INVALID, f'Duplicate value: "{pn}"'))
+                    port_names.add(pn)
+                hp = p.get("hostPort")
+                if isinstance(hp, int):
+                    key = (hp, p.get("protocol", "TCP"), p.get("hostIP", ""))
+                    if key in host_ports:
+                        causes.append(_cause(f"{f}.ports[{j}].hostPort", INVALID, f'Duplicate value: "{hp}/{key[1]}"'))
+                    host_ports.add(key)
+            for j, m in enumerate(c.get("volumeMounts") or []):
+                mn = m.get("name")
+                if isinstance(mn, str) and mn not in vol_names:
+                    causes.append(_cause(f"{f}.volumeMounts[{j}].name", INVALID, f'Not found: "{mn}"'))
+            for j, e in enumerate(c.get("env") or []):
+                vf = e.get("valueFrom")
+                if isinstance(vf, dict):
+                    if "value" in e and e.get("value"):
+                        causes.append(_cause(f"{f}.env[{j}].valueFrom", INVALID,
+                                             "Invalid value: may not be specified when `value` is not empty"))
+                    if len(vf) != 1:
+                        causes.append(_cause(f"{f}.env[{j}].valueFrom", INVALID,
+                                             "Invalid value: must specify exactly one of fieldRef, resourceFieldRef, "
+                                             "configMapKeyRef or secretKeyRef"))
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                pr = c.get(probe)
+                if isinstance(pr, dict):
+                    handlers = [h for h in ("exec", "httpGet", "tcpSocket", "grpc") if h in pr]
+                    if len(handlers) != 1:
+                        causes.append(_cause(f"{f}.{probe}", REQUIRED if not handlers else INVALID,
+                                             "must specify exactly one handler: exec, httpGet, tcpSocket or grpc"))
+    for field in ("hostname", "subdomain"):
+        v = spec.get(field)
+        if isinstance(v, str) and v and (why := dns1123_label_error(v)):
+            causes.append(_invalid(f"spec.{field}", v, why))
+    for k, v in (spec.get("nodeSelector") or {}).items():
+        if isinstance(k, str) and (why := _qualified_name_error(k)):
+            causes.append(_invalid(json_path(["spec", "nodeSelector", k]), k, why))
+    return causes
+
+
+# ---------------------------------------------------------------- entry point
+
+def validate(obj: Any) -> list[Warning]:
+    """Validate one API object. Returns the warnings; raises ValidationError with every cause."""
+    if not isinstance(obj, dict):
+        raise ValidationError([_cause("", INVALID, f"Invalid value: an API object must be a mapping, not {type(obj).__name__}")])
+    kind = kind_of(obj)
+    name = (obj.get("metadata") or {}).get("name", "") if isinstance(obj.get("metadata"), dict) else ""
+    if kind is None:
+        causes = []
+        if not obj.get("apiVersion"):
+            causes.append(_cause("apiVersion", REQUIRED, "Required value"))
+        if not obj.get("kind"):
+            causes.append(_cause("kind", REQUIRED, "Required value"))
+        if not causes:
+            supported = ", ".join(f"{k.api_version}/{k.kind}" for k in KINDS.values())
+            causes.append(_cause("kind", NOT_SUPPORTED,
+                                 f"Unsupported value: no kind \"{obj.get('kind')}\" is registered for version "
+                                 f"\"{obj.get('apiVersion')}\" (supported: {supported})"))
+        raise ValidationError(causes, str(obj.get("kind") or ""), str(name or ""))
+    causes: list[dict] = []
+    for err in sorted(_validator(kind.schema_file).iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
+        causes.extend(_schema_causes(err))
+    warnings: list[Warning] = []
+    if isinstance(obj.get("metadata"), dict):
+        causes.extend(c for c in _check_meta(obj, kind) if c not in causes)
+    if kind.kind == "Pod" and isinstance(obj.get("spec"), dict):
+        try:
+            causes.extend(_check_pod(obj))
+        except (AttributeError, TypeError):
+            # a shape the schema has already reported (a list where a mapping belongs...)
+            if not causes:
+                raise
+        more, warnings = _unsupported(obj, UNSUPPORTED_POD_FIELDS)
+        causes.extend(more)
+    if causes:
+        # one cause per (field, message)
+        uniq = []
+        for c in causes:
+            if c not in uniq:
+                uniq.append(c)
+        raise ValidationError(uniq, kind.kind, str(name or ""))
+    return warnings

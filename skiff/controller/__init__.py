@@ -1,0 +1,1 @@
+"""The skiff control plane: API server, store, admission and controllers."""

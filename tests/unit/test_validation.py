@@ -1,0 +1,372 @@
+"""Schemas, validation and admission of API objects (skiff.api.validation, skiff.controller.admission)."""
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from skiff.api import validation
+from skiff.api.validation import ValidationError, validate
+from skiff.controller.admission import admit
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+
+# The nginx Pod exactly as the Kubernetes documentation writes it.
+NGINX = yaml.safe_load("""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: nginx
+spec:
+  containers:
+  - name: nginx
+    image: nginx:1.14.2
+    ports:
+    - containerPort: 80
+""")
+
+MULTI = yaml.safe_load("""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-with-sidecar
+  namespace: shop
+  labels: {app: web, app.kubernetes.io/name: web, tier: ""}
+  annotations: {example.com/owner: "team-a"}
+spec:
+  restartPolicy: OnFailure
+  terminationGracePeriodSeconds: 10
+  nodeSelector: {kubernetes.io/hostname: host-1}
+  volumes:
+  - name: shared
+    emptyDir: {}
+  - name: logs
+    hostPath: {path: /var/log/web, type: DirectoryOrCreate}
+  initContainers:
+  - name: init
+    image: busybox
+    command: ["sh", "-c", "echo hi > /shared/index.html"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  containers:
+  - name: web
+    image: docker.io/library/nginx:1.25
+    workingDir: /usr/share/nginx/html
+    env:
+    - {name: MODE, value: prod}
+    - name: POD_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    - name: POD_IP
+      valueFrom: {fieldRef: {fieldPath: status.podIP}}
+    ports:
+    - {containerPort: 80, name: http}
+    - {containerPort: 8443, hostPort: 8443, protocol: TCP, name: https}
+    resources:
+      requests: {cpu: 250m, memory: 64Mi}
+      limits: {cpu: "1", memory: 128Mi, ephemeral-storage: 1Gi}
+    volumeMounts: [{name: shared, mountPath: /usr/share/nginx/html, readOnly: true}]
+    livenessProbe:
+      httpGet: {path: /healthz, port: http, httpHeaders: [{name: X-Probe, value: "1"}]}
+      initialDelaySeconds: 3
+      periodSeconds: 3
+    readinessProbe:
+      tcpSocket: {port: 80}
+      timeoutSeconds: 2
+    startupProbe:
+      exec: {command: [cat, /tmp/ready]}
+      failureThreshold: 30
+    securityContext: {runAsUser: 1000}
+  - name: sidecar
+    image: busybox:1.36
+    args: [sh, -c, "while true; do wget -qO- localhost; sleep 5; done"]
+    resources:
+      limits: {cpu: 0.5, memory: 1e8}
+    volumeMounts: [{name: logs, mountPath: /logs}]
+    stdin: true
+    tty: true
+""")
+
+
+def pod(**spec_changes):
+    p = copy.deepcopy(NGINX)
+    p["spec"].update(spec_changes)
+    return p
+
+
+def causes(obj):
+    with pytest.raises(ValidationError) as ei:
+        validate(obj)
+    return ei.value.causes
+
+
+def fields(obj):
+    return {c["field"]: c["reason"] for c in causes(obj)}
+
+
+def test_schemas_are_valid_draft_2020_12_and_strict():
+    import jsonschema
+    names = {p.name for p in SCHEMAS.glob("*.json")}
+    assert {"common.json", "core.v1.Pod.json", "core.v1.Namespace.json", "core.v1.Node.json",
+            "core.v1.Event.json", "coordination.k8s.io.v1.Lease.json"} <= names
+    for p in SCHEMAS.glob("*.json"):
+        s = json.loads(p.read_text())
+        jsonschema.Draft202012Validator.check_schema(s)
+        assert s["$schema"].endswith("2020-12/schema")
+        if p.name != "common.json":
+            assert s["additionalProperties"] is False
+    meta = json.loads((SCHEMAS / "common.json").read_text())["$defs"]["ObjectMeta"]
+    assert meta["additionalProperties"] is False
+    assert {"name", "generateName", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation",
+            "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "ownerReferences",
+            "finalizers", "managedFields"} <= set(meta["properties"])
+
+
+def test_nginx_from_the_kubernetes_docs_is_valid():
+    assert validate(NGINX) == []
+
+
+def test_multi_container_pod_with_probes_resources_and_volumes_is_valid():
+    assert validate(MULTI) == []
+
+
+def test_pod_with_status_as_the_agent_writes_it():
+    p = copy.deepcopy(NGINX)
+    p["metadata"].update(uid="6f1c", resourceVersion="42", generation=1, creationTimestamp="2024-01-02T03:04:05Z",
+                         deletionTimestamp=None, finalizers=["skiff.dev/agent"],
+                         managedFields=[{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {}}}],
+                         ownerReferences=[{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1",
+                                           "controller": True}])
+    p["status"] = {"phase": "Running", "podIP": "10.88.0.5", "podIPs": [{"ip": "10.88.0.5"}], "hostIP": "192.168.1.2",
+                   "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2024-01-02T03:04:06Z"}],
+                   "containerStatuses": [{"name": "nginx", "ready": True, "restartCount": 0,
+                                          "state": {"running": {"startedAt": "2024-01-02T03:04:06Z"}},
+                                          "lastState": {}, "image": "nginx:1.14.2", "imageID": "sha256:ab"}],
+                   "startTime": "2024-01-02T03:04:05Z", "qosClass": "BestEffort"}
+    assert validate(p) == []
+
+
+def test_other_kinds():
+    assert validate({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}) == []
+    assert validate({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "host-1.example.com",
+                     "labels": {"kubernetes.io/hostname": "host-1"}},
+                     "spec": {"podCIDR": "10.88.1.0/24", "taints": [{"key": "k", "effect": "NoSchedule"}]},
+                     "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                                "addresses": [{"type": "InternalIP", "address": "192.168.1.2"}],
+                                "conditions": [{"type": "Ready", "status": "True"}]}}) == []
+    assert validate({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "nginx.17a2b3c4d5", "namespace": "default"},
+                     "involvedObject": {"kind": "Pod", "name": "nginx", "namespace": "default", "uid": "u"},
+                     "reason": "Scheduled", "message": "Successfully assigned default/nginx to host-1",
+                     "source": {"component": "default-scheduler"}, "count": 1, "type": "Normal",
+                     "firstTimestamp": "2024-01-02T03:04:05Z", "lastTimestamp": "2024-01-02T03:04:05Z"}) == []
+    assert validate({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                     "metadata": {"name": "host-1", "namespace": "kube-node-lease"},
+                     "spec": {"holderIdentity": "host-1", "leaseDurationSeconds": 40,
+                              "renewTime": "2024-01-02T03:04:05.000000Z"}}) == []
+
+
+def test_unknown_field_is_rejected_with_its_path():
+    p = copy.deepcopy(MULTI)
+    p["spec"]["containers"][1]["ports"] = [{"containerPort": 80}, {"containerPort": 81, "hostport": 8081}]
+    p["spec"]["frobnicate"] = True
+    p["metadata"]["labelz"] = {}
+    cs = causes(p)
+    by = {c["field"]: c for c in cs}
+    assert by["spec.containers[1].ports[1].hostport"]["reason"] == "FieldValueInvalid"
+    assert 'unknown field "spec.containers[1].ports[1].hostport"' == by["spec.containers[1].ports[1].hostport"]["message"]
+    assert "spec.frobnicate" in by and "metadata.labelz" in by
+    assert len(cs) == 3
+
+
+def test_top_level_unknown_field_and_unknown_kind():
+    p = copy.deepcopy(NGINX)
+    p["sepc"] = {}
+    assert fields(p) == {"sepc": "FieldValueInvalid"}
+    assert fields({"apiVersion": "v1", "kind": "Widget", "metadata": {"name": "w"}}) == {"kind": "FieldValueNotSupported"}
+    assert fields({"apiVersion": "apps/v2", "kind": "Pod", "metadata": {"name": "w"}}) == {"kind": "FieldValueNotSupported"}
+    assert fields({"metadata": {"name": "w"}}) == {"apiVersion": "FieldValueRequired", "kind": "FieldValueRequired"}
+    with pytest.raises(ValidationError):
+        validate(["not", "an", "object"])
+
+
+def test_required_fields_and_bad_values():
+    p = copy.deepcopy(NGINX)
+    del p["spec"]["containers"][0]["image"]
+    p["spec"]["containers"][0]["ports"][0]["containerPort"] = 70000
+    p["spec"]["restartPolicy"] = "Sometimes"
+    cs = {c["field"]: c for c in causes(p)}
+    assert cs["spec.containers[0].image"] == {"field": "spec.containers[0].image", "reason": "FieldValueRequired",
+                                             "message": "Required value"}
+    assert cs["spec.containers[0].ports[0].containerPort"]["reason"] == "FieldValueInvalid"
+    assert cs["spec.restartPolicy"]["reason"] == "FieldValueNotSupported"
+    assert '"Always"' in cs["spec.restartPolicy"]["message"]
+    assert fields(pod(containers=[])) == {"spec.containers": "FieldValueRequired"}
+    q = copy.deepcopy(NGINX)
+    del q["spec"]
+    assert fields(q) == {"spec": "FieldValueRequired"}
+
+
+def test_quantities():
+    ok = pod(containers=[{"name": "a", "image": "x", "resources": {
+        "requests": {"cpu": "500m", "memory": "64Mi"}, "limits": {"cpu": 2, "memory": "1.5Gi", "hugepages-2Mi": "2e3"}}}])
+    assert validate(ok) == []
+    bad = pod(containers=[{"name": "a", "image": "x", "resources": {"limits": {"memory": "64 MB"}}}])
+    (c,) = causes(bad)
+    assert c["field"] == "spec.containers[0].resources.limits.memory"
+    assert "quantity" in c["message"]
+
+
+@pytest.mark.parametrize("name", ["Nginx", "web_1", "-web", "web-", "a" * 254, "web..x"])
+def test_bad_pod_names(name):
+    p = copy.deepcopy(NGINX)
+    p["metadata"]["name"] = name
+    assert fields(p) == {"metadata.name": "FieldValueInvalid"}
+
+
+def test_good_names_and_generate_name():
+    p = copy.deepcopy(NGINX)
+    p["metadata"]["name"] = "web.v1-" + "a" * 200   # subdomain rules: dots allowed, 253 chars
+    assert validate(p) == []
+    del p["metadata"]["name"]
+    assert fields(p) == {"metadata.name": "FieldValueRequired"}
+    p["metadata"]["generateName"] = "web-"
+    assert validate(p) == []
+
+
+def test_bad_container_names_and_duplicates():
+    long = "a" * 64
+    p = pod(containers=[{"name": long, "image": "x"}, {"name": "web.1", "image": "x"},
+                        {"name": "ok", "image": "x"}, {"name": "ok", "image": "y"}])
+    cs = {c["field"]: c for c in causes(p)}
+    assert cs["spec.containers[0].name"]["reason"] == "FieldValueInvalid"
+    assert "63" in cs["spec.containers[0].name"]["message"]
+    assert cs["spec.containers[1].name"]["reason"] == "FieldValueInvalid"
+    assert "Duplicate" in cs["spec.containers[3].name"]["message"]
+
+
+def test_namespace_names_are_labels_and_cluster_scoped_kinds_have_no_namespace():
+    assert fields({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a.b"}}) == {"metadata.name": "FieldValueInvalid"}
+    assert "metadata.namespace" in fields({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n", "namespace": "x"}})
+    p = copy.deepcopy(NGINX)
+    p["metadata"]["namespace"] = "Bad_NS"
+    assert fields(p) == {"metadata.namespace": "FieldValueInvalid"}
+
+
+def test_bad_labels():
+    p = copy.deepcopy(NGINX)
+    p["metadata"]["labels"] = {"app": "has space", "-bad": "x", "example.com/ok": "v"}
+    f = fields(p)
+    assert set(f) == {'metadata.labels.app', 'metadata.labels["-bad"]'}
+
+
+def test_volume_mount_must_name_a_volume():
+    p = pod(containers=[{"name": "a", "image": "x", "volumeMounts": [{"name": "data", "mountPath": "/d"}]}])
+    assert fields(p) == {"spec.containers[0].volumeMounts[0].name": "FieldValueInvalid"}
+
+
+def test_unsupported_fields_warn():
+    p = pod(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}},
+            serviceAccountName="builder", priority=5)
+    p["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["nginx", "-s", "quit"]}}}
+    ws = validate(p)
+    assert "spec.affinity is accepted but not supported by skiff" in ws
+    assert {w.field for w in ws} == {"spec.affinity", "spec.serviceAccountName", "spec.priority",
+                                     "spec.containers[0].lifecycle"}
+    assert all(isinstance(w, str) for w in ws)
+
+
+def test_unsafe_fields_are_rejected():
+    p = copy.deepcopy(NGINX)
+    p["spec"]["containers"][0]["securityContext"] = {"privileged": True, "capabilities": {"add": ["NET_ADMIN"]}}
+    cs = {c["field"]: c for c in causes(p)}
+    assert cs["spec.containers[0].securityContext.privileged"] == {
+        "field": "spec.containers[0].securityContext.privileged", "reason": "FieldValueNotSupported",
+        "message": "spec.containers[0].securityContext.privileged is not supported by skiff"}
+    assert cs["spec.containers[0].securityContext.capabilities.add"]["reason"] == "FieldValueNotSupported"
+    # privileged: false is what skiff does anyway
+    p["spec"]["containers"][0]["securityContext"] = {"privileged": False, "capabilities": {"add": []}}
+    assert validate(p) == []
+
+
+def test_volume_types_skiff_cannot_mount_are_rejected():
+    p = pod(volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "pvc"}},
+                     {"name": "nfs", "nfs": {"server": "s", "path": "/"}},
+                     {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}])
+    cs = {c["field"]: c for c in causes(p)}
+    assert set(cs) == {"spec.volumes[0].persistentVolumeClaim", "spec.volumes[1].nfs"}
+    assert all(c["reason"] == "FieldValueNotSupported" and "is not supported by skiff" in c["message"]
+               for c in cs.values())
+    assert validate(pod(volumes=[{"name": "cfg", "configMap": {"name": "cfg"}}])) != []  # a warning, not an error
+    assert fields(pod(volumes=[{"name": "two", "emptyDir": {}, "hostPath": {"path": "/x"}}])) == \
+        {"spec.volumes[0]": "FieldValueInvalid"}
+
+
+def test_validation_error_status_is_a_kubernetes_422():
+    p = copy.deepcopy(NGINX)
+    del p["spec"]["containers"][0]["image"]
+    with pytest.raises(ValidationError) as ei:
+        validate(p)
+    st = ei.value.to_status()
+    assert st["code"] == 422 and st["reason"] == "Invalid" and st["kind"] == "Status"
+    assert st["details"]["kind"] == "pods" and st["details"]["name"] == "nginx"
+    assert st["details"]["causes"][0]["field"] == "spec.containers[0].image"
+    assert str(ei.value) == 'Pod "nginx" is invalid: spec.containers[0].image: Required value'
+
+
+def test_admission_fills_defaults_and_does_not_modify_its_input():
+    before = copy.deepcopy(NGINX)
+    obj, warnings = admit(NGINX)
+    assert NGINX == before and warnings == []
+    assert obj["metadata"]["namespace"] == "default"
+    spec = obj["spec"]
+    assert spec["restartPolicy"] == "Always"
+    assert spec["terminationGracePeriodSeconds"] == 30
+    assert spec["dnsPolicy"] == "ClusterFirst"
+    assert spec["schedulerName"] == "default-scheduler"
+    c = spec["containers"][0]
+    assert c["imagePullPolicy"] == "IfNotPresent"
+    assert c["terminationMessagePath"] == "/dev/termination-log"
+    assert c["ports"][0]["protocol"] == "TCP"
+
+
+def test_admission_keeps_given_values_and_defaults_every_container():
+    obj, _ = admit(MULTI)
+    assert obj["metadata"]["namespace"] == "shop"
+    assert obj["spec"]["restartPolicy"] == "OnFailure"
+    assert obj["spec"]["terminationGracePeriodSeconds"] == 10
+    # the issue asks for IfNotPresent, also for untagged / :latest images
+    assert [c["imagePullPolicy"] for c in obj["spec"]["initContainers"] + obj["spec"]["containers"]] == ["IfNotPresent"] * 3
+    assert obj["spec"]["containers"][0]["readinessProbe"]["periodSeconds"] == 10
+    p = copy.deepcopy(NGINX)
+    p["spec"]["containers"][0]["imagePullPolicy"] = "Never"
+    assert admit(p)[0]["spec"]["containers"][0]["imagePullPolicy"] == "Never"
+
+
+def test_admission_namespace_from_path():
+    obj, _ = admit(NGINX, namespace_from_path="shop")
+    assert obj["metadata"]["namespace"] == "shop"
+    p = copy.deepcopy(NGINX)
+    p["metadata"]["namespace"] = "other"
+    with pytest.raises(ValidationError) as ei:
+        admit(p, namespace_from_path="shop")
+    assert ei.value.causes[0]["field"] == "metadata.namespace"
+    ns, _ = admit({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+    assert "namespace" not in ns["metadata"]
+
+
+def test_admission_validates():
+    p = copy.deepcopy(NGINX)
+    p["spec"]["containers"][0]["name"] = "NGINX"
+    with pytest.raises(ValidationError):
+        admit(p)
+
+
+def test_json_path():
+    assert validation.json_path(["spec", "containers", 0, "ports", 1, "containerPort"]) == \
+        "spec.containers[0].ports[1].containerPort"
+    assert validation.json_path(["metadata", "labels", "app.kubernetes.io/name"]) == \
+        'metadata.labels["app.kubernetes.io/name"]'
+
+
+def test_schemas_dir_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("SKIFF_SCHEMAS", str(SCHEMAS))
+    assert validation.schemas_dir() == SCHEMAS
