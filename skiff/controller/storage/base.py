@@ -1,0 +1,371 @@
+"""The storage interface of the control plane, and what every backend shares.
+
+One global, monotonically increasing revision (etcd's model): every write (create, update,
+delete) bumps it by exactly one, and the object's ``metadata.resourceVersion`` is the
+revision of its last write, as a string. Every write is a compare-and-swap: ``update`` and
+``delete`` take the resourceVersion the caller last saw and fail with 409 Conflict when it
+is stale.
+
+Keys are ``/<resource>/<namespace>/<name>``; cluster-scoped objects have an empty namespace
+(``/nodes//n1``). A prefix such as ``/pods/`` or ``/pods/default/`` selects a list or a
+watch; see :func:`key_for` and :func:`prefix_for`.
+
+List pagination (``limit`` / ``continue``): pages are in key order. The continue token
+encodes the prefix, the last key returned and the revision of the *first* page; every later
+page reports that same revision as its ``list_rv``, but its items are read from the current
+data (an item changed after the first page shows its newer resourceVersion, an item
+deleted meanwhile is skipped, an item created behind the cursor is not seen). So the pages
+together are not one snapshot; a client that needs one lists without ``limit``. Watching
+from the reported ``list_rv`` replays every change since the first page, so an informer
+that applies events by resourceVersion still converges.
+"""
+from __future__ import annotations
+
+import abc
+import asyncio
+import base64
+import binascii
+import bisect
+import collections
+import copy
+import json
+import logging
+from typing import Any, AsyncIterator
+
+log = logging.getLogger(__name__)
+
+ADDED = "ADDED"
+MODIFIED = "MODIFIED"
+DELETED = "DELETED"
+
+Obj = dict[str, Any]
+WatchEvent = tuple[str, Obj, int]  # (type, object, revision)
+KeyedEvent = tuple[str, str, Obj, int]  # (type, key, object, revision)
+
+
+class StoreError(Exception):
+    """A storage failure with its Kubernetes ``Status`` reason and HTTP code.
+
+    reasons: NotFound (404), AlreadyExists (409), Conflict (409), Expired (410),
+    BadRequest (400).
+    """
+
+    def __init__(self, reason: str, code: int, message: str = ""):
+        super().__init__(message or reason)
+        self.reason = reason
+        self.code = code
+        self.message = message or reason
+
+    def __repr__(self) -> str:
+        return f"StoreError(reason={self.reason!r}, code={self.code}, message={self.message!r})"
+
+
+def not_found(key: str) -> StoreError:
+    return StoreError("NotFound", 404, f"{key} not found")
+
+
+def already_exists(key: str) -> StoreError:
+    return StoreError("AlreadyExists", 409, f"{key} already exists")
+
+
+def conflict(key: str, expected: str, actual: str) -> StoreError:
+    return StoreError("Conflict", 409,
+                      f"the object {key} has been modified (resourceVersion {actual}, "
+                      f"expected {expected}); please apply your changes to the latest "
+                      f"version and try again")
+
+
+def expired(from_rev: int, oldest: int) -> StoreError:
+    return StoreError("Expired", 410,
+                      f"too old resource version: {from_rev} ({oldest})")
+
+
+def key_for(resource: str, namespace: str | None, name: str) -> str:
+    """``key_for("pods", "default", "web") == "/pods/default/web"``; ``/nodes//n1``."""
+    return f"/{resource}/{namespace or ''}/{name}"
+
+
+def prefix_for(resource: str, namespace: str | None = None) -> str:
+    """The prefix of every ``resource`` (in ``namespace`` if given): ``/pods/`` or ``/pods/ns/``."""
+    if namespace is None:
+        return f"/{resource}/"
+    return f"/{resource}/{namespace}/"
+
+
+def encode_continue(prefix: str, last_key: str, list_rv: int) -> str:
+    raw = json.dumps({"p": prefix, "k": last_key, "rv": list_rv}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_continue(token: str, prefix: str) -> tuple[str, int]:
+    """-> (last key, list revision); 400 BadRequest if the token is not ours or for another prefix."""
+    try:
+        pad = "=" * (-len(token) % 4)
+        d = json.loads(base64.urlsafe_b64decode(token + pad))
+        key, rv, p = d["k"], int(d["rv"]), d["p"]
+        if not isinstance(key, str) or not isinstance(p, str):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise StoreError("BadRequest", 400, "invalid continue token") from None
+    if p != prefix:
+        raise StoreError("BadRequest", 400, "continue token was issued for another list")
+    return key, rv
+
+
+def rv_of(obj: Obj) -> str | None:
+    return (obj.get("metadata") or {}).get("resourceVersion")
+
+
+class Storage(abc.ABC):
+    """What the API server needs from a store. SQLite now, etcd later.
+
+    All objects handed in are not mutated; all objects returned are the caller's own.
+    """
+
+    @abc.abstractmethod
+    async def create(self, key: str, obj: Obj) -> Obj:
+        """Store a new object; sets resourceVersion, and uid / creationTimestamp if missing.
+        409 AlreadyExists if the key exists."""
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> Obj:
+        """404 NotFound if absent."""
+
+    @abc.abstractmethod
+    async def update(self, key: str, obj: Obj, expect_rv: str | None = None) -> Obj:
+        """Replace the object. With ``expect_rv``, 409 Conflict unless it is the stored
+        resourceVersion; 404 NotFound if absent. uid and creationTimestamp are kept."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str, expect_rv: str | None = None) -> Obj:
+        """Remove and return the object, its resourceVersion set to the deletion revision."""
+
+    @abc.abstractmethod
+    async def list_keyed(self, prefix: str, limit: int | None = None,
+                         continue_token: str | None = None
+                         ) -> tuple[list[tuple[str, Obj]], int, str | None]:
+        """Like :meth:`list`, with each item's key: ([(key, obj)], list_rv, continue)."""
+
+    async def list(self, prefix: str, limit: int | None = None,
+                   continue_token: str | None = None) -> tuple[list[Obj], int, str | None]:
+        """-> (items in key order, list revision, continue token or None). See module doc."""
+        items, rev, nxt = await self.list_keyed(prefix, limit, continue_token)
+        return [o for _, o in items], rev, nxt
+
+    @abc.abstractmethod
+    async def current_revision(self) -> int:
+        """The revision of the last write (0 for an empty store)."""
+
+    @abc.abstractmethod
+    def watch_keyed(self, prefix: str,
+                    from_rev: int | None = None) -> AsyncIterator[KeyedEvent]:
+        """Like :meth:`watch`, yielding (type, key, obj, rev)."""
+
+    async def watch(self, prefix: str, from_rev: int | None = None) -> AsyncIterator[WatchEvent]:
+        """Async iterator of (type, obj, rev) for keys under ``prefix``: every event with
+        rev > from_rev, then live events, in revision order. ``from_rev=None`` starts at
+        the current revision. 410 Expired if history after ``from_rev`` was compacted
+        (raised by the first ``__anext__``)."""
+        it = self.watch_keyed(prefix, from_rev)
+        try:
+            async for etype, _key, obj, rev in it:
+                yield etype, obj, rev
+        finally:
+            await it.aclose()
+
+    @abc.abstractmethod
+    async def compact(self, keep_last_n: int) -> int:
+        """Forget all but the last ``keep_last_n`` events; returns the compacted revision."""
+
+    async def close(self) -> None:
+        """Release the backend; open watches end."""
+
+
+class _CacheWatcher:
+    __slots__ = ("prefix", "queue")
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+
+_END = object()
+
+
+class WatchCache(Storage):
+    """An in-memory cache in front of a :class:`Storage` that serves get, list and watch.
+
+    It lists ``prefix`` (default: everything) once, then follows one watch on the backend:
+    the current objects are kept in a dict plus a sorted key list, and the last
+    ``capacity`` events in a ring buffer. A watch from a revision still in the ring is
+    replayed from memory, then streamed live; older -> 410 Expired (relist).
+
+    Writes go to the backend; each returns once the cache has applied that revision, so a
+    caller reads its own writes. With ``consistent_reads`` (default) get and list first
+    wait until the cache has caught up with the backend's current revision (one cheap
+    round trip), so they never serve data older than an already-acknowledged write.
+    List pagination has the backend's semantics (see the module doc).
+
+    Use: ``cache = WatchCache(store); await cache.start(); ...; await cache.close()``.
+    """
+
+    def __init__(self, storage: Storage, capacity: int = 1000, prefix: str = "/",
+                 consistent_reads: bool = True):
+        self.storage = storage
+        self.prefix = prefix
+        self.capacity = capacity
+        self.consistent_reads = consistent_reads
+        self._objs: dict[str, Obj] = {}
+        self._keys: list[str] = []
+        self._ring: collections.deque = collections.deque(maxlen=max(int(capacity), 1))
+        self._rev = 0
+        self._oldest = 0  # every event with rev > _oldest is in the ring
+        self._watchers: set[_CacheWatcher] = set()
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._error: BaseException | None = None
+
+    async def start(self) -> None:
+        items, rev, _ = await self.storage.list_keyed(self.prefix)
+        self._objs = dict(items)
+        self._keys = sorted(self._objs)
+        self._rev = self._oldest = rev
+        stream = self.storage.watch_keyed(self.prefix, rev)
+        self._task = asyncio.create_task(self._pump(stream), name="watch-cache")
+
+    async def _pump(self, stream: AsyncIterator[KeyedEvent]) -> None:
+        try:
+            async for ev in stream:
+                self._apply(ev)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # the backend's watch broke: readers must not hang
+            log.error("watch cache stopped: %r", e)
+            self._error = e
+        finally:
+            for w in self._watchers:
+                w.queue.put_nowait(_END)
+            self._watchers.clear()
+            self._wake()
+
+    def _wake(self) -> None:
+        ev, self._changed = self._changed, asyncio.Event()
+        ev.set()
+
+    def _apply(self, ev: KeyedEvent) -> None:
+        etype, key, obj, rev = ev
+        if etype == DELETED:
+            if self._objs.pop(key, None) is not None:
+                i = bisect.bisect_left(self._keys, key)
+                del self._keys[i]
+        else:
+            if key not in self._objs:
+                bisect.insort(self._keys, key)
+            self._objs[key] = obj
+        if len(self._ring) == self._ring.maxlen:
+            self._oldest = self._ring[0][3]
+        self._ring.append(ev)
+        self._rev = rev
+        for w in self._watchers:
+            if key.startswith(w.prefix):
+                w.queue.put_nowait(ev)
+        self._wake()
+
+    async def wait_for(self, rev: int) -> None:
+        """Return once the cache has applied revision ``rev``."""
+        while self._rev < rev:
+            if self._error is not None or self._task is None or self._task.done():
+                raise StoreError("InternalError", 500, f"watch cache is not running: {self._error!r}")
+            await self._changed.wait()
+
+    async def _fresh(self) -> None:
+        if self.consistent_reads:
+            await self.wait_for(await self.storage.current_revision())
+
+    # writes: through to the backend, then wait until the cache has seen them
+    async def create(self, key: str, obj: Obj) -> Obj:
+        out = await self.storage.create(key, obj)
+        await self.wait_for(int(rv_of(out)))
+        return out
+
+    async def update(self, key: str, obj: Obj, expect_rv: str | None = None) -> Obj:
+        out = await self.storage.update(key, obj, expect_rv)
+        await self.wait_for(int(rv_of(out)))
+        return out
+
+    async def delete(self, key: str, expect_rv: str | None = None) -> Obj:
+        out = await self.storage.delete(key, expect_rv)
+        await self.wait_for(int(rv_of(out)))
+        return out
+
+    async def compact(self, keep_last_n: int) -> int:
+        return await self.storage.compact(keep_last_n)
+
+    # reads: from memory
+    async def get(self, key: str) -> Obj:
+        await self._fresh()
+        obj = self._objs.get(key)
+        if obj is None:
+            raise not_found(key)
+        return copy.deepcopy(obj)
+
+    async def current_revision(self) -> int:
+        await self._fresh()
+        return self._rev
+
+    async def list_keyed(self, prefix: str, limit: int | None = None,
+                         continue_token: str | None = None
+                         ) -> tuple[list[tuple[str, Obj]], int, str | None]:
+        if continue_token:
+            start, list_rv = decode_continue(continue_token, prefix)
+            await self._fresh()
+            i = bisect.bisect_right(self._keys, start)
+        else:
+            await self._fresh()
+            list_rv = self._rev
+            i = bisect.bisect_left(self._keys, prefix)
+        out: list[tuple[str, Obj]] = []
+        keys = self._keys
+        while i < len(keys) and keys[i].startswith(prefix):
+            if limit and len(out) == limit:
+                return out, list_rv, encode_continue(prefix, out[-1][0], list_rv)
+            out.append((keys[i], copy.deepcopy(self._objs[keys[i]])))
+            i += 1
+        return out, list_rv, None
+
+    async def watch_keyed(self, prefix: str,
+                          from_rev: int | None = None) -> AsyncIterator[KeyedEvent]:
+        if self._task is None or self._task.done():
+            raise StoreError("InternalError", 500, "watch cache is not running")
+        if from_rev is None:
+            from_rev = self._rev
+        if from_rev < self._oldest:
+            raise expired(from_rev, self._oldest)
+        # snapshot the ring and subscribe with no await in between: no gap, no double
+        backlog = [ev for ev in self._ring if ev[3] > from_rev and ev[1].startswith(prefix)]
+        w = _CacheWatcher(prefix)
+        self._watchers.add(w)
+        try:
+            last = from_rev
+            for ev in backlog:
+                last = ev[3]
+                yield ev[0], ev[1], copy.deepcopy(ev[2]), ev[3]
+            while True:
+                ev = await w.queue.get()
+                if ev is _END:
+                    return
+                if ev[3] <= last:
+                    continue
+                last = ev[3]
+                yield ev[0], ev[1], copy.deepcopy(ev[2]), ev[3]
+        finally:
+            self._watchers.discard(w)
+
+    async def close(self) -> None:
+        """Stop the cache (open watches end); the backend stays open."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass

@@ -1,0 +1,308 @@
+"""SQLite storage: the embedded default (WAL, ``synchronous=FULL``, one global revision).
+
+Every write is one ``BEGIN IMMEDIATE`` transaction that bumps the revision, writes the
+object and appends the event; it is acknowledged only after COMMIT, which with
+``synchronous=FULL`` has reached the disk, so an acknowledged write survives ``kill -9``
+(and a power cut).
+
+Tables::
+
+    objects(key TEXT PRIMARY KEY, value BLOB, create_rev INT, mod_rev INT)
+    events(rev INTEGER PRIMARY KEY, key TEXT, type TEXT, value BLOB)   -- append-only
+    meta(name TEXT PRIMARY KEY, value INT)    -- 'revision', 'compacted'
+
+Threading: the single connection lives on one dedicated worker thread; every call runs
+there, so writes are serialized and the event loop never waits for an fsync. Watches are
+fed by the worker thread, which posts each committed event to the watchers' loops
+(``call_soon_threadsafe``) in commit order.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import json
+import sqlite3
+import uuid
+from typing import Any, AsyncIterator, Callable
+
+from .base import (ADDED, DELETED, MODIFIED, KeyedEvent, Obj, Storage, StoreError,
+                   already_exists, conflict, decode_continue, encode_continue, expired,
+                   not_found)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    key TEXT PRIMARY KEY, value BLOB NOT NULL, create_rev INTEGER NOT NULL,
+    mod_rev INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    rev INTEGER PRIMARY KEY, key TEXT NOT NULL, type TEXT NOT NULL, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('revision', 0);
+INSERT OR IGNORE INTO meta VALUES ('compacted', 0);
+"""
+
+_END = object()  # posted to watchers when the store closes
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dumps(obj: Obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _loads(b: bytes | str) -> Obj:
+    return json.loads(b)
+
+
+def prefix_end(prefix: str) -> str:
+    """The smallest string greater than every string starting with ``prefix``."""
+    if not prefix:
+        return "\U0010ffff"
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _with_meta(obj: Obj, **fields: Any) -> Obj:
+    """A copy of obj (shallow, metadata copied) with metadata fields set."""
+    out = dict(obj)
+    md = dict(out.get("metadata") or {})
+    md.update(fields)
+    out["metadata"] = md
+    return out
+
+
+class _Watcher:
+    __slots__ = ("prefix", "loop", "queue")
+
+    def __init__(self, prefix: str, loop: asyncio.AbstractEventLoop):
+        self.prefix = prefix
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+
+class SqliteStore(Storage):
+    def __init__(self, path: str):
+        self.path = str(path)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="skiff-sqlite")
+        self._db = self._pool.submit(self._open).result()
+        self._watchers: set[_Watcher] = set()  # touched only on the worker thread
+        self._closed = False
+
+    # --- worker-thread side -------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal" and self.path != ":memory:":
+            raise StoreError("InternalError", 500, f"cannot put {self.path} in WAL mode")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=OFF")
+        db.executescript(_SCHEMA)
+        return db
+
+    async def _run(self, fn: Callable, *args: Any) -> Any:
+        if self._closed:
+            raise StoreError("InternalError", 500, "store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _meta(self, name: str) -> int:
+        return self._db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()[0]
+
+    def _write(self, body: Callable[[int], tuple[str, str, Obj]]) -> Obj:
+        """One transaction: body(new_rev) writes the object row and returns
+        (key, event type, object); the event and the revision are written here. Returns a
+        fresh copy of the object."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rev = self._meta("revision") + 1
+            key, etype, eobj = body(rev)
+            data = _dumps(eobj)
+            db.execute("INSERT INTO events(rev, key, type, value) VALUES (?,?,?,?)",
+                       (rev, key, etype, data))
+            db.execute("UPDATE meta SET value=? WHERE name='revision'", (rev,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._notify(key, etype, data, rev)
+        return _loads(data)
+
+    def _notify(self, key: str, etype: str, data: bytes, rev: int) -> None:
+        # Watchers get the serialized object and decode their own copy.
+        for w in self._watchers:
+            if key.startswith(w.prefix):
+                w.loop.call_soon_threadsafe(w.queue.put_nowait, (etype, key, data, rev))
+
+    def _row(self, key: str):
+        return self._db.execute(
+            "SELECT value, create_rev, mod_rev FROM objects WHERE key=?", (key,)).fetchone()
+
+    def _create(self, key: str, obj: Obj) -> Obj:
+        def body(rev: int):
+            if self._row(key) is not None:
+                raise already_exists(key)
+            md = obj.get("metadata") or {}
+            new = _with_meta(obj, resourceVersion=str(rev),
+                             uid=md.get("uid") or str(uuid.uuid4()),
+                             creationTimestamp=md.get("creationTimestamp") or _now())
+            self._db.execute("INSERT INTO objects VALUES (?,?,?,?)",
+                             (key, _dumps(new), rev, rev))
+            return key, ADDED, new
+        return self._write(body)
+
+    def _update(self, key: str, obj: Obj, expect_rv: str | None) -> Obj:
+        def body(rev: int):
+            row = self._row(key)
+            if row is None:
+                raise not_found(key)
+            if expect_rv is not None and str(expect_rv) != str(row[2]):
+                raise conflict(key, str(expect_rv), str(row[2]))
+            old_md = _loads(row[0]).get("metadata") or {}
+            md = obj.get("metadata") or {}
+            new = _with_meta(obj, resourceVersion=str(rev),
+                             uid=md.get("uid") or old_md.get("uid"),
+                             creationTimestamp=md.get("creationTimestamp")
+                             or old_md.get("creationTimestamp"))
+            self._db.execute("UPDATE objects SET value=?, mod_rev=? WHERE key=?",
+                             (_dumps(new), rev, key))
+            return key, MODIFIED, new
+        return self._write(body)
+
+    def _delete(self, key: str, expect_rv: str | None) -> Obj:
+        def body(rev: int):
+            row = self._row(key)
+            if row is None:
+                raise not_found(key)
+            if expect_rv is not None and str(expect_rv) != str(row[2]):
+                raise conflict(key, str(expect_rv), str(row[2]))
+            gone = _with_meta(_loads(row[0]), resourceVersion=str(rev))
+            self._db.execute("DELETE FROM objects WHERE key=?", (key,))
+            return key, DELETED, gone
+        return self._write(body)
+
+    def _get(self, key: str) -> Obj:
+        row = self._row(key)
+        if row is None:
+            raise not_found(key)
+        return _loads(row[0])
+
+    def _list(self, prefix: str, limit: int | None, token: str | None):
+        db = self._db
+        db.execute("BEGIN")  # one read snapshot for the rows and the revision
+        try:
+            if token:
+                start, list_rv = decode_continue(token, prefix)
+                op = ">"
+            else:
+                start, list_rv, op = prefix, self._meta("revision"), ">="
+            sql = (f"SELECT key, value FROM objects WHERE key {op} ? AND key < ? "
+                   f"ORDER BY key")
+            args: tuple = (start, prefix_end(prefix))
+            if limit:
+                sql += " LIMIT ?"
+                args += (int(limit) + 1,)
+            rows = db.execute(sql, args).fetchall()
+        finally:
+            db.execute("COMMIT")
+        nxt = None
+        if limit and len(rows) > limit:
+            rows = rows[:limit]
+            nxt = encode_continue(prefix, rows[-1][0], list_rv)
+        return [(k, _loads(v)) for k, v in rows], list_rv, nxt
+
+    def _watch_start(self, w: _Watcher, from_rev: int | None) -> list[KeyedEvent]:
+        """Register the watcher and return the history it must replay first. Both happen on
+        the worker thread between two writes, so nothing is lost or doubled."""
+        rev = self._meta("revision")
+        if from_rev is None or from_rev >= rev:
+            self._watchers.add(w)
+            return []
+        compacted = self._meta("compacted")
+        if from_rev < compacted:
+            raise expired(from_rev, compacted)
+        rows = self._db.execute(
+            "SELECT rev, type, key, value FROM events WHERE rev > ? AND key >= ? AND key < ? "
+            "ORDER BY rev", (from_rev, w.prefix, prefix_end(w.prefix))).fetchall()
+        self._watchers.add(w)
+        return [(t, k, _loads(v), r) for r, t, k, v in rows]
+
+    def _compact(self, keep_last_n: int) -> int:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            upto = max(self._meta("revision") - max(int(keep_last_n), 0), self._meta("compacted"))
+            db.execute("DELETE FROM events WHERE rev <= ?", (upto,))
+            db.execute("UPDATE meta SET value=? WHERE name='compacted'", (upto,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return upto
+
+    def _close(self) -> None:
+        for w in self._watchers:
+            w.loop.call_soon_threadsafe(w.queue.put_nowait, _END)
+        self._watchers.clear()
+        self._db.close()
+
+    # --- async API ----------------------------------------------------------------------
+
+    async def create(self, key: str, obj: Obj) -> Obj:
+        return await self._run(self._create, key, obj)
+
+    async def get(self, key: str) -> Obj:
+        return await self._run(self._get, key)
+
+    async def update(self, key: str, obj: Obj, expect_rv: str | None = None) -> Obj:
+        return await self._run(self._update, key, obj, expect_rv)
+
+    async def delete(self, key: str, expect_rv: str | None = None) -> Obj:
+        return await self._run(self._delete, key, expect_rv)
+
+    async def list_keyed(self, prefix: str, limit: int | None = None,
+                         continue_token: str | None = None
+                         ) -> tuple[list[tuple[str, Obj]], int, str | None]:
+        return await self._run(self._list, prefix, limit, continue_token)
+
+    async def current_revision(self) -> int:
+        return await self._run(self._meta, "revision")
+
+    async def compacted_revision(self) -> int:
+        return await self._run(self._meta, "compacted")
+
+    async def compact(self, keep_last_n: int) -> int:
+        return await self._run(self._compact, keep_last_n)
+
+    async def watch_keyed(self, prefix: str,
+                          from_rev: int | None = None) -> AsyncIterator[KeyedEvent]:
+        w = _Watcher(prefix, asyncio.get_running_loop())
+        history = await self._run(self._watch_start, w, from_rev)
+        try:
+            last = from_rev if from_rev is not None else -1
+            for ev in history:
+                last = ev[3]
+                yield ev
+            while True:
+                ev = await w.queue.get()
+                if ev is _END:
+                    return
+                if ev[3] <= last:  # already replayed from history
+                    continue
+                last = ev[3]
+                yield ev[0], ev[1], _loads(ev[2]), ev[3]
+        finally:
+            if not self._closed:
+                try:
+                    self._pool.submit(self._watchers.discard, w)
+                except RuntimeError:  # closed meanwhile
+                    pass
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        await self._run(self._close)
+        self._closed = True
+        self._pool.shutdown(wait=True)
