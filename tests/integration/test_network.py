@@ -67,6 +67,22 @@ def output_until(fetch, needle: str, tries: int, pause: float = 0.1) -> str:
     return out
 
 
+def change_bip(skiff) -> dict:
+    """Give the root's default bridge a new random subnet in its daemon.json; returns the config."""
+    cfg_path = os.path.join(skiff.root, "daemon.json")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    tag = uuid.uuid4().hex
+    cfg["bip"] = f"10.{100 + int(tag[:2], 16) % 100}.{int(tag[2:4], 16)}.1/24"
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    return cfg
+
+
+def released(skiff, cid: str) -> bool:
+    return cid not in json.loads(skiff.ok("network", "inspect", "bridge"))[0]["Containers"]
+
+
 def host_links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
 
@@ -237,11 +253,7 @@ def test_network_rm_refused_while_used_and_bridge_recreated_with_new_bip(busybox
     assert p.returncode != 0 and "active endpoints" in p.stderr
     busybox.ok("rm", "-f", c)
     busybox.ok("network", "rm", "bridge")
-    cfg_path = os.path.join(busybox.root, "daemon.json")
-    cfg = json.load(open(cfg_path))
-    tag = uuid.uuid4().hex
-    cfg["bip"] = f"10.{100 + int(tag[:2], 16) % 100}.{int(tag[2:4], 16)}.1/24"
-    json.dump(cfg, open(cfg_path, "w"))
+    cfg = change_bip(busybox)
     out = busybox.ok("run", "--rm", "busybox", "ip", "route")
     assert f"default via {cfg['bip'].split('/')[0]}" in out
 
@@ -251,31 +263,21 @@ def test_address_released_when_the_container_exits_or_its_monitor_dies(busybox):
     net = json.loads(busybox.ok("network", "inspect", "bridge"))[0]
     assert c in net["Containers"]
     busybox.ok("kill", c)
-    deadline = time.monotonic() + 5
-    while c in json.loads(busybox.ok("network", "inspect", "bridge"))[0]["Containers"]:
-        assert time.monotonic() < deadline, "address not released after exit"
-        time.sleep(0.05)
+    assert output_until(lambda: "yes" if released(busybox, c) else "", "yes", 100, 0.05), \
+        "address not released after exit"
     # a container whose monitor was killed (no clean stop): released when it is noticed
     d = run_d(busybox, "busybox", "sleep", "30")
     with open(os.path.join(busybox.root, "containers", d, "state.json")) as f:
         mon = json.load(f)["monitor_pid"]
     os.kill(mon, 9)
-    deadline = time.monotonic() + 5
-    while True:
-        busybox.ok("ps", "-a")  # readers notice the dead monitor and clean up after it
-        if d not in json.loads(busybox.ok("network", "inspect", "bridge"))[0]["Containers"]:
-            break
-        assert time.monotonic() < deadline, "address not released after the monitor died"
-        time.sleep(0.05)
+    # readers (ps) notice the dead monitor and clean up after it
+    assert output_until(lambda: "yes" if busybox.ok("ps", "-a") and released(busybox, d) else "",
+                        "yes", 100, 0.05), "address not released after the monitor died"
 
 
 def test_changed_bip_applies_at_next_start_when_unused(busybox):
     busybox.ok("run", "--rm", "busybox", "true")  # the default network exists now
-    cfg_path = os.path.join(busybox.root, "daemon.json")
-    cfg = json.load(open(cfg_path))
-    tag = uuid.uuid4().hex
-    cfg["bip"] = f"10.{100 + int(tag[:2], 16) % 100}.{int(tag[2:4], 16)}.1/24"
-    json.dump(cfg, open(cfg_path, "w"))
+    cfg = change_bip(busybox)
     out = busybox.ok("run", "--rm", "busybox", "ip", "route")
     assert f"default via {cfg['bip'].split('/')[0]}" in out
     addrs = subprocess.run(["ip", "-4", "-o", "addr", "show", cfg["bridge"]], capture_output=True,

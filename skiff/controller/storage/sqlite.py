@@ -153,13 +153,18 @@ class SqliteStore(Storage):
             return key, ADDED, new
         return self._write(body)
 
+    def _current(self, key: str, expect_rv: str | None):
+        """The stored row of ``key``: 404 when missing, 409 when ``expect_rv`` is stale."""
+        row = self._row(key)
+        if row is None:
+            raise not_found(key)
+        if expect_rv is not None and str(expect_rv) != str(row[2]):
+            raise conflict(key, str(expect_rv), str(row[2]))
+        return row
+
     def _update(self, key: str, obj: Obj, expect_rv: str | None) -> Obj:
         def body(rev: int):
-            row = self._row(key)
-            if row is None:
-                raise not_found(key)
-            if expect_rv is not None and str(expect_rv) != str(row[2]):
-                raise conflict(key, str(expect_rv), str(row[2]))
+            row = self._current(key, expect_rv)
             old_md = _loads(row[0]).get("metadata") or {}
             md = obj.get("metadata") or {}
             new = _with_meta(obj, resourceVersion=str(rev),
@@ -173,11 +178,7 @@ class SqliteStore(Storage):
 
     def _delete(self, key: str, expect_rv: str | None) -> Obj:
         def body(rev: int):
-            row = self._row(key)
-            if row is None:
-                raise not_found(key)
-            if expect_rv is not None and str(expect_rv) != str(row[2]):
-                raise conflict(key, str(expect_rv), str(row[2]))
+            row = self._current(key, expect_rv)
             gone = _with_meta(_loads(row[0]), resourceVersion=str(rev))
             self._db.execute("DELETE FROM objects WHERE key=?", (key,))
             return key, DELETED, gone
