@@ -42,6 +42,11 @@ COMMAND = Command(
         Opt(("--dns",), "dns", "list", "Set custom DNS servers", "list"),
         Opt(("--dns-search",), "dns_search", "list", "Set custom DNS search domains", "list"),
         Opt(("--dns-option",), "dns_option", "list", "Set DNS options", "list"),
+        Opt(("-v", "--volume"), "volume", "list", "Bind mount a volume (/host:/ctr[:ro])", "list"),
+        Opt(("--mount",), "mount", "list",
+            "Attach a filesystem mount (type=bind,source=..,target=..[,readonly])", "mount"),
+        Opt(("--ipc",), "ipc", "str", "IPC mode to use (private, shareable, host, container:NAME)", "string"),
+        Opt(("--uts",), "uts", "str", "UTS namespace to use (host, container:NAME)", "string"),
     ],
     min_args=1, interspersed=False)
 
@@ -98,6 +103,15 @@ def build_options(values: dict, args: list[str]):
     opts.stop_timeout = values["stop_timeout"]
     opts.extra_hosts, opts.dns = values["add_host"], values["dns"]
     opts.dns_search, opts.dns_options = values["dns_search"], values["dns_option"]
+    if values["volume"] or values["mount"]:
+        from ..runtime.containers.volumes import parse_mount, parse_volume
+        # --mount first: a missing --mount source is an error before -v creates anything
+        mounts = [parse_mount(m) for m in values["mount"]]
+        opts.mounts = [parse_volume(v, create_missing=False) for v in values["volume"]] + mounts
+        for m in opts.mounts:  # docker: -v makes a missing host directory
+            if m.get("bind"):
+                parse_volume(m["bind"], create_missing=True)
+    opts.ipc, opts.uts = values["ipc"] or "", values["uts"] or ""
     return opts
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ...errors import InvalidArgument, SkiffError
+from ...errors import Conflict, InvalidArgument, SkiffError
 from ..record import Record
 from .spec import ContainerSpec, merge_env
 from .state import now_rfc3339
@@ -40,6 +40,9 @@ class CreateOptions(Record):
     dns: list[str] = []
     dns_search: list[str] = []
     dns_options: list[str] = []
+    mounts: list[dict] = []         # bind mounts: {"source", "destination", "readonly"}
+    ipc: str = ""                   # "" (private), "private", "shareable", "host", "container:NAME"
+    uts: str = ""                   # "" (private), "host", "container:NAME"
 
 
 def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
@@ -72,6 +75,15 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
         target = store.get(mode.container)
         if not target.state().running:
             raise SkiffError(f"cannot join network of a non running container: {mode.container}")
+    ipc_target = _ns_target(store, "ipc", opts.ipc, ("", "private", "shareable", "host"))
+    uts_target = _ns_target(store, "uts", opts.uts, ("", "host"))
+    if uts_target is not None or opts.uts == "host":
+        if opts.hostname:
+            raise InvalidArgument("conflicting options: hostname and the UTS mode")
+    mounts = []
+    if opts.mounts:
+        from .volumes import check_mounts
+        mounts = check_mounts(opts.mounts)
     cfg = (image.config or {}).get("config") or {}
     entrypoint = cfg.get("Entrypoint") or []
     if opts.entrypoint is not None:
@@ -82,8 +94,10 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
     if not argv:
         raise InvalidArgument("No command specified")
     cid = os.urandom(32).hex()
-    hostname = opts.hostname or (os.uname().nodename if network == "host" else
-                                 target.spec.hostname if target is not None else cid[:12])
+    hostname = opts.hostname or (
+        uts_target.spec.hostname if uts_target is not None else
+        os.uname().nodename if network == "host" or opts.uts == "host" else
+        target.spec.hostname if target is not None else cid[:12])
     spec = ContainerSpec(
         id=cid, name="", image=opts.image, image_id=image.id, created=now_rfc3339(),
         path=argv[0], args=argv[1:], entrypoint=entrypoint or None, cmd=cmd or None,
@@ -99,6 +113,9 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
         extra_hosts=opts.extra_hosts, dns=opts.dns, dns_search=opts.dns_search,
         dns_options=opts.dns_options, ports=list(opts.ports),
         netns_container=target.id if target is not None else "",
+        mounts=mounts,
+        ipc="container:" + ipc_target.id if ipc_target is not None else opts.ipc,
+        uts="container:" + uts_target.id if uts_target is not None else opts.uts,
     )
     if net is not None:
         spec.network, spec.network_id, spec.bridge = net["Name"], net["Id"], net["Bridge"]
@@ -119,6 +136,20 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
     except BaseException:
         release_address(store, spec)
         raise
+
+
+def _ns_target(store: ContainerStore, kind: str, mode: str, plain: tuple[str, ...]):
+    """--ipc/--uts container:NAME: the running container whose namespace is joined (None
+    for the container's own namespace, or the host's)."""
+    if mode in plain:
+        return None
+    if not mode.startswith("container:") or not mode[10:]:
+        raise InvalidArgument(f'invalid {kind.upper()} mode: "{mode}" (use '
+                              f'{", ".join(repr(p) for p in plain if p)} or container:NAME)')
+    target = store.get(mode[10:])
+    if not target.state().running:
+        raise Conflict(f"cannot join {kind.upper()} of a non running container: {mode[10:]}")
+    return target
 
 
 def release_address(store: ContainerStore, spec: ContainerSpec) -> None:

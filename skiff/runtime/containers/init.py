@@ -41,8 +41,10 @@ class InitConfig:
     def __init__(self, spec: ContainerSpec, cdir: str, join_files: list[str], errw: int,
                  stdio: tuple[int, int, int] | None = None,
                  console_sock: int | None = None, winsize: tuple[int, int] | None = None,
-                 net_sync: tuple[int, int] | None = None, netns_fd: int | None = None):
+                 net_sync: tuple[int, int] | None = None, netns_fd: int | None = None,
+                 join_fds: list[tuple[int, str]] | None = None):
         self.spec, self.cdir, self.join_files = spec, cdir, join_files
+        self.join_fds = join_fds or []  # (fd, "ipc"|"uts"): --ipc/--uts container:NAME
         self.errw = errw
         self.net_sync = net_sync    # (read, write): wait for the monitor to wire eth0
         self.netns_fd = netns_fd    # container:NAME: the namespace to join
@@ -83,11 +85,28 @@ def join_cgroup(procs_files: list[str]) -> None:
             os.close(fd)
 
 
-def namespace_flags(network: NetworkMode) -> int:
-    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC
+def namespace_flags(network: NetworkMode, ipc: str = "", uts: str = "") -> int:
+    """The namespaces the init makes of its own: not those it joins (container:NAME) or
+    shares with the host."""
+    flags = CLONE_NEWNS
+    if ipc != "host" and not ipc.startswith("container:"):
+        flags |= CLONE_NEWIPC
+    if uts != "host" and not uts.startswith("container:"):
+        flags |= CLONE_NEWUTS
     if network.new_namespace:
         flags |= CLONE_NEWNET
     return flags
+
+
+def own_uts(spec: ContainerSpec) -> bool:
+    """Whether the container has a UTS namespace of its own (then it sets its hostname)."""
+    return spec.uts != "host" and not spec.uts.startswith("container:")
+
+
+def join_namespaces(k: Kernel, join_fds: list[tuple[int, str]]) -> None:
+    for fd, kind in join_fds:
+        k.setns(fd, CLONE_NEWIPC if kind == "ipc" else CLONE_NEWUTS)
+        os.close(fd)
 
 
 def build_rootfs(k: Kernel, spec: ContainerSpec, cdir: str) -> str:
@@ -106,6 +125,8 @@ def build_rootfs(k: Kernel, spec: ContainerSpec, cdir: str) -> str:
     rootfs.mask_paths(k, root)
     rootfs.bind_etc_files(k, root, {n: f"{cdir}/{n}" for n in rootfs.ETC_FILES
                                     if os.path.exists(f"{cdir}/{n}")})
+    if spec.mounts:
+        rootfs.bind_mounts(k, root, spec.mounts)
     return root
 
 
@@ -252,15 +273,17 @@ def run(k: Kernel, cfg: InitConfig) -> None:
         join_cgroup(cfg.join_files)
         preload(spec)
         network = parse_mode(spec.network)
-        k.unshare(namespace_flags(network))
+        k.unshare(namespace_flags(network, spec.ipc, spec.uts))
         if cfg.netns_fd is not None:
             k.setns(cfg.netns_fd, CLONE_NEWNET)
             os.close(cfg.netns_fd)
+        join_namespaces(k, cfg.join_fds)
         network.setup_inside()
         if cfg.net_sync is not None:
             network_ready(cfg.net_sync[1])
         root = build_rootfs(k, spec, cfg.cdir)
-        k.sethostname(spec.hostname)
+        if own_uts(spec):
+            k.sethostname(spec.hostname)
         if cfg.console_sock is not None:
             open_console(k, root, cfg.console_sock, cfg.winsize)
         rootfs.pivot(k, root)

@@ -41,6 +41,9 @@ def inspect_container(c: Container, st: State | None = None) -> dict:
         "Platform": "linux",
         "HostConfig": {
             "NetworkMode": s.network,
+            "IpcMode": s.ipc or "private",
+            "UTSMode": s.uts,
+            **_host_mounts(s),
             "AutoRemove": s.autoremove,
             "Memory": s.memory or 0,
             "NanoCpus": int((s.cpus or 0) * 1e9),
@@ -79,8 +82,23 @@ def inspect_container(c: Container, st: State | None = None) -> dict:
             "StopSignal": s.stop_signal,
             **({"StopTimeout": s.stop_timeout} if s.stop_timeout is not None else {}),
         },
+        "Mounts": _mounts(s),
         "NetworkSettings": network_settings(s, st, running),
     }
+
+
+def _mounts(s) -> list:
+    if not s.mounts:
+        return []
+    from .volumes import inspect_mounts
+    return inspect_mounts(s.mounts)
+
+
+def _host_mounts(s) -> dict:
+    if not s.mounts:
+        return {"Binds": None}
+    from .volumes import host_config
+    return host_config(s.mounts)
 
 
 def _log_config(s) -> dict:

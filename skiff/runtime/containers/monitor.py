@@ -131,6 +131,7 @@ class Monitor:
         child_fds: list[int] = []
         stdio = console = None
         net_sync = netns_fd = mon_net = None
+        join_fds: list[tuple[int, str]] = []
         try:
             if self.spec.bridge:
                 from ..network.ports import hold
@@ -142,6 +143,11 @@ class Monitor:
             elif self.spec.netns_container:
                 netns_fd = self._target_netns()
                 child_fds.append(netns_fd)
+            for kind in ("ipc", "uts"):  # --ipc/--uts container:NAME
+                mode = getattr(self.spec, kind)
+                if mode.startswith("container:"):
+                    join_fds.append((self._target_ns(mode[10:], kind), kind))
+                    child_fds.append(join_fds[-1][0])
         except SkiffError as e:
             self.fail(e.exit_code, str(e))
         if self.spec.tty:
@@ -167,7 +173,7 @@ class Monitor:
             init.run(kernel, init.InitConfig(self.spec, self.cdir, self.cgroup.self_join_files(),
                                              errw, stdio=stdio, console_sock=console,
                                              winsize=winsize, net_sync=net_sync,
-                                             netns_fd=netns_fd))
+                                             netns_fd=netns_fd, join_fds=join_fds))
         self.pid = pid
         os.close(errw)
         for fd in child_fds:
@@ -199,15 +205,25 @@ class Monitor:
 
     def _target_netns(self) -> int:
         """container:NAME: the network namespace of that container's init."""
+        return self._target_ns(self.spec.netns_container, "net")
+
+    def _target_ns(self, cid: str, ns: str) -> int:
+        """An fd on namespace ``ns`` (net, ipc, uts) of container ``cid``'s init."""
         from ...errors import SkiffError
-        target = self.store.by_id(self.spec.netns_container)
+        what = "network" if ns == "net" else ns.upper()
+        target = self.store.by_id(cid)
         st = target.state()
         if not st.running:
-            raise SkiffError(f"cannot join network of a non running container: {target.name}")
+            raise SkiffError(f"cannot join {what} of a non running container: {target.name}")
         try:
-            return os.open(f"/proc/{st.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(f"/proc/{st.pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
-            raise SkiffError(f"cannot join network of container {target.name}: {e.strerror}") from None
+            raise SkiffError(f"cannot join {what} of container {target.name}: {e.strerror}") from None
+        from .state import proc_start_time
+        if proc_start_time(st.pid) != st.pid_start:  # the pid was recycled meanwhile
+            os.close(fd)
+            raise SkiffError(f"cannot join {what} of a non running container: {target.name}")
+        return fd
 
     def _wire(self, rfd: int, wfd: int) -> None:
         """Once the init has its network namespace: veth, address, route, published ports."""

@@ -173,6 +173,27 @@ def bind_etc_files(k: Kernel, rootfs: str, files: dict[str, str]) -> None:
         bind_file(k, source, f"{etc}/{name}")
 
 
+def bind_mounts(k: Kernel, rootfs: str, mounts: list[dict]) -> None:
+    """The user's bind mounts (-v, --mount), in order. The target is resolved inside the
+    root (a symlink in the image cannot send it to the host) and made to match the source:
+    a directory, or an empty file."""
+    for m in mounts:
+        source, target = m["source"], secure_join(rootfs, m["destination"])
+        if os.path.isdir(source):
+            _mkdirs(target)
+        else:
+            _mkdirs(os.path.dirname(target))
+            _touch(target)
+        try:
+            k.mount(source, target, None, MS_BIND | MS_REC)
+            if m.get("readonly"):
+                k.mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+        except OSError as e:
+            from ...errors import SkiffError
+            raise SkiffError(f"error mounting \"{source}\" to rootfs at \"{m['destination']}\": "
+                             f"{e.strerror}") from None
+
+
 def mask_paths(k: Kernel, rootfs: str) -> None:
     for p in MASKED_PATHS:
         target = secure_join(rootfs, p)

@@ -54,6 +54,9 @@ class ContainerSpec(Record):
     mtu: int = 0
     ports: list[dict] = []          # requested -p bindings (host_port 0: pick one at start)
     netns_container: str = ""       # container:NAME: the id whose network namespace it joins
+    mounts: list[dict] = []         # bind mounts, in mount order (see volumes.py)
+    ipc: str = ""                   # "" (own namespace), "host", or "container:<id>"
+    uts: str = ""                   # "" (own namespace), "host", or "container:<id>"
 
     @property
     def argv(self) -> list[str]:

@@ -233,9 +233,14 @@ class NetworkStore:
 
     # -- create ------------------------------------------------------------------------------
     def create(self, name: str, subnet: str | None = None, gateway: str | None = None,
-               labels: dict | None = None, mtu: int | None = None) -> dict:
-        """A new bridge network, like `docker network create [--subnet] [--gateway] NAME`."""
+               labels: dict | None = None, mtu: int | None = None,
+               bridge: str | None = None) -> dict:
+        """A new bridge network, like `docker network create [--subnet] [--gateway] NAME`
+        (``bridge``: the Linux bridge's name, like docker's com.docker.network.bridge.name)."""
         check_name(name)
+        if bridge is not None and (not bridge or len(bridge) > 15 or "/" in bridge
+                                   or not bridge.isprintable() or " " in bridge):
+            raise InvalidArgument(f'invalid bridge name "{bridge}": 1 to 15 characters, no "/" or spaces')
         if name == "default":
             raise Conflict(f"{name} is a pre-defined network and cannot be created")
         if name in RESERVED:
@@ -262,6 +267,8 @@ class NetworkStore:
         with self._global_lock():
             if self.exists(name):
                 raise Conflict(f"network with name {name} already exists")
+            if bridge and any(n.get("Bridge") == bridge for n in self._stored()):
+                raise Conflict(f"bridge {bridge} is already used by another network")
             taken = self._taken_subnets(cfg)
             if subnet:
                 for other, other_subnet in taken:
@@ -274,7 +281,7 @@ class NetworkStore:
                 gateway = ipam.format_ip(ipam.host_range(subnet)[0])
             net_id = os.urandom(32).hex()
             net = {"Name": name, "Id": net_id, "Driver": "bridge", "Created": now_rfc3339(),
-                   "Subnet": subnet, "Gateway": gateway, "Bridge": bridge_name(name, net_id),
+                   "Subnet": subnet, "Gateway": gateway, "Bridge": bridge or bridge_name(name, net_id),
                    "MTU": mtu, "Labels": labels, "Allocations": {}, "AllocatedAt": {}}
             write_json(self.path_of(name), net)
         return net
