@@ -1,0 +1,83 @@
+"""The API's resources: one table shared by the API server and every client.
+
+``RESOURCES[plural]`` says where a resource lives: its group and version, its kind, whether
+it is namespaced, its short names and the subresources the server serves. ``path_for``
+builds the Kubernetes REST path of a collection, an object or a subresource::
+
+    path_for("pods", "default")                    -> /api/v1/namespaces/default/pods
+    path_for("pods", "default", "web", "status")   -> /api/v1/namespaces/default/pods/web/status
+    path_for("leases", "kube-node-lease", "n1")    -> /apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1
+    path_for("nodes", None, "n1")                  -> /api/v1/nodes/n1
+    path_for("pods")                               -> /api/v1/pods     (all namespaces)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Resource:
+    plural: str
+    kind: str
+    group: str          # "" for the core group
+    version: str
+    namespaced: bool
+    singular: str
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = field(default=("create", "delete", "deletecollection", "get", "list",
+                                            "patch", "update", "watch"))
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def base(self) -> str:
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+
+RESOURCES: dict[str, Resource] = {r.plural: r for r in [
+    Resource("namespaces", "Namespace", "", "v1", False, "namespace", ("ns",), (), ("status",)),
+    Resource("nodes", "Node", "", "v1", False, "node", ("no",), (), ("status",)),
+    Resource("pods", "Pod", "", "v1", True, "pod", ("po",), ("all",), ("status", "log", "binding")),
+    Resource("events", "Event", "", "v1", True, "event", ("ev",)),
+    Resource("leases", "Lease", "coordination.k8s.io", "v1", True, "lease"),
+]}
+
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+
+
+def resource_for_kind(api_version: str, kind: str) -> Resource | None:
+    for r in RESOURCES.values():
+        if r.kind == kind and r.api_version == api_version:
+            return r
+    return None
+
+
+def lookup(name: str) -> Resource | None:
+    """A resource by plural, singular, short name or kind, case-insensitively ("po", "Pod",
+    "pods", "pod"); a "resource.group" form is accepted too ("leases.coordination.k8s.io")."""
+    n = name.lower()
+    base, _, group = n.partition(".")
+    for r in RESOURCES.values():
+        if group and r.group != group:
+            continue
+        if base in (r.plural, r.singular, r.kind.lower()) or base in r.short_names:
+            return r
+    return None
+
+
+def path_for(plural: str, namespace: str | None = None, name: str | None = None,
+             subresource: str | None = None) -> str:
+    r = RESOURCES[plural]
+    p = r.base
+    if r.namespaced and namespace:
+        p += f"/namespaces/{namespace}"
+    p += f"/{plural}"
+    if name:
+        p += f"/{name}"
+        if subresource:
+            p += f"/{subresource}"
+    return p

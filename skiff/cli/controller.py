@@ -1,0 +1,106 @@
+"""skiff controller: the control plane (API server, store, controllers) in one process.
+
+    skiff controller --data-dir DIR [--listen 127.0.0.1:PORT] [--log-format text|json]
+                     [--lease-grace SECONDS]
+
+Runs the API server and the standard controllers (scheduler, node lifecycle, node IPAM).
+
+Runs until SIGINT or SIGTERM, then stops cleanly (exit status 0).
+"""
+from __future__ import annotations
+
+from .parser import Command, Opt, UsageError
+
+CONTROLLER_OPTS = [
+    Opt(names=("--lease-grace",), dest="lease_grace", kind="str", metavar="SECONDS",
+        default="40", help="Seconds without a Lease renewal before a node is NotReady (default 40)"),
+    Opt(names=("--cluster-cidr",), dest="cluster_cidr", kind="str", metavar="CIDR",
+        default="10.244.0.0/16", help="Range the nodes' pod CIDRs are taken from (default 10.244.0.0/16)"),
+    Opt(names=("--node-cidr-mask-size",), dest="node_mask", kind="int", metavar="BITS",
+        help="Prefix length of each node's pod CIDR (default 24)"),
+]
+
+
+def controllers_from(values) -> list:
+    """The standard controllers, configured by CONTROLLER_OPTS."""
+    import ipaddress
+    try:
+        lease_grace = float(values["lease_grace"])
+    except ValueError:
+        raise UsageError(f'invalid argument "{values["lease_grace"]}" for "--lease-grace": not a number') from None
+    try:
+        net = ipaddress.ip_network(values["cluster_cidr"])
+    except ValueError as e:
+        raise UsageError(f'invalid argument "{values["cluster_cidr"]}" for "--cluster-cidr": {e}') from None
+    mask = values["node_mask"]
+    if mask is None:
+        mask = max(24, net.prefixlen)
+    if not net.prefixlen <= mask <= 30:
+        raise UsageError(f"--node-cidr-mask-size {mask} does not fit in --cluster-cidr {net}")
+    from ..controller.controllers import standard_controllers
+    return standard_controllers(lease_grace=lease_grace, cluster_cidr=str(net), node_mask=mask)
+
+
+COMMAND = Command(
+    "controller", "controller --data-dir DIR [OPTIONS]",
+    "Run the skiff control plane (API server, store and controllers)",
+    [Opt(names=("--data-dir",), dest="data_dir", kind="str", metavar="DIR",
+         help="State directory (state.db, kubeconfig)"),
+     Opt(names=("--listen",), dest="listen", kind="str", metavar="ADDR",
+         default="127.0.0.1:6443", help="Address to serve the API on (default 127.0.0.1:6443)"),
+     Opt(names=("--log-format",), dest="log_format", kind="str", metavar="FORMAT",
+         default="text", help="Log format: text or json"),
+     *CONTROLLER_OPTS],
+    min_args=0, max_args=0)
+
+
+def setup_logging(fmt: str) -> None:
+    try:
+        from ..logutil import setup_logging as setup  # the shared logging module, when present
+    except ImportError:
+        setup = None
+    if setup is not None:
+        setup(fmt=fmt)
+        return
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def serve(data_dir: str, listen: str, log_format: str, controllers=()) -> None:
+    import asyncio
+    import signal
+    import sys
+
+    from ..controller.controlplane import ControlPlane
+
+    cp = ControlPlane(data_dir, listen=listen, log_format=log_format)
+    for c in controllers:
+        cp.add_controller(c)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await cp.start()
+    try:
+        sys.stderr.write(f"skiff controller: serving on {cp.url}; kubeconfig {cp.kubeconfig_path}\n")
+        sys.stderr.flush()
+        await stop.wait()
+    finally:
+        await cp.stop()
+
+
+def main(ctx, values, args) -> int:
+    import asyncio
+
+    if not values.get("data_dir"):
+        raise UsageError("flag is required: --data-dir\nSee 'skiff controller --help'.")
+    if values["log_format"] not in ("text", "json"):
+        raise UsageError(f'invalid argument "{values["log_format"]}" for "--log-format": must be text or json')
+    controllers = controllers_from(values)
+    setup_logging(values["log_format"])
+    try:
+        asyncio.run(serve(values["data_dir"], values["listen"], values["log_format"], controllers))
+    except OSError as e:
+        from ..errors import SkiffError
+        raise SkiffError(f"cannot start the controller: {e}") from None
+    return 0

@@ -1,0 +1,440 @@
+"""The Kubernetes-shaped REST API over aiohttp (contracts §2).
+
+``make_app(registry, tokens, apiserver_token=None) -> web.Application``. One catch-all route
+parses Kubernetes paths (``/api/v1/...``, ``/apis/<group>/<version>/...``) for every
+resource of :data:`skiff.api.resources.RESOURCES`; plus discovery (``/api``, ``/apis``,
+``/api/v1``, ``/apis/<group>/<version>``), ``/version``, ``/healthz``, ``/readyz``,
+``/livez``, the skiff.dev join/node token endpoints, TokenReview, and the pods/log proxy to
+the agents. Every error is a Kubernetes Status. Bearer token auth on everything but
+/healthz, /readyz, /livez and /version.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from skiff.api import errors as E
+from skiff.api.errors import APIError
+from skiff.api.resources import RESOURCES, Resource
+from skiff.api.validation import dns1123_subdomain_error
+from skiff.controller.auth import TokenManager, User
+
+log = logging.getLogger("skiff.apiserver")
+
+VERSION_INFO = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-skiff", "gitCommit": "skiff",
+                "gitTreeState": "clean", "buildDate": "2026-11-28T00:00:00Z", "goVersion": "python3",
+                "compiler": "skiff", "platform": "linux/amd64"}
+PUBLIC = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version/"})
+
+USER_KEY = web.RequestKey("skiff_user", User) if hasattr(web, "RequestKey") else "skiff_user"
+
+_PATCH_TYPES = {"application/merge-patch+json": "merge", "application/json-patch+json": "json",
+                "application/strategic-merge-patch+json": "strategic"}
+_SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "binding": ["create"]}
+_LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "previous", "limitBytes")
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def json_response(obj: Any, status: int = 200, warnings: list | None = None) -> web.Response:
+    headers = None
+    if warnings:
+        headers = CIMultiDict()
+        for w in warnings:
+            headers.add("Warning", '299 - "' + str(w).replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return web.Response(body=_dumps(obj), status=status, content_type="application/json", headers=headers)
+
+
+def status_response(e: APIError) -> web.Response:
+    return web.Response(body=_dumps(e.status), status=e.code, content_type="application/json")
+
+
+def _bool(v: str | None) -> bool:
+    return v is not None and v.lower() in ("1", "true", "yes")
+
+
+def _int(v: str | None, name: str) -> int | None:
+    if v is None or v == "":
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        raise E.bad_request(f'invalid value for {name}: "{v}"') from None
+
+
+# ------------------------------------------------------------------------ discovery
+
+def _resource_list(group: str, version: str) -> dict:
+    res = []
+    for r in RESOURCES.values():
+        if r.group != group or r.version != version:
+            continue
+        d: dict[str, Any] = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+                             "kind": r.kind, "verbs": list(r.verbs)}
+        if r.short_names:
+            d["shortNames"] = list(r.short_names)
+        if r.categories:
+            d["categories"] = list(r.categories)
+        res.append(d)
+        for sub in r.subresources:
+            kind = "Binding" if sub == "binding" else r.kind
+            res.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
+                        "kind": kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})
+    gv = f"{group}/{version}" if group else version
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": res}
+
+
+def _groups() -> list[dict]:
+    seen: dict[str, list[str]] = {}
+    for r in RESOURCES.values():
+        if r.group and r.version not in seen.setdefault(r.group, []):
+            seen[r.group].append(r.version)
+    out = []
+    for g, versions in seen.items():
+        vs = [{"groupVersion": f"{g}/{v}", "version": v} for v in versions]
+        out.append({"name": g, "versions": vs, "preferredVersion": vs[0]})
+    return out
+
+
+# ------------------------------------------------------------------------ the server
+
+class APIServer:
+    def __init__(self, registry, tokens: TokenManager, apiserver_token: str | None = None):
+        self.registry = registry
+        self.tokens = tokens
+        self.apiserver_token = apiserver_token
+        self._session: aiohttp.ClientSession | None = None
+        self.server_address = "127.0.0.1:6443"
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=3 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        app.on_cleanup.append(self._cleanup)
+        return app
+
+    async def _cleanup(self, app) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler):
+        try:
+            if request.path not in PUBLIC:
+                auth = request.headers.get("Authorization", "")
+                token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+                user = await self.tokens.authenticate(token)
+                if user is None:
+                    raise E.unauthorized()
+                request[USER_KEY] = user
+            return await handler(request)
+        except APIError as e:
+            return status_response(e)
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            reason = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed",
+                      413: "RequestEntityTooLarge", 415: "UnsupportedMediaType"}.get(e.status, "InternalError")
+            return status_response(APIError(e.status, reason, e.reason or reason))
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            raise
+        except Exception as e:  # noqa: BLE001 - every error is a Status
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return status_response(E.internal(f"{type(e).__name__}: {e}"))
+
+    async def _body(self, request: web.Request, required: bool = True) -> Any:
+        raw = await request.read()
+        if not raw:
+            if required:
+                raise E.bad_request("the request body is empty")
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise E.bad_request(f"couldn't get version/kind; json parse error: {e}") from None
+
+    # ---------------------------------------------------------------- routing
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in ("/healthz", "/readyz", "/livez"):
+            return web.Response(text="ok")
+        if path in ("/version", "/version/"):
+            return json_response(VERSION_INFO)
+        parts = [p for p in path.split("/") if p]
+        method = request.method
+        if not parts:
+            return json_response({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/readyz", "/version"]
+                                  + [f"/apis/{g['name']}/{v['version']}" for g in _groups()
+                                     for v in g["versions"]]})
+        if parts[0] == "api":
+            if len(parts) == 1:
+                return json_response({"kind": "APIVersions", "versions": ["v1"],
+                                      "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
+                                                                      "serverAddress": self.server_address}]})
+            if parts[1] != "v1":
+                raise E.path_not_found()
+            group, version, rest = "", "v1", parts[2:]
+        elif parts[0] == "apis":
+            if len(parts) == 1:
+                return json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": _groups()})
+            group = parts[1]
+            if len(parts) == 2:
+                g = next((g for g in _groups() if g["name"] == group), None)
+                if g is None:
+                    raise E.path_not_found()
+                return json_response({"kind": "APIGroup", "apiVersion": "v1", **g})
+            version, rest = parts[2], parts[3:]
+            if group == "skiff.dev" and version == "v1" and len(rest) == 1 and method == "POST":
+                if rest[0] == "jointokens":
+                    return await self.join_token(request)
+                if rest[0] == "nodetokens":
+                    return await self.node_token(request)
+            if group == "authentication.k8s.io" and version == "v1" and rest == ["tokenreviews"] \
+                    and method == "POST":
+                return await self.token_review(request)
+        else:
+            raise E.path_not_found()
+        if not rest:
+            if method != "GET":
+                raise E.method_not_allowed()
+            doc = _resource_list(group, version)
+            if not doc["resources"]:
+                raise E.path_not_found()
+            return json_response(doc)
+        ns = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] in RESOURCES \
+                and RESOURCES[rest[2]].namespaced:
+            ns, rest = rest[1], rest[2:]
+        r = RESOURCES.get(rest[0])
+        if r is None or r.group != group or r.version != version or len(rest) > 3:
+            raise E.path_not_found()
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if (name and r.namespaced and ns is None) or (sub and sub not in r.subresources):
+            raise E.path_not_found()
+        user: User = request[USER_KEY]
+        q = request.query
+        reg = self.registry
+        if name is None:
+            if method == "GET":
+                if _bool(q.get("watch")):
+                    return await self.watch(request, r, ns, user)
+                return json_response(await reg.list(
+                    r.plural, ns, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
+                    limit=_int(q.get("limit"), "limit"), continue_=q.get("continue"), user=user))
+            if method == "DELETE":
+                opts = await self._body(request, required=False) or {}
+                grace = opts.get("gracePeriodSeconds") if isinstance(opts, dict) else None
+                if grace is None:
+                    grace = _int(q.get("gracePeriodSeconds"), "gracePeriodSeconds")
+                return json_response(await reg.delete_collection(
+                    r.plural, ns, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
+                    grace_period_seconds=grace, user=user))
+            if method == "POST":
+                if r.namespaced and ns is None:
+                    raise E.method_not_allowed()
+                warnings: list = []
+                out = await reg.create(r.plural, await self._body(request), ns, user=user, warnings=warnings)
+                return json_response(out, 201, warnings)
+            raise E.method_not_allowed()
+        if sub == "log":
+            if method != "GET":
+                raise E.method_not_allowed()
+            return await self.pod_log(request, ns, name, user)
+        if sub == "binding":
+            if method != "POST":
+                raise E.method_not_allowed()
+            return json_response(await reg.bind(ns, name, await self._body(request), user=user), 201)
+        if method == "GET":
+            return json_response(await reg.get(r.plural, name, ns, sub, user=user))
+        if method == "PUT":
+            warnings = []
+            out = await reg.update(r.plural, await self._body(request), ns, name, subresource=sub,
+                                   user=user, warnings=warnings)
+            return json_response(out, 200, warnings)
+        if method == "PATCH":
+            ctype = request.content_type
+            ptype = _PATCH_TYPES.get(ctype)
+            if ptype is None:
+                raise E.unsupported_media_type(
+                    f"the body of the request was in an unknown format - accepted media types include: "
+                    f"application/json-patch+json, application/merge-patch+json, "
+                    f"application/strategic-merge-patch+json")
+            warnings = []
+            out = await reg.patch(r.plural, name, await self._body(request), ns, patch_type=ptype,
+                                  subresource=sub, user=user, warnings=warnings)
+            return json_response(out, 200, warnings)
+        if method == "DELETE":
+            if sub:
+                raise E.method_not_allowed()
+            opts = await self._body(request, required=False) or {}
+            if not isinstance(opts, dict):
+                raise E.bad_request("DeleteOptions must be a JSON object")
+            grace = opts.get("gracePeriodSeconds")
+            if grace is None:
+                grace = _int(q.get("gracePeriodSeconds"), "gracePeriodSeconds")
+            return json_response(await reg.delete(r.plural, name, ns, grace_period_seconds=grace,
+                                                  preconditions=opts.get("preconditions"), user=user))
+        raise E.method_not_allowed()
+
+    # ---------------------------------------------------------------- watch
+    async def watch(self, request: web.Request, r: Resource, ns: str | None, user: User) -> web.StreamResponse:
+        q = request.query
+        stream = self.registry.watch(
+            r.plural, ns, resource_version=q.get("resourceVersion"), label_selector=q.get("labelSelector"),
+            field_selector=q.get("fieldSelector"), bookmarks=_bool(q.get("allowWatchBookmarks")),
+            timeout_seconds=_int(q.get("timeoutSeconds"), "timeoutSeconds"), user=user)
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
+                                                       "Cache-Control": "no-cache, private"})
+        resp.enable_chunked_encoding()
+        try:
+            await resp.prepare(request)
+            try:
+                async for etype, obj in stream:
+                    await resp.write(_dumps({"type": etype, "object": obj}) + b"\n")
+            except APIError as e:
+                await resp.write(_dumps({"type": "ERROR", "object": e.status}) + b"\n")
+            except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+                raise
+            except Exception as e:  # noqa: BLE001 - the headers are sent: report in the stream
+                log.exception("watch of %s failed", r.plural)
+                st = E.internal(f"{type(e).__name__}: {e}").status
+                await resp.write(_dumps({"type": "ERROR", "object": st}) + b"\n")
+            await resp.write_eof()
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            pass
+        finally:
+            await stream.aclose()
+        return resp
+
+    # ---------------------------------------------------------------- logs
+    async def pod_log(self, request: web.Request, ns: str, name: str, user: User) -> web.StreamResponse:
+        reg = self.registry
+        pod = await reg._fetch_authz(user, "get", RESOURCES["pods"], ns, name, "log")
+        spec = pod.get("spec") or {}
+        names = [c.get("name") for c in spec.get("containers") or []]
+        init = [c.get("name") for c in spec.get("initContainers") or []]
+        container = request.query.get("container")
+        if not container:
+            if len(names) != 1:
+                raise E.bad_request(f"a container name must be specified for pod {name}, "
+                                    f"choose one of: [{' '.join(names)}]"
+                                    + (f" or one of the init containers: [{' '.join(init)}]" if init else ""))
+            container = names[0]
+        elif container not in names and container not in init:
+            raise E.bad_request(f"container {container} is not valid for pod {name}")
+        node_name = spec.get("nodeName")
+        if not node_name:
+            raise E.bad_request(f"pod {name} does not have a host assigned")
+        node = await reg.get("nodes", node_name)
+        st = node.get("status") or {}
+        addrs = st.get("addresses") or []
+        ip = next((a.get("address") for a in addrs if a.get("type") == "InternalIP"), None) or \
+            next((a.get("address") for a in addrs if a.get("address")), None)
+        port = (((st.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port"))
+        if not ip or not port:
+            raise E.internal(f"no preferred addresses found for node {node_name}; known addresses: "
+                             f"{[a.get('address') for a in addrs]}")
+        host = f"[{ip}]" if ":" in ip else ip
+        url = f"http://{host}:{port}/containerLogs/{ns}/{name}/{container}"
+        params = {k: request.query[k] for k in _LOG_PARAMS if k in request.query}
+        headers = {"Authorization": f"Bearer {self.apiserver_token}"} if self.apiserver_token else {}
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+        try:
+            up = await self._session.get(url, params=params, headers=headers)
+        except (aiohttp.ClientError, OSError) as e:
+            raise APIError(502, "InternalError",
+                           f"Get \"{url}\": error dialing backend: {e}") from None
+        try:
+            if up.status != 200:
+                body = await up.read()
+                try:
+                    st = json.loads(body)
+                    if isinstance(st, dict) and st.get("kind") == "Status":
+                        raise APIError(st)
+                except ValueError:
+                    pass
+                reason = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden",
+                          404: "NotFound"}.get(up.status, "InternalError")
+                raise APIError(up.status, reason, body.decode(errors="replace").strip() or reason)
+            resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            try:
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+            except (ConnectionResetError, aiohttp.ClientConnectionResetError, aiohttp.ClientPayloadError):
+                pass
+            return resp
+        finally:
+            up.release()
+
+    # ---------------------------------------------------------------- tokens
+    async def join_token(self, request: web.Request) -> web.Response:
+        user: User = request[USER_KEY]
+        if not user.is_master:
+            raise E.forbidden("jointokens", None, f'User "{user.name}" cannot create resource "jointokens" in '
+                              f'API group "skiff.dev" at the cluster scope', "skiff.dev")
+        body = await self._body(request, required=False) or {}
+        ttl = body.get("ttlSeconds") if isinstance(body, dict) else None
+        if ttl is not None and (not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0):
+            raise E.invalid("JoinToken", "", [{"field": "ttlSeconds", "reason": "FieldValueInvalid",
+                                               "message": f"Invalid value: {json.dumps(ttl)}: must be a "
+                                                          f"positive number"}], "jointokens", "skiff.dev")
+        token, exp = await self.tokens.create_join_token(ttl)
+        return json_response({"kind": "JoinToken", "apiVersion": "skiff.dev/v1", "token": token,
+                              "expiration": exp}, 201)
+
+    async def node_token(self, request: web.Request) -> web.Response:
+        user: User = request[USER_KEY]
+        if not (user.is_master or user.is_bootstrap):
+            raise E.forbidden("nodetokens", None, f'User "{user.name}" cannot create resource "nodetokens" in '
+                              f'API group "skiff.dev" at the cluster scope', "skiff.dev")
+        body = await self._body(request)
+        node = body.get("nodeName") if isinstance(body, dict) else None
+        if not isinstance(node, str) or not node:
+            raise E.invalid("NodeToken", "", [{"field": "nodeName", "reason": "FieldValueRequired",
+                                               "message": "Required value"}], "nodetokens", "skiff.dev")
+        why = dns1123_subdomain_error(node)
+        if why:
+            raise E.invalid("NodeToken", node, [{"field": "nodeName", "reason": "FieldValueInvalid",
+                                                 "message": f'Invalid value: "{node}": {why}'}],
+                            "nodetokens", "skiff.dev")
+        token = await self.tokens.create_node_token(node)
+        return json_response({"kind": "NodeToken", "apiVersion": "skiff.dev/v1", "nodeName": node,
+                              "token": token}, 201)
+
+    async def token_review(self, request: web.Request) -> web.Response:
+        user: User = request[USER_KEY]
+        if not (user.is_master or user.is_node):
+            raise E.forbidden("tokenreviews", None, f'User "{user.name}" cannot create resource "tokenreviews" '
+                              f'in API group "authentication.k8s.io" at the cluster scope',
+                              "authentication.k8s.io")
+        body = await self._body(request)
+        token = ((body.get("spec") or {}) if isinstance(body, dict) else {}).get("token")
+        if not isinstance(token, str) or not token:
+            raise E.invalid("TokenReview", "", [{"field": "spec.token", "reason": "FieldValueRequired",
+                                                 "message": "Required value"}], "tokenreviews",
+                            "authentication.k8s.io")
+        who = await self.tokens.authenticate(token)
+        status: dict[str, Any] = {"authenticated": who is not None}
+        if who is not None:
+            status["user"] = who.info()
+        else:
+            status["error"] = "invalid bearer token"
+        return json_response({"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+                              "metadata": {"creationTimestamp": None}, "spec": {}, "status": status}, 201)
+
+
+def make_app(registry, tokens: TokenManager, apiserver_token: str | None = None) -> web.Application:
+    return APIServer(registry, tokens, apiserver_token).make_app()

@@ -1,0 +1,234 @@
+"""Identities, bearer tokens and the node restriction (contracts §1).
+
+Tokens are stored hashed (sha256 hex) under the store key ``/tokens//<hash>``
+(cluster-scoped resource "tokens", never served by the generic REST paths). Kinds:
+``admin`` (user system:admin, group system:masters), ``apiserver`` (system:apiserver,
+system:masters; the API server's own credential towards the agents' log servers),
+``join`` (``<id>.<secret>``, with an expiration; user system:bootstrap:<id>, group
+system:bootstrappers; only good for exchanging into a node token) and ``node`` (bound to a
+node name; user system:node:<name>, group system:nodes).
+
+:func:`authorize` decides a request (Kubernetes' RBAC for masters plus the Node authorizer
+for nodes) and raises a 403 :class:`APIError` with Kubernetes' message.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import secrets
+import string
+import time
+from dataclasses import dataclass, field
+
+from skiff.api.errors import APIError, forbidden
+from skiff.api.resources import NODE_LEASE_NAMESPACE, RESOURCES
+from skiff.controller.storage import StoreError, key_for, prefix_for
+
+MASTERS = "system:masters"
+NODES = "system:nodes"
+BOOTSTRAPPERS = "system:bootstrappers"
+TOKENS = "tokens"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    groups: tuple[str, ...] = ()
+    node: str | None = field(default=None, compare=False)
+
+    @property
+    def is_master(self) -> bool:
+        return MASTERS in self.groups
+
+    @property
+    def is_node(self) -> bool:
+        return self.node is not None and NODES in self.groups
+
+    @property
+    def is_bootstrap(self) -> bool:
+        return BOOTSTRAPPERS in self.groups
+
+    def info(self) -> dict:
+        return {"username": self.name, "groups": list(self.groups)}
+
+
+ADMIN = User("system:admin", (MASTERS, "system:authenticated"))
+APISERVER = User("system:apiserver", (MASTERS, "system:authenticated"))
+
+
+def node_user(name: str) -> User:
+    return User(f"system:node:{name}", (NODES, "system:authenticated"), node=name)
+
+
+def bootstrap_user(token_id: str) -> User:
+    return User(f"system:bootstrap:{token_id}", (BOOTSTRAPPERS, "system:authenticated"))
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_rfc3339(s: str) -> float:
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+_ID_CHARS = string.ascii_lowercase + string.digits
+
+
+class TokenManager:
+    """Mints and checks tokens against the store (any :class:`Storage`; normally the watch
+    cache, so a lookup is a dict read). Answers are cached in memory."""
+
+    def __init__(self, storage):
+        self.storage = storage
+        self._cache: dict[str, tuple[User, float | None]] = {}
+
+    async def _save(self, token: str, kind: str, **extra) -> dict:
+        h = hash_token(token)
+        obj = {"kind": "Token", "apiVersion": "skiff.dev/v1", "metadata": {"name": h},
+               "type": kind, **extra}
+        await self.storage.create(key_for(TOKENS, None, h), obj)
+        return obj
+
+    async def create_admin_token(self) -> str:
+        token = secrets.token_hex(32)
+        await self._save(token, "admin")
+        return token
+
+    async def create_apiserver_token(self) -> str:
+        """A fresh token for this API server process; earlier ones are revoked."""
+        items, _, _ = await self.storage.list(prefix_for(TOKENS))
+        for t in items:
+            if t.get("type") == "apiserver":
+                try:
+                    await self.storage.delete(key_for(TOKENS, None, t["metadata"]["name"]))
+                except StoreError:
+                    pass
+        token = secrets.token_hex(32)
+        await self._save(token, "apiserver")
+        self._cache.clear()
+        return token
+
+    async def create_join_token(self, ttl_seconds: float | None = None) -> tuple[str, str]:
+        """-> (token "<id>.<secret>", expiration RFC 3339). Default ttl 24 h."""
+        tid = "".join(secrets.choice(_ID_CHARS) for _ in range(6))
+        secret = "".join(secrets.choice(_ID_CHARS) for _ in range(16))
+        token = f"{tid}.{secret}"
+        exp = _rfc3339(time.time() + (86400 if ttl_seconds is None else float(ttl_seconds)))
+        await self._save(token, "join", tokenID=tid, expiration=exp)
+        return token, exp
+
+    async def create_node_token(self, node_name: str) -> str:
+        token = secrets.token_hex(32)
+        await self._save(token, "node", nodeName=node_name)
+        return token
+
+    async def is_kind(self, token: str, kind: str) -> bool:
+        try:
+            obj = await self.storage.get(key_for(TOKENS, None, hash_token(token)))
+        except StoreError:
+            return False
+        return obj.get("type") == kind
+
+    async def authenticate(self, token: str | None) -> User | None:
+        if not token:
+            return None
+        h = hash_token(token)
+        hit = self._cache.get(h)
+        now = time.time()
+        if hit is not None:
+            user, exp = hit
+            if exp is None or exp > now:
+                return user
+            self._cache.pop(h, None)
+            return None
+        try:
+            obj = await self.storage.get(key_for(TOKENS, None, h))
+        except StoreError:
+            return None
+        kind = obj.get("type")
+        exp = None
+        if kind == "admin":
+            user = ADMIN
+        elif kind == "apiserver":
+            user = APISERVER
+        elif kind == "node" and obj.get("nodeName"):
+            user = node_user(obj["nodeName"])
+        elif kind == "join":
+            try:
+                exp = _parse_rfc3339(obj["expiration"])
+            except (KeyError, ValueError):
+                return None
+            if exp <= now:
+                return None
+            user = bootstrap_user(obj.get("tokenID", ""))
+        else:
+            return None
+        if len(self._cache) > 10000:
+            self._cache.clear()
+        self._cache[h] = (user, exp)
+        return user
+
+
+# ------------------------------------------------------------------------ authorization
+
+def _deny(user: User, verb: str, resource: str, namespace: str | None, name: str | None,
+          subresource: str | None, why: str = "") -> APIError:
+    r = RESOURCES.get(resource)
+    group = r.group if r else ""
+    res = f"{resource}/{subresource}" if subresource else resource
+    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    msg = f'User "{user.name}" cannot {verb} resource "{res}" in API group "{group}" {scope}'
+    if why:
+        msg += f": {why}"
+    return forbidden(resource, name, msg, group)
+
+
+def authorize(user: User, verb: str, resource: str, namespace: str | None = None,
+              name: str | None = None, subresource: str | None = None, *,
+              obj: dict | None = None, field_node: str | None = None) -> None:
+    """Raise 403 unless ``user`` may ``verb`` (get list watch create update patch delete)
+    the resource. For a node user on pods: ``obj`` is the existing pod (get/update/patch/
+    delete), ``field_node`` the spec.nodeName the list/watch's field selector demands."""
+    if user.is_master:
+        return
+    if not user.is_node:
+        raise _deny(user, verb, resource, namespace, name, subresource)
+    n = user.node
+    if resource == "nodes":
+        if verb in ("get", "list", "watch"):
+            return
+        if verb in ("create", "update", "patch") and name == n:
+            return
+        why = "" if verb == "delete" else f'node "{n}" is not allowed to modify node "{name}"'
+        raise _deny(user, verb, resource, namespace, name, subresource, why)
+    if resource == "leases":
+        if verb in ("get", "create", "update", "patch") and namespace == NODE_LEASE_NAMESPACE and name == n:
+            return
+        raise _deny(user, verb, resource, namespace, name, subresource,
+                    f'can only access node lease with the same name as the requesting node')
+    if resource == "pods":
+        if verb in ("list", "watch"):
+            if field_node == n:
+                return
+            raise _deny(user, verb, resource, namespace, name, subresource,
+                        f'node "{n}" can only {verb} pods with spec.nodeName field selector "{n}"')
+        if verb in ("get", "update", "patch", "delete"):
+            if obj is not None and (obj.get("spec") or {}).get("nodeName") == n:
+                return
+            raise _deny(user, verb, resource, namespace, name, subresource,
+                        f'node "{n}" can only access pods bound to it')
+        raise _deny(user, verb, resource, namespace, name, subresource)
+    if resource == "events":
+        if verb in ("create", "patch", "get", "list"):
+            return
+        raise _deny(user, verb, resource, namespace, name, subresource)
+    if resource == "namespaces":
+        if verb == "get" and not subresource:
+            return
+        raise _deny(user, verb, resource, namespace, name, subresource)
+    raise _deny(user, verb, resource, namespace, name, subresource)

@@ -1,0 +1,34 @@
+"""The controllers a ``skiff controller`` runs in-process, as ControlPlane.add_controller factories
+(each an ``async fn(client)`` that runs until cancelled)::
+
+    for f in standard_controllers(lease_grace=40.0):
+        cp.add_controller(f)
+"""
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+from skiff.controller.nodeipam import DEFAULT_CLUSTER_CIDR, NodeIPAMController
+from skiff.controller.nodelifecycle import NodeLifecycleController
+from skiff.controller.scheduler import Scheduler
+
+__all__ = ["standard_controllers"]
+
+Factory = Callable[[object], Awaitable[None]]
+
+
+def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_CLUSTER_CIDR, *,
+                         node_mask: int | None = None, scheduler_retry: float = 5.0,
+                         monitor_interval: float | None = None) -> list[Factory]:
+    """[scheduler, node lifecycle, node IPAM] factories."""
+
+    async def scheduler(client) -> None:
+        await Scheduler(client, retry_interval=scheduler_retry).run()
+
+    async def nodelifecycle(client) -> None:
+        await NodeLifecycleController(client, grace=lease_grace, interval=monitor_interval).run()
+
+    async def nodeipam(client) -> None:
+        await NodeIPAMController(client, cluster_cidr=cluster_cidr, node_mask=node_mask).run()
+
+    return [scheduler, nodelifecycle, nodeipam]

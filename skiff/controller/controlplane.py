@@ -1,0 +1,179 @@
+"""ControlPlane: the store, the watch cache, the registry, the API server and the in-process
+controllers of one ``skiff controller`` (contracts §1, §2).
+
+    cp = ControlPlane("/var/lib/skiff-controller", listen="127.0.0.1:0")
+    await cp.start()          # DIR/state.db, default namespaces, tokens, DIR/kubeconfig, HTTP
+    cp.url, cp.registry, cp.local_client(), cp.admin_token, await cp.mint_node_token("n1")
+    cp.add_controller(lambda client: scheduler(client))   # runs after start, cancelled at stop
+    await cp.stop()
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Awaitable, Callable
+
+import yaml
+from aiohttp import web
+
+from skiff.controller.apiserver import APIServer
+from skiff.controller.auth import ADMIN, TokenManager, User
+from skiff.controller.local_client import LocalClient
+from skiff.controller.registry import Registry
+from skiff.controller.storage import SqliteStore, WatchCache
+
+log = logging.getLogger("skiff.controlplane")
+
+ControllerFactory = Callable[[LocalClient], Awaitable[None]]
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep:
+        host, port = listen, "6443"
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def kubeconfig_text(server: str, token: str) -> str:
+    doc = {"apiVersion": "v1", "kind": "Config",
+           "clusters": [{"name": "skiff", "cluster": {"server": server}}],
+           "users": [{"name": "skiff-admin", "user": {"token": token}}],
+           "contexts": [{"name": "skiff", "context": {"cluster": "skiff", "user": "skiff-admin"}}],
+           "current-context": "skiff", "preferences": {}}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def read_kubeconfig_token(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f) or {}
+        return doc["users"][0]["user"]["token"]
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
+        return None
+
+
+def write_private(path: str, text: str) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+class ControlPlane:
+    def __init__(self, data_dir: str, listen: str = "127.0.0.1:0", log_format: str = "text", *,
+                 watch_cache_capacity: int = 10000, bookmark_interval: float = 10.0):
+        self.data_dir = os.path.abspath(data_dir)
+        self.listen = listen
+        self.log_format = log_format
+        self.watch_cache_capacity = watch_cache_capacity
+        self.bookmark_interval = bookmark_interval
+        self.url: str | None = None
+        self.registry: Registry | None = None
+        self.tokens: TokenManager | None = None
+        self.admin_token: str | None = None
+        self.apiserver_token: str | None = None
+        self.kubeconfig_path = os.path.join(self.data_dir, "kubeconfig")
+        self._store: SqliteStore | None = None
+        self._cache: WatchCache | None = None
+        self._runner: web.AppRunner | None = None
+        self._factories: list[ControllerFactory] = []
+        self._tasks: list[asyncio.Task] = []
+        self._started = False
+
+    def local_client(self, user: User = ADMIN) -> LocalClient:
+        return LocalClient(self.registry, user)
+
+    async def mint_node_token(self, node_name: str) -> str:
+        return await self.tokens.create_node_token(node_name)
+
+    async def mint_join_token(self, ttl_seconds: float | None = None) -> str:
+        token, _ = await self.tokens.create_join_token(ttl_seconds)
+        return token
+
+    def add_controller(self, coro_factory: ControllerFactory) -> None:
+        self._factories.append(coro_factory)
+        if self._started:
+            self._spawn(coro_factory)
+
+    def _spawn(self, factory: ControllerFactory) -> None:
+        name = getattr(factory, "__name__", "controller")
+
+        async def run() -> None:
+            try:
+                await factory(self.local_client())
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a controller must not take the server down
+                log.exception("controller %s failed", name)
+        self._tasks.append(asyncio.create_task(run(), name=f"controller-{name}"))
+
+    async def start(self) -> None:
+        os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
+        self._store = SqliteStore(os.path.join(self.data_dir, "state.db"))
+        try:
+            self._cache = WatchCache(self._store, capacity=self.watch_cache_capacity)
+            await self._cache.start()
+            self.registry = Registry(self._cache, bookmark_interval=self.bookmark_interval)
+            self.tokens = TokenManager(self._cache)
+            await self.registry.ensure_namespaces()
+            token = read_kubeconfig_token(self.kubeconfig_path)
+            if token is None or not await self.tokens.is_kind(token, "admin"):
+                token = await self.tokens.create_admin_token()
+            self.admin_token = token
+            self.apiserver_token = await self.tokens.create_apiserver_token()
+            server = APIServer(self.registry, self.tokens, self.apiserver_token)
+            app = server.make_app()
+            self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                                        shutdown_timeout=2.0)
+            await self._runner.setup()
+            host, port = parse_listen(self.listen)
+            site = web.TCPSite(self._runner, host, port, reuse_address=True)
+            await site.start()
+            sock = site._server.sockets[0]  # the real port when port is 0
+            port = sock.getsockname()[1]
+            hostpart = f"[{host}]" if ":" in host else host
+            self.url = f"http://{hostpart}:{port}"
+            server.server_address = f"{hostpart}:{port}"
+            write_private(self.kubeconfig_path, kubeconfig_text(self.url, self.admin_token))
+        except BaseException:
+            await self._close_backend()
+            raise
+        self._started = True
+        for f in self._factories:
+            self._spawn(f)
+        log.info("API server listening on %s", self.url)
+
+    async def _close_backend(self) -> None:
+        if self._cache is not None:
+            # first: open watches end (their streams finish), so the HTTP server can stop at once
+            await self._cache.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._cache = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._started = False
+        await self._close_backend()
+
+    async def __aenter__(self) -> "ControlPlane":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()

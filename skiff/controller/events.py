@@ -1,0 +1,216 @@
+"""EventRecorder: every controller or agent decision becomes a core/v1 Event and a log line.
+
+Like client-go's record.EventRecorder (+ the core of its EventCorrelator):
+
+- ``record(obj, type, reason, message)`` never blocks and never raises: it logs one line
+  (logger "skiff.events", fields kind/namespace/name/type/reason/source) and puts the event on a
+  queue drained by a background task that writes it through the client.
+- The Event lives in the object's namespace ("default" for cluster-scoped objects) and is named
+  ``<object name>.<16 hex digits>`` (the time in ns, as client-go does).
+- A repeat (same involved object uid, type, reason, message and source) within 10 minutes
+  PATCHes the existing Event's ``count`` and ``lastTimestamp`` instead of creating a new one;
+  if that Event is gone (404), a new one is created.
+- The queue is bounded (1000, client-go's): when full, events are dropped with a log line.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from typing import Any
+
+from skiff.api.errors import APIError
+from skiff.api.resources import RESOURCES
+
+__all__ = ["EventRecorder", "NORMAL", "WARNING", "rfc3339"]
+
+log = logging.getLogger("skiff.events")
+
+NORMAL = "Normal"
+WARNING = "Warning"
+REPEAT_WINDOW = 600.0        # 10 min
+QUEUE_SIZE = 1000
+CACHE_SIZE = 4096
+
+
+def rfc3339(t: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if t is None else t))
+
+
+class _Seen:
+    __slots__ = ("name", "namespace", "count", "first", "last")
+
+    def __init__(self, name: str, namespace: str, count: int, first: str, last: float):
+        self.name = name
+        self.namespace = namespace
+        self.count = count
+        self.first = first
+        self.last = last
+
+
+class EventRecorder:
+    def __init__(self, client, component: str, host: str | None = None, *,
+                 queue_size: int = QUEUE_SIZE, repeat_window: float = REPEAT_WINDOW):
+        self.client = client
+        self.component = component
+        self.host = host
+        self.repeat_window = repeat_window
+        self.source: dict[str, str] = {"component": component}
+        if host:
+            self.source["host"] = host
+        self._queue_size = queue_size
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        self._seen: collections.OrderedDict[tuple, _Seen] = collections.OrderedDict()
+        self._last_ns = 0
+        self.dropped = 0
+        self.failed = 0
+
+    # -- the caller's side --------------------------------------------------------------------
+    def record(self, obj: dict, type: str, reason: str, message: str, *,
+               field_path: str | None = None) -> None:
+        """Record an event about ``obj`` (type Normal|Warning). Never blocks, never raises."""
+        try:
+            now = time.time()
+            ref = self._reference(obj, field_path)
+            fields = {"kind": ref.get("kind"), "namespace": ref.get("namespace"), "name": ref.get("name"),
+                      "type": type, "reason": reason, "source": self.component}
+            if not fields["namespace"]:
+                del fields["namespace"]
+            log.log(logging.WARNING if type == WARNING else logging.INFO, message,
+                    extra={"fields": fields})
+            q = self._ensure_running()
+            if q is None:
+                self.dropped += 1
+                return
+            try:
+                q.put_nowait((ref, type, reason, message, now))
+            except asyncio.QueueFull:
+                self.dropped += 1
+                log.warning("event queue full, event dropped", extra={"fields": fields})
+        except Exception:  # noqa: BLE001 - recording must never break the caller
+            log.exception("could not record event")
+
+    def event(self, obj: dict, type: str, reason: str, message: str) -> None:
+        """Alias of record (client-go's name)."""
+        self.record(obj, type, reason, message)
+
+    def _ensure_running(self) -> asyncio.Queue | None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            log.warning("EventRecorder.record called outside the event loop; event not written")
+            return None
+        if self._queue is None:
+            self._queue = asyncio.Queue(self._queue_size)
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._drain(), name=f"events-{self.component}")
+        return self._queue
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until every recorded event has been written (or given up on)."""
+        if self._queue is not None:
+            await asyncio.wait_for(self._queue.join(), timeout)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (up to ``timeout`` seconds), then stop the background task."""
+        try:
+            await self.flush(timeout)
+        except asyncio.TimeoutError:
+            log.warning("events not written before close", extra={"fields": {"pending": self._queue.qsize()}})
+        t, self._task = self._task, None
+        if t is not None:
+            t.cancel()
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+
+    # -- building and writing -----------------------------------------------------------------
+    @staticmethod
+    def _reference(obj: dict, field_path: str | None) -> dict[str, str]:
+        md = obj.get("metadata") or {}
+        kind = obj.get("kind") or ""
+        api_version = obj.get("apiVersion") or ""
+        if not api_version and kind:
+            for r in RESOURCES.values():
+                if r.kind == kind:
+                    api_version = r.api_version
+                    break
+        ref: dict[str, str] = {"kind": kind}
+        if md.get("namespace"):
+            ref["namespace"] = md["namespace"]
+        ref["name"] = md.get("name") or ""
+        if md.get("uid"):
+            ref["uid"] = md["uid"]
+        if api_version:
+            ref["apiVersion"] = api_version
+        if md.get("resourceVersion"):
+            ref["resourceVersion"] = str(md["resourceVersion"])
+        if field_path:
+            ref["fieldPath"] = field_path
+        return ref
+
+    def _event_name(self, obj_name: str) -> str:
+        ns = time.time_ns()
+        if ns <= self._last_ns:
+            ns = self._last_ns + 1
+        self._last_ns = ns
+        return f"{obj_name}.{ns:016x}"
+
+    @staticmethod
+    def _namespace_for(ref: dict) -> str:
+        return ref.get("namespace") or "default"      # cluster-scoped objects: "default"
+
+    async def _drain(self) -> None:
+        q = self._queue
+        assert q is not None
+        while True:
+            item = await q.get()
+            try:
+                await self._write(*item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001
+                self.failed += 1
+                log.warning("could not write event", extra={"fields": {
+                    "error": f"{type(e).__name__}: {e}", "reason": item[2], "name": item[0].get("name")}})
+            finally:
+                q.task_done()
+
+    async def _write(self, ref: dict, type: str, reason: str, message: str, t: float) -> None:
+        key = (ref.get("uid") or (ref.get("kind"), ref.get("namespace"), ref.get("name")),
+               type, reason, message, self.component, self.host)
+        ts = rfc3339(t)
+        seen = self._seen.get(key)
+        if seen is not None and t - seen.last < self.repeat_window:
+            patch = {"count": seen.count + 1, "lastTimestamp": ts}
+            try:
+                await self.client.patch("events", seen.name, patch, seen.namespace, patch_type="merge")
+                seen.count += 1
+                seen.last = t
+                self._seen.move_to_end(key)
+                return
+            except APIError as e:
+                if e.code != 404:
+                    raise
+                # the Event was deleted (TTL, by hand): start a new one
+        ns = self._namespace_for(ref)
+        ev: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": self._event_name(ref.get("name") or "unknown"), "namespace": ns},
+            "involvedObject": ref,
+            "reason": reason, "message": message, "type": type,
+            "source": dict(self.source),
+            "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
+            "reportingComponent": self.component,
+        }
+        if self.host:
+            ev["reportingInstance"] = self.host
+        created = await self.client.create("events", ev, ns)
+        name = (created.get("metadata") or {}).get("name") or ev["metadata"]["name"]
+        self._seen[key] = _Seen(name, ns, 1, ts, t)
+        self._seen.move_to_end(key)
+        while len(self._seen) > CACHE_SIZE:
+            self._seen.popitem(last=False)

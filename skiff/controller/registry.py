@@ -1,0 +1,735 @@
+"""The registry: the API's semantics over the store, shared by the HTTP server and the
+in-process LocalClient.
+
+Every method takes the calling ``user`` (default: admin), authorizes (node restriction),
+and returns plain dicts or raises :class:`skiff.api.errors.APIError` carrying the Kubernetes
+Status. Writes go through admission (defaults + schema, once per write), keep uid and
+creationTimestamp, bump ``metadata.generation`` when the spec changes, split the status
+subresource (a write on the object ignores status for kinds with a /status subresource; a
+write on /status changes only status), and use the store's compare-and-swap.
+
+Pods are deleted gracefully (deletionTimestamp + deletionGracePeriodSeconds) when bound to a
+node; the agent confirms with grace 0. Objects with finalizers are kept, marked for deletion,
+until their finalizers are removed.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import json
+import random
+import time
+from typing import Any, AsyncIterator
+
+from skiff.api import errors as E
+from skiff.api.errors import APIError
+from skiff.api.resources import RESOURCES, Resource
+from skiff.api.validation import ValidationError, dns1123_subdomain_error
+from skiff.controller.admission import admit
+from skiff.controller.auth import ADMIN, User, authorize
+from skiff.controller.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from skiff.controller.selectors import Selector, parse_selectors
+from skiff.controller.storage import StoreError, key_for, prefix_for
+from skiff.controller.storage.base import encode_continue
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-node-lease")
+_GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_RETRIES = 8
+
+
+def now_rfc3339(offset: float = 0.0) -> str:
+    return datetime.datetime.fromtimestamp(time.time() + offset, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _qos(spec: dict) -> str:
+    cs = [c for c in (spec.get("containers") or []) + (spec.get("initContainers") or []) if isinstance(c, dict)]
+    any_set = False
+    guaranteed = bool(cs)
+    for c in cs:
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        if req or lim:
+            any_set = True
+        for r in ("cpu", "memory"):
+            if r not in lim or (r in req and str(req[r]) != str(lim[r])):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _strip_rv(obj: dict) -> dict:
+    md = dict(obj.get("metadata") or {})
+    md.pop("resourceVersion", None)
+    return {**obj, "metadata": md}
+
+
+class Registry:
+    def __init__(self, storage, *, bookmark_interval: float = 10.0):
+        self.storage = storage
+        self.bookmark_interval = bookmark_interval
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def resource(plural: str) -> Resource:
+        r = RESOURCES.get(plural)
+        if r is None:
+            raise E.path_not_found()
+        return r
+
+    @staticmethod
+    def _ns(r: Resource, namespace: str | None, obj: dict | None = None) -> str | None:
+        if not r.namespaced:
+            return None
+        if namespace:
+            return namespace
+        if obj is not None:
+            ns = (obj.get("metadata") or {}).get("namespace")
+            if ns:
+                return ns
+        return "default"
+
+    @staticmethod
+    def _store_error(e: StoreError, r: Resource, name: str) -> APIError:
+        if e.reason == "NotFound":
+            return E.not_found(r.plural, name, r.group)
+        if e.reason == "AlreadyExists":
+            return E.already_exists(r.plural, name, r.group)
+        if e.reason == "Conflict":
+            return E.conflict(r.plural, name, group=r.group)
+        if e.reason == "Expired":
+            return E.gone(e.message)
+        if e.reason == "BadRequest":
+            return E.bad_request(e.message)
+        return E.internal(e.message)
+
+    async def _fetch(self, r: Resource, ns: str | None, name: str) -> dict:
+        try:
+            return await self.storage.get(key_for(r.plural, ns, name))
+        except StoreError as e:
+            raise self._store_error(e, r, name) from None
+
+    async def _fetch_authz(self, user: User, verb: str, r: Resource, ns: str | None, name: str,
+                           sub: str | None) -> dict:
+        """Fetch the object and authorize; a node asking for a pod it cannot see gets 403, not 404."""
+        if user.is_master:
+            return await self._fetch(r, ns, name)
+        if r.plural != "pods":
+            authorize(user, verb, r.plural, ns, name, sub)
+            return await self._fetch(r, ns, name)
+        try:
+            cur = await self._fetch(r, ns, name)
+        except APIError as e:
+            if e.code == 404:
+                authorize(user, verb, r.plural, ns, name, sub, obj=None)
+            raise
+        authorize(user, verb, r.plural, ns, name, sub, obj=cur)
+        return cur
+
+    @staticmethod
+    def _check_kind(r: Resource, obj: Any) -> dict:
+        if not isinstance(obj, dict):
+            raise E.bad_request(f"{r.kind} in version \"{r.version}\" cannot be handled as a {r.kind}: "
+                                f"the body must be a JSON object")
+        obj = dict(obj)
+        av, kind = obj.get("apiVersion"), obj.get("kind")
+        if av is None and kind in (None, r.kind):
+            obj["apiVersion"], obj["kind"] = r.api_version, r.kind
+        elif kind is None and av == r.api_version:
+            obj["kind"] = r.kind
+        elif av != r.api_version or kind != r.kind:
+            raise E.bad_request(f"the API version in the data ({av}) does not match the expected API version "
+                                f"({r.api_version})" if av != r.api_version else
+                                f"{kind} in version \"{r.version}\" cannot be handled as a {r.kind}: "
+                                f"the kind in the data ({kind}) does not match the expected kind ({r.kind})")
+        return obj
+
+    # ------------------------------------------------------------------ read
+    async def get(self, resource: str, name: str, namespace: str | None = None,
+                  subresource: str | None = None, *, user: User = ADMIN) -> dict:
+        r = self.resource(resource)
+        if subresource and subresource not in ("status",):
+            raise E.path_not_found()
+        ns = self._ns(r, namespace)
+        return await self._fetch_authz(user, "get", r, ns, name, subresource)
+
+    def _authz_collection(self, user: User, verb: str, r: Resource, ns: str | None, sel: Selector) -> None:
+        if not user.is_master:
+            authorize(user, verb, r.plural, ns, None, None,
+                      field_node=sel.fields.exact("spec.nodeName") if r.plural == "pods" else None)
+
+    async def list(self, resource: str, namespace: str | None = None, *,
+                   label_selector: str | None = None, field_selector: str | None = None,
+                   limit: int | None = None, continue_: str | None = None,
+                   user: User = ADMIN) -> dict:
+        r = self.resource(resource)
+        ns = namespace if r.namespaced else None
+        sel = parse_selectors(r.plural, label_selector, field_selector)
+        self._authz_collection(user, "list", r, ns, sel)
+        if limit is not None:
+            try:
+                limit = int(limit)
+            except (TypeError, ValueError):
+                raise E.bad_request(f"invalid limit: {limit!r}") from None
+            if limit <= 0:
+                limit = None
+        prefix = prefix_for(r.plural, ns)
+        st = self.storage
+        try:
+            if sel.empty():
+                page, list_rv, nxt = await st.list_keyed(prefix, limit, continue_ or None)
+                items = [o for _, o in page]
+            else:
+                items, token, nxt = [], continue_ or None, None
+                chunk = max(limit or 500, 100)
+                list_rv = None
+                while True:
+                    page, rv, more = await st.list_keyed(prefix, chunk, token)
+                    if list_rv is None:
+                        list_rv = rv
+                    for i, (key, obj) in enumerate(page):
+                        if sel.matches(obj):
+                            items.append(obj)
+                            if limit and len(items) == limit:
+                                if i + 1 < len(page) or more:
+                                    nxt = encode_continue(prefix, key, list_rv)
+                                break
+                    else:
+                        if more:
+                            token = more
+                            continue
+                    break
+        except StoreError as e:
+            raise self._store_error(e, r, "") from None
+        meta: dict[str, Any] = {"resourceVersion": str(list_rv)}
+        if nxt:
+            meta["continue"] = nxt
+        return {"kind": f"{r.kind}List", "apiVersion": r.api_version, "metadata": meta, "items": items}
+
+    def watch(self, resource: str, namespace: str | None = None, *,
+              resource_version: str | None = None, label_selector: str | None = None,
+              field_selector: str | None = None, bookmarks: bool = False,
+              timeout_seconds: float | None = None, user: User = ADMIN) -> AsyncIterator[tuple[str, dict]]:
+        """Validates and authorizes now (raising APIError), then returns the event stream.
+        The stream raises APIError 410 when ``resource_version`` is too old."""
+        r = self.resource(resource)
+        ns = namespace if r.namespaced else None
+        sel = parse_selectors(r.plural, label_selector, field_selector)
+        self._authz_collection(user, "watch", r, ns, sel)
+        rv: int | None = None
+        if resource_version not in (None, "", "0"):
+            try:
+                rv = int(resource_version)
+                if rv < 0:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise E.bad_request(f'resourceVersion: Invalid value: "{resource_version}": must be a '
+                                    f'non-negative integer') from None
+        if timeout_seconds is not None:
+            timeout_seconds = float(timeout_seconds)
+            if timeout_seconds <= 0:
+                timeout_seconds = None
+        return self._watch(r, prefix_for(r.plural, ns), rv, sel, bookmarks, timeout_seconds)
+
+    async def _watch(self, r: Resource, prefix: str, rv: int | None, sel: Selector,
+                     bookmarks: bool, timeout: float | None) -> AsyncIterator[tuple[str, dict]]:
+        st = self.storage
+        filtered = not sel.empty()
+        matched: dict[str, bool] = {}
+        unknown_upto = 0
+        backlog_seen: set[str] = set()
+        try:
+            if rv is None:
+                items, list_rv, _ = await st.list_keyed(prefix)
+                for key, obj in items:
+                    m = not filtered or sel.matches(obj)
+                    if filtered:
+                        matched[key] = m
+                    if m:
+                        yield "ADDED", obj
+                from_rev = list_rv
+            else:
+                from_rev = rv
+                if filtered:
+                    # which objects the client has (as of now); changes between rv and now
+                    # are replayed, and for those the first event decides conservatively
+                    items, unknown_upto, _ = await st.list_keyed(prefix)
+                    for key, obj in items:
+                        matched[key] = sel.matches(obj)
+            it = st.watch_keyed(prefix, from_rev)
+        except StoreError as e:
+            raise self._store_error(e, r, "") from None
+        last_rv = from_rev
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout else None
+        interval = self.bookmark_interval if bookmarks else None
+        pending: asyncio.Future | None = None
+        try:
+            while True:
+                if interval is None and deadline is None:
+                    try:
+                        etype, key, obj, rev = await it.__anext__()
+                    except StopAsyncIteration:
+                        return
+                else:
+                    if pending is None:
+                        pending = asyncio.ensure_future(it.__anext__())
+                    wait = interval
+                    if deadline is not None:
+                        left = deadline - loop.time()
+                        if left <= 0:
+                            return
+                        wait = left if wait is None else min(wait, left)
+                    done, _ = await asyncio.wait((pending,), timeout=wait)
+                    if not done:
+                        if deadline is not None and loop.time() >= deadline:
+                            return
+                        yield "BOOKMARK", {"kind": r.kind, "apiVersion": r.api_version,
+                                           "metadata": {"resourceVersion": str(last_rv)}}
+                        continue
+                    fut, pending = pending, None
+                    try:
+                        etype, key, obj, rev = fut.result()
+                    except StopAsyncIteration:
+                        return
+                last_rv = rev
+                if not filtered:
+                    yield etype, obj
+                    continue
+                m = sel.matches(obj)
+                if rev <= unknown_upto and key not in backlog_seen:
+                    backlog_seen.add(key)
+                    prev = None if etype != "ADDED" else False
+                else:
+                    prev = matched.get(key, False)
+                if etype == "DELETED":
+                    matched.pop(key, None)
+                    if m or prev:
+                        yield "DELETED", obj
+                    continue
+                matched[key] = m
+                if etype == "ADDED":
+                    if m:
+                        yield "ADDED", obj
+                elif m:
+                    yield ("ADDED" if prev is False else "MODIFIED"), obj
+                elif prev is not False:  # True, or unknown: tell the client it is gone
+                    yield "DELETED", obj
+        except StoreError as e:
+            raise self._store_error(e, r, "") from None
+        finally:
+            if pending is not None:
+                pending.cancel()
+                try:
+                    await pending
+                except BaseException:  # noqa: BLE001 - cancelled / ended
+                    pass
+            try:
+                await it.aclose()
+            except (RuntimeError, StoreError):
+                pass
+
+    # ------------------------------------------------------------------ create
+    async def create(self, resource: str, obj: dict, namespace: str | None = None, *,
+                     subresource: str | None = None, name: str | None = None,
+                     user: User = ADMIN, warnings: list | None = None) -> dict:
+        r = self.resource(resource)
+        if subresource == "binding" and r.plural == "pods":
+            return await self.bind(namespace or "default", name, obj, user=user)
+        if subresource:
+            raise E.method_not_allowed()
+        obj = self._check_kind(r, obj)
+        md = obj.get("metadata")
+        if md is not None and not isinstance(md, dict):
+            raise E.bad_request(f"{r.kind} in version \"{r.version}\" cannot be handled as a {r.kind}: "
+                                f"metadata must be an object")
+        md = dict(md or {})
+        obj["metadata"] = md
+        if not r.namespaced:
+            md.pop("namespace", None)
+        ns = self._ns(r, namespace, obj)
+        if not user.is_master:
+            authorize(user, "create", r.plural, ns, md.get("name"), None)
+        for k in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp",
+                  "deletionGracePeriodSeconds", "selfLink", "managedFields"):
+            md.pop(k, None)
+        md["generation"] = 1
+        try:
+            new, warns = admit(obj, namespace if r.namespaced else None)
+        except ValidationError as e:
+            raise APIError(e.to_status()) from None
+        if warnings is not None:
+            warnings.extend(warns)
+        nmd = new["metadata"]
+        if r.plural == "pods":
+            new["status"] = {"phase": "Pending", "qosClass": _qos(new.get("spec") or {})}
+        elif r.plural == "namespaces":
+            new["status"] = {"phase": "Active"}
+        if r.namespaced:
+            await self._require_namespace(ns)
+        gen = nmd.get("generateName") if not nmd.get("name") else None
+        for attempt in range(5 if gen else 1):
+            if gen:
+                nmd["name"] = gen + "".join(random.choice(_GEN_CHARS) for _ in range(5))
+                why = dns1123_subdomain_error(nmd["name"])
+                if why:
+                    raise E.invalid(r.kind, nmd["name"], [{"field": "metadata.generateName",
+                                    "reason": "FieldValueInvalid",
+                                    "message": f'Invalid value: "{gen}": {why}'}], r.plural, r.group)
+            try:
+                return await self.storage.create(key_for(r.plural, ns, nmd["name"]), new)
+            except StoreError as e:
+                if e.reason == "AlreadyExists" and gen and attempt < 4:
+                    continue
+                raise self._store_error(e, r, nmd["name"]) from None
+        raise E.internal("could not generate a unique name")  # pragma: no cover
+
+    async def _require_namespace(self, ns: str) -> None:
+        try:
+            await self.storage.get(key_for("namespaces", None, ns))
+        except StoreError:
+            raise E.not_found("namespaces", ns) from None
+
+    # ------------------------------------------------------------------ update / patch
+    def _prepare(self, r: Resource, cur: dict, incoming: dict, ns: str | None, name: str,
+                 sub: str | None, warnings: list | None) -> dict:
+        """The object to store for an update of ``cur`` with ``incoming`` (admitted), or
+        ``cur`` itself when nothing changes."""
+        cmd = cur.get("metadata") or {}
+        if sub == "status":
+            # only status changes, and the schema leaves status free-form: the rest of the
+            # object was admitted when it was written, so it is not validated again
+            st = incoming.get("status")
+            if st is not None and not isinstance(st, dict):
+                raise E.invalid(r.kind, name, [{"field": "status", "reason": "FieldValueInvalid",
+                                                "message": f"Invalid value: {json.dumps(st)[:60]}: must be "
+                                                           f"of type object"}], r.plural, r.group)
+            if st == cur.get("status"):
+                return cur
+            new = dict(cur)
+            if st is not None:
+                new["status"] = st
+            else:
+                new.pop("status", None)
+            return new
+        else:
+            new = dict(incoming)
+            if "status" in r.subresources:
+                if "status" in cur:
+                    new["status"] = cur["status"]
+                else:
+                    new.pop("status", None)
+        md = new.get("metadata")
+        if md is not None and not isinstance(md, dict):
+            raise E.bad_request("metadata must be an object")
+        md = dict(md or {})
+        new["metadata"] = md
+        md["name"] = name
+        if r.namespaced:
+            md["namespace"] = ns
+        else:
+            md.pop("namespace", None)
+        for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+            if k in cmd:
+                md[k] = cmd[k]
+            else:
+                md.pop(k, None)
+        md.pop("resourceVersion", None)
+        try:
+            new, warns = admit(new, ns)
+        except ValidationError as e:
+            raise APIError(e.to_status()) from None
+        if warnings is not None:
+            warnings.extend(warns)
+        spec_changed = new.get("spec") != cur.get("spec")
+        if spec_changed and r.plural == "pods" and sub != "status":
+            self._check_pod_update(cur, new)
+        if spec_changed and "generation" in new["metadata"]:
+            new["metadata"]["generation"] = int(new["metadata"]["generation"]) + 1
+        if new == _strip_rv(cur):
+            return cur
+        return new
+
+    @staticmethod
+    def _check_pod_update(cur: dict, new: dict) -> None:
+        def masked(spec: dict) -> dict:
+            s = copy.deepcopy(spec or {})
+            for group in ("containers", "initContainers"):
+                for c in s.get(group) or []:
+                    if isinstance(c, dict):
+                        c["image"] = None
+            s.pop("activeDeadlineSeconds", None)
+            s.pop("tolerations", None)
+            return s
+        if masked(cur.get("spec")) != masked(new.get("spec")):
+            name = new["metadata"].get("name", "")
+            raise E.invalid("Pod", name, [{
+                "field": "spec", "reason": "FieldValueForbidden",
+                "message": "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
+                           "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
+                           "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
+                           "(allow it to be set to 1 if it was previously negative)"}], "pods")
+
+    async def _write(self, r: Resource, key: str, cur: dict, new: dict) -> dict:
+        if new is cur:
+            return cur
+        out = await self.storage.update(key, new, (cur.get("metadata") or {}).get("resourceVersion"))
+        md = out.get("metadata") or {}
+        if md.get("deletionTimestamp") and not md.get("finalizers") and \
+                (r.plural != "pods" or md.get("deletionGracePeriodSeconds") == 0):
+            try:
+                out = await self.storage.delete(key, md.get("resourceVersion"))
+            except StoreError:
+                pass
+        return out
+
+    @staticmethod
+    def _check_names(r: Resource, obj: dict, name: str | None, namespace: str | None) -> tuple[str, str | None]:
+        md = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        oname = md.get("name")
+        if name and oname and oname != name:
+            raise E.bad_request(f"the name of the object ({oname}) does not match the name on the URL ({name})")
+        name = name or oname
+        if not name:
+            raise E.bad_request("name is required")
+        ns = None
+        if r.namespaced:
+            ons = md.get("namespace")
+            if namespace and ons and ons != namespace:
+                raise E.bad_request("the namespace of the provided object does not match the namespace "
+                                    "sent on the request")
+            ns = namespace or ons or "default"
+        return name, ns
+
+    async def update(self, resource: str, obj: dict, namespace: str | None = None,
+                     name: str | None = None, *, subresource: str | None = None,
+                     user: User = ADMIN, warnings: list | None = None) -> dict:
+        r = self.resource(resource)
+        if subresource not in (None, "status") or (subresource and subresource not in r.subresources):
+            raise E.method_not_allowed()
+        obj = self._check_kind(r, obj)
+        name, ns = self._check_names(r, obj, name, namespace)
+        want_rv = (obj.get("metadata") or {}).get("resourceVersion")
+        key = key_for(r.plural, ns, name)
+        for _ in range(_RETRIES):
+            cur = await self._fetch_authz(user, "update", r, ns, name, subresource)
+            if want_rv and str(want_rv) != cur["metadata"].get("resourceVersion"):
+                raise E.conflict(r.plural, name, group=r.group)
+            new = self._prepare(r, cur, obj, ns, name, subresource, warnings)
+            try:
+                return await self._write(r, key, cur, new)
+            except StoreError as e:
+                if e.reason == "Conflict" and not want_rv:
+                    continue
+                raise self._store_error(e, r, name) from None
+        raise E.conflict(r.plural, name, group=r.group)
+
+    async def patch(self, resource: str, name: str, patch: Any, namespace: str | None = None, *,
+                    patch_type: str = "merge", subresource: str | None = None,
+                    user: User = ADMIN, warnings: list | None = None) -> dict:
+        r = self.resource(resource)
+        if subresource not in (None, "status") or (subresource and subresource not in r.subresources):
+            raise E.method_not_allowed()
+        if patch_type not in ("merge", "json", "strategic"):
+            raise E.unsupported_media_type(
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"application/json-patch+json, application/merge-patch+json, "
+                f"application/strategic-merge-patch+json")
+        if isinstance(patch, (bytes, str)):
+            try:
+                patch = json.loads(patch)
+            except ValueError as e:
+                raise E.bad_request(f"error decoding patch: {e}") from None
+        if patch_type == "json":
+            if not isinstance(patch, list):
+                raise E.bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+        elif not isinstance(patch, dict):
+            raise E.bad_request("the patch must be a JSON object")
+        ns = self._ns(r, namespace)
+        key = key_for(r.plural, ns, name)
+        for _ in range(_RETRIES):
+            cur = await self._fetch_authz(user, "patch", r, ns, name, subresource)
+            cur_rv = cur["metadata"].get("resourceVersion")
+            try:
+                if patch_type == "json":
+                    patched = json_patch(cur, patch, copy=True)
+                elif patch_type == "strategic":
+                    patched = strategic_merge_patch(cur, patch)
+                else:
+                    patched = merge_patch(cur, patch)
+            except PatchError as e:
+                if e.malformed:
+                    raise E.bad_request(e.message) from None
+                raise E.unprocessable(e.message) from None
+            if not isinstance(patched, dict):
+                raise E.unprocessable("the patched object is not a JSON object")
+            pmd = patched.get("metadata") if isinstance(patched.get("metadata"), dict) else {}
+            want_rv = pmd.get("resourceVersion")
+            precondition = want_rv is not None and want_rv != cur_rv
+            if precondition:
+                raise E.conflict(r.plural, name, group=r.group)
+            patched = self._check_kind(r, patched)
+            self._check_names(r, patched, name, ns)
+            new = self._prepare(r, cur, patched, ns, name, subresource, warnings)
+            try:
+                return await self._write(r, key, cur, new)
+            except StoreError as e:
+                if e.reason == "Conflict":
+                    continue
+                raise self._store_error(e, r, name) from None
+        raise E.conflict(r.plural, name, group=r.group)
+
+    # ------------------------------------------------------------------ delete
+    async def delete(self, resource: str, name: str, namespace: str | None = None, *,
+                     grace_period_seconds: int | None = None, preconditions: dict | None = None,
+                     user: User = ADMIN) -> dict:
+        r = self.resource(resource)
+        ns = self._ns(r, namespace)
+        key = key_for(r.plural, ns, name)
+        if grace_period_seconds is not None:
+            try:
+                grace_period_seconds = int(grace_period_seconds)
+            except (TypeError, ValueError):
+                raise E.bad_request(f"invalid gracePeriodSeconds: {grace_period_seconds!r}") from None
+        for _ in range(_RETRIES):
+            cur = await self._fetch_authz(user, "delete", r, ns, name, None)
+            md = cur["metadata"]
+            if preconditions:
+                uid, prv = preconditions.get("uid"), preconditions.get("resourceVersion")
+                if uid and uid != md.get("uid"):
+                    raise E.conflict(r.plural, name, f"Precondition failed: UID in precondition: {uid}, "
+                                     f"UID in object meta: {md.get('uid')}", r.group)
+                if prv and str(prv) != md.get("resourceVersion"):
+                    raise E.conflict(r.plural, name, f"Precondition failed: ResourceVersion in precondition: "
+                                     f"{prv}, ResourceVersion in object meta: {md.get('resourceVersion')}",
+                                     r.group)
+            if r.plural == "namespaces":
+                await self._check_namespace_deletable(name)
+            try:
+                if r.plural == "pods":
+                    out = await self._delete_pod(key, cur, grace_period_seconds)
+                elif md.get("finalizers"):
+                    out = await self._mark_deleted(key, cur, 0)
+                else:
+                    out = await self.storage.delete(key, md.get("resourceVersion"))
+                return out
+            except StoreError as e:
+                if e.reason == "Conflict":
+                    continue
+                raise self._store_error(e, r, name) from None
+        raise E.conflict(r.plural, name, group=r.group)
+
+    async def delete_collection(self, resource: str, namespace: str | None = None, *,
+                                label_selector: str | None = None, field_selector: str | None = None,
+                                grace_period_seconds: int | None = None, user: User = ADMIN) -> dict:
+        """DELETE on a collection: every selected object is deleted as by :meth:`delete`; returns the
+        List of what was deleted (or marked for deletion)."""
+        r = self.resource(resource)
+        ns = namespace if r.namespaced else None
+        lst = await self.list(resource, ns, label_selector=label_selector, field_selector=field_selector,
+                              user=user)
+        out = []
+        for obj in lst["items"]:
+            md = obj["metadata"]
+            try:
+                out.append(await self.delete(resource, md["name"], md.get("namespace"),
+                                             grace_period_seconds=grace_period_seconds, user=user))
+            except APIError as e:
+                if e.code != 404:
+                    raise
+        return {**lst, "items": out}
+
+    async def _mark_deleted(self, key: str, cur: dict, grace: int) -> dict:
+        md = dict(cur["metadata"])
+        if md.get("deletionTimestamp") and md.get("deletionGracePeriodSeconds", 0) <= grace:
+            return cur
+        md["deletionTimestamp"] = now_rfc3339(grace)
+        md["deletionGracePeriodSeconds"] = grace
+        if md.get("generation"):
+            md["generation"] = int(md["generation"]) + 1
+        new = {**cur, "metadata": md}
+        return await self.storage.update(key, new, cur["metadata"].get("resourceVersion"))
+
+    async def _delete_pod(self, key: str, cur: dict, grace: int | None) -> dict:
+        spec, md = cur.get("spec") or {}, cur["metadata"]
+        if grace is None:
+            grace = spec.get("terminationGracePeriodSeconds")
+            grace = 30 if grace is None else int(grace)
+        if grace < 0:
+            grace = 1
+        phase = (cur.get("status") or {}).get("phase")
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            grace = 0
+        if grace > 0 or md.get("finalizers"):
+            return await self._mark_deleted(key, cur, grace)
+        return await self.storage.delete(key, md.get("resourceVersion"))
+
+    async def _check_namespace_deletable(self, name: str) -> None:
+        if name in DEFAULT_NAMESPACES:
+            raise E.forbidden("namespaces", name, "this namespace may not be deleted")
+        held = []
+        for r in RESOURCES.values():
+            if r.namespaced:
+                page, _, _ = await self.storage.list_keyed(prefix_for(r.plural, name), 1)
+                if page:
+                    held.append(r.plural)
+        if held:
+            raise E.conflict("namespaces", name, f'namespace "{name}" still holds objects ({", ".join(held)}); '
+                             f"delete them first (namespace deletion does not cascade yet)")
+
+    # ------------------------------------------------------------------ binding
+    async def bind(self, namespace: str, name: str | None, binding: Any, *, user: User = ADMIN) -> dict:
+        if not isinstance(binding, dict):
+            raise E.bad_request("Binding in version \"v1\" cannot be handled as a Binding: the body must be "
+                                "a JSON object")
+        bname = (binding.get("metadata") or {}).get("name")
+        if name and bname and bname != name:
+            raise E.bad_request(f"the name of the object ({bname}) does not match the name on the URL ({name})")
+        name = name or bname
+        if not name:
+            raise E.bad_request("name is required")
+        if not user.is_master:
+            authorize(user, "create", "pods", namespace, name, "binding")
+        target = binding.get("target") if isinstance(binding.get("target"), dict) else {}
+        node = target.get("name")
+        if not node:
+            raise E.invalid("Binding", name, [{"field": "target.name", "reason": "FieldValueRequired",
+                                               "message": "Required value"}], "bindings")
+        if target.get("kind") not in (None, "", "Node"):
+            raise E.invalid("Binding", name, [{"field": "target.kind", "reason": "FieldValueNotSupported",
+                                               "message": f'Unsupported value: "{target.get("kind")}": '
+                                                          f'supported values: "Node"'}], "bindings")
+        r = RESOURCES["pods"]
+        key = key_for("pods", namespace, name)
+        for _ in range(_RETRIES):
+            cur = await self._fetch(r, namespace, name)
+            spec = cur.get("spec") or {}
+            if cur["metadata"].get("deletionTimestamp"):
+                raise E.conflict("pods/binding", name, f"pod {name} is being deleted, cannot be assigned to a host")
+            if spec.get("nodeName"):
+                raise E.conflict("pods/binding", name,
+                                 f'pod {name} is already assigned to node "{spec["nodeName"]}"')
+            status = dict(cur.get("status") or {})
+            conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()})
+            status["conditions"] = conds
+            new = {**cur, "spec": {**spec, "nodeName": node}, "status": status}
+            try:
+                await self.storage.update(key, new, cur["metadata"].get("resourceVersion"))
+            except StoreError as e:
+                if e.reason == "Conflict":
+                    continue
+                raise self._store_error(e, r, name) from None
+            return E.success_status(201)
+        raise E.conflict("pods/binding", name)
+
+    # ------------------------------------------------------------------ setup
+    async def ensure_namespaces(self, names=DEFAULT_NAMESPACES) -> None:
+        for n in names:
+            try:
+                await self.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}})
+            except APIError as e:
+                if e.code != 409:
+                    raise

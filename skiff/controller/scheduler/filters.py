@@ -1,0 +1,312 @@
+"""The scheduler's filters (kube-scheduler's Filter plugins), pure functions over plain data.
+
+Order and messages are kube-scheduler's default profile (v1.32), so that a FailedScheduling
+event reads like Kubernetes'::
+
+    NodeUnschedulable   "node(s) were unschedulable"
+    NodeName            "node(s) didn't match the requested node name"
+    TaintToleration     "node(s) had untolerated taint {key: value}"
+    NodeAffinity        "node(s) didn't match Pod's node affinity/selector"   (nodeSelector)
+    NodePorts           "node(s) didn't have free ports for the requested pod ports"
+    NodeResourcesFit    "Too many pods", "Insufficient cpu", "Insufficient memory" (all that apply)
+
+A node's Ready condition is turned into the taint Kubernetes' node lifecycle controller puts on
+it (TaintNodesByCondition): Ready False -> ``node.kubernetes.io/not-ready:NoSchedule``, Ready
+Unknown or missing -> ``node.kubernetes.io/unreachable:NoSchedule``. So a node that is not
+Ready takes no pod, unless the pod tolerates that taint (as in Kubernetes).
+
+Requests are computed as Kubernetes does (``resource.PodRequests``): per resource,
+max(sum of containers (+ restartable init containers), max over init containers of (that init
+container + the restartable init containers before it)), plus ``spec.overhead``; a resource with
+no request uses its limit (API defaulting). Scoring uses the non-zero defaults (100m CPU,
+200 MiB) for containers that request nothing.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Iterable
+
+from skiff.agent.quantity import cpu_millis, memory_bytes
+
+__all__ = [
+    "PodInfo", "pod_info", "pod_requests", "pod_host_ports", "parse_cpu", "parse_memory",
+    "node_selector_matches", "tolerates", "untolerated_taint", "node_taints", "node_ready_status",
+    "fits_resources", "host_ports_conflict", "static_reasons", "dynamic_reasons", "filter_node",
+    "fit_error_message",
+    "R_UNSCHEDULABLE", "R_NODE_NAME", "R_SELECTOR", "R_PORTS", "R_TOO_MANY_PODS", "R_CPU", "R_MEMORY",
+    "TAINT_NOT_READY", "TAINT_UNREACHABLE", "DEFAULT_MILLI_CPU", "DEFAULT_MEMORY",
+]
+
+R_UNSCHEDULABLE = "node(s) were unschedulable"
+R_NODE_NAME = "node(s) didn't match the requested node name"
+R_SELECTOR = "node(s) didn't match Pod's node affinity/selector"
+R_PORTS = "node(s) didn't have free ports for the requested pod ports"
+R_TOO_MANY_PODS = "Too many pods"
+R_CPU = "Insufficient cpu"
+R_MEMORY = "Insufficient memory"
+
+TAINT_NOT_READY = "node.kubernetes.io/not-ready"
+TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
+TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
+
+DEFAULT_MILLI_CPU = 100                  # kube-scheduler's non-zero defaults, for scoring only
+DEFAULT_MEMORY = 200 * 1024 * 1024
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_cpu(q) -> int:
+    """A CPU quantity ("500m", "1", "0.5") in millicores."""
+    return cpu_millis(q)
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_memory(q) -> int:
+    """A memory quantity ("64Mi", "1G", "129e6") in bytes."""
+    return memory_bytes(q)
+
+
+def _quantity(parse, res: dict, name: str) -> int | None:
+    v = res.get(name)
+    if v is None:
+        return None
+    try:
+        return parse(v)
+    except Exception:  # noqa: BLE001 - admission validates; be lenient with what slipped through
+        return 0
+
+
+def _container_requests(c: dict) -> tuple[int, int, int, int]:
+    """(cpu, memory, non-zero cpu, non-zero memory) of one container."""
+    res = c.get("resources") or {}
+    req = res.get("requests") or {}
+    lim = res.get("limits") or {}
+    cpu = _quantity(parse_cpu, req, "cpu")
+    if cpu is None:
+        cpu = _quantity(parse_cpu, lim, "cpu")
+    mem = _quantity(parse_memory, req, "memory")
+    if mem is None:
+        mem = _quantity(parse_memory, lim, "memory")
+    return (cpu or 0, mem or 0,
+            DEFAULT_MILLI_CPU if cpu is None else cpu,
+            DEFAULT_MEMORY if mem is None else mem)
+
+
+def pod_requests(pod: dict) -> tuple[int, int, int, int]:
+    """(cpu millicores, memory bytes, non-zero cpu, non-zero memory) the pod requests, computed as
+    Kubernetes does: max(sum(containers), max(init containers)) per resource, plus overhead."""
+    spec = pod.get("spec") or {}
+    total = [0, 0, 0, 0]
+    for c in spec.get("containers") or ():
+        r = _container_requests(c)
+        for i in range(4):
+            total[i] += r[i]
+    init_max = [0, 0, 0, 0]
+    sidecars = [0, 0, 0, 0]          # restartable init containers (sidecars) keep running
+    for c in spec.get("initContainers") or ():
+        r = _container_requests(c)
+        if c.get("restartPolicy") == "Always":
+            for i in range(4):
+                sidecars[i] += r[i]
+                total[i] += r[i]
+                init_max[i] = max(init_max[i], sidecars[i])
+        else:
+            for i in range(4):
+                init_max[i] = max(init_max[i], sidecars[i] + r[i])
+    out = [max(total[i], init_max[i]) for i in range(4)]
+    overhead = spec.get("overhead") or {}
+    if overhead:
+        cpu = _quantity(parse_cpu, overhead, "cpu") or 0
+        mem = _quantity(parse_memory, overhead, "memory") or 0
+        out[0] += cpu
+        out[2] += cpu
+        out[1] += mem
+        out[3] += mem
+    return out[0], out[1], out[2], out[3]
+
+
+def pod_host_ports(pod: dict) -> tuple[tuple[str, int, str], ...]:
+    """The (protocol, hostPort, hostIP) the pod wants on its node (hostPort 0 = none)."""
+    spec = pod.get("spec") or {}
+    out = []
+    conts = list(spec.get("containers") or ())
+    conts += [c for c in spec.get("initContainers") or () if c.get("restartPolicy") == "Always"]
+    for c in conts:
+        for p in c.get("ports") or ():
+            hp = p.get("hostPort") or 0
+            if hp:
+                out.append(((p.get("protocol") or "TCP"), int(hp), (p.get("hostIP") or "0.0.0.0")))
+    return tuple(out)
+
+
+class PodInfo:
+    """What the filters and scores need of a pod, parsed once."""
+    __slots__ = ("key", "namespace", "name", "uid", "cpu", "mem", "nz_cpu", "nz_mem", "ports",
+                 "selector", "tolerations", "node_name", "group", "static_key", "pod")
+
+    def __init__(self, pod: dict):
+        md = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        self.pod = pod
+        self.namespace = md.get("namespace") or "default"
+        self.name = md.get("name") or ""
+        self.key = f"{self.namespace}/{self.name}"
+        self.uid = md.get("uid") or ""
+        self.cpu, self.mem, self.nz_cpu, self.nz_mem = pod_requests(pod)
+        self.ports = pod_host_ports(pod)
+        self.selector = tuple(sorted((spec.get("nodeSelector") or {}).items()))
+        self.tolerations = tuple(_toleration(t) for t in spec.get("tolerations") or ())
+        self.node_name = spec.get("nodeName") or ""
+        self.group = spread_group(pod)
+        # everything the static filters look at: pods with the same key get the same answer
+        self.static_key = (self.selector, self.tolerations, self.node_name)
+
+
+def pod_info(pod: dict) -> PodInfo:
+    return PodInfo(pod)
+
+
+def spread_group(pod: dict):
+    """The set of pods this pod is spread against: those of the same controller (owner
+    reference with controller=true, else the first owner), else those in the same namespace with
+    the same labels; None when the pod has neither."""
+    md = pod.get("metadata") or {}
+    owners = md.get("ownerReferences") or ()
+    if owners:
+        ctl = next((o for o in owners if o.get("controller")), owners[0])
+        return ("owner", ctl.get("uid") or f"{ctl.get('kind')}/{ctl.get('name')}")
+    labels = md.get("labels") or {}
+    if labels:
+        return ("labels", md.get("namespace") or "default", tuple(sorted(labels.items())))
+    return None
+
+
+def _toleration(t: dict) -> tuple:
+    return (t.get("key") or "", t.get("operator") or "Equal", t.get("value") or "", t.get("effect") or "")
+
+
+# -- static filters (depend on the pod's spec and the node's spec/labels/conditions only) -------
+
+def node_selector_matches(selector: Iterable[tuple[str, str]] | dict, labels: dict) -> bool:
+    items = selector.items() if isinstance(selector, dict) else selector
+    for k, v in items:
+        if labels.get(k) != v:
+            return False
+    return True
+
+
+def tolerates(toleration: tuple | dict, taint: dict) -> bool:
+    """Kubernetes' Toleration.ToleratesTaint."""
+    if isinstance(toleration, dict):
+        toleration = _toleration(toleration)
+    key, op, value, effect = toleration
+    if effect and effect != taint.get("effect"):
+        return False
+    if key and key != taint.get("key"):
+        return False
+    if op == "Exists":
+        return True
+    if op in ("Equal", ""):
+        return value == (taint.get("value") or "")
+    return False
+
+
+def untolerated_taint(tolerations: Iterable, taints: Iterable[dict]) -> dict | None:
+    """The first NoSchedule/NoExecute taint no toleration tolerates, or None."""
+    tols = list(tolerations)
+    for taint in taints:
+        if taint.get("effect") not in ("NoSchedule", "NoExecute"):
+            continue
+        if not any(tolerates(t, taint) for t in tols):
+            return taint
+    return None
+
+
+def node_ready_status(node: dict) -> str:
+    """status of the node's Ready condition: "True", "False" or "Unknown" (missing)."""
+    for c in (node.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "Ready":
+            return c.get("status") or "Unknown"
+    return "Unknown"
+
+
+def node_taints(node: dict) -> list[dict]:
+    """The node's taints plus the condition taint the node lifecycle controller would add."""
+    taints = list((node.get("spec") or {}).get("taints") or ())
+    ready = node_ready_status(node)
+    keys = {t.get("key") for t in taints}
+    if ready == "False" and TAINT_NOT_READY not in keys:
+        taints.append({"key": TAINT_NOT_READY, "effect": "NoSchedule"})
+    elif ready not in ("True", "False") and TAINT_UNREACHABLE not in keys:
+        taints.append({"key": TAINT_UNREACHABLE, "effect": "NoSchedule"})
+    return taints
+
+
+def _taint_reason(taint: dict) -> str:
+    return f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value') or ''}}}"
+
+
+def static_reasons(pi: PodInfo, ni) -> list[str]:
+    """Reasons from the filters that look only at specs: NodeUnschedulable, NodeName,
+    TaintToleration, NodeAffinity (nodeSelector). A failing filter stops the chain for the node
+    (kube-scheduler runs the next plugin only when the previous passed)."""
+    if ni.unschedulable and not any(
+            tolerates(t, {"key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"}) for t in pi.tolerations):
+        return [R_UNSCHEDULABLE]
+    if pi.node_name and pi.node_name != ni.name:
+        return [R_NODE_NAME]
+    taint = untolerated_taint(pi.tolerations, ni.taints)
+    if taint is not None:
+        return [_taint_reason(taint)]
+    if pi.selector and not node_selector_matches(pi.selector, ni.labels):
+        return [R_SELECTOR]
+    return []
+
+
+# -- dynamic filters (depend on the pods already on the node) -----------------------------------
+
+def host_ports_conflict(wanted: Iterable[tuple[str, int, str]], used: dict) -> bool:
+    """True when a wanted (protocol, port, ip) clashes with one in use: same port and protocol,
+    and the same IP or either of them 0.0.0.0. ``used`` maps (protocol, port) -> {ip: count}."""
+    for proto, port, ip in wanted:
+        ips = used.get((proto, port))
+        if not ips:
+            continue
+        if ip == "0.0.0.0" or "0.0.0.0" in ips or ip in ips:
+            return True
+    return False
+
+
+def fits_resources(pi: PodInfo, ni) -> list[str]:
+    """NodeResourcesFit: every resource the node lacks (pods, cpu, memory), against
+    node.status.allocatable and the sum of the requests of the pods bound to (or assumed on) it."""
+    reasons = []
+    if ni.npods + 1 > ni.alloc_pods:
+        reasons.append(R_TOO_MANY_PODS)
+    if pi.cpu and ni.req_cpu + pi.cpu > ni.alloc_cpu:
+        reasons.append(R_CPU)
+    if pi.mem and ni.req_mem + pi.mem > ni.alloc_mem:
+        reasons.append(R_MEMORY)
+    return reasons
+
+
+def dynamic_reasons(pi: PodInfo, ni) -> list[str]:
+    if pi.ports and host_ports_conflict(pi.ports, ni.ports):
+        return [R_PORTS]
+    return fits_resources(pi, ni)
+
+
+def filter_node(pi: PodInfo, ni) -> list[str]:
+    """All filters for one node: [] when the pod fits, else the reasons."""
+    return static_reasons(pi, ni) or dynamic_reasons(pi, ni)
+
+
+def fit_error_message(num_nodes: int, reason_counts: dict[str, int]) -> str:
+    """kube-scheduler's FitError text: ``0/3 nodes are available: 1 Insufficient cpu, 2 node(s)
+    didn't match Pod's node affinity/selector.`` (reasons "count reason", sorted as strings)."""
+    if num_nodes == 0:
+        return "no nodes available to schedule pods"
+    msg = f"0/{num_nodes} nodes are available"
+    parts = sorted(f"{n} {r}" for r, n in reason_counts.items())
+    if parts:
+        msg += ": " + ", ".join(parts) + "."
+    return msg

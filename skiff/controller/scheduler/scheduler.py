@@ -1,0 +1,299 @@
+"""The scheduler: binds pending pods to nodes, one pod at a time, as kube-scheduler does.
+
+Sources: one informer on all pods (unbound ones feed the queue; bound, non-terminal ones are the
+nodes' usage) and one on nodes. One worker takes a pod key from the queue and runs a scheduling
+cycle on the cache: filters (filters.py) then scores (score.py); the pod is "assumed" on the chosen
+node at once (so the next cycle sees the node's new usage) and the binding is POSTed in the
+background (at most ``max_inflight_binds`` at a time), like kube-scheduler's binding cycle.
+
+- On success: a Normal ``Scheduled`` event ``Successfully assigned default/web to n1`` and one log
+  line. The informer's MODIFIED (spec.nodeName set) then confirms the assumed pod.
+- When the binding fails: the assumption is dropped and the pod is requeued (unless it is gone,
+  bound elsewhere or being deleted).
+- When no node fits: the pod stays Pending with the condition PodScheduled=False reason
+  Unschedulable (written only when it changes), a Warning ``FailedScheduling`` event with
+  kube-scheduler's message (``0/3 nodes are available: 1 Insufficient cpu, ...``), and the pod is
+  retried when a node is added or changes, or a bound pod goes away or finishes (after a per-pod
+  backoff, 1 s doubling to 10 s, like kube-scheduler's), and at least every ``retry_interval``
+  seconds otherwise.
+
+Per-pod work is O(nodes): the spec-only filters (unschedulable, nodeName, taints, nodeSelector)
+are evaluated once per distinct pod "static key" and cached until a node's labels, taints or
+schedulability change; what remains per pod is the resource and port check and the scores. Like
+kube-scheduler, in clusters of more than 100 nodes a cycle stops looking once it has found
+``percentage_of_nodes_to_score`` percent of them feasible (adaptive by default: 50% - nodes/125,
+at least 100 nodes), starting each cycle where the previous one stopped.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+
+from skiff.api.errors import APIError
+from skiff.api.informer import Informer
+from skiff.controller.events import EventRecorder
+from skiff.controller.workqueue import WorkQueue, run_workers
+
+from .cache import SchedulerCache, pod_counts
+from .filters import (PodInfo, R_PORTS, fit_error_message, fits_resources, host_ports_conflict,
+                      static_reasons)
+from .score import RoundRobin, score_and_select
+
+__all__ = ["Scheduler", "run_scheduler", "num_feasible_nodes_to_find", "DEFAULT_SCHEDULER"]
+
+log = logging.getLogger("skiff.scheduler")
+
+DEFAULT_SCHEDULER = "default-scheduler"
+MIN_FEASIBLE_NODES_TO_FIND = 100
+
+
+def num_feasible_nodes_to_find(num_all: int, percentage: int = 0) -> int:
+    """kube-scheduler's numFeasibleNodesToFind (percentage 0 = adaptive)."""
+    if num_all < MIN_FEASIBLE_NODES_TO_FIND or percentage >= 100:
+        return num_all
+    pct = percentage
+    if pct <= 0:
+        pct = max(50 - num_all // 125, 5)
+    n = num_all * pct // 100
+    return max(n, MIN_FEASIBLE_NODES_TO_FIND)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _spec_view(pod: dict | None):
+    if pod is None:
+        return None
+    md = pod.get("metadata") or {}
+    return (pod.get("spec"), md.get("labels"), md.get("deletionTimestamp"))
+
+
+class Scheduler:
+    def __init__(self, client, *, scheduler_name: str = DEFAULT_SCHEDULER, retry_interval: float = 5.0,
+                 initial_backoff: float = 1.0, max_backoff: float = 10.0,
+                 percentage_of_nodes_to_score: int = 0, max_inflight_binds: int = 64,
+                 recorder: EventRecorder | None = None):
+        self.client = client
+        self.scheduler_name = scheduler_name
+        self.retry_interval = retry_interval
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.percentage = percentage_of_nodes_to_score
+        self.cache = SchedulerCache()
+        self.queue = WorkQueue("scheduler")
+        self.recorder = recorder or EventRecorder(client, DEFAULT_SCHEDULER)
+        self._own_recorder = recorder is None
+        self.pods = Informer(client, "pods", name="scheduler-pods")
+        self.nodes = Informer(client, "nodes", name="scheduler-nodes")
+        self.pods.add_handler(self._on_pod)
+        self.nodes.add_handler(self._on_node)
+        self.unschedulable: dict[str, int] = {}     # pod key -> failed attempts
+        self.rr = RoundRobin()
+        self._static: dict = {}                     # static key -> (generation, ok nodes, reasons)
+        self._next_start = 0
+        self._binds = asyncio.Semaphore(max_inflight_binds)
+        self._bind_tasks: set[asyncio.Task] = set()
+        self._workers: asyncio.Task | None = None
+        self.bound = 0                              # bindings done (for benchmarks and tests)
+        self.failed_attempts = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.nodes.start()
+        await self.pods.start()
+        self._workers = asyncio.create_task(run_workers(self.queue, self.reconcile, 1),
+                                            name="scheduler-worker")
+
+    async def stop(self) -> None:
+        self.queue.shutdown()
+        if self._workers is not None:
+            self._workers.cancel()
+            await asyncio.gather(self._workers, return_exceptions=True)
+        for t in list(self._bind_tasks):
+            t.cancel()
+        await asyncio.gather(*self._bind_tasks, return_exceptions=True)
+        await self.pods.stop()
+        await self.nodes.stop()
+        if self._own_recorder:
+            await self.recorder.close()
+
+    async def run(self) -> None:
+        """Run until cancelled (what ControlPlane.add_controller wants)."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.shield(self.stop())
+
+    # -- event handlers -----------------------------------------------------------------------
+    def _wants(self, pod: dict) -> bool:
+        spec = pod.get("spec") or {}
+        return (not spec.get("nodeName")
+                and (spec.get("schedulerName") or DEFAULT_SCHEDULER) == self.scheduler_name
+                and not (pod.get("metadata") or {}).get("deletionTimestamp"))
+
+    def _on_pod(self, typ: str, pod: dict, old: dict | None) -> None:
+        md = pod.get("metadata") or {}
+        key = f"{md.get('namespace') or 'default'}/{md.get('name')}"
+        if typ == "DELETED":
+            was_bound = key in self.cache.pods
+            self.cache.remove_pod(key)
+            self.unschedulable.pop(key, None)
+            if was_bound:
+                self._move_unschedulable()
+            return
+        if (pod.get("spec") or {}).get("nodeName"):
+            was = key in self.cache.pods
+            self.cache.set_pod(pod)
+            self.unschedulable.pop(key, None)
+            if was and key not in self.cache.pods:       # finished: its resources are free
+                self._move_unschedulable()
+            return
+        if not self._wants(pod):
+            self.unschedulable.pop(key, None)
+            return
+        if key in self.unschedulable and typ == "MODIFIED" and _spec_view(old) == _spec_view(pod):
+            return          # only our own status write; wait for a cluster change or the retry
+        self.queue.add(key)
+
+    def _on_node(self, typ: str, node: dict, old: dict | None) -> None:
+        name = (node.get("metadata") or {}).get("name")
+        if typ == "DELETED":
+            self.cache.remove_node(name)
+            return
+        if self.cache.set_node(node):
+            self._move_unschedulable()
+
+    def _move_unschedulable(self) -> None:
+        for key, attempts in self.unschedulable.items():
+            delay = min(self.initial_backoff * (2 ** max(attempts - 1, 0)), self.max_backoff)
+            self.queue.add_after(key, delay)
+
+    # -- the scheduling cycle -----------------------------------------------------------------
+    async def reconcile(self, key: str) -> float | None:
+        pod = self.pods.get(key)
+        if pod is None or not self._wants(pod):
+            self.unschedulable.pop(key, None)
+            return None
+        if key in self.cache.pods:          # assumed: a binding is in flight
+            return None
+        pi = PodInfo(pod)
+        feasible, reasons, total = self.find_feasible(pi)
+        if not feasible:
+            await self._unschedulable(pod, pi, fit_error_message(total, reasons))
+            return self.retry_interval
+        ni = score_and_select(pi, feasible, self.rr)
+        self.unschedulable.pop(key, None)
+        self.cache.assume(pi, ni.name)
+        await self._binds.acquire()
+        t = asyncio.create_task(self._bind(pod, pi, ni.name, len(feasible), total))
+        self._bind_tasks.add(t)
+        t.add_done_callback(self._bind_tasks.discard)
+        return None
+
+    def _static_ok(self, pi: PodInfo):
+        """(nodes passing the spec-only filters, Counter of reasons of the others), cached."""
+        gen = self.cache.static_generation
+        hit = self._static.get(pi.static_key)
+        if hit is not None and hit[0] == gen:
+            return hit[1], hit[2]
+        ok, reasons = [], Counter()
+        for ni in self.cache.node_list:
+            r = static_reasons(pi, ni)
+            if r:
+                for x in r:
+                    reasons[x] += 1
+            else:
+                ok.append(ni)
+        if len(self._static) > 256:
+            self._static.clear()
+        self._static[pi.static_key] = (gen, ok, reasons)
+        return ok, reasons
+
+    def find_feasible(self, pi: PodInfo):
+        """(feasible nodes, Counter of reasons, number of nodes)."""
+        total = len(self.cache.node_list)
+        ok, static_reasons_ = self._static_ok(pi)
+        reasons = Counter(static_reasons_)
+        want = num_feasible_nodes_to_find(total, self.percentage)
+        n = len(ok)
+        if n == 0:
+            return [], reasons, total
+        start = self._next_start % n if want < n else 0
+        order = ok[start:] + ok[:start] if start else ok
+        cpu, mem, ports = pi.cpu, pi.mem, pi.ports
+        feasible = []
+        processed = 0
+        for ni in order:
+            processed += 1
+            if ports and host_ports_conflict(ports, ni.ports):
+                reasons[R_PORTS] += 1
+                continue
+            if (ni.npods >= ni.alloc_pods or (cpu and ni.req_cpu + cpu > ni.alloc_cpu)
+                    or (mem and ni.req_mem + mem > ni.alloc_mem)):
+                for r in fits_resources(pi, ni):
+                    reasons[r] += 1
+                continue
+            feasible.append(ni)
+            if len(feasible) >= want:
+                break
+        if want < n:
+            self._next_start = (start + processed) % n
+        return feasible, reasons, total
+
+    async def _unschedulable(self, pod: dict, pi: PodInfo, message: str) -> None:
+        self.failed_attempts += 1
+        self.unschedulable[pi.key] = self.unschedulable.get(pi.key, 0) + 1
+        log.info("pod is unschedulable", extra={"fields": {"pod": pi.key, "reason": "Unschedulable",
+                                                            "message": message}})
+        self.recorder.record(pod, "Warning", "FailedScheduling", message)
+        conds = list((pod.get("status") or {}).get("conditions") or ())
+        cur = next((c for c in conds if c.get("type") == "PodScheduled"), None)
+        if cur and cur.get("status") == "False" and cur.get("reason") == "Unschedulable" \
+                and cur.get("message") == message:
+            return
+        new = {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+               "lastTransitionTime": (cur.get("lastTransitionTime") if cur and cur.get("status") == "False"
+                                      else None) or _now(),
+               "reason": "Unschedulable", "message": message}
+        conds = [c for c in conds if c.get("type") != "PodScheduled"] + [new]
+        patch = {"metadata": {"resourceVersion": pod["metadata"].get("resourceVersion")},
+                 "status": {"conditions": conds}}
+        try:
+            await self.client.patch("pods", pi.name, patch, pi.namespace, subresource="status")
+        except APIError as e:
+            if e.code not in (404, 409):
+                raise
+            # gone or changed meanwhile: the informer brings the new state and the retry rewrites it
+
+    async def _bind(self, pod: dict, pi: PodInfo, node: str, feasible: int, total: int) -> None:
+        binding = {"apiVersion": "v1", "kind": "Binding",
+                   "metadata": {"name": pi.name, "namespace": pi.namespace},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+        try:
+            await self.client.create("pods", binding, pi.namespace, subresource="binding", name=pi.name)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            self.cache.forget(pi.key)
+            msg = e.message if isinstance(e, APIError) else f"{type(e).__name__}: {e}"
+            log.warning("binding failed", extra={"fields": {"pod": pi.key, "node": node, "error": msg}})
+            if not (isinstance(e, APIError) and e.code == 404):
+                self.recorder.record(pod, "Warning", "FailedScheduling", f"Binding rejected: {msg}")
+                self.queue.add_rate_limited(pi.key)
+            return
+        finally:
+            self._binds.release()
+        self.bound += 1
+        self.queue.forget(pi.key)
+        self.recorder.record(pod, "Normal", "Scheduled", f"Successfully assigned {pi.key} to {node}")
+        log.info("bound pod", extra={"fields": {"pod": pi.key, "node": node, "feasibleNodes": feasible,
+                                                "nodes": total}})
+
+
+async def run_scheduler(client, **kw) -> None:
+    """A controller factory body: run a Scheduler on ``client`` until cancelled."""
+    await Scheduler(client, **kw).run()

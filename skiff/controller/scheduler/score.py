@@ -1,0 +1,162 @@
+"""The scheduler's scores (kube-scheduler's Score plugins), pure functions.
+
+- least allocated (NodeResourcesFit, LeastAllocated, weight 1): per resource
+  ``(allocatable - requested) * 100 // allocatable`` with the pod added, cpu and memory averaged;
+  requests use the non-zero defaults (100m, 200Mi) so empty pods still weigh something.
+- spread (selector spread / PodTopologySpread by hostname, weight 2): pods of the same group
+  (same controller, else same namespace and labels) already on the node:
+  ``100 * (max - count) // max`` over the feasible nodes (100 everywhere when max is 0).
+
+The best total wins; ties go to the node with the fewest pods, then round-robin (the first tied
+node after the one chosen last time, in node order), so equal nodes fill evenly.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+__all__ = ["MAX_SCORE", "W_LEAST_ALLOCATED", "W_SPREAD", "least_allocated", "spread_score",
+           "score_nodes", "RoundRobin", "select_host", "score_and_select"]
+
+MAX_SCORE = 100
+W_LEAST_ALLOCATED = 1
+W_SPREAD = 2
+
+
+def least_allocated(alloc_cpu: int, alloc_mem: int, req_cpu: int, req_mem: int) -> int:
+    """0..100: how much of the node stays free once the pod is on it (requests include the pod)."""
+    def one(cap: int, req: int) -> int:
+        if cap <= 0 or req > cap:
+            return 0
+        return (cap - req) * MAX_SCORE // cap
+    return (one(alloc_cpu, req_cpu) + one(alloc_mem, req_mem)) // 2
+
+
+def spread_score(count: int, max_count: int) -> int:
+    """0..100: fewer pods of the same group on the node is better."""
+    if max_count <= 0:
+        return MAX_SCORE
+    return MAX_SCORE * (max_count - count) // max_count
+
+
+def score_nodes(pi, nodes: Sequence) -> list[int]:
+    """The weighted total score of each node (same order as ``nodes``)."""
+    cpu, mem = pi.nz_cpu, pi.nz_mem
+    out = []
+    for ni in nodes:
+        ac, am = ni.alloc_cpu, ni.alloc_mem
+        rc, rm = ni.nz_cpu + cpu, ni.nz_mem + mem
+        s = ((((ac - rc) * 100 // ac) if 0 < ac and rc <= ac else 0)
+             + (((am - rm) * 100 // am) if 0 < am and rm <= am else 0)) // 2
+        out.append(s * W_LEAST_ALLOCATED)
+    group = pi.group
+    if group is not None:
+        counts = [ni.groups.get(group, 0) for ni in nodes]
+        mx = max(counts, default=0)
+        if mx > 0:
+            for i, c in enumerate(counts):
+                out[i] += W_SPREAD * (MAX_SCORE * (mx - c) // mx)
+        else:
+            out = [s + W_SPREAD * MAX_SCORE for s in out]
+    else:
+        out = [s + W_SPREAD * MAX_SCORE for s in out]
+    return out
+
+
+class RoundRobin:
+    """Remembers where the last tie was broken."""
+    __slots__ = ("last",)
+
+    def __init__(self):
+        self.last = ""          # name of the node chosen last among ties
+
+
+def select_host(nodes: Sequence, scores: Sequence[int], rr: RoundRobin | None = None):
+    """The node with the best score; ties: fewest pods, then round-robin from ``rr``."""
+    if not nodes:
+        return None
+    best = max(scores)
+    tied = [i for i, s in enumerate(scores) if s == best]
+    if len(tied) > 1:
+        fewest = min(nodes[i].npods for i in tied)
+        tied = [i for i in tied if nodes[i].npods == fewest]
+    if rr is None:
+        return nodes[tied[0]]
+    if len(tied) == 1:
+        rr.last = nodes[tied[0]].name
+        return nodes[tied[0]]
+    # round-robin in name order: the tied node whose name follows the one picked last time,
+    # wrapping around (``nodes`` need not be sorted)
+    last = rr.last
+    after = [i for i in tied if nodes[i].name > last]
+    pick = min(after or tied, key=lambda i: nodes[i].name)
+    rr.last = nodes[pick].name
+    return nodes[pick]
+
+
+def score_and_select(pi, nodes: Sequence, rr: RoundRobin | None = None):
+    """``select_host(nodes, score_nodes(pi, nodes), rr)`` in one pass (the scheduler's hot path;
+    same answer, checked by the tests): scores from the nodes' precomputed free capacity."""
+    if not nodes:
+        return None
+    cpu, mem = pi.nz_cpu, pi.nz_mem
+    group = pi.group
+    mx = 0
+    counts = None
+    if group is not None:
+        counts = [ni.groups.get(group, 0) for ni in nodes]
+        mx = max(counts)
+    best = -1
+    best_np = 0
+    tied: list = []
+    if mx:
+        i = 0
+        for ni in nodes:
+            fc = ni.free_cpu - cpu
+            fm = ni.free_mem - mem
+            s = ((((fc * 100 // ni.div_cpu) if fc >= 0 else 0) + ((fm * 100 // ni.div_mem) if fm >= 0 else 0)) // 2
+                 + W_SPREAD * (MAX_SCORE * (mx - counts[i]) // mx))
+            i += 1
+            if s > best:
+                best = s
+                best_np = ni.npods
+                tied = [ni]
+            elif s == best:
+                n = ni.npods
+                if n < best_np:
+                    best_np = n
+                    tied = [ni]
+                elif n == best_np:
+                    tied.append(ni)
+    else:
+        for ni in nodes:
+            fc = ni.free_cpu - cpu
+            fm = ni.free_mem - mem
+            s = (((fc * 100 // ni.div_cpu) if fc >= 0 else 0) + ((fm * 100 // ni.div_mem) if fm >= 0 else 0)) // 2
+            if s > best:
+                best = s
+                best_np = ni.npods
+                tied = [ni]
+            elif s == best:
+                n = ni.npods
+                if n < best_np:
+                    best_np = n
+                    tied = [ni]
+                elif n == best_np:
+                    tied.append(ni)
+    if rr is None:
+        return tied[0]
+    if len(tied) == 1:
+        rr.last = tied[0].name
+        return tied[0]
+    last = rr.last
+    pick = None
+    first = None
+    for ni in tied:
+        name = ni.name
+        if name > last and (pick is None or name < pick.name):
+            pick = ni
+        if first is None or name < first.name:
+            first = ni
+    pick = pick or first
+    rr.last = pick.name
+    return pick

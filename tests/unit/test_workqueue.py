@@ -1,0 +1,170 @@
+"""WorkQueue (client-go semantics) and run_workers (controller-runtime's loop)."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from skiff.controller.workqueue import ShutDown, WorkQueue, run_workers
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_dedup_and_fifo():
+    q = WorkQueue()
+    for k in ("a", "b", "a", "c", "b"):
+        q.add(k)
+    assert len(q) == 3
+    assert [await q.get() for _ in range(3)] == ["a", "b", "c"]
+
+
+async def test_key_added_while_processing_is_rerun_after_done():
+    q = WorkQueue()
+    q.add("a")
+    k = await q.get()
+    q.add("a")                   # changed again while being processed
+    assert len(q) == 0           # not handed to another worker meanwhile
+    getter = asyncio.create_task(q.get())
+    await asyncio.sleep(0.01)
+    assert not getter.done()
+    q.done(k)
+    assert await asyncio.wait_for(getter, 1) == "a"
+    q.done("a")
+    assert len(q) == 0
+
+
+async def test_add_after_and_earliest_deadline_wins():
+    q = WorkQueue()
+    q.add_after("a", 0.2)
+    q.add_after("a", 0.05)       # earlier deadline replaces the later one
+    q.add_after("a", 0.5)        # later one ignored
+    await asyncio.sleep(0.02)
+    assert len(q) == 0
+    assert await asyncio.wait_for(q.get(), 0.15) == "a"
+    q.done("a")
+    await asyncio.sleep(0.3)
+    assert len(q) == 0           # fired once only
+
+
+async def test_rate_limited_backoff_and_forget():
+    q = WorkQueue()
+    assert [q.when("k") for _ in range(1)] == [0.005]
+    delays = []
+    for _ in range(5):
+        delays.append(q.when("k"))
+        q.add_rate_limited("k")
+    assert delays == [0.005, 0.01, 0.02, 0.04, 0.08]
+    assert q.num_requeues("k") == 5
+    q.forget("k")
+    assert q.num_requeues("k") == 0 and q.when("k") == 0.005
+    for _ in range(40):
+        q.add_rate_limited("k")
+    assert q.when("k") == 60.0
+
+
+async def test_shutdown_wakes_getters():
+    q = WorkQueue()
+    g = asyncio.create_task(q.get())
+    await asyncio.sleep(0.01)
+    q.shutdown()
+    with pytest.raises(ShutDown):
+        await asyncio.wait_for(g, 1)
+    q.add("x")
+    with pytest.raises(ShutDown):
+        await q.get()
+
+
+async def test_run_workers_requeues_errors_with_backoff():
+    q = WorkQueue("t")
+    calls = []
+
+    async def reconcile(key):
+        calls.append((key, asyncio.get_running_loop().time()))
+        if len(calls) < 3:
+            raise RuntimeError("not yet")
+        q.shutdown()
+
+    q.add("a")
+    await asyncio.wait_for(run_workers(q, reconcile, n=2), 5)
+    assert [k for k, _ in calls] == ["a", "a", "a"]
+    gaps = [b - a for (_, a), (_, b) in zip(calls, calls[1:])]
+    assert gaps[0] >= 0.004 and gaps[1] >= 0.009          # 5 ms then 10 ms
+    assert q.num_requeues("a") == 0                        # success forgets the failures
+
+
+async def test_run_workers_success_forgets_and_requeue_after():
+    q = WorkQueue()
+    calls = []
+
+    async def reconcile(key):
+        calls.append(asyncio.get_running_loop().time())
+        if len(calls) == 1:
+            return 0.1           # requeue after 100 ms
+        q.shutdown()
+        return None
+
+    q.add_rate_limited("a")
+    q.add_rate_limited("a")      # two failures recorded
+    assert q.num_requeues("a") == 2
+    await asyncio.wait_for(run_workers(q, reconcile), 5)
+    assert len(calls) == 2 and calls[1] - calls[0] >= 0.09
+    assert q.num_requeues("a") == 0
+
+
+async def test_same_key_never_processed_concurrently():
+    q = WorkQueue()
+    active: set = set()
+    overlap = []
+    done = []
+
+    async def reconcile(key):
+        if key in active:
+            overlap.append(key)
+        active.add(key)
+        await asyncio.sleep(0.01)
+        active.discard(key)
+        done.append(key)
+
+    task = asyncio.create_task(run_workers(q, reconcile, n=4))
+    for _ in range(10):
+        for k in ("a", "b"):
+            q.add(k)
+        await asyncio.sleep(0.003)
+    await asyncio.sleep(0.1)
+    q.shutdown()
+    await asyncio.wait_for(task, 2)
+    assert overlap == []
+    assert done.count("a") >= 2 and done.count("b") >= 2
+    assert done[-2:] and {"a", "b"} <= set(done[-4:])   # last change of each key was processed
+
+
+async def test_workers_run_in_parallel():
+    q = WorkQueue()
+    started = []
+    release = asyncio.Event()
+
+    async def reconcile(key):
+        started.append(key)
+        await release.wait()
+
+    task = asyncio.create_task(run_workers(q, reconcile, n=3))
+    for k in "abc":
+        q.add(k)
+    await asyncio.sleep(0.05)
+    assert sorted(started) == ["a", "b", "c"]
+    release.set()
+    q.shutdown()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_run_workers_cancel():
+    q = WorkQueue()
+
+    async def reconcile(key):
+        return None
+
+    task = asyncio.create_task(run_workers(q, reconcile, n=2))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
