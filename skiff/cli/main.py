@@ -38,6 +38,9 @@ VERBS = {
     "history": ("history", "Show the history of an image"),
     "image": ("image", "Manage images (image prune; image ls/rm/tag/inspect/import)"),
     "system": ("system", "Manage skiff (system df: show disk usage)"),
+    "controller": ("controller", "Run the control plane: API server, store and controllers"),
+    "agent": ("agent", "Run the node agent that runs this host's pods"),
+    "up": ("up", "Run a one-host cluster: controller and agent in one process"),
 }
 ALIASES = {"container": None, "image": None}
 

@@ -1,0 +1,268 @@
+"""The agent (the kubelet of skiff): one per host.
+
+Start-up: get a node credential (exchanging the join token once), register the Node,
+wait for the controller to give it a podCIDR, make the pod network, start the log server
+and the Lease, then watch the pods bound to this node. The containers already on the host
+are adopted: a pod still in the API keeps its running containers (same PIDs, same restart
+counts); a pod no longer in the API is stopped and removed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+
+from skiff.api.errors import APIError
+from skiff.api.resources import NODE_LEASE_NAMESPACE
+
+from . import node as nodeinfo
+from .backoff import Backoff
+from .podworker import PodWorker, pod_ref
+
+log = logging.getLogger("skiff.agent")
+
+
+@dataclass
+class AgentConfig:
+    server: str
+    token: str = ""
+    node_name: str = ""
+    root: str = "/var/lib/skiff"
+    node_ip: str = ""
+    log_host: str = ""              # default: node_ip
+    log_port: int = 10250
+    lease_duration: int = 40
+    pod_bridge: str = "skiffpods0"
+    pod_network: str = "pods"
+    cgroup_parent: str = "skiff"
+    labels: dict = field(default_factory=dict)
+    backoff_initial: float = 10.0
+    backoff_cap: float = 300.0
+    backoff_reset: float = 600.0
+    resync: float = 10.0
+    sandbox_retry: float = 5.0
+    image_retry: float = 10.0
+    insecure_registries: bool = False
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, client=None):
+        self.config = config
+        self.name = config.node_name or os.uname().nodename.split(".")[0].lower()
+        self.client = client
+        self.runtime = None
+        self.images = None
+        self.events = None
+        self.backoff = Backoff(config.backoff_initial, config.backoff_cap, config.backoff_reset)
+        self.workers: dict[str, PodWorker] = {}
+        self.host_ip = config.node_ip or nodeinfo.host_ip_for(config.server)
+        self.node_ready = True
+        self.pod_cidr = ""
+        self.informer = None
+        self.log_server = None
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+
+    # -- credentials --
+    def _token_file(self) -> str:
+        return os.path.join(self.config.root, "agent", "token")
+
+    async def _credentials(self) -> str:
+        """The node token: saved from an earlier start, or exchanged for the join token."""
+        path = self._token_file()
+        try:
+            with open(path) as f:
+                saved = f.read().split()
+            if len(saved) == 2 and saved[0] == self.name:
+                return saved[1]
+        except FileNotFoundError:
+            pass
+        from skiff.api.client import HTTPClient
+        async with HTTPClient(self.config.server, self.config.token) as c:
+            try:
+                out = await c.request("POST", "/apis/skiff.dev/v1/nodetokens", json={"nodeName": self.name})
+            except APIError as e:
+                if e.code in (401, 403):  # perhaps a node token already: use it as it is
+                    return self.config.token
+                raise
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        from skiff.runtime.fsutil import atomic_write
+        atomic_write(path, f"{self.name} {out['token']}\n", mode=0o600)
+        return out["token"]
+
+    # -- life --
+    async def start(self) -> None:
+        from skiff.controller.events import EventRecorder
+        from skiff.runtime.images.store import ImageStore
+        from skiff.runtime.root import Root
+
+        from .images import ImageManager
+        from .podruntime import PodRuntime
+        cfg = self.config
+        if self.client is None:
+            from skiff.api.client import HTTPClient
+            token = await self._credentials()
+            self.client = HTTPClient(cfg.server, token)
+        self.events = EventRecorder(self.client, "kubelet", host=self.name)
+        self.runtime = PodRuntime(cfg.root, pod_network=cfg.pod_network, bridge=cfg.pod_bridge,
+                                  cgroup_parent=cfg.cgroup_parent)
+        self.images = ImageManager(ImageStore(Root(cfg.root)), self.events, insecure=cfg.insecure_registries)
+        from .logserver import LogServer
+        self.log_server = LogServer(self, cfg.log_host or self.host_ip, cfg.log_port)
+        port = await self.log_server.start()
+        await self._register(port)
+        self.runtime.ensure_network(self.pod_cidr)
+        self.runtime.ensure_pause_image()
+        self._tasks.append(asyncio.create_task(self._lease_loop(), name="lease"))
+        await self._watch_pods()
+        self._tasks.append(asyncio.create_task(self._resync_loop(), name="resync"))
+        log.info("agent %s ready: node IP %s, podCIDR %s, logs on port %d", self.name, self.host_ip,
+                 self.pod_cidr, port, extra={"fields": {"node": self.name, "podCIDR": self.pod_cidr}})
+
+    async def stop(self) -> None:
+        """Stop the agent; the containers keep running (a new agent adopts them)."""
+        self._stopping = True
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if self.informer is not None:
+            await self.informer.stop()
+        for w in list(self.workers.values()):
+            await w.stop()
+        self.workers.clear()
+        if self.log_server is not None:
+            await self.log_server.stop()
+        if self.events is not None:
+            await _maybe(self.events, "close")
+        if self.client is not None:
+            await self.client.close()
+
+    # -- registration and lease --
+    async def _register(self, port: int) -> None:
+        body = nodeinfo.node_object(self.name, self.config.labels)
+        while True:
+            try:
+                try:
+                    node = await self.client.create("nodes", body)
+                    log.info("registered node %s", self.name, extra={"fields": {"node": self.name}})
+                except APIError as e:
+                    if e.code != 409:
+                        raise
+                    node = await self.client.get("nodes", self.name)
+                await self._post_status(node, port)
+                break
+            except (APIError, OSError) as e:
+                log.warning("cannot register node %s yet: %s", self.name, e)
+                await asyncio.sleep(1.0)
+        # wait for the controller to give this node a podCIDR
+        while not self.pod_cidr:
+            node = await self.client.get("nodes", self.name)
+            self.pod_cidr = (node.get("spec") or {}).get("podCIDR", "")
+            if not self.pod_cidr:
+                await asyncio.sleep(0.2)
+
+    async def _post_status(self, node: dict, port: int | None = None) -> None:
+        old = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}
+        st = nodeinfo.node_status(self.host_ip, port if port is not None else self.log_server.port,
+                                  old.get("Ready"))
+        await self.client.patch("nodes", self.name, {"status": st}, subresource="status")
+
+    async def _lease_loop(self) -> None:
+        cfg = self.config
+        interval = max(cfg.lease_duration / 4.0, 0.2)
+        lease = None
+        while True:
+            try:
+                if lease is None:
+                    try:
+                        lease = await self.client.create(
+                            "leases", nodeinfo.lease_object(self.name, cfg.lease_duration), NODE_LEASE_NAMESPACE)
+                    except APIError as e:
+                        if e.code != 409:
+                            raise
+                        lease = await self.client.get("leases", self.name, NODE_LEASE_NAMESPACE)
+                lease = await self.client.patch("leases", self.name, {"spec": {
+                    "holderIdentity": self.name, "leaseDurationSeconds": int(cfg.lease_duration),
+                    "renewTime": nodeinfo.micro_now()}}, NODE_LEASE_NAMESPACE)
+                # the node lifecycle controller marks a node whose lease lapsed; say Ready again
+                node = await self.client.get("nodes", self.name)
+                ready = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}.get("Ready")
+                if not ready or ready.get("status") != "True":
+                    await self._post_status(node)
+                    log.info("node %s is Ready again", self.name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the controller may be restarting
+                log.warning("lease renewal failed: %s", e)
+                lease = None
+            await asyncio.sleep(interval)
+
+    # -- pods --
+    async def _watch_pods(self) -> None:
+        from skiff.api.informer import Informer
+        self.informer = Informer(self.client, "pods", field_selector=f"spec.nodeName={self.name}")
+        self.informer.add_handler(self._on_pod)
+        await self.informer.start()
+        self._adopt()
+
+    def _adopt(self) -> None:
+        """Pods the runtime has that the API no longer has are stopped and removed."""
+        known = {(o.get("metadata") or {}).get("uid") for o in self.informer.cache.values()}
+        for uid in self.runtime.all_pods():
+            if uid not in known and uid not in self.workers:
+                log.info("removing pod %s: it is no longer in the API", uid)
+                w = PodWorker(self, uid)
+                w.pod = {"metadata": {"name": uid, "uid": uid, "namespace": ""},
+                         "spec": {"containers": [], "terminationGracePeriodSeconds": 0}}
+                self.workers[uid] = w
+                w.update(None)
+
+    def _on_pod(self, etype: str, obj: dict, old: dict | None = None) -> None:
+        uid = (obj.get("metadata") or {}).get("uid")
+        if not uid or self._stopping:
+            return
+        w = self.workers.get(uid)
+        if etype == "DELETED":
+            if w is not None:
+                w.update(None)
+            elif uid in self.runtime.all_pods():
+                w = self.workers[uid] = PodWorker(self, uid)
+                w.pod = obj
+                w.update(None)
+            return
+        if w is None:
+            w = self.workers[uid] = PodWorker(self, uid)
+            log.info("pod %s bound to this node", pod_ref(obj),
+                     extra={"fields": {"pod": pod_ref(obj), "uid": uid}})
+        w.update(obj)
+
+    def worker_done(self, uid: str) -> None:
+        self.workers.pop(uid, None)
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.resync)
+            for w in list(self.workers.values()):
+                w.wake()
+
+    # -- for the log server --
+    def container_instance(self, ns: str, pod: str, cname: str, previous: bool = False):
+        obj = self.informer.cache.get(f"{ns}/{pod}") if self.informer else None
+        if obj is None:
+            return None
+        from .status import latest_two
+        cur, prev = latest_two(self.runtime.containers(obj["metadata"]["uid"]), cname)
+        return prev if previous else cur
+
+
+async def _maybe(obj, name: str) -> None:
+    fn = getattr(obj, name, None)
+    if fn is not None:
+        r = fn()
+        if asyncio.iscoroutine(r):
+            await r

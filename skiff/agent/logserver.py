@@ -1,0 +1,166 @@
+"""The agent's log server: ``GET /containerLogs/{namespace}/{pod}/{container}``, as the
+kubelet serves it to the API server.
+
+Query: ``follow``, ``tailLines``, ``sinceSeconds``, ``sinceTime``, ``timestamps``,
+``previous``. Callers authenticate with a bearer token that the API server vouches for
+(a TokenReview, cached for a minute); only cluster admins (group ``system:masters``,
+which the API server's own token is in) may read logs.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from aiohttp import web
+
+from skiff.runtime.containers.state import parse_rfc3339
+
+log = logging.getLogger("skiff.agent")
+
+_FOLLOW_POLL = 0.1
+
+
+def _bool(v: str | None) -> bool:
+    return (v or "").lower() in ("1", "true", "yes")
+
+
+class LogServer:
+    def __init__(self, agent, host: str, port: int):
+        self.agent = agent
+        self.host = host
+        self.port = port
+        self._reviews: dict[str, tuple[float, bool]] = {}
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> int:
+        app = web.Application()
+        app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.logs)
+        app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        self.port = sock.getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _allowed(self, request: web.Request) -> bool:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            return False
+        token = auth[7:].strip()
+        hit = self._reviews.get(token)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        ok = False
+        try:
+            review = await self.agent.client.request(
+                "POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+                json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}})
+            st = review.get("status") or {}
+            ok = bool(st.get("authenticated")) and "system:masters" in ((st.get("user") or {}).get("groups") or [])
+        except Exception as e:  # noqa: BLE001
+            log.warning("token review failed: %s", e)
+            return False
+        self._reviews[token] = (time.monotonic() + 60, ok)
+        return ok
+
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        if not await self._allowed(request):
+            return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                      "reason": "Unauthorized", "code": 401, "message": "Unauthorized"},
+                                     status=401)
+        ns, pod, cname = request.match_info["ns"], request.match_info["pod"], request.match_info["container"]
+        q = request.query
+        info = self.agent.container_instance(ns, pod, cname, previous=_bool(q.get("previous")))
+        if info is None:
+            what = "previous terminated container" if _bool(q.get("previous")) else "container"
+            return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                      "reason": "BadRequest", "code": 400,
+                                      "message": f'{what} "{cname}" in pod "{pod}" not found'}, status=400)
+        tail = int(q["tailLines"]) if q.get("tailLines") not in (None, "") else None
+        since = None
+        if q.get("sinceSeconds"):
+            since = time.time() - int(q["sinceSeconds"])
+        elif q.get("sinceTime"):
+            since = parse_rfc3339(q["sinceTime"])
+        stamps = _bool(q.get("timestamps"))
+        follow = _bool(q.get("follow")) and not _bool(q.get("previous"))
+        path = self.agent.runtime.log_path(info.id)
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        await resp.prepare(request)
+        from skiff.runtime.containers.logs import read_logs
+        for _stream, data in read_logs(path, tail=tail, timestamps=True):
+            line = _select(data, since, stamps)
+            if line is not None:
+                await resp.write(line)
+        if follow:
+            await self._follow(resp, path, info.id, since, stamps)
+        await resp.write_eof()
+        return resp
+
+    async def _follow(self, resp, path: str, cid: str, since, stamps: bool) -> None:
+        """New entries as they are written, until the container has exited and all is read."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            pos = os.fstat(fd).st_size
+            ident = os.fstat(fd).st_ino
+            buf = b""
+            while True:
+                chunk = os.pread(fd, 1 << 16, pos)
+                if chunk:
+                    pos += len(chunk)
+                    buf += chunk
+                    *lines, buf = buf.split(b"\n")
+                    for raw in lines:
+                        entry = _entry(raw)
+                        if entry is not None:
+                            line = _select(entry, since, stamps)
+                            if line is not None:
+                                await resp.write(line)
+                    continue
+                running = self.agent.runtime.is_running(cid)
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    return
+                if st.st_ino != ident:  # rotated: go on with the new file
+                    os.close(fd)
+                    fd = os.open(path, os.O_RDONLY)
+                    ident, pos, buf = st.st_ino, 0, b""
+                    continue
+                if not running:
+                    return
+                await asyncio.sleep(_FOLLOW_POLL)
+        finally:
+            os.close(fd)
+
+
+def _entry(raw: bytes) -> bytes | None:
+    """One json-file line -> b"<time> <log>" (as read_logs gives with timestamps)."""
+    import json
+    try:
+        d = json.loads(raw)
+        return f"{d['time']} {d['log']}".encode()
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _select(data: bytes, since: float | None, stamps: bool) -> bytes | None:
+    ts, _, text = data.partition(b" ")
+    if since is not None:
+        try:
+            if parse_rfc3339(ts.decode()) < since:
+                return None
+        except ValueError:
+            pass
+    return data if stamps else text

@@ -1,0 +1,481 @@
+"""The agent's pod runtime adapter (contracts.md §5): pods on the runtime core, like the CRI.
+
+A pod is a *sandbox* (a pause container: ``sleep`` forever on the pod network, holding the
+pod's network, IPC and UTS namespaces and its published host ports) plus one container per
+instance of each spec container, joining the sandbox's namespaces. Everything is found
+again from the runtime's own state through labels, so a restarted agent adopts what runs.
+
+Synchronous: the agent calls it from its event-loop thread, so that the monitor's
+fork fast path is used (a threaded caller spawns the monitor instead, which also works).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+from ..errors import Conflict, InvalidArgument, NotFound, SkiffError
+from ..runtime.containers.create import CreateOptions, create
+from ..runtime.containers.remove import remove
+from ..runtime.containers.start import start
+from ..runtime.containers.stop import stop
+from ..runtime.containers.store import Container, ContainerStore
+from ..runtime.fsutil import FileLock, remove_tree
+from ..runtime.images.store import ImageStore
+from ..runtime.network.store import NetworkStore
+from ..runtime.root import Root
+from . import quantity
+
+PAUSE_IMAGE = "skiff/pause:latest"
+PAUSE_COMMAND = ["sleep", "2147483647"]
+
+LABEL_UID = "io.kubernetes.pod.uid"
+LABEL_NAME = "io.kubernetes.pod.name"
+LABEL_NAMESPACE = "io.kubernetes.pod.namespace"
+LABEL_CONTAINER = "io.kubernetes.container.name"
+LABEL_RESTARTS = "io.kubernetes.container.restartCount"
+POD_CONTAINER = "POD"
+
+LOG_MAX_SIZE = 10 * 2 ** 20  # the kubelet's containerLogMaxSize / MaxFiles defaults
+LOG_MAX_FILES = 5
+
+_HOSTPATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket",
+                   "CharDevice", "BlockDevice")
+
+
+@dataclass
+class Sandbox:
+    id: str
+    pod_uid: str
+    ip: str              # no prefix length; "" while not running
+    running: bool
+
+
+@dataclass
+class ContainerInfo:
+    id: str
+    name: str            # the Kubernetes container name
+    attempt: int
+    image: str
+    image_id: str
+    state: str           # "running" | "exited" | "created"
+    pid: int
+    exit_code: int
+    started_at: str | None    # RFC 3339, seconds precision
+    finished_at: str | None
+    reason: str          # "" while running; "Completed" | "Error" | "OOMKilled" once exited
+    oom_killed: bool
+
+
+def _rfc3339(text: str) -> str | None:
+    """The runtime's nanosecond times as the API writes them (2026-11-28T10:00:00Z)."""
+    return text[:19] + "Z" if text and not text.startswith("0001-") else None
+
+
+def _meta(pod: dict) -> tuple[str, str, str]:
+    md = pod.get("metadata") or {}
+    uid, name = md.get("uid"), md.get("name")
+    if not uid or not name:
+        raise InvalidArgument("pod has no metadata.uid or metadata.name")
+    return uid, name, md.get("namespace") or "default"
+
+
+class PodRuntime:
+    def __init__(self, root: str, pod_network: str = "pods", bridge: str = "skiffpods0",
+                 *, cgroup_parent: str = "skiff"):
+        self.root = Root(root).ensure()
+        self.store = ContainerStore(self.root)
+        self.images = ImageStore(self.root)
+        self.networks = NetworkStore(self.root)
+        self.pod_network, self.bridge = pod_network, bridge
+        self.cgroup_parent = cgroup_parent.strip("/")
+        self.pods_dir = os.path.join(self.root.path, "pods")
+        self._pause_id: str | None = None
+
+    # -- network and pause image ---------------------------------------------------------
+    def ensure_network(self, pod_cidr: str) -> None:
+        """The pod network: subnet ``pod_cidr``, gateway .1, on the bridge ``self.bridge``.
+        An unused definition with another subnet or bridge is replaced; a used one is a
+        Conflict."""
+        from ..runtime.network import ipam
+        addr, plen = ipam.parse_subnet(pod_cidr)
+        subnet = f"{ipam.format_ip(addr)}/{plen}"
+        for _ in range(3):
+            try:
+                net = self.networks.get(self.pod_network)
+            except NotFound:
+                try:
+                    self.networks.create(self.pod_network, subnet=subnet,
+                                         labels={"skiff.dev/pod-network": "true"},
+                                         bridge=self.bridge)
+                    return
+                except Conflict:  # made concurrently: check it again
+                    continue
+            if net.get("Subnet") == subnet and net.get("Bridge") == self.bridge:
+                return
+            try:
+                self.networks.remove(self.pod_network, is_alive=self.store.exists,
+                                     teardown=self.networks.teardown)
+            except Conflict as e:
+                raise Conflict(f"pod network {self.pod_network} has subnet {net.get('Subnet')} on "
+                               f"{net.get('Bridge')}, not {subnet} on {self.bridge}, and is in "
+                               f"use: {e}") from None
+        raise SkiffError(f"cannot make pod network {self.pod_network}")
+
+    def ensure_pause_image(self) -> str:
+        """The id of "skiff/pause:latest", built from the host's busybox once (under a lock,
+        so that concurrent agents or workers build it once)."""
+        if self._pause_id is not None and self.images.exists(self._pause_id):
+            return self._pause_id
+        try:
+            self._pause_id = self.images.resolve(PAUSE_IMAGE).id
+            return self._pause_id
+        except NotFound:
+            pass
+        with FileLock(self.root.lock_path("pause-image")):
+            try:
+                self._pause_id = self.images.resolve(PAUSE_IMAGE).id
+            except NotFound:
+                from ..runtime.images.busybox import make_busybox_image
+                self._pause_id = make_busybox_image(self.images, PAUSE_IMAGE).id
+        return self._pause_id
+
+    # -- sandbox -------------------------------------------------------------------------
+    def run_sandbox(self, pod: dict) -> Sandbox:
+        """Start the pod's pause container. A running sandbox is returned as it is; an exited
+        one is removed and replaced (its attempt + 1)."""
+        uid, name, ns = _meta(pod)
+        attempt = 0
+        old = self._sandbox_container(uid)
+        if old is not None:
+            if old.state().running:
+                return self._sandbox_of(old)
+            attempt = self._attempt(old) + 1
+            remove(old, force=True)
+        self.ensure_pause_image()
+        spec = pod.get("spec") or {}
+        ports = host_ports(spec)
+        hostname = spec.get("hostname") or name
+        opts = CreateOptions(
+            image=PAUSE_IMAGE, command=list(PAUSE_COMMAND), entrypoint="",
+            name=f"k8s_{POD_CONTAINER}_{name}_{ns}_{uid[:8]}_{attempt}",
+            hostname=hostname[:63], network=self.pod_network, ports=ports,
+            labels=self._labels(uid, name, ns, POD_CONTAINER, attempt),
+            stop_signal="SIGKILL", cgroup_parent=self._pod_cgroup(uid),
+            log_max_size=LOG_MAX_SIZE, log_max_files=1)
+        c = create(self.store, self.images, opts)
+        start(c)  # on failure (a taken port...) the monitor leaves nothing behind
+        return self._sandbox_of(c)
+
+    def sandbox(self, pod_uid: str) -> Sandbox | None:
+        c = self._sandbox_container(pod_uid)
+        return self._sandbox_of(c) if c is not None else None
+
+    def _sandbox_of(self, c: Container) -> Sandbox:
+        st = c.state()
+        running = st.running
+        return Sandbox(id=c.id, pod_uid=c.spec.labels.get(LABEL_UID, ""),
+                       ip=c.spec.ip.split("/")[0] if running and c.spec.ip else "",
+                       running=running)
+
+    def _sandbox_container(self, pod_uid: str) -> Container | None:
+        for c in self._of_pod(pod_uid):  # newest first
+            if c.spec.labels.get(LABEL_CONTAINER) == POD_CONTAINER:
+                return c
+        return None
+
+    # -- containers ----------------------------------------------------------------------
+    def start_container(self, pod: dict, sandbox: Sandbox, c: dict, attempt: int,
+                        env: list[str]) -> ContainerInfo:
+        uid, pod_name, ns = _meta(pod)
+        if sandbox.pod_uid and sandbox.pod_uid != uid:
+            raise InvalidArgument(f"sandbox {sandbox.id[:12]} belongs to pod {sandbox.pod_uid}, not {uid}")
+        spec = pod.get("spec") or {}
+        cname = c.get("name")
+        if not cname or not c.get("image"):
+            raise InvalidArgument("container has no name or image")
+        name = f"k8s_{cname}_{pod_name}_{ns}_{uid[:8]}_{attempt}"
+        self._clear_name(name)
+        opts = CreateOptions(image=c["image"], name=name, env=list(env),
+                             workdir=c.get("workingDir") or "",
+                             network=f"container:{sandbox.id}", ipc=f"container:{sandbox.id}",
+                             uts=f"container:{sandbox.id}", tty=bool(c.get("tty")),
+                             stdin=bool(c.get("stdin")),
+                             labels=self._labels(uid, pod_name, ns, cname, attempt),
+                             cgroup_parent=self._pod_cgroup(uid),
+                             log_max_size=LOG_MAX_SIZE, log_max_files=LOG_MAX_FILES)
+        command, args = c.get("command") or [], c.get("args") or []
+        if command:  # k8s: command replaces the Entrypoint (and then the image's Cmd goes too)
+            opts.entrypoint, opts.command = "", list(command) + list(args)
+        elif args:  # args alone replace the Cmd
+            opts.command = list(args)
+        resources = c.get("resources") or {}
+        limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+        if limits.get("memory") is not None:
+            opts.memory = quantity.memory_bytes(limits["memory"])
+            if opts.memory < 6 * 2 ** 20:  # docker's minimum: below it the container cannot start
+                raise InvalidArgument(f"container {cname}: memory limit {limits['memory']} is below "
+                                      f"the minimum of 6Mi")
+        if limits.get("cpu") is not None:
+            cpus = quantity.cpu_cores(limits["cpu"])
+            opts.cpus = max(cpus, 0.01)  # the kubelet's minimum quota (10 ms per 100 ms)
+        cpu_request = requests.get("cpu", limits.get("cpu"))  # requests default to limits
+        if cpu_request is not None:
+            opts.cpu_shares = quantity.cpu_shares(cpu_request)
+        opts.user = run_as(spec.get("securityContext") or {}, c.get("securityContext") or {})
+        opts.mounts = self._mounts(uid, spec, c)
+        ctr = create(self.store, self.images, opts)
+        start(ctr)
+        return self._info(ctr)
+
+    def _clear_name(self, name: str) -> None:
+        """A leftover of the same name (an agent that died between start and record): an
+        exited one is removed, a running one is a Conflict."""
+        try:
+            old = self.store.get(name)
+        except NotFound:
+            return
+        if old.state().running:
+            raise Conflict(f'container name "{name}" is already in use by running container {old.id}')
+        remove(old, force=True)
+
+    def containers(self, pod_uid: str) -> list[ContainerInfo]:
+        out = [self._info(c) for c in self._of_pod(pod_uid)
+               if c.spec.labels.get(LABEL_CONTAINER) != POD_CONTAINER]
+        out.reverse()  # oldest first
+        return out
+
+    def all_pods(self) -> dict[str, list[ContainerInfo]]:
+        pods: dict[str, list[ContainerInfo]] = {}
+        for c in reversed(self._listed()):  # oldest first
+            labels = c.spec.labels
+            uid = labels.get(LABEL_UID)
+            if not uid:
+                continue  # not a pod's: `skiff run` containers of the same root
+            infos = pods.setdefault(uid, [])
+            if labels.get(LABEL_CONTAINER) != POD_CONTAINER:
+                try:
+                    infos.append(self._info(c))
+                except NotFound:  # removed meanwhile
+                    pass
+        return pods
+
+    def stop_container(self, cid: str, grace: float) -> None:
+        c = self._get(cid)
+        stop(c, timeout=max(0.0, float(grace)))
+
+    def signal_container(self, cid: str, sig: str | None = None) -> None:
+        """Send ``sig`` (default: the container's stop signal) without waiting; nothing
+        happens if the container is not running (any more)."""
+        from skiff.runtime.containers.stop import kill
+        try:
+            c = self._get(cid)
+            kill(c, sig or c.spec.stop_signal or "TERM")
+        except (NotFound, Conflict):
+            pass
+
+    def remove_container(self, cid: str) -> None:
+        try:
+            c = self._get(cid)
+        except NotFound:
+            return
+        remove(c, force=True)
+
+    def remove_pod(self, pod_uid: str) -> None:
+        """Kill and remove every container of the pod, then the sandbox (whose monitor takes
+        the port rules and the address with it), then the pod's volumes directory."""
+        cs = self._of_pod(pod_uid)
+        cs.sort(key=lambda c: c.spec.labels.get(LABEL_CONTAINER) == POD_CONTAINER)
+        errors = []
+        for c in cs:
+            try:
+                remove(c, force=True)
+            except NotFound:
+                pass
+            except SkiffError as e:
+                errors.append(f"{c.name}: {e}")
+        if errors:
+            raise SkiffError(f"cannot remove pod {pod_uid}: " + "; ".join(errors))
+        self._remove_volumes(pod_uid)
+
+    def is_running(self, cid: str) -> bool:
+        """Whether container instance ``cid`` runs (False once it exited or is gone); for
+        log followers."""
+        if not self.store.exists(cid):
+            return False
+        try:
+            return self.store.by_id(cid).state().running
+        except NotFound:
+            return False
+
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self._get(cid).dir, "log")
+
+    # -- helpers -------------------------------------------------------------------------
+    def _get(self, cid: str) -> Container:
+        if not self.store.exists(cid):
+            raise NotFound(f"No such container: {cid}")
+        return self.store.by_id(cid)
+
+    def _listed(self) -> list[Container]:
+        out = []
+        for c in self.store.list():  # newest first
+            try:
+                c.spec
+            except NotFound:
+                continue
+            out.append(c)
+        return out
+
+    def _of_pod(self, pod_uid: str) -> list[Container]:
+        return [c for c in self._listed() if c.spec.labels.get(LABEL_UID) == pod_uid]
+
+    @staticmethod
+    def _labels(uid: str, name: str, ns: str, cname: str, attempt: int) -> dict[str, str]:
+        return {LABEL_UID: uid, LABEL_NAME: name, LABEL_NAMESPACE: ns, LABEL_CONTAINER: cname,
+                LABEL_RESTARTS: str(attempt)}
+
+    @staticmethod
+    def _attempt(c: Container) -> int:
+        try:
+            return int(c.spec.labels.get(LABEL_RESTARTS, "0"))
+        except ValueError:
+            return 0
+
+    def _pod_cgroup(self, uid: str) -> str:
+        return f"{self.cgroup_parent}/pod{uid}" if self.cgroup_parent else f"pod{uid}"
+
+    def _info(self, c: Container) -> ContainerInfo:
+        st = c.state()
+        s = c.spec
+        running = st.running
+        if running:
+            state, reason = "running", ""
+        elif st.status == "exited":
+            state = "exited"
+            reason = ("OOMKilled" if st.oom_killed else "Completed" if st.exit_code == 0
+                      else "Error")
+        else:
+            state, reason = "created", ""
+        return ContainerInfo(
+            id=c.id, name=s.labels.get(LABEL_CONTAINER, s.name), attempt=self._attempt(c),
+            image=s.image, image_id=s.image_id, state=state, pid=st.pid if running else 0,
+            exit_code=st.exit_code if state == "exited" else 0,
+            started_at=_rfc3339(st.started_at), finished_at=_rfc3339(st.finished_at),
+            reason=reason, oom_killed=bool(st.oom_killed))
+
+    def volumes_dir(self, pod_uid: str) -> str:
+        if not pod_uid or "/" in pod_uid or pod_uid.startswith("."):
+            raise InvalidArgument(f"invalid pod uid {pod_uid!r}")
+        return os.path.join(self.pods_dir, pod_uid, "volumes")
+
+    def _remove_volumes(self, pod_uid: str) -> None:
+        d = os.path.join(self.pods_dir, pod_uid)
+        if pod_uid and "/" not in pod_uid and os.path.isdir(d):
+            remove_tree(d)
+
+    def _mounts(self, uid: str, spec: dict, c: dict) -> list[dict]:
+        volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+        out = []
+        for vm in c.get("volumeMounts") or []:
+            vname, dest = vm.get("name"), vm.get("mountPath") or ""
+            vol = volumes.get(vname)
+            if vol is None:
+                raise InvalidArgument(f"container {c.get('name')}: volumeMount {vname!r} names no volume of the pod")
+            if not dest.startswith("/"):
+                raise InvalidArgument(f"container {c.get('name')}: mountPath {dest!r} must be absolute")
+            if "emptyDir" in vol:
+                medium = (vol.get("emptyDir") or {}).get("medium") or ""
+                if medium:
+                    raise InvalidArgument(f"volume {vname}: emptyDir medium {medium!r} is not supported by skiff")
+                source = os.path.join(self.volumes_dir(uid), vname)
+                os.makedirs(source, exist_ok=True)
+                os.chmod(source, 0o777)  # as the kubelet makes it: any runAsUser may write
+            elif "hostPath" in vol:
+                source = prepare_host_path(vname, vol["hostPath"] or {})
+            else:
+                kinds = [k for k in vol if k != "name"]
+                raise InvalidArgument(f"volume {vname}: type {kinds[0] if kinds else '?'} is not supported by skiff")
+            sub = vm.get("subPath") or ""
+            if sub:
+                if sub.startswith("/") or ".." in sub.split("/"):
+                    raise InvalidArgument(f"volume {vname}: subPath {sub!r} must be a relative path inside the volume")
+                source = os.path.join(source, sub)
+                if not os.path.exists(source):
+                    os.makedirs(source, 0o755)
+            out.append({"source": source, "destination": dest, "readonly": bool(vm.get("readOnly"))})
+        return out
+
+
+def run_as(pod_sc: dict, ctr_sc: dict) -> str:
+    """The -u value from runAsUser/runAsGroup (the container's over the pod's)."""
+    user = ctr_sc.get("runAsUser", pod_sc.get("runAsUser"))
+    group = ctr_sc.get("runAsGroup", pod_sc.get("runAsGroup"))
+    if user is None:
+        if group is not None:
+            raise InvalidArgument("runAsGroup needs runAsUser in skiff")
+        return ""
+    for what, v in (("runAsUser", user), ("runAsGroup", group)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise InvalidArgument(f"securityContext.{what} must be a non-negative integer, not {v!r}")
+    return f"{user}:{group}" if group is not None else str(user)
+
+
+def host_ports(spec: dict) -> list[dict]:
+    """The ports of all containers with a hostPort, as ports.parse_publish makes them."""
+    out, seen = [], set()
+    for c in spec.get("containers") or []:
+        for p in c.get("ports") or []:
+            hp = p.get("hostPort")
+            if not hp:
+                continue
+            proto = (p.get("protocol") or "TCP").lower()
+            if proto not in ("tcp", "udp"):
+                raise InvalidArgument(f"container {c.get('name')}: protocol {p.get('protocol')} is "
+                                      f"not supported for hostPort by skiff")
+            host_ip = p.get("hostIP") or ""
+            if host_ip == "0.0.0.0":
+                host_ip = ""
+            cp = p.get("containerPort")
+            if not isinstance(hp, int) or not isinstance(cp, int) or not (0 < hp < 65536 and 0 < cp < 65536):
+                raise InvalidArgument(f"container {c.get('name')}: invalid port {p!r}")
+            key = (host_ip, hp, proto)
+            if key in seen:
+                raise Conflict(f"hostPort {hp}/{proto} is used twice in the pod")
+            seen.add(key)
+            out.append({"host_ip": host_ip, "host_port": hp, "container_port": cp, "proto": proto})
+    return out
+
+
+def prepare_host_path(vname: str, hp: dict) -> str:
+    """Check (or make) a hostPath volume's path as its ``type`` says."""
+    path, kind = hp.get("path") or "", hp.get("type") or ""
+    if not path.startswith("/"):
+        raise InvalidArgument(f"volume {vname}: hostPath.path {path!r} must be absolute")
+    if kind not in _HOSTPATH_TYPES:
+        raise InvalidArgument(f"volume {vname}: hostPath.type {kind!r} is not supported")
+    path = os.path.normpath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    if st is None:
+        if kind in ("", "DirectoryOrCreate"):  # "": what the docker runtime did: a directory
+            os.makedirs(path, 0o755, exist_ok=True)
+            return path
+        if kind == "FileOrCreate":
+            if not os.path.isdir(os.path.dirname(path)):
+                raise SkiffError(f"volume {vname}: hostPath type check failed: {path}: the parent "
+                                 f"directory does not exist")
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+            return path
+        raise SkiffError(f"volume {vname}: hostPath type check failed: {path} is not a "
+                         f"{'directory' if kind == 'Directory' else kind.lower()}")
+    want = {"Directory": stat.S_ISDIR, "DirectoryOrCreate": stat.S_ISDIR, "File": stat.S_ISREG,
+            "FileOrCreate": stat.S_ISREG, "Socket": stat.S_ISSOCK, "CharDevice": stat.S_ISCHR,
+            "BlockDevice": stat.S_ISBLK}.get(kind)
+    if want is not None and not want(st.st_mode):
+        raise SkiffError(f"volume {vname}: hostPath type check failed: {path} is not a "
+                         f"{'directory' if 'Directory' in kind else 'file' if 'File' in kind else kind.lower()}")
+    return path

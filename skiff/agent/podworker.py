@@ -1,0 +1,349 @@
+"""One worker per pod uid: the pod's updates are processed in order, one sync at a time.
+
+A sync is level-based: it reads what the runtime has for the pod, takes the steps
+towards the pod's spec (sandbox, then each container in turn), and writes the status.
+It is safe to repeat; anything that must happen later (a back-off expiring, a
+container exiting) wakes the worker again.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from skiff.errors import SkiffError
+
+from . import status as pstatus
+from .env import container_env, expand_argv
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+log = logging.getLogger("skiff.agent")
+
+
+def _epoch(ts: str | None) -> float:
+    if not ts:
+        return time.time()
+    from skiff.runtime.containers.state import parse_rfc3339
+    try:
+        return parse_rfc3339(ts)
+    except (ValueError, TypeError):
+        return time.time()
+
+
+def pod_ref(pod: dict) -> str:
+    m = pod["metadata"]
+    return f"{m.get('namespace', 'default')}/{m['name']}"
+
+
+class PodWorker:
+    def __init__(self, agent: "Agent", uid: str):
+        self.agent = agent
+        self.uid = uid
+        self.pod: dict | None = None
+        self.gone = False                 # the pod object was deleted from the API
+        self.waiting: dict[str, tuple[str, str]] = {}
+        self.last_status: dict | None = None
+        self.announced: dict[str, Any] = {}   # container -> the exit whose back-off was announced
+        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._watched: dict[str, int] = {}  # container id -> pidfd being watched
+        self.done = False
+        self.task = asyncio.create_task(self._run(), name=f"pod-{uid[:8]}")
+
+    # -- inputs --
+    def update(self, pod: dict | None) -> None:
+        if pod is None:
+            self.gone = True
+        else:
+            self.pod = pod
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wake_after(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        at = loop.time() + delay
+        if self._timer is not None and self._timer_at <= at and not self._timer.cancelled() \
+                and self._timer_at > loop.time():
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = loop.call_at(at, self._wake.set)
+
+    async def stop(self) -> None:
+        """Stop working on the pod (the agent is shutting down); the containers stay."""
+        self.task.cancel()
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass
+        self._unwatch_all()
+
+    # -- the loop --
+    async def _run(self) -> None:
+        while not self.done:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                self.done = await self.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - one pod's failure never stops the agent
+                log.exception("sync of pod %s failed: %s", self.uid, e)
+                self.wake_after(1.0)
+        self._unwatch_all()
+        self.agent.worker_done(self.uid)
+
+    # -- exit notifications through pidfds (no polling) --
+    def _watch(self, cid: str, pid: int) -> None:
+        if cid in self._watched or not pid:
+            return
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            self.wake_after(0.05)
+            return
+        self._watched[cid] = fd
+        loop = asyncio.get_running_loop()
+
+        def exited() -> None:
+            self._unwatch(cid)
+            self.wake_after(0.02)  # the monitor records the exit a moment after it
+        loop.add_reader(fd, exited)
+
+    def _unwatch(self, cid: str) -> None:
+        fd = self._watched.pop(cid, None)
+        if fd is not None:
+            try:
+                asyncio.get_running_loop().remove_reader(fd)
+            except RuntimeError:
+                pass
+            os.close(fd)
+
+    def _unwatch_all(self) -> None:
+        for cid in list(self._watched):
+            self._unwatch(cid)
+
+    # -- the sync --
+    async def sync(self) -> bool:
+        """One step towards the pod's spec. True when the worker is finished."""
+        pod = self.pod
+        if pod is None:
+            return True
+        if self.gone or pod["metadata"].get("deletionTimestamp"):
+            await self.terminate()
+            return True
+        a = self.agent
+        rt = a.runtime
+        spec = pod["spec"]
+        infos = rt.containers(self.uid)
+        if self._finished(spec, infos):
+            await self.write_status(rt.sandbox(self.uid), infos)
+            return False
+        sb = rt.sandbox(self.uid)
+        if sb is None or not sb.running:
+            if sb is not None:
+                log.info("pod %s: sandbox is gone, making a new one", pod_ref(pod))
+                await self.kill_containers(infos, 0)
+                rt.remove_pod(self.uid)
+            try:
+                sb = rt.run_sandbox(pod)
+            except SkiffError as e:
+                a.events.record(pod, "Warning", "FailedCreatePodSandBox",
+                                f"Failed to create pod sandbox: {e}")
+                for c in spec["containers"]:
+                    self.waiting[c["name"]] = ("ContainerCreating", "")
+                await self.write_status(None, infos)
+                self.wake_after(a.config.sandbox_retry)
+                return False
+            infos = rt.containers(self.uid)
+        for c in spec["containers"]:
+            await self.sync_container(pod, sb, c, infos)
+        infos = rt.containers(self.uid)
+        for i in infos:
+            if i.state == "running":
+                if i.pid and not os.path.exists(f"/proc/{i.pid}"):
+                    self.wake_after(0.05)
+                else:
+                    self._watch(i.id, i.pid)
+        await self.write_status(sb, infos)
+        return False
+
+    def _finished(self, spec: dict, infos: list) -> bool:
+        """Nothing will run again: every container exited for good under the policy."""
+        policy = spec.get("restartPolicy", "Always")
+        if policy == "Always":
+            return False
+        for c in spec["containers"]:
+            cur, _ = pstatus.latest_two(infos, c["name"])
+            if cur is None or cur.state != "exited":
+                return False
+            if policy == "OnFailure" and cur.exit_code != 0:
+                return False
+        return True
+
+    async def sync_container(self, pod: dict, sb, c: dict, infos: list) -> None:
+        a = self.agent
+        name = c["name"]
+        cur, _prev = pstatus.latest_two(infos, name)
+        policy = pod["spec"].get("restartPolicy", "Always")
+        attempt = 0
+        if cur is not None and cur.state == "running":
+            self.waiting.pop(name, None)
+            return
+        if cur is not None and cur.state == "exited":
+            if not (policy == "Always" or (policy == "OnFailure" and cur.exit_code != 0)):
+                self.waiting.pop(name, None)
+                return
+            key = (self.uid, name)
+            left = a.backoff.wait_left(key, _epoch(cur.started_at), _epoch(cur.finished_at), time.time())
+            if left > 0:
+                delay = a.backoff._delay.get(key, 0)
+                m = pod["metadata"]
+                self.waiting[name] = ("CrashLoopBackOff",
+                                      f"back-off {_fmt(delay)} restarting failed container={name} "
+                                      f"pod={m['name']}_{m.get('namespace', 'default')}({self.uid})")
+                if self.announced.get(name) != cur.id:
+                    self.announced[name] = cur.id
+                    a.events.record(pod, "Warning", "BackOff", f"Back-off restarting failed container "
+                                    f"{name} in pod {m['name']}_{m.get('namespace', 'default')}({self.uid})",
+                                    field_path=f"spec.containers{{{name}}}")
+                self.wake_after(left)
+                return
+            a.backoff.restarted(key)
+            attempt = cur.attempt + 1
+        elif cur is not None:  # created but never started: start it over
+            a.runtime.remove_container(cur.id)
+            attempt = cur.attempt
+        try:
+            await a.images.ensure(pod, c)
+        except SkiffError as e:
+            self.waiting[name] = ("ErrImagePull", str(e))
+            self.wake_after(a.config.image_retry)
+            return
+        try:
+            env = container_env(pod, c, sb.ip, a.host_ip)
+            cc = dict(c)
+            cc["command"] = expand_argv(c.get("command"), env)
+            cc["args"] = expand_argv(c.get("args"), env)
+            info = a.runtime.start_container(pod, sb, cc, attempt, env)
+        except SkiffError as e:
+            reason = "CreateContainerError" if "exec" not in str(e) else "RunContainerError"
+            self.waiting[name] = (reason, str(e))
+            a.events.record(pod, "Warning", "Failed", f"Error: {e}", field_path=f"spec.containers{{{name}}}")
+            log.warning("pod %s: container %s failed to start: %s", pod_ref(pod), name, e,
+                        extra={"fields": {"pod": pod_ref(pod), "container": name, "reason": reason}})
+            # a failed start counts as a crash for the back-off
+            a.backoff.restarted((self.uid, name))
+            self.wake_after(a.backoff._delay.get((self.uid, name), 1.0))
+            return
+        self.waiting.pop(name, None)
+        fp = f"spec.containers{{{name}}}"
+        a.events.record(pod, "Normal", "Created", f"Created container {name}", field_path=fp)
+        a.events.record(pod, "Normal", "Started", f"Started container {name}", field_path=fp)
+        log.info("pod %s: started container %s (attempt %d)", pod_ref(pod), name, attempt,
+                 extra={"fields": {"pod": pod_ref(pod), "container": name, "restartCount": attempt,
+                                   "containerID": info.id}})
+        self._watch(info.id, info.pid)
+        # keep the current and the previous instance (for logs --previous), drop older ones
+        for old in infos:
+            if old.name == name and old.attempt < attempt - 1 and old.state != "running":
+                try:
+                    a.runtime.remove_container(old.id)
+                except SkiffError:
+                    pass
+
+    async def write_status(self, sb, infos: list) -> None:
+        a = self.agent
+        pod = self.pod
+        assert pod is not None
+        old = pod.get("status") or {}
+        if self.last_status is not None:
+            old = self.last_status
+        st = pstatus.pod_status(pod, sb, infos, self.waiting, a.node_ready, a.host_ip, old)
+        if st == self.last_status:
+            return
+        try:
+            await a.client.patch("pods", pod["metadata"]["name"], {"status": st},
+                                 pod["metadata"].get("namespace"), subresource="status")
+        except Exception as e:  # noqa: BLE001 - the API may be away: try again later
+            from skiff.api.errors import APIError
+            if isinstance(e, APIError) and e.code == 404:
+                return
+            log.warning("pod %s: status update failed: %s", pod_ref(pod), e)
+            self.wake_after(1.0)
+            return
+        if (self.last_status or {}).get("phase") != st["phase"]:
+            log.info("pod %s is %s", pod_ref(pod), st["phase"],
+                     extra={"fields": {"pod": pod_ref(pod), "phase": st["phase"],
+                                       "podIP": st.get("podIP", "")}})
+        self.last_status = st
+
+    # -- stopping --
+    async def kill_containers(self, infos: list, grace: float) -> None:
+        """SIGTERM (the image's stop signal) to every running container, SIGKILL after ``grace``."""
+        rt = self.agent.runtime
+        running = [i for i in infos if i.state == "running"]
+        if not running:
+            return
+        for i in running:
+            if self.pod is not None:
+                self.agent.events.record(self.pod, "Normal", "Killing", f"Stopping container {i.name}",
+                                         field_path=f"spec.containers{{{i.name}}}")
+            rt.signal_container(i.id, None if grace > 0 else "KILL")
+        deadline = time.monotonic() + grace
+        killed = grace <= 0
+        while True:
+            left = [i for i in rt.containers(self.uid) if i.state == "running"]
+            if not left:
+                return
+            if not killed and time.monotonic() >= deadline:
+                for i in left:
+                    rt.signal_container(i.id, "KILL")
+                killed = True
+                deadline = time.monotonic() + 10
+            elif killed and time.monotonic() >= deadline:
+                log.warning("pod %s: containers did not die after SIGKILL", self.uid)
+                return
+            await asyncio.sleep(0.05)
+
+    async def terminate(self) -> None:
+        a = self.agent
+        pod = self.pod
+        assert pod is not None
+        meta = pod["metadata"]
+        grace = meta.get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
+        if self.gone:
+            grace = 0 if grace is None else grace
+        await self.kill_containers(a.runtime.containers(self.uid), float(grace))
+        self._unwatch_all()
+        a.runtime.remove_pod(self.uid)
+        a.backoff.forget(self.uid)
+        log.info("pod %s: stopped and removed", pod_ref(pod),
+                 extra={"fields": {"pod": pod_ref(pod), "uid": self.uid}})
+        if not self.gone:
+            from skiff.api.errors import APIError
+            try:
+                await a.client.delete("pods", meta["name"], meta.get("namespace"), grace_period_seconds=0,
+                                      preconditions={"uid": self.uid})
+            except APIError as e:
+                if e.code not in (404, 409):
+                    raise
+
+
+def _fmt(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 60 and s % 60 == 0:
+        return f"{s // 60}m0s"
+    if s >= 60:
+        return f"{s // 60}m{s % 60}s"
+    return f"{s}s"

@@ -1,0 +1,181 @@
+"""A pod's status, computed the way the kubelet computes it.
+
+``pod_status(pod, sandbox, infos, waiting, node_ready, host_ip, old)`` returns the new
+``status`` dict: phase, conditions (PodScheduled, Initialized, ContainersReady, Ready, with
+lastTransitionTime kept while a condition's status stays the same), hostIP(s), podIP(s),
+startTime, qosClass and one containerStatus per spec container (state, lastState, ready,
+restartCount, image, imageID, containerID, started).
+
+``infos`` are the runtime's container instances of the pod (any order), ``waiting`` maps a
+container name to the (reason, message) the agent has for it while it is not running
+(ContainerCreating, CrashLoopBackOff, ErrImagePull, ...).
+"""
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+RUNTIME = "skiff"
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ts(t: str | None) -> str | None:
+    """The runtime's nanosecond timestamps, cut to seconds as the API shows them."""
+    if not t:
+        return None
+    return t[:19] + "Z" if len(t) > 20 else t
+
+
+def latest_two(infos: list, name: str) -> tuple[Any, Any]:
+    """The current and the previous instance of container ``name`` (by attempt)."""
+    mine = sorted((i for i in infos if i.name == name), key=lambda i: i.attempt)
+    cur = mine[-1] if mine else None
+    prev = mine[-2] if len(mine) > 1 else None
+    return cur, prev
+
+
+def _terminated(i) -> dict:
+    t = {"exitCode": i.exit_code, "reason": i.reason or ("Completed" if i.exit_code == 0 else "Error"),
+         "startedAt": _ts(i.started_at), "finishedAt": _ts(i.finished_at),
+         "containerID": f"{RUNTIME}://{i.id}"}
+    return t
+
+
+def container_status(c: dict, cur, prev, waiting: tuple[str, str] | None) -> dict:
+    st: dict[str, Any] = {"name": c["name"], "image": c.get("image", ""), "imageID": "",
+                          "ready": False, "restartCount": 0, "started": False,
+                          "state": {}, "lastState": {}}
+    if cur is not None:
+        st["restartCount"] = cur.attempt
+        st["imageID"] = cur.image_id or ""
+        st["containerID"] = f"{RUNTIME}://{cur.id}"
+    if cur is not None and cur.state == "running":
+        st["state"] = {"running": {"startedAt": _ts(cur.started_at)}}
+        st["ready"] = True
+        st["started"] = True
+        if prev is not None and prev.state == "exited":
+            st["lastState"] = {"terminated": _terminated(prev)}
+    elif cur is not None and cur.state == "exited" and waiting is None:
+        st["state"] = {"terminated": _terminated(cur)}
+        if prev is not None and prev.state == "exited":
+            st["lastState"] = {"terminated": _terminated(prev)}
+    else:
+        reason, message = waiting or ("ContainerCreating", "")
+        w = {"reason": reason}
+        if message:
+            w["message"] = message
+        st["state"] = {"waiting": w}
+        if cur is not None and cur.state == "exited":
+            st["lastState"] = {"terminated": _terminated(cur)}
+    return st
+
+
+def phase(pod: dict, statuses: list[dict]) -> str:
+    """kubelet's getPhase for the regular containers."""
+    policy = pod["spec"].get("restartPolicy", "Always")
+    pending = running = stopped = succeeded = 0
+    for s in statuses:
+        state, last = s["state"], s.get("lastState") or {}
+        if "running" in state:
+            running += 1
+        elif "terminated" in state:
+            stopped += 1
+            if state["terminated"]["exitCode"] == 0:
+                succeeded += 1
+        elif "waiting" in state:
+            if "terminated" in last:
+                stopped += 1
+            else:
+                pending += 1
+        else:
+            pending += 1
+    n = len(statuses)
+    if pending > 0:
+        return "Pending"
+    if running > 0:
+        return "Running"
+    if stopped == n:
+        if policy == "Always":
+            return "Running"  # restarting
+        if policy == "OnFailure":
+            return "Succeeded" if succeeded == stopped else "Running"
+        return "Succeeded" if succeeded == stopped else "Failed"
+    return "Pending"
+
+
+def qos_class(pod: dict) -> str:
+    reqs, lims, any_set = [], [], False
+    for c in pod["spec"].get("containers", []):
+        r = (c.get("resources") or {})
+        req, lim = r.get("requests") or {}, r.get("limits") or {}
+        if req or lim:
+            any_set = True
+        reqs.append(req)
+        lims.append(lim)
+    if not any_set:
+        return "BestEffort"
+    for req, lim in zip(reqs, lims):
+        for res in ("cpu", "memory"):
+            if res not in lim or (res in req and req[res] != lim[res]):
+                return "Burstable"
+    return "Guaranteed"
+
+
+def _condition(old: dict[str, dict], ctype: str, status: str, reason: str | None = None,
+               message: str | None = None) -> dict:
+    prev = old.get(ctype)
+    when = prev["lastTransitionTime"] if prev and prev.get("status") == status and \
+        prev.get("lastTransitionTime") else now_rfc3339()
+    c = {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": when}
+    if reason:
+        c["reason"] = reason
+    if message:
+        c["message"] = message
+    return c
+
+
+def pod_status(pod: dict, sandbox, infos: list, waiting: dict[str, tuple[str, str]],
+               node_ready: bool, host_ip: str, old: dict | None) -> dict:
+    old = old or {}
+    containers = pod["spec"].get("containers", [])
+    statuses = []
+    for c in containers:
+        cur, prev = latest_two(infos, c["name"])
+        statuses.append(container_status(c, cur, prev, waiting.get(c["name"])))
+    ph = phase(pod, statuses)
+    old_conds = {c.get("type"): c for c in old.get("conditions") or []}
+    not_ready = [s["name"] for s in statuses if not s["ready"]]
+    if ph in ("Succeeded", "Failed"):
+        cr = _condition(old_conds, "ContainersReady", "False", "PodCompleted")
+        ready = _condition(old_conds, "Ready", "False", "PodCompleted")
+    elif not_ready:
+        msg = f"containers with unready status: [{' '.join(not_ready)}]"
+        cr = _condition(old_conds, "ContainersReady", "False", "ContainersNotReady", msg)
+        ready = _condition(old_conds, "Ready", "False", "ContainersNotReady", msg)
+    else:
+        cr = _condition(old_conds, "ContainersReady", "True")
+        ready = (_condition(old_conds, "Ready", "True") if node_ready else
+                 _condition(old_conds, "Ready", "False", "NodeNotReady", "node is not ready"))
+    conds = [
+        _condition(old_conds, "PodReadyToStartContainers",
+                   "True" if sandbox is not None and sandbox.running else "False"),
+        _condition(old_conds, "Initialized", "True"),
+        ready, cr,
+        _condition(old_conds, "PodScheduled", "True"),
+    ]
+    st: dict[str, Any] = {"phase": ph, "conditions": conds, "hostIP": host_ip,
+                          "hostIPs": [{"ip": host_ip}] if host_ip else [],
+                          "startTime": old.get("startTime") or now_rfc3339(),
+                          "containerStatuses": statuses, "qosClass": qos_class(pod)}
+    if sandbox is not None and sandbox.ip:
+        st["podIP"] = sandbox.ip
+        st["podIPs"] = [{"ip": sandbox.ip}]
+    return st
+
+
+def same_status(a: dict | None, b: dict | None) -> bool:
+    """Equal apart from nothing: a cheap test to skip a status write that changes nothing."""
+    return a == b

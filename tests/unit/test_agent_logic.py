@@ -1,0 +1,124 @@
+"""The agent's pure logic: restart back-off, pod status and phase, environment."""
+from __future__ import annotations
+
+import pytest
+
+from skiff.agent.backoff import Backoff
+from skiff.agent.env import container_env, expand, expand_argv
+from skiff.agent.status import phase, pod_status, qos_class
+from skiff.errors import SkiffError
+
+
+class Info:
+    def __init__(self, name, attempt, state, exit_code=0, reason="", cid=None):
+        self.name, self.attempt, self.state, self.exit_code, self.reason = name, attempt, state, exit_code, reason
+        self.id = cid or f"{name}{attempt}"
+        self.image_id = "sha256:abc"
+        self.pid = 1
+        self.started_at = "2026-11-28T10:00:00.123456789Z"
+        self.finished_at = "2026-11-28T10:00:05.5Z" if state == "exited" else ""
+        self.oom_killed = reason == "OOMKilled"
+
+
+class Sandbox:
+    ip = "10.244.1.5"
+    running = True
+
+
+def pod(policy="Always", names=("a",)):
+    return {"metadata": {"name": "p", "namespace": "ns", "uid": "u1", "labels": {"app": "x"}},
+            "spec": {"restartPolicy": policy, "nodeName": "n1",
+                     "containers": [{"name": n, "image": "busybox"} for n in names]}}
+
+
+def test_backoff_doubles_caps_and_resets():
+    b = Backoff(initial=10, cap=40, reset_after=600)
+    k = ("u", "c")
+    assert b.wait_left(k, 0, 5, 5) == 0          # the first restart is immediate
+    b.restarted(k)
+    assert b.wait_left(k, 5, 6, 6) == 10         # then 10 s
+    b.restarted(k)
+    assert b.wait_left(k, 20, 21, 21) == 20      # 20 s
+    b.restarted(k)
+    b.restarted(k)
+    b.restarted(k)
+    assert b.wait_left(k, 100, 101, 101) == 40   # capped
+    assert b.wait_left(k, 100, 101, 131) == 10   # time passes
+    assert b.wait_left(k, 0, 700, 700) == 0      # ran 10 minutes: back to no wait
+    b.forget("u")
+    assert b.wait_left(k, 0, 1, 1) == 0
+
+
+def test_status_running_then_crashloop():
+    p = pod()
+    st = pod_status(p, Sandbox(), [Info("a", 0, "running")], {}, True, "192.0.2.1", None)
+    assert st["phase"] == "Running"
+    conds = {c["type"]: c["status"] for c in st["conditions"]}
+    assert conds["Ready"] == "True" and conds["ContainersReady"] == "True" and conds["PodScheduled"] == "True"
+    cs = st["containerStatuses"][0]
+    assert cs["state"]["running"]["startedAt"] == "2026-11-28T10:00:00Z"
+    assert cs["ready"] and cs["restartCount"] == 0 and cs["containerID"] == "skiff://a0"
+    assert st["podIP"] == "10.244.1.5" and st["hostIP"] == "192.0.2.1"
+
+    infos = [Info("a", 0, "exited", 1), Info("a", 1, "exited", 2)]
+    st2 = pod_status(p, Sandbox(), infos, {"a": ("CrashLoopBackOff", "back-off 10s")}, True, "192.0.2.1", st)
+    cs = st2["containerStatuses"][0]
+    assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert cs["lastState"]["terminated"]["exitCode"] == 2 and cs["restartCount"] == 1
+    assert st2["phase"] == "Running"
+    assert {c["type"]: c["status"] for c in st2["conditions"]}["Ready"] == "False"
+    # a condition that did not change keeps its transition time
+    t1 = {c["type"]: c for c in st["conditions"]}["PodScheduled"]["lastTransitionTime"]
+    assert {c["type"]: c for c in st2["conditions"]}["PodScheduled"]["lastTransitionTime"] == t1
+
+
+@pytest.mark.parametrize("policy,codes,expect", [
+    ("Never", [0, 0], "Succeeded"), ("Never", [0, 1], "Failed"), ("OnFailure", [0, 0], "Succeeded"),
+    ("OnFailure", [0, 1], "Running"), ("Always", [0, 0], "Running")])
+def test_phase_when_everything_exited(policy, codes, expect):
+    p = pod(policy, ("a", "b"))
+    infos = [Info("a", 0, "exited", codes[0]), Info("b", 0, "exited", codes[1])]
+    st = pod_status(p, Sandbox(), infos, {}, True, "", None)
+    assert st["phase"] == expect
+    if expect in ("Succeeded", "Failed"):
+        assert st["containerStatuses"][1]["state"]["terminated"]["reason"] == ("Completed" if codes[1] == 0 else "Error")
+
+
+def test_pending_until_every_container_started():
+    p = pod(names=("a", "b"))
+    st = pod_status(p, Sandbox(), [Info("a", 0, "running")], {}, True, "", None)
+    assert st["phase"] == "Pending"
+    assert st["containerStatuses"][1]["state"]["waiting"]["reason"] == "ContainerCreating"
+    assert phase(p, st["containerStatuses"]) == "Pending"
+
+
+def test_node_not_ready_makes_pod_unready():
+    st = pod_status(pod(), Sandbox(), [Info("a", 0, "running")], {}, False, "", None)
+    assert {c["type"]: c["status"] for c in st["conditions"]}["Ready"] == "False"
+
+
+def test_qos():
+    p = pod()
+    assert qos_class(p) == "BestEffort"
+    p["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "1", "memory": "1Gi"}}
+    assert qos_class(p) == "Guaranteed"
+    p["spec"]["containers"][0]["resources"]["requests"] = {"cpu": "500m"}
+    assert qos_class(p) == "Burstable"
+
+
+def test_env_field_refs_and_expansion():
+    p = pod()
+    c = {"name": "a", "env": [
+        {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+        {"name": "URL", "value": "http://$(IP):80/$(NOPE)/$$(IP)"}]}
+    env = container_env(p, c, "10.244.0.9", "192.0.2.1")
+    assert env == ["NAME=p", "NS=ns", "IP=10.244.0.9", "APP=x", "URL=http://10.244.0.9:80/$(NOPE)/$(IP)"]
+    assert expand_argv(["echo", "$(NAME)"], env) == ["echo", "p"]
+    assert expand_argv(None, env) is None
+    assert expand("$(A)$(B)", {"A": "1"}) == "1$(B)"
+    with pytest.raises(SkiffError):
+        container_env(p, {"name": "a", "env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.bogus"}}}]},
+                      "", "")
