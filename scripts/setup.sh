@@ -38,6 +38,13 @@ from skiff.cli.main import main
 sys.exit(main())
 EOF
 chmod 755 .venv/bin/skiff
+cat > .venv/bin/skiffctl <<EOF
+#!$PWD/.venv/bin/python
+import sys
+from skiff.cli.ctl.main import main
+sys.exit(main())
+EOF
+chmod 755 .venv/bin/skiffctl
 # Byte-compile skiff now: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
 # command would otherwise compile its modules from source, ~20 ms per `skiff run`.
 .venv/bin/python -m compileall -q skiff >/dev/null

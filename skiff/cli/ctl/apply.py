@@ -1,0 +1,213 @@
+"""Apply a configuration to a resource by file name or stdin (kubectl's client-side apply).
+
+Usage:
+  skiffctl apply -f FILE|DIR|- [-f ...]
+
+Every document is validated against the API schemas first; if any is invalid nothing is
+sent. Then each object is created (`pod/web created`), patched with a JSON merge patch
+computed from the last-applied configuration, the new configuration and the live object
+(`pod/web configured`), or left alone (`pod/web unchanged`).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+
+from .client import APIError, CtlError
+from .flags import Flag
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+FLAGS = [
+    Flag("-f --filename", "filename", "list", help="File, directory or - (stdin) with the manifests"),
+]
+
+
+# ------------------------------------------------------------------ pure patch computation
+
+def last_applied_json(obj: dict) -> str:
+    """The annotation's value as kubectl writes it: compact JSON with sorted keys, the object
+    without the annotation itself (an empty ``annotations: {}`` stays), a trailing newline and
+    Go's HTML escaping."""
+    o = copy.deepcopy(obj)
+    md = o.setdefault("metadata", {})
+    ann = dict(md.get("annotations") or {})
+    ann.pop(LAST_APPLIED, None)
+    md["annotations"] = ann
+    s = json.dumps(o, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    s = s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return s + "\n"
+
+
+def with_last_applied(obj: dict) -> dict:
+    """A copy of ``obj`` carrying the last-applied annotation (what apply sends)."""
+    o = copy.deepcopy(obj)
+    value = last_applied_json(obj)
+    md = o.setdefault("metadata", {})
+    ann = dict(md.get("annotations") or {})
+    ann[LAST_APPLIED] = value
+    md["annotations"] = ann
+    return o
+
+
+def _contains(modified, current) -> bool:
+    """True when every field ``modified`` sets has the same value in ``current`` (which may
+    carry more: server defaults)."""
+    if isinstance(modified, dict):
+        if not isinstance(current, dict):
+            return False
+        return all(k in current and _contains(v, current[k]) for k, v in modified.items())
+    if isinstance(modified, list):
+        if not isinstance(current, list) or len(current) != len(modified):
+            return False
+        return all(_contains(m, c) for m, c in zip(modified, current))
+    return modified == current
+
+
+def three_way_patch(original: dict | None, modified: dict, current: dict) -> dict:
+    """A JSON merge patch (RFC 7386) that turns ``current`` into ``modified`` for the fields
+    the user manages:
+
+    * a field of ``modified`` whose value differs from ``current`` is set;
+    * a field that was in ``original`` (the last applied configuration) and is no longer in
+      ``modified`` is deleted (``null``) if it is still live;
+    * fields only in ``current`` (set by the server or other clients) are left alone;
+    * lists are replaced whole (merge patch semantics) when the list in ``modified`` differs
+      from the last applied one, or when the live list no longer holds its values.
+    """
+    original = original if isinstance(original, dict) else {}
+    patch: dict = {}
+    for k, ov in original.items():
+        if k not in modified and k in current:
+            patch[k] = None
+    for k, mv in modified.items():
+        cv = current.get(k, _MISSING) if isinstance(current, dict) else _MISSING
+        ov = original.get(k, _MISSING)
+        if isinstance(mv, dict) and isinstance(cv, dict):
+            sub = three_way_patch(ov if isinstance(ov, dict) else {}, mv, cv)
+            if sub:
+                patch[k] = sub
+        elif isinstance(mv, list):
+            if cv is _MISSING or (ov is not _MISSING and ov != mv) or not _contains(mv, cv):
+                patch[k] = mv
+        elif mv is None:
+            if cv is not _MISSING and cv is not None:
+                patch[k] = None
+        elif cv is _MISSING or cv != mv:
+            patch[k] = mv
+    return patch
+
+
+_MISSING = object()
+
+
+def compute_patch(applied: dict, live: dict) -> dict:
+    """The merge patch apply sends for a new configuration ``applied`` (without the annotation)
+    against the ``live`` object; ``{}`` means unchanged."""
+    ann = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    original = None
+    if ann:
+        try:
+            original = json.loads(ann)
+        except ValueError:
+            original = None
+    modified = with_last_applied(applied)
+    patch = three_way_patch(original, modified, live)
+    # identity fields are never patched
+    for k in ("apiVersion", "kind"):
+        patch.pop(k, None)
+    md = patch.get("metadata")
+    if isinstance(md, dict):
+        for k in ("name", "namespace"):
+            md.pop(k, None)
+        if not md:
+            patch.pop("metadata")
+    return patch
+
+
+# ------------------------------------------------------------------ command
+
+def run(ctx, args: list[str], opts: dict) -> int:
+    files = opts["filename"]
+    if not files:
+        raise CtlError("error: must specify one of -f and -k")
+    if args:
+        raise CtlError(f"error: Unexpected args: {args}\nSee 'skiffctl apply -h' for help and examples")
+    from skiff.api.manifests import ManifestError, load_manifests
+    from skiff.api.resources import resource_for_kind
+    from . import printers as P
+    try:
+        docs = load_manifests(files)
+    except ManifestError as e:
+        for line in e.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    # resolve every document before sending anything
+    plan = []
+    problems = []
+    for d in docs:
+        obj = d.obj
+        res = resource_for_kind(obj.get("apiVersion"), obj.get("kind"))
+        if res is None:
+            problems.append(f'error: {d.where}: resource mapping not found for kind "{obj.get("kind")}" '
+                            f'in version "{obj.get("apiVersion")}"')
+            continue
+        obj = copy.deepcopy(obj)
+        md = obj.setdefault("metadata", {})
+        if not md.get("name"):
+            problems.append(f"error: {d.where}: metadata.name: Required value (apply needs a name)")
+            continue
+        ns = None
+        if res.namespaced:
+            if md.get("namespace") and ctx.explicit_namespace and md["namespace"] != ctx.namespace:
+                problems.append(f'error: {d.where}: the namespace from the provided object "{md["namespace"]}" '
+                                f'does not match the namespace "{ctx.namespace}". You must pass '
+                                f"'--namespace={md['namespace']}' to perform this operation.")
+                continue
+            ns = md.get("namespace") or ctx.namespace
+            md["namespace"] = ns
+        else:
+            md.pop("namespace", None)
+        plan.append((d, res, ns, obj))
+    if problems:
+        for p in problems:
+            print(p, file=sys.stderr)
+        return 1
+    client = ctx.client()
+    rc = 0
+    for d, res, ns, obj in plan:
+        name = obj["metadata"]["name"]
+        label = P.kind_name(res, name=name)
+        try:
+            try:
+                live = client.get(res.plural, name, ns)
+            except APIError as e:
+                if e.code != 404:
+                    raise
+                live = None
+            if live is None:
+                from skiff.api.resources import path_for
+                client.request("POST", path_for(res.plural, ns), {"fieldManager": "kubectl-client-side-apply"},
+                               with_last_applied(obj), verb="creating", what=d.source)
+                print(f"{label} created")
+                continue
+            if LAST_APPLIED not in ((live.get("metadata") or {}).get("annotations") or {}):
+                print(f"Warning: resource {res.plural}/{name} is missing the {LAST_APPLIED} annotation which "
+                      "is required by skiffctl apply. skiffctl apply should only be used on resources created "
+                      "declaratively by skiffctl apply. The missing annotation will be patched automatically.",
+                      file=sys.stderr)
+            patch = compute_patch(obj, live)
+            if not patch:
+                print(f"{label} unchanged")
+                continue
+            from skiff.api.resources import path_for
+            client.request("PATCH", path_for(res.plural, ns, name),
+                           {"fieldManager": "kubectl-client-side-apply"}, patch,
+                           content_type="application/merge-patch+json", verb="patching", what=d.source)
+            print(f"{label} configured")
+        except APIError as e:
+            print(str(e), file=sys.stderr)
+            rc = 1
+        sys.stdout.flush()
+    return rc

@@ -1,0 +1,408 @@
+"""Show details of a specific resource or group of resources, with its events.
+
+Usage:
+  skiffctl describe KIND [NAME...] | KIND/NAME [-l SELECTOR]
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from .client import APIError, CtlError
+from .common import ns_for, targets
+from .flags import Flag
+from . import printers as P
+
+FLAGS = [
+    Flag("-l --selector", "selector", "str", help="Label selector"),
+    Flag("-A --all-namespaces", "all_namespaces", help="Describe across all namespaces"),
+    Flag("--show-events", "show_events", default=True, help="Include events (default true)"),
+]
+
+
+class W:
+    """kubectl's describe writer: tab-separated cells at indentation levels, laid out by a
+    tabwriter with padding 2."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def w(self, level: int, text: str) -> None:
+        self.lines.append("  " * level + text)
+
+    def render(self) -> str:
+        text = "\n".join(self.lines)
+        return P.tabwrite([line.split("\t") for line in text.split("\n")], padding=2, minwidth=0)
+
+
+def fmt_time(ts: str | None) -> str:
+    t = P.parse_time(ts)
+    if t is None:
+        return "<unset>"
+    return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(t))
+
+
+def kv_map(w: W, title: str, m: dict | None, level: int = 0) -> None:
+    m = m or {}
+    if not m:
+        w.w(level, f"{title}:\t<none>")
+        return
+    for i, (k, v) in enumerate(sorted(m.items())):
+        w.w(level, (f"{title}:" if i == 0 else "") + f"\t{k}={v}")
+
+
+def annotations(w: W, m: dict | None) -> None:
+    m = dict(m or {})
+    m.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    if not m:
+        w.w(0, "Annotations:\t<none>")
+        return
+    for i, (k, v) in enumerate(sorted(m.items())):
+        w.w(0, ("Annotations:" if i == 0 else "") + f"\t{k}: {v}")
+
+
+def events_section(w: W, events: list[dict] | None) -> None:
+    if events is None:
+        return
+    if not events:
+        w.w(0, "Events:\t<none>")
+        return
+    w.w(0, "Events:")
+    w.w(1, "Type\tReason\tAge\tFrom\tMessage")
+    w.w(1, "----\t------\t----\t----\t-------")
+    for e in sorted(events, key=P.event_sort_key):
+        first = e.get("firstTimestamp") or e.get("eventTime") or P.meta(e).get("creationTimestamp")
+        if int(e.get("count") or 0) > 1:
+            age = f"{P.since(e.get('lastTimestamp'))} (x{e['count']} over {P.since(first)})"
+        else:
+            age = P.since(first)
+        w.w(1, f"{e.get('type', '')}\t{e.get('reason', '')}\t{age}\t{P.event_source(e)}\t"
+               f"{(e.get('message') or '').strip()}")
+
+
+def fetch_events(client, obj: dict, kind: str) -> list[dict]:
+    md = P.meta(obj)
+    parts = [f"involvedObject.name={md.get('name')}"]
+    ns = md.get("namespace") or ("default" if kind in ("Node", "Namespace") else None)
+    if md.get("namespace"):
+        parts.append(f"involvedObject.namespace={md['namespace']}")
+    if md.get("uid"):
+        parts.append(f"involvedObject.uid={md['uid']}")
+    try:
+        if kind in ("Node", "Namespace"):
+            # events about cluster-scoped objects may live in any namespace ("default" by convention)
+            lst = client.list("events", None, field_selector=",".join(parts))
+        else:
+            lst = client.list("events", ns, field_selector=",".join(parts))
+    except APIError:
+        return []
+    return [e for e in lst.get("items") or [] if (e.get("involvedObject") or {}).get("kind") in (kind, None, "")]
+
+
+# ------------------------------------------------------------------ pods
+
+def _state(w: W, title: str, st: dict | None, level: int) -> None:
+    st = st or {}
+    if st.get("running") is not None:
+        w.w(level, f"{title}:\tRunning")
+        w.w(level + 1, f"Started:\t{fmt_time(st['running'].get('startedAt'))}")
+    elif st.get("waiting") is not None:
+        w.w(level, f"{title}:\tWaiting")
+        w.w(level + 1, f"Reason:\t{st['waiting'].get('reason', '')}")
+        if st["waiting"].get("message"):
+            w.w(level + 1, f"Message:\t{st['waiting']['message']}")
+    elif st.get("terminated") is not None:
+        t = st["terminated"]
+        w.w(level, f"{title}:\tTerminated")
+        w.w(level + 1, f"Reason:\t{t.get('reason', '')}")
+        if t.get("message"):
+            w.w(level + 1, f"Message:\t{t['message']}")
+        w.w(level + 1, f"Exit Code:\t{t.get('exitCode', 0)}")
+        if t.get("signal"):
+            w.w(level + 1, f"Signal:\t{t['signal']}")
+        w.w(level + 1, f"Started:\t{fmt_time(t.get('startedAt'))}")
+        w.w(level + 1, f"Finished:\t{fmt_time(t.get('finishedAt'))}")
+    else:
+        w.w(level, f"{title}:\tWaiting")
+
+
+def describe_pod(pod: dict, events) -> str:
+    md, spec, st = P.meta(pod), pod.get("spec") or {}, pod.get("status") or {}
+    w = W()
+    w.w(0, f"Name:\t{md.get('name', '')}")
+    w.w(0, f"Namespace:\t{md.get('namespace', '')}")
+    w.w(0, f"Priority:\t{spec.get('priority', 0)}")
+    w.w(0, f"Service Account:\t{spec.get('serviceAccountName') or 'default'}")
+    node = spec.get("nodeName")
+    w.w(0, f"Node:\t{node + ('/' + st['hostIP'] if st.get('hostIP') else '') if node else '<none>'}")
+    if st.get("startTime"):
+        w.w(0, f"Start Time:\t{fmt_time(st.get('startTime'))}")
+    kv_map(w, "Labels", md.get("labels"))
+    annotations(w, md.get("annotations"))
+    if md.get("deletionTimestamp"):
+        w.w(0, f"Status:\tTerminating (lasts {P.since(md['deletionTimestamp']).lstrip('-')})")
+        w.w(0, f"Termination Grace Period:\t{md.get('deletionGracePeriodSeconds', 0)}s")
+    else:
+        w.w(0, f"Status:\t{st.get('phase', '')}")
+    if st.get("reason"):
+        w.w(0, f"Reason:\t{st['reason']}")
+    if st.get("message"):
+        w.w(0, f"Message:\t{st['message']}")
+    w.w(0, f"IP:\t{st.get('podIP') or ''}")
+    ips = [i.get("ip") for i in st.get("podIPs") or [] if i.get("ip")] or ([st["podIP"]] if st.get("podIP") else [])
+    if ips:
+        w.w(0, "IPs:")
+        for ip in ips:
+            w.w(1, f"IP:\t{ip}")
+    else:
+        w.w(0, "IPs:\t<none>")
+    statuses = {c.get("name"): c for c in st.get("containerStatuses") or []}
+    w.w(0, "Containers:")
+    for c in spec.get("containers") or []:
+        cs = statuses.get(c.get("name")) or {}
+        w.w(1, f"{c.get('name')}:")
+        if cs.get("containerID"):
+            w.w(2, f"Container ID:\t{cs['containerID']}")
+        w.w(2, f"Image:\t{c.get('image', '')}")
+        if cs.get("imageID"):
+            w.w(2, f"Image ID:\t{cs['imageID']}")
+        ports = c.get("ports") or []
+        if ports:
+            w.w(2, "Port:\t" + ", ".join(f"{p.get('containerPort')}/{p.get('protocol', 'TCP')}" for p in ports))
+            w.w(2, "Host Port:\t" + ", ".join(f"{p.get('hostPort', 0)}/{p.get('protocol', 'TCP')}" for p in ports))
+        else:
+            w.w(2, "Port:\t<none>")
+            w.w(2, "Host Port:\t<none>")
+        if c.get("command"):
+            w.w(2, "Command:")
+            for a in c["command"]:
+                w.w(3, a)
+        if c.get("args"):
+            w.w(2, "Args:")
+            for a in c["args"]:
+                w.w(3, a)
+        _state(w, "State", cs.get("state"), 2)
+        if (cs.get("lastState") or {}):
+            _state(w, "Last State", cs.get("lastState"), 2)
+        w.w(2, f"Ready:\t{'True' if cs.get('ready') else 'False'}")
+        w.w(2, f"Restart Count:\t{cs.get('restartCount', 0)}")
+        res = c.get("resources") or {}
+        for title in ("limits", "requests"):
+            if res.get(title):
+                w.w(2, f"{title.capitalize()}:")
+                for k, v in sorted(res[title].items()):
+                    w.w(3, f"{k}:\t{v}")
+        env = c.get("env") or []
+        if env:
+            w.w(2, "Environment:")
+            for e in env:
+                if "value" in e:
+                    w.w(3, f"{e.get('name')}:\t{e.get('value')}")
+                else:
+                    ref = ((e.get("valueFrom") or {}).get("fieldRef") or {})
+                    w.w(3, f"{e.get('name')}:\t ({ref.get('apiVersion', 'v1')}:{ref.get('fieldPath', '')})")
+        else:
+            w.w(2, "Environment:\t<none>")
+        mounts = c.get("volumeMounts") or []
+        if mounts:
+            w.w(2, "Mounts:")
+            for m in mounts:
+                w.w(3, f"{m.get('mountPath')} from {m.get('name')} ({'ro' if m.get('readOnly') else 'rw'})")
+        else:
+            w.w(2, "Mounts:\t<none>")
+    conds = st.get("conditions") or []
+    if conds:
+        w.w(0, "Conditions:")
+        w.w(1, "Type\tStatus")
+        for c in conds:
+            w.w(1, f"{c.get('type')}\t{c.get('status')} ")
+    vols = spec.get("volumes") or []
+    if vols:
+        w.w(0, "Volumes:")
+        for v in vols:
+            w.w(1, f"{v.get('name')}:")
+            if "emptyDir" in v:
+                w.w(2, "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)")
+                w.w(2, f"Medium:\t{(v.get('emptyDir') or {}).get('medium', '')}")
+            elif "hostPath" in v:
+                hp = v.get("hostPath") or {}
+                w.w(2, "Type:\tHostPath (bare host directory volume)")
+                w.w(2, f"Path:\t{hp.get('path', '')}")
+                w.w(2, f"HostPathType:\t{hp.get('type', '')}")
+    else:
+        w.w(0, "Volumes:\t<none>")
+    w.w(0, f"QoS Class:\t{st.get('qosClass') or _qos(spec)}")
+    ns_sel = spec.get("nodeSelector") or {}
+    w.w(0, "Node-Selectors:\t" + (",".join(f"{k}={v}" for k, v in sorted(ns_sel.items())) or "<none>"))
+    tol = spec.get("tolerations") or []
+    w.w(0, "Tolerations:\t" + (", ".join(f"{t.get('key', '')}:{t.get('effect', '')}" for t in tol) or "<none>"))
+    events_section(w, events)
+    return w.render()
+
+
+def _qos(spec: dict) -> str:
+    cs = spec.get("containers") or []
+    reqs = [((c.get("resources") or {}).get("requests") or {}) for c in cs]
+    lims = [((c.get("resources") or {}).get("limits") or {}) for c in cs]
+    if not any(reqs) and not any(lims):
+        return "BestEffort"
+    if all(l.get("cpu") and l.get("memory") and (not r or r == l) for r, l in zip(reqs, lims)):
+        return "Guaranteed"
+    return "Burstable"
+
+
+# ------------------------------------------------------------------ nodes
+
+def describe_node(node: dict, events, pods: list[dict] | None, lease: dict | None) -> str:
+    md, spec, st = P.meta(node), node.get("spec") or {}, node.get("status") or {}
+    w = W()
+    w.w(0, f"Name:\t{md.get('name', '')}")
+    w.w(0, f"Roles:\t{P.node_roles(node)}")
+    kv_map(w, "Labels", md.get("labels"))
+    annotations(w, md.get("annotations"))
+    w.w(0, f"CreationTimestamp:\t{fmt_time(md.get('creationTimestamp'))}")
+    taints = spec.get("taints") or []
+    if taints:
+        for i, t in enumerate(taints):
+            v = f"={t['value']}" if t.get("value") else ""
+            w.w(0, ("Taints:" if i == 0 else "") + f"\t{t.get('key')}{v}:{t.get('effect')}")
+    else:
+        w.w(0, "Taints:\t<none>")
+    w.w(0, f"Unschedulable:\t{'true' if spec.get('unschedulable') else 'false'}")
+    if lease is not None:
+        ls = lease.get("spec") or {}
+        w.w(0, "Lease:")
+        w.w(1, f"HolderIdentity:\t{ls.get('holderIdentity') or '<unset>'}")
+        w.w(1, f"AcquireTime:\t{fmt_time(ls.get('acquireTime'))}")
+        w.w(1, f"RenewTime:\t{fmt_time(ls.get('renewTime'))}")
+    conds = st.get("conditions") or []
+    w.w(0, "Conditions:")
+    if conds:
+        w.w(1, "Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage")
+        w.w(1, "----\t------\t-----------------\t------------------\t------\t-------")
+        for c in conds:
+            w.w(1, f"{c.get('type')}\t{c.get('status')}\t{fmt_time(c.get('lastHeartbeatTime'))}\t"
+                   f"{fmt_time(c.get('lastTransitionTime'))}\t{c.get('reason', '')}\t{c.get('message', '')}")
+    addrs = st.get("addresses") or []
+    w.w(0, "Addresses:")
+    for a in addrs:
+        w.w(1, f"{a.get('type')}:\t{a.get('address')}")
+    for title, key in (("Capacity", "capacity"), ("Allocatable", "allocatable")):
+        if st.get(key):
+            w.w(0, f"{title}:")
+            for k, v in sorted(st[key].items()):
+                w.w(1, f"{k}:\t{v}")
+    info = st.get("nodeInfo") or {}
+    if info:
+        w.w(0, "System Info:")
+        for title, key in (("Machine ID", "machineID"), ("System UUID", "systemUUID"), ("Boot ID", "bootID"),
+                           ("Kernel Version", "kernelVersion"), ("OS Image", "osImage"),
+                           ("Operating System", "operatingSystem"), ("Architecture", "architecture"),
+                           ("Container Runtime Version", "containerRuntimeVersion"),
+                           ("Kubelet Version", "kubeletVersion")):
+            w.w(1, f"{title}:\t{info.get(key, '')}")
+    w.w(0, f"PodCIDR:\t{spec.get('podCIDR') or ''}")
+    w.w(0, f"PodCIDRs:\t{','.join(spec.get('podCIDRs') or ([spec['podCIDR']] if spec.get('podCIDR') else []))}")
+    if pods is not None:
+        live = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        w.w(0, f"Non-terminated Pods:\t({len(live)} in total)")
+        if live:
+            w.w(1, "Namespace\tName\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge")
+            w.w(1, "---------\t----\t------------\t----------\t---------------\t-------------\t---")
+            for p in live:
+                cs = (p.get("spec") or {}).get("containers") or []
+
+                def tot(kind, res):
+                    vals = [((c.get("resources") or {}).get(kind) or {}).get(res) for c in cs]
+                    vals = [v for v in vals if v]
+                    return "+".join(str(v) for v in vals) if vals else "0"
+                pm = P.meta(p)
+                w.w(1, f"{pm.get('namespace')}\t{pm.get('name')}\t{tot('requests', 'cpu')}\t{tot('limits', 'cpu')}\t"
+                       f"{tot('requests', 'memory')}\t{tot('limits', 'memory')}\t{P.since(pm.get('creationTimestamp'))}")
+    events_section(w, events)
+    return w.render()
+
+
+# ------------------------------------------------------------------ namespaces and others
+
+def describe_namespace(ns: dict, events) -> str:
+    md = P.meta(ns)
+    w = W()
+    w.w(0, f"Name:\t{md.get('name', '')}")
+    kv_map(w, "Labels", md.get("labels"))
+    annotations(w, md.get("annotations"))
+    w.w(0, f"Status:\t{(ns.get('status') or {}).get('phase') or 'Active'}")
+    w.w(0, "")
+    w.w(0, "No resource quota.")
+    w.w(0, "")
+    w.w(0, "No LimitRange resource.")
+    return w.render()
+
+
+def describe_generic(obj: dict, events) -> str:
+    md = P.meta(obj)
+    w = W()
+    w.w(0, f"Name:\t{md.get('name', '')}")
+    if md.get("namespace"):
+        w.w(0, f"Namespace:\t{md['namespace']}")
+    kv_map(w, "Labels", md.get("labels"))
+    annotations(w, md.get("annotations"))
+    w.w(0, f"API Version:\t{obj.get('apiVersion', '')}")
+    w.w(0, f"Kind:\t{obj.get('kind', '')}")
+    text = w.render()
+    rest = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+    if rest:
+        text += P.to_yaml(rest)
+    if events is not None:
+        w2 = W()
+        events_section(w2, events)
+        text += w2.render()
+    return text
+
+
+def run(ctx, args: list[str], opts: dict) -> int:
+    if not args:
+        raise CtlError("error: You must specify the type of resource to describe. "
+                       "Use \"skiffctl api-resources\" for a complete list of supported resources.")
+    client = ctx.client()
+    rc = 0
+    first = True
+    for res, names in targets(args):
+        ns = ns_for(res, ctx, opts["all_namespaces"] and not names)
+        objs = []
+        if names:
+            for n in names:
+                try:
+                    objs.append(client.get(res.plural, n, ns))
+                except APIError as e:
+                    print(str(e), file=sys.stderr)
+                    rc = 1
+        else:
+            objs = client.list(res.plural, ns, opts["selector"]).get("items") or []
+            if not objs:
+                print(f"No resources found in {ctx.namespace} namespace." if res.namespaced
+                      else "No resources found", file=sys.stderr)
+        for obj in objs:
+            events = fetch_events(client, obj, res.kind) if opts["show_events"] and res.plural != "events" else None
+            if res.plural == "pods":
+                text = describe_pod(obj, events)
+            elif res.plural == "nodes":
+                name = P.meta(obj).get("name")
+                try:
+                    pods = client.list("pods", None, field_selector=f"spec.nodeName={name}").get("items") or []
+                except APIError:
+                    pods = None
+                try:
+                    lease = client.get("leases", name, "kube-node-lease")
+                except APIError:
+                    lease = None
+                text = describe_node(obj, events, pods, lease)
+            elif res.plural == "namespaces":
+                text = describe_namespace(obj, events)
+            else:
+                text = describe_generic(obj, events)
+            if not first:
+                sys.stdout.write("\n\n")
+            first = False
+            sys.stdout.write(text)
+    return rc
