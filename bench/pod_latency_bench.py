@@ -81,7 +81,9 @@ def rss_kb(pid: int) -> int:
 
 
 def pct(values: list[float], p: float) -> float:
-    k = max(0, min(len(values) - 1, int(round(p / 100 * len(values) + 0.5)) - 1))
+    """Nearest-rank percentile of sorted ``values``: p99 of 100 values is the 99th."""
+    import math
+    k = max(0, min(len(values) - 1, math.ceil(p / 100 * len(values)) - 1))
     return values[k]
 
 
@@ -91,6 +93,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10.0, help="pods created per second")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmp:
+        tmp = os.environ.get("BENCH_KEEP") or tmp
         c = Cluster(tmp, n_hosts=3, lease_duration=10, lease_grace=40)
         try:
             c.start()
@@ -119,6 +122,7 @@ def main() -> None:
             print(f"{args.pods} pods at {args.rate}/s onto 3 agents: creation acknowledged -> Running on a watch")
             print(f"  p50 {statistics.median(lat):.1f} ms   p99 {pct(lat, 99):.1f} ms   "
                   f"max {max(lat):.1f} ms   (goal: p99 <= 300 ms)")
+            print(f"  p90 {pct(lat, 90):.1f} ms; slowest five: " + ", ".join(f"{x:.0f}" for x in lat[-5:]))
             print(f"  controller RSS {rss_kb(c.controller.proc.pid) / 1024:.1f} MB; agents RSS " +
                   ", ".join(f"{rss_kb(h.proc.pid) / 1024:.1f} MB" for h in c.hosts))
         finally:

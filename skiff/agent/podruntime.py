@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ..errors import Conflict, InvalidArgument, NotFound, SkiffError
 from ..runtime.containers.create import CreateOptions, create
 from ..runtime.containers.remove import remove
-from ..runtime.containers.start import start
+from ..runtime.containers.start import start, start_async
 from ..runtime.containers.stop import stop
 from ..runtime.containers.store import Container, ContainerStore
 from ..runtime.fsutil import FileLock, remove_tree
@@ -145,6 +145,21 @@ class PodRuntime:
     def run_sandbox(self, pod: dict) -> Sandbox:
         """Start the pod's pause container. A running sandbox is returned as it is; an exited
         one is removed and replaced (its attempt + 1)."""
+        c = self._sandbox_to_start(pod)
+        if isinstance(c, Sandbox):
+            return c
+        start(c)  # on failure (a taken port...) the monitor leaves nothing behind
+        return self._sandbox_of(c)
+
+    async def run_sandbox_async(self, pod: dict) -> Sandbox:
+        """``run_sandbox`` that yields to the event loop while the pause container starts."""
+        c = self._sandbox_to_start(pod)
+        if isinstance(c, Sandbox):
+            return c
+        await start_async(c)
+        return self._sandbox_of(c)
+
+    def _sandbox_to_start(self, pod: dict) -> "Sandbox | Container":
         uid, name, ns = _meta(pod)
         attempt = 0
         old = self._sandbox_container(uid)
@@ -164,9 +179,7 @@ class PodRuntime:
             labels=self._labels(uid, name, ns, POD_CONTAINER, attempt),
             stop_signal="SIGKILL", cgroup_parent=self._pod_cgroup(uid),
             log_max_size=LOG_MAX_SIZE, log_max_files=1)
-        c = create(self.store, self.images, opts)
-        start(c)  # on failure (a taken port...) the monitor leaves nothing behind
-        return self._sandbox_of(c)
+        return create(self.store, self.images, opts)
 
     def sandbox(self, pod_uid: str) -> Sandbox | None:
         c = self._sandbox_container(pod_uid)
@@ -188,6 +201,19 @@ class PodRuntime:
     # -- containers ----------------------------------------------------------------------
     def start_container(self, pod: dict, sandbox: Sandbox, c: dict, attempt: int,
                         env: list[str]) -> ContainerInfo:
+        ctr = self._container_to_start(pod, sandbox, c, attempt, env)
+        start(ctr)
+        return self._info(ctr)
+
+    async def start_container_async(self, pod: dict, sandbox: Sandbox, c: dict, attempt: int,
+                                    env: list[str]) -> ContainerInfo:
+        """``start_container`` that yields to the event loop while the container starts."""
+        ctr = self._container_to_start(pod, sandbox, c, attempt, env)
+        await start_async(ctr)
+        return self._info(ctr)
+
+    def _container_to_start(self, pod: dict, sandbox: Sandbox, c: dict, attempt: int,
+                            env: list[str]) -> Container:
         uid, pod_name, ns = _meta(pod)
         if sandbox.pod_uid and sandbox.pod_uid != uid:
             raise InvalidArgument(f"sandbox {sandbox.id[:12]} belongs to pod {sandbox.pod_uid}, not {uid}")
@@ -225,9 +251,7 @@ class PodRuntime:
             opts.cpu_shares = quantity.cpu_shares(cpu_request)
         opts.user = run_as(spec.get("securityContext") or {}, c.get("securityContext") or {})
         opts.mounts = self._mounts(uid, spec, c)
-        ctr = create(self.store, self.images, opts)
-        start(ctr)
-        return self._info(ctr)
+        return create(self.store, self.images, opts)
 
     def _clear_name(self, name: str) -> None:
         """A leftover of the same name (an agent that died between start and record): an
@@ -329,7 +353,34 @@ class PodRuntime:
         return out
 
     def _of_pod(self, pod_uid: str) -> list[Container]:
-        return [c for c in self._listed() if c.spec.labels.get(LABEL_UID) == pod_uid]
+        """The pod's containers, newest first. Found through the name index (every name
+        carries the uid's first 8 characters), so that a sync reads only its own pod's
+        records, not every container of the host."""
+        names_dir = self.store.root.names
+        try:
+            names = os.listdir(names_dir)
+        except FileNotFoundError:
+            return []
+        mark = f"_{pod_uid[:8]}_"
+        out = []
+        for n in names:
+            if not n.startswith("k8s_") or mark not in n:
+                continue
+            try:
+                with open(os.path.join(names_dir, n)) as f:
+                    cid = f.read().strip()
+            except OSError:
+                continue
+            if not cid or not self.store.exists(cid):
+                continue
+            c = self.store.by_id(cid)
+            try:
+                if c.spec.labels.get(LABEL_UID) == pod_uid:
+                    out.append(c)
+            except NotFound:
+                continue
+        out.sort(key=lambda c: c.spec.created, reverse=True)
+        return out
 
     @staticmethod
     def _labels(uid: str, name: str, ns: str, cname: str, attempt: int) -> dict[str, str]:

@@ -154,7 +154,7 @@ class PodWorker:
                 await self.kill_containers(infos, 0)
                 rt.remove_pod(self.uid)
             try:
-                sb = rt.run_sandbox(pod)
+                sb = await rt.run_sandbox_async(pod)
             except SkiffError as e:
                 a.events.record(pod, "Warning", "FailedCreatePodSandBox",
                                 f"Failed to create pod sandbox: {e}")
@@ -233,7 +233,7 @@ class PodWorker:
             cc = dict(c)
             cc["command"] = expand_argv(c.get("command"), env)
             cc["args"] = expand_argv(c.get("args"), env)
-            info = a.runtime.start_container(pod, sb, cc, attempt, env)
+            info = await a.runtime.start_container_async(pod, sb, cc, attempt, env)
         except SkiffError as e:
             reason = "CreateContainerError" if "exec" not in str(e) else "RunContainerError"
             self.waiting[name] = (reason, str(e))

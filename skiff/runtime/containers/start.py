@@ -64,24 +64,63 @@ class Attachment:
 def start(c: Container, attach: bool = False, winsize: tuple[int, int] | None = None) -> Attachment:
     """Start ``c``; returns once its command was executed. Raises SkiffError (with docker's
     126/127 exit codes) when it could not be; then nothing of the container is left."""
+    att = _launch(c, attach, winsize)
+    while True:
+        done = _started(c, att, att.next_frames(), attach)
+        if done is not None:
+            return done
+
+
+async def start_async(c: Container) -> Attachment:
+    """``start`` for an asyncio caller (the agent): the wait for the container's command to
+    be executed yields to the event loop, so other pods go on meanwhile."""
+    import asyncio
+    att = _launch(c, False, None)
+    loop = asyncio.get_running_loop()
+    os.set_blocking(att.rfd, False)
+    try:
+        while True:
+            ready = loop.create_future()
+            loop.add_reader(att.rfd, lambda: ready.done() or ready.set_result(None))
+            try:
+                await ready
+            finally:
+                loop.remove_reader(att.rfd)
+            try:
+                got = att.next_frames()
+            except BlockingIOError:
+                continue
+            done = _started(c, att, got, False)
+            if done is not None:
+                return done
+    except BaseException:
+        if att.rfd >= 0:
+            att.close()
+        raise
+
+
+def _launch(c: Container, attach: bool, winsize) -> Attachment:
     st = c.state()
     if st.status == RUNNING:
         raise Conflict(f"container {c.name} is already running")
     rfd, wfd = launch(c.store.root.path, c.id, attach, winsize)
-    att = Attachment(rfd, wfd, 0)
-    while True:
-        got = att.next_frames()
-        if not got:
-            att.close()
-            raise SkiffError(f"container {c.name}: the monitor exited before the container started")
-        for i, (kind, payload) in enumerate(got):
-            if kind == frames.STARTED:
-                att.pid = json.loads(payload)["pid"]
-                att.pending = got[i + 1:]
-                if not attach:
-                    att.close()
-                return att
-            if kind == frames.ERROR:
+    return Attachment(rfd, wfd, 0)
+
+
+def _started(c: Container, att: Attachment, got: list, attach: bool) -> Attachment | None:
+    """The attachment once STARTED is among ``got``; None to read on; raises on an error."""
+    if not got:
+        att.close()
+        raise SkiffError(f"container {c.name}: the monitor exited before the container started")
+    for i, (kind, payload) in enumerate(got):
+        if kind == frames.STARTED:
+            att.pid = json.loads(payload)["pid"]
+            att.pending = got[i + 1:]
+            if not attach:
                 att.close()
-                err = json.loads(payload)
-                raise SkiffError(err["message"], err["code"])
+            return att
+        if kind == frames.ERROR:
+            att.close()
+            err = json.loads(payload)
+            raise SkiffError(err["message"], err["code"])
+    return None
