@@ -97,9 +97,10 @@ class Agent:
         from skiff.runtime.images.store import ImageStore
         from skiff.runtime.root import Root
 
-        from .images import ImageManager
+        from .images import ImageManager, use_pidfd_child_watcher
         from .podruntime import PodRuntime
         cfg = self.config
+        use_pidfd_child_watcher()
         if self.client is None:
             from skiff.api.client import HTTPClient
             token = await self._credentials()

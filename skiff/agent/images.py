@@ -1,13 +1,13 @@
 """Images for the pod workers: present, or pulled as the container's imagePullPolicy says.
 
-Pulls run in a worker thread (they wait on the network); concurrent pulls of one image
-share one attempt. A failed pull is remembered for a short while so that a crashing pod
+Pulls run as a `skiff pull` child process, so that the agent stays single-threaded (a
+thread would make every later container start spawn its monitor instead of forking it);
+concurrent pulls of one image share one attempt. A failed pull is remembered for a short while so that a crashing pod
 does not hammer the registry (ImagePullBackOff).
 """
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import time
 
@@ -16,9 +16,18 @@ from skiff.errors import NotFound, SkiffError
 log = logging.getLogger("skiff.agent")
 
 
+class ImageError(SkiffError):
+    """Why a container's image is not there; ``reason`` is the container's waiting reason
+    (ErrImagePull, ImagePullBackOff, ErrImageNeverPull, as the kubelet says)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 class ImageManager:
     def __init__(self, images, events, insecure: bool = False, failure_backoff: float = 10.0):
-        self.images = images          # skiff.runtime.images.store.ImageStore
+        self.images = images          # skiff.runtime.images.store.ImageStore (its root is pulled into)
         self.events = events
         self.insecure = insecure
         self.failure_backoff = failure_backoff
@@ -43,10 +52,12 @@ class ImageManager:
         if policy == "Never":
             msg = f'Container image "{ref}" is not present with pull policy of Never'
             self.events.record(pod, "Warning", "ErrImageNeverPull", msg, field_path=fp)
-            raise SkiffError(msg)
+            raise ImageError("ErrImageNeverPull", msg)
         failed = self._failed.get(ref)
         if failed and time.monotonic() < failed[0]:
-            raise SkiffError(f'Back-off pulling image "{ref}": {failed[1]}')
+            msg = f'Back-off pulling image "{ref}": {failed[1]}'
+            self.events.record(pod, "Normal", "BackOff", msg, field_path=fp)
+            raise ImageError("ImagePullBackOff", msg)
         self.events.record(pod, "Normal", "Pulling", f'Pulling image "{ref}"', field_path=fp)
         t0 = time.monotonic()
         try:
@@ -54,7 +65,7 @@ class ImageManager:
         except SkiffError as e:
             self._failed[ref] = (time.monotonic() + self.failure_backoff, str(e))
             self.events.record(pod, "Warning", "Failed", f'Failed to pull image "{ref}": {e}', field_path=fp)
-            raise
+            raise ImageError("ErrImagePull", f'Failed to pull image "{ref}": {e}') from None
         self._failed.pop(ref, None)
         self.events.record(pod, "Normal", "Pulled",
                            f'Successfully pulled image "{ref}" in {time.monotonic() - t0:.3f}s', field_path=fp)
@@ -62,13 +73,35 @@ class ImageManager:
     async def _pull(self, ref: str) -> None:
         fut = self._pulls.get(ref)
         if fut is None:
-            fut = asyncio.ensure_future(asyncio.to_thread(self._pull_sync, ref))
+            fut = asyncio.ensure_future(self._pull_child(ref))
             self._pulls[ref] = fut
             fut.add_done_callback(lambda _f: self._pulls.pop(ref, None))
         await asyncio.shield(fut)
 
-    def _pull_sync(self, ref: str) -> None:
-        from skiff.runtime.images.pull import pull
-        out = io.StringIO()
-        pull(self.images, ref, insecure=self.insecure, out=out, bars=False)
+    async def _pull_child(self, ref: str) -> None:
+        import sys
+        argv = [sys.executable, "-m", "skiff", "--root", self.images.root.path, "pull", ref]
+        if self.insecure:
+            argv.insert(-1, "--insecure")
+        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                    stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        _out, err = await proc.communicate()
+        if proc.returncode != 0:
+            lines = err.decode(errors="replace").strip().splitlines() or [f"exit status {proc.returncode}"]
+            raise SkiffError(lines[-1].removeprefix("Error: "))
         log.info("pulled image %s", ref, extra={"fields": {"image": ref}})
+
+
+def use_pidfd_child_watcher() -> None:
+    """Wait for child processes through pidfds (Python 3.11's default watcher starts a
+    thread per child)."""
+    import sys
+    if sys.version_info >= (3, 12):
+        return  # pidfds are the default there
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        w = asyncio.PidfdChildWatcher()
+        w.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(w)

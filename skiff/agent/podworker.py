@@ -225,7 +225,7 @@ class PodWorker:
         try:
             await a.images.ensure(pod, c)
         except SkiffError as e:
-            self.waiting[name] = ("ErrImagePull", str(e))
+            self.waiting[name] = (getattr(e, "reason", "ErrImagePull"), str(e))
             self.wake_after(a.config.image_retry)
             return
         try:

@@ -223,3 +223,38 @@ def test_logs_options(host):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=5)
     assert e.value.code == 401
+
+
+from tests.integration.registry_fixture import registry  # noqa: E402,F401
+
+
+def test_images_pulled_as_the_policy_says(host, registry, skiff_factory):  # noqa: F811
+    pusher = skiff_factory("pusher")
+    pusher.ok("mkimage", "busybox")
+    ref = f"{registry.host}/team/pulled:1"
+    pusher.ok("tag", "busybox", ref)
+    pusher.ok("push", ref)
+    host.apply(pod("fetch", {"name": "main", "image": ref, "command": ["sleep", "3600"]}),
+               pod("never", {"name": "main", "image": f"{registry.host}/team/absent:1",
+                             "imagePullPolicy": "Never", "command": ["true"]}),
+               pod("missing", {"name": "main", "image": f"{registry.host}/team/absent:1",
+                               "command": ["true"]}))
+    host.wait_phase("fetch", "Running", timeout=60)
+    reasons = [e["reason"] for e in host.get("events")["items"] if e["involvedObject"]["name"] == "fetch"]
+    assert "Pulling" in reasons and "Pulled" in reasons
+    pulled = next(e for e in host.get("events")["items"]
+                  if e["involvedObject"]["name"] == "fetch" and e["reason"] == "Pulled")
+    assert pulled["message"].startswith(f'Successfully pulled image "{ref}"')
+    # the pull ran in a child process: the agent keeps one thread (monitors are forked, not spawned)
+    with open(f"/proc/{host.agent.pid}/status") as f:
+        assert "Threads:\t1\n" in f.read()
+
+    def waiting(name):
+        cs = (host.pod(name).get("status", {}).get("containerStatuses") or [{}])[0]
+        return cs.get("state", {}).get("waiting", {}).get("reason")
+    wait_for(lambda: waiting("never") == "ErrImageNeverPull", 20, what="ErrImageNeverPull")
+    wait_for(lambda: waiting("missing") in ("ErrImagePull", "ImagePullBackOff"), 20, what="ErrImagePull")
+    assert host.pod("missing")["status"]["phase"] == "Pending"
+    failed = [e for e in host.get("events")["items"]
+              if e["involvedObject"]["name"] == "missing" and e["reason"] == "Failed"]
+    assert failed and failed[0]["type"] == "Warning" and "absent" in failed[0]["message"]
