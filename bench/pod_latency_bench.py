@@ -96,12 +96,7 @@ def main() -> None:
         tmp = os.environ.get("BENCH_KEEP") or tmp
         c = Cluster(tmp, n_hosts=3, lease_duration=10, lease_grace=40)
         try:
-            c.start()
-            for h in c.hosts:
-                h.skiff("mkimage", "busybox")
-            token = c.join_token()
-            for h in c.hosts:
-                h.start_agent(token, "--log-format", "text")
+            c.start_with_agents("--log-format", "text")
 
             def ready():
                 items = c.get_json("nodes")["items"]

@@ -29,7 +29,7 @@ import aiohttp
 from skiff.api.client_base import Client
 from skiff.api.errors import APIError
 from skiff.api.kubeconfig import resolve_kubeconfig
-from skiff.api.resources import RESOURCES, Resource, lookup, path_for
+from skiff.api.resources import RESOURCES, Resource, lookup, path_for, namespace_for
 from skiff.errors import SkiffError
 
 __all__ = ["HTTPClient", "APIConnectionError", "APIError", "PATCH_CONTENT_TYPES", "status_for"]
@@ -248,17 +248,7 @@ class HTTPClient(Client):
                     404, f"the server doesn't have a resource type \"{resource}\"", "NotFound"))
         return r
 
-    @staticmethod
-    def _ns(r: Resource, namespace: str | None, obj: dict | None = None) -> str | None:
-        if not r.namespaced:
-            return None
-        if namespace:
-            return namespace
-        if obj is not None:
-            ns = (obj.get("metadata") or {}).get("namespace")
-            if ns:
-                return ns
-        return "default"
+    _ns = staticmethod(namespace_for)
 
     async def get(self, resource: str, name: str, namespace: str | None = None,
                   subresource: str | None = None) -> dict:

@@ -161,20 +161,8 @@ def write_kubeconfig(path: str, server: str, token: str, name: str = "skiff",
         "preferences": {},
     }
     data = yaml.safe_dump(doc, sort_keys=False).encode()
-    fd, tmp = tempfile.mkstemp(prefix=".kubeconfig-", dir=d)   # mkstemp creates it 0600
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from skiff.runtime.fsutil import atomic_write
+    atomic_write(path, data, mode=0o600)
     try:
         dfd = os.open(d, os.O_RDONLY)
         try:

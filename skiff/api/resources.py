@@ -81,3 +81,17 @@ def path_for(plural: str, namespace: str | None = None, name: str | None = None,
         if subresource:
             p += f"/{subresource}"
     return p
+
+
+def namespace_for(r: Resource, namespace: str | None, obj: dict | None = None) -> str | None:
+    """The namespace a request on ``r`` is for: None for cluster-scoped resources, else the
+    one given, else the object's own, else "default" (what kubectl and client-go do)."""
+    if not r.namespaced:
+        return None
+    if namespace:
+        return namespace
+    if obj is not None:
+        ns = (obj.get("metadata") or {}).get("namespace")
+        if ns:
+            return ns
+    return "default"

@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator
 
 from skiff.api import errors as E
 from skiff.api.errors import APIError
-from skiff.api.resources import RESOURCES, Resource
+from skiff.api.resources import RESOURCES, Resource, namespace_for
 from skiff.api.validation import ValidationError, dns1123_subdomain_error
 from skiff.controller.admission import admit
 from skiff.controller.auth import ADMIN, User, authorize
@@ -79,17 +79,7 @@ class Registry:
             raise E.path_not_found()
         return r
 
-    @staticmethod
-    def _ns(r: Resource, namespace: str | None, obj: dict | None = None) -> str | None:
-        if not r.namespaced:
-            return None
-        if namespace:
-            return namespace
-        if obj is not None:
-            ns = (obj.get("metadata") or {}).get("namespace")
-            if ns:
-                return ns
-        return "default"
+    _ns = staticmethod(namespace_for)
 
     @staticmethod
     def _store_error(e: StoreError, r: Resource, name: str) -> APIError:

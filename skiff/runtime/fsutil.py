@@ -14,17 +14,28 @@ from . import fastjson as json
 
 
 def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data``: a temporary file in the same directory (created with
+    ``mode``), fsynced, then renamed over it. On failure the temporary file is removed."""
     if isinstance(data, str):
         data = data.encode()
     d, base = os.path.split(path)
     tmp = os.path.join(d, f".{base}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data) if len(data) < (1 << 20) else _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        try:
+            if mode & 0o077 == 0:  # a secret: never more open than asked, even if tmp existed
+                os.fchmod(fd, mode)
+            os.write(fd, data) if len(data) < (1 << 20) else _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def _write_all(fd: int, data: bytes) -> None:

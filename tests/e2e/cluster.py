@@ -114,6 +114,16 @@ class Cluster:
         self.start_controller()
         return self
 
+    def start_with_agents(self, *agent_args: str) -> "Cluster":
+        """Start the controller, give every host the busybox image, and join an agent on each."""
+        self.start()
+        for h in self.hosts:
+            h.skiff("mkimage", "busybox")
+        token = self.join_token()
+        for h in self.hosts:
+            h.start_agent(token, *agent_args)
+        return self
+
     def start_controller(self) -> None:
         c = self.controller
         argv = c.exec(PY, "-m", "skiff", "controller", "--data-dir", self.data_dir, "--listen",

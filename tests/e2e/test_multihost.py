@@ -23,13 +23,7 @@ N_PODS = 30
 def cluster(tmp_path):
     c = Cluster(str(tmp_path), n_hosts=3, lease_duration=2, lease_grace=3.0)
     try:
-        c.start()
-        for h in c.hosts:
-            h.skiff("mkimage", "busybox")
-        token = c.join_token()
-        for h in c.hosts:
-            h.start_agent(token)
-        yield c
+        yield c.start_with_agents()
     finally:
         c.close()
 

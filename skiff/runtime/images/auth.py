@@ -61,21 +61,8 @@ def _load() -> dict:
 def _save(cfg: dict) -> None:
     d = config_dir()
     os.makedirs(d, mode=0o700, exist_ok=True)
-    path = config_path()
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(cfg, f, indent="\t")
-            f.write("\n")
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from ..fsutil import atomic_write
+    atomic_write(config_path(), json.dumps(cfg, indent="\t") + "\n", mode=0o600)
 
 
 def get_credentials(host: str) -> tuple[str, str] | None:
