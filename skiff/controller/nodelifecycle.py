@@ -14,7 +14,16 @@ As Kubernetes' node lifecycle controller (nodeMonitorGracePeriod, lease-based he
   * every non-terminal pod bound to it marked not ready (MarkPodsNotReady): conditions Ready and
     ContainersReady set to False through pods/status, with a Warning ``NodeNotReady`` event
     ``Node is not ready`` per pod.
-- When the lease is renewed again, nothing is done here: the agent sets Ready=True itself.
+- Taint-based eviction (Kubernetes' NoExecute taint manager): while a node stays expired, it
+  counts as tainted ``node.kubernetes.io/unreachable:NoExecute`` since the moment it expired; a
+  pod on it is deleted (gracefully, a Normal ``TaintManagerEviction`` event) once it has been
+  there longer than its toleration of that taint allows (``tolerationSeconds``, 300 s by
+  default through admission; no matching toleration: at once; one without seconds: never). Its
+  ReplicaSet then makes a replacement on a healthy node; the evicted pod stays Terminating
+  until its agent comes back and stops it, which is what keeps the cluster from running
+  more replicas than it should.
+- When the lease is renewed again, the node's eviction clock stops; the agent sets Ready=True
+  itself.
 
 Every step reads the current state and is safe to repeat; writes carry the object's
 resourceVersion, so a concurrent agent update wins and the next round re-checks.
@@ -101,6 +110,30 @@ def not_ready_conditions(pod: dict, now: str) -> list[dict] | None:
     return out if changed else None
 
 
+TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
+_FOREVER = float("inf")
+
+
+def toleration_seconds(pod: dict, taint_key: str) -> float | None:
+    """How long ``pod`` may stay on a node with the NoExecute taint ``taint_key``: None when
+    no toleration matches (evict at once), infinity when one matches without seconds."""
+    best = None
+    for t in (pod.get("spec") or {}).get("tolerations") or ():
+        if t.get("effect") not in (None, "", "NoExecute"):
+            continue
+        op = t.get("operator") or "Equal"
+        if t.get("key") not in (None, "") and t.get("key") != taint_key:
+            continue
+        if t.get("key") in (None, "") and op != "Exists":
+            continue
+        if op == "Equal" and (t.get("value") or "") != "":
+            continue  # the node taint has no value
+        secs = t.get("tolerationSeconds")
+        secs = _FOREVER if secs is None else max(0.0, float(secs))
+        best = secs if best is None else max(best, secs)
+    return best
+
+
 class NodeLifecycleController:
     def __init__(self, client, *, grace: float = 40.0, interval: float | None = None,
                  recorder: EventRecorder | None = None, clock=time.monotonic):
@@ -115,6 +148,7 @@ class NodeLifecycleController:
         self.pods = Informer(client, "pods", name="nodelifecycle-pods")
         self.observed: dict[str, tuple[tuple, float]] = {}    # node -> (heartbeat, when observed)
         self.pods_by_node: dict[str, set[str]] = {}
+        self.expired_since: dict[str, float] = {}    # node -> when (our clock) it expired
         self.pods.add_handler(self._on_pod)
 
     # -- pod index ----------------------------------------------------------------------------
@@ -162,8 +196,12 @@ class NodeLifecycleController:
         seen = self.observed.get(name)
         if seen is None or seen[0] != hb:
             self.observed[name] = (hb, now)
+            self.expired_since.pop(name, None)
             return False
-        return now - seen[1] > self.grace
+        if now - seen[1] > self.grace:
+            self.expired_since.setdefault(name, now)
+            return True
+        return False
 
     async def check(self) -> None:
         now = self.clock()
@@ -181,6 +219,7 @@ class NodeLifecycleController:
         for name in list(self.observed):
             if name not in names:
                 del self.observed[name]
+                self.expired_since.pop(name, None)
 
     async def reconcile_expired(self, node: dict) -> None:
         name = node["metadata"]["name"]
@@ -196,6 +235,34 @@ class NodeLifecycleController:
                 "grace": self.grace}})
             self.recorder.record(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
         await self.mark_pods_not_ready(name, now)
+        await self.evict_pods(name)
+
+    async def evict_pods(self, node_name: str) -> None:
+        """Delete the pods whose toleration of the node's unreachable NoExecute taint ran out."""
+        since = self.expired_since.get(node_name)
+        if since is None:
+            return
+        tainted_for = self.clock() - since
+        for key in sorted(self.pods_by_node.get(node_name, ())):
+            pod = self.pods.get(key)
+            if pod is None or (pod.get("spec") or {}).get("nodeName") != node_name:
+                continue
+            md = pod["metadata"]
+            if md.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            allowed = toleration_seconds(pod, TAINT_UNREACHABLE)
+            if allowed is not None and tainted_for < allowed:
+                continue
+            try:
+                await self.client.delete("pods", md["name"], md.get("namespace"),
+                                         preconditions={"uid": md.get("uid")})
+            except APIError as e:
+                if e.code in (404, 409):
+                    continue
+                raise
+            log.info("evicted pod from an unreachable node", extra={"fields": {
+                "pod": key, "node": node_name, "taintedFor": round(tainted_for, 1)}})
+            self.recorder.record(pod, "Normal", "TaintManagerEviction", f"Marking for deletion Pod {key}")
 
     async def mark_pods_not_ready(self, node_name: str, now: str) -> None:
         for key in sorted(self.pods_by_node.get(node_name, ())):

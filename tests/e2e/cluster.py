@@ -53,6 +53,11 @@ class Host:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
 
+    def set_link(self, up: bool) -> None:
+        """Cut this host off the others (or plug it back) by its veth on the switch."""
+        i = int(self.ip.rsplit(".", 1)[1])
+        sh("ip", "-n", self.cluster.switch, "link", "set", f"p{i}", "up" if up else "down")
+
     def kill_agent(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -64,7 +69,9 @@ class Host:
 
 
 class Cluster:
-    def __init__(self, workdir: str, n_hosts: int = 3, lease_duration: int = 2, lease_grace: float = 3.0):
+    def __init__(self, workdir: str, n_hosts: int = 3, lease_duration: int = 2, lease_grace: float = 3.0,
+                 controller_args: tuple[str, ...] = ()):
+        self.controller_args = tuple(controller_args)
         self.id = uuid.uuid4().hex[:6]
         self.workdir = workdir
         self.lease_duration = lease_duration
@@ -127,7 +134,8 @@ class Cluster:
     def start_controller(self) -> None:
         c = self.controller
         argv = c.exec(PY, "-m", "skiff", "controller", "--data-dir", self.data_dir, "--listen",
-                      f"{c.ip}:{self.port}", "--lease-grace", str(self.lease_grace), "--log-format", "json")
+                      f"{c.ip}:{self.port}", "--lease-grace", str(self.lease_grace), "--log-format", "json",
+                      *self.controller_args)
         with open(c.log, "ab") as out:
             c.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + 30
