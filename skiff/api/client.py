@@ -343,15 +343,18 @@ class HTTPClient(Client):
                                   data=bytes(data), headers={"Content-Type": ctype})
 
     async def delete(self, resource: str, name: str, namespace: str | None = None, *,
-                     grace_period_seconds: int | None = None, preconditions: dict | None = None) -> dict:
+                     grace_period_seconds: int | None = None, preconditions: dict | None = None,
+                     propagation_policy: str | None = None) -> dict:
         r = self._res(resource)
         body = None
-        if grace_period_seconds is not None or preconditions:
+        if grace_period_seconds is not None or preconditions or propagation_policy:
             body = {"kind": "DeleteOptions", "apiVersion": "v1"}
             if grace_period_seconds is not None:
                 body["gracePeriodSeconds"] = grace_period_seconds
             if preconditions:
                 body["preconditions"] = preconditions
+            if propagation_policy:
+                body["propagationPolicy"] = propagation_policy
         return await self.request("DELETE", path_for(r.plural, self._ns(r, namespace), name), json=body)
 
 

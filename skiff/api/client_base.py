@@ -49,8 +49,10 @@ class Client(abc.ABC):
     @abc.abstractmethod
     async def delete(self, resource: str, name: str, namespace: str | None = None, *,
                      grace_period_seconds: int | None = None,
-                     preconditions: dict | None = None) -> dict:
-        """DELETE; returns the object (marked for deletion, or as it was when removed)."""
+                     preconditions: dict | None = None,
+                     propagation_policy: str | None = None) -> dict:
+        """DELETE; returns the object (marked for deletion, or as it was when removed).
+        propagation_policy: Orphan | Background | Foreground (DeleteOptions.propagationPolicy)."""
 
     async def close(self) -> None:
         """Release the client's resources."""

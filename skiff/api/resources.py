@@ -39,11 +39,17 @@ class Resource:
 
 
 RESOURCES: dict[str, Resource] = {r.plural: r for r in [
-    Resource("namespaces", "Namespace", "", "v1", False, "namespace", ("ns",), (), ("status",)),
+    Resource("namespaces", "Namespace", "", "v1", False, "namespace", ("ns",), (), ("status", "finalize")),
     Resource("nodes", "Node", "", "v1", False, "node", ("no",), (), ("status",)),
     Resource("pods", "Pod", "", "v1", True, "pod", ("po",), ("all",), ("status", "log", "binding")),
     Resource("events", "Event", "", "v1", True, "event", ("ev",)),
     Resource("leases", "Lease", "coordination.k8s.io", "v1", True, "lease"),
+    Resource("configmaps", "ConfigMap", "", "v1", True, "configmap", ("cm",)),
+    Resource("secrets", "Secret", "", "v1", True, "secret"),
+    Resource("deployments", "Deployment", "apps", "v1", True, "deployment", ("deploy",), ("all",),
+             ("status", "scale")),
+    Resource("replicasets", "ReplicaSet", "apps", "v1", True, "replicaset", ("rs",), ("all",),
+             ("status", "scale")),
 ]}
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"

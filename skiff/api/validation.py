@@ -44,6 +44,10 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("v1", "Node", "nodes", False, "core.v1.Node.json", "subdomain"),
         Kind("v1", "Event", "events", True, "core.v1.Event.json", "subdomain"),
         Kind("coordination.k8s.io/v1", "Lease", "leases", True, "coordination.k8s.io.v1.Lease.json", "subdomain"),
+        Kind("v1", "ConfigMap", "configmaps", True, "core.v1.ConfigMap.json", "subdomain"),
+        Kind("v1", "Secret", "secrets", True, "core.v1.Secret.json", "subdomain"),
+        Kind("apps/v1", "Deployment", "deployments", True, "apps.v1.Deployment.json", "subdomain"),
+        Kind("apps/v1", "ReplicaSet", "replicasets", True, "apps.v1.ReplicaSet.json", "subdomain"),
     ]
 }
 
@@ -73,7 +77,9 @@ class ValidationError(SkiffError):
         self.causes = causes
         self.kind = kind
         self.name = name
-        what = f'{kind} "{name}" is invalid' if kind else "invalid object"
+        k = next((k for k in KINDS.values() if k.kind == kind), None)
+        qkind = f"{kind}.{k.api_version.split('/')[0]}" if k is not None and "/" in k.api_version else kind
+        what = f'{qkind} "{name}" is invalid' if kind else "invalid object"
         super().__init__(what + ": " + "; ".join(f"{c['field']}: {c['message']}" if c["field"] else c["message"]
                                                  for c in causes))
 
@@ -83,7 +89,9 @@ class ValidationError(SkiffError):
         return {
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": str(self), "reason": "Invalid", "code": 422,
-            "details": {"name": self.name, "kind": k.plural if k else self.kind.lower(), "causes": self.causes},
+            "details": {"name": self.name, "kind": k.plural if k else self.kind.lower(), "causes": self.causes,
+                        **({"group": k.api_version.split("/")[0]} if k is not None and "/" in k.api_version
+                           else {})},
         }
 
 
@@ -313,9 +321,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
 for _c in ("containers", "initContainers"):
     UNSUPPORTED_POD_FIELDS += [
         (f"spec.{_c}[*].lifecycle", WARN, _set),
-        (f"spec.{_c}[*].envFrom", WARN, _nonempty),
-        (f"spec.{_c}[*].env[*].valueFrom.configMapKeyRef", WARN, _set),
-        (f"spec.{_c}[*].env[*].valueFrom.secretKeyRef", WARN, _set),
         (f"spec.{_c}[*].env[*].valueFrom.resourceFieldRef", WARN, _set),
         (f"spec.{_c}[*].resizePolicy", WARN, _nonempty),
         (f"spec.{_c}[*].restartPolicy", WARN, _set),
@@ -341,10 +346,7 @@ for _c in ("containers", "initContainers"):
     ]
 # Volume types skiff can mount; every other Kubernetes volume type is rejected.
 SUPPORTED_VOLUME_TYPES = ("emptyDir", "hostPath", "configMap", "secret")
-# configMap and secret are mountable in principle but skiff serves no ConfigMap/Secret objects yet.
 UNSUPPORTED_POD_FIELDS += [
-    ("spec.volumes[*].configMap", WARN, _set),
-    ("spec.volumes[*].secret", WARN, _set),
     ("spec.volumes[*].emptyDir.medium", WARN, lambda v: v == "Memory"),
 ]
 
@@ -464,6 +466,314 @@ def _check_pod(obj: dict) -> list[dict]:
     return causes
 
 
+# ---------------------------------------------------------------- label selectors (metav1.LabelSelector)
+
+def label_selector_matches(sel: dict | None, labels: dict | None) -> bool:
+    """Whether ``labels`` match a LabelSelector (matchLabels AND matchExpressions). An empty
+    selector matches everything (as metav1.LabelSelectorAsSelector)."""
+    sel = sel or {}
+    labels = labels or {}
+    for k, v in (sel.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in sel.get("matchExpressions") or []:
+        k, op, vals = e.get("key"), e.get("operator"), e.get("values") or []
+        if op == "In" and labels.get(k) not in vals:
+            return False
+        if op == "NotIn" and k in labels and labels[k] in vals:
+            return False
+        if op == "Exists" and k not in labels:
+            return False
+        if op == "DoesNotExist" and k in labels:
+            return False
+    return True
+
+
+def format_label_selector(sel: dict | None) -> str:
+    """The string form of a LabelSelector (metav1.FormatLabelSelector without "<none>"):
+    ``app=web,tier in (a,b),!legacy``."""
+    sel = sel or {}
+    parts = []
+    for k, v in sorted((sel.get("matchLabels") or {}).items()):
+        parts.append(f"{k}={v}")
+    for e in sel.get("matchExpressions") or []:
+        k, op, vals = e.get("key"), e.get("operator"), sorted(e.get("values") or [])
+        if op == "In":
+            parts.append(f"{k} in ({','.join(vals)})")
+        elif op == "NotIn":
+            parts.append(f"{k} notin ({','.join(vals)})")
+        elif op == "Exists":
+            parts.append(str(k))
+        elif op == "DoesNotExist":
+            parts.append(f"!{k}")
+    return ",".join(parts)
+
+
+def go_string_map(m: dict | None) -> str:
+    """A map[string]string as Go's %#v prints it (sorted keys)."""
+    if m is None:
+        return "map[string]string(nil)"
+    return "map[string]string{" + ", ".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in sorted(m.items())) + "}"
+
+
+# ---------------------------------------------------------------- workloads (apps/v1)
+
+_PERCENT = re.compile(r"^[0-9]+%$")
+
+
+def _int_or_percent(v: Any, field: str, causes: list, max_percent: bool = False) -> int | None:
+    """Validate an IntOrString (an int >= 0 or "N%"); return a comparable value (0 = zero)."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        if v < 0:
+            causes.append(_invalid(field, v, "must be greater than or equal to 0"))
+        return v
+    if isinstance(v, str):
+        if not _PERCENT.match(v):
+            causes.append(_invalid(field, v, "a valid percent string must be a numeric string followed by an ending "
+                                             "'%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"))
+            return None
+        n = int(v[:-1])
+        if max_percent and n > 100:
+            causes.append(_invalid(field, v, "must not be greater than 100%"))
+        return n
+    return None
+
+
+def _prefixed(causes: list[dict], old: str, new: str) -> list[dict]:
+    out = []
+    for c in causes:
+        f = c.get("field") or ""
+        if f == old or f.startswith(old + ".") or f.startswith(old + "["):
+            nf = new + f[len(old):]
+            c = {**c, "field": nf, "message": c["message"].replace(f, nf)}
+        out.append(c)
+    return out
+
+
+def _check_workload(obj: dict, kind: str) -> tuple[list[dict], list[Warning]]:
+    causes: list[dict] = []
+    warnings: list[Warning] = []
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return causes, warnings
+    replicas = spec.get("replicas")
+    if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas < 0:
+        causes.append(_invalid("spec.replicas", replicas, "must be greater than or equal to 0"))
+    for f in ("minReadySeconds", "revisionHistoryLimit"):
+        v = spec.get(f)
+        if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+            causes.append(_invalid(f"spec.{f}", v, "must be greater than or equal to 0"))
+    sel = spec.get("selector")
+    tmpl = spec.get("template") if isinstance(spec.get("template"), dict) else None
+    if isinstance(sel, dict):
+        if not sel.get("matchLabels") and not sel.get("matchExpressions"):
+            causes.append(_cause("spec.selector", INVALID,
+                                 f"Invalid value: {_short(sel)}: empty selector is invalid for {kind.lower()}"))
+        for k, v in (sel.get("matchLabels") or {}).items():
+            if isinstance(k, str) and (why := _qualified_name_error(k)):
+                causes.append(_invalid(json_path(["spec", "selector", "matchLabels", k]), k, why))
+        for i, e in enumerate(sel.get("matchExpressions") or []):
+            if not isinstance(e, dict):
+                continue
+            op, vals = e.get("operator"), e.get("values") or []
+            f = f"spec.selector.matchExpressions[{i}].values"
+            if op in ("In", "NotIn") and not vals:
+                causes.append(_cause(f, REQUIRED, "Required value: must be specified when `operator` is 'In' or 'NotIn'"))
+            if op in ("Exists", "DoesNotExist") and vals:
+                causes.append(_cause(f, "FieldValueForbidden",
+                                     "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
+        if tmpl is not None and (sel.get("matchLabels") or sel.get("matchExpressions")):
+            tmeta = tmpl.get("metadata") if isinstance(tmpl.get("metadata"), dict) else {}
+            tlabels = tmeta.get("labels") if isinstance(tmeta.get("labels"), dict) else None
+            try:
+                ok = label_selector_matches(sel, tlabels)
+            except (AttributeError, TypeError):
+                ok = True  # a shape the schema reports
+            if not ok:
+                causes.append(_cause("spec.template.metadata.labels", INVALID,
+                                     f"Invalid value: {go_string_map(tlabels)}: `selector` does not match template "
+                                     f"`labels`"))
+    if tmpl is not None:
+        tmeta = tmpl.get("metadata") if isinstance(tmpl.get("metadata"), dict) else {}
+        for k, v in (tmeta.get("labels") or {}).items():
+            f = json_path(["spec", "template", "metadata", "labels", k])
+            if isinstance(k, str) and (why := _qualified_name_error(k)):
+                causes.append(_invalid(f, k, why))
+            if isinstance(v, str) and (len(v) > 63 or not LABEL_VALUE.match(v)):
+                causes.append(_invalid(f, v, "a valid label must be an empty string or consist of alphanumeric "
+                                             "characters, '-', '_' or '.', at most 63, starting and ending with an "
+                                             "alphanumeric character"))
+        pspec = tmpl.get("spec")
+        if isinstance(pspec, dict):
+            fake = {"spec": pspec}
+            try:
+                causes.extend(_prefixed(_check_pod(fake), "spec", "spec.template.spec"))
+            except (AttributeError, TypeError):
+                pass
+            more, warns = _unsupported(fake, UNSUPPORTED_POD_FIELDS)
+            causes.extend(_prefixed(more, "spec", "spec.template.spec"))
+            for w in warns:
+                nf = "spec.template.spec" + w.field[len("spec"):]
+                warnings.append(Warning(nf, str(w).replace(w.field, nf, 1)))
+            rp = pspec.get("restartPolicy")
+            if rp is not None and rp != "Always":
+                causes.append(_cause("spec.template.spec.restartPolicy", NOT_SUPPORTED,
+                                     f'Unsupported value: {_short(rp)}: supported values: "Always"'))
+            if pspec.get("activeDeadlineSeconds") is not None:
+                causes.append(_cause("spec.template.spec.activeDeadlineSeconds", "FieldValueForbidden",
+                                     "Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported"))
+    if kind == "Deployment":
+        strat = spec.get("strategy") if isinstance(spec.get("strategy"), dict) else {}
+        ru = strat.get("rollingUpdate")
+        if strat.get("type") == "Recreate" and ru is not None:
+            causes.append(_cause("spec.strategy.rollingUpdate", "FieldValueForbidden",
+                                 "Forbidden: may not be specified when strategy `type` is 'Recreate'"))
+        elif isinstance(ru, dict):
+            mu = _int_or_percent(ru.get("maxUnavailable"), "spec.strategy.rollingUpdate.maxUnavailable", causes, True)
+            ms = _int_or_percent(ru.get("maxSurge"), "spec.strategy.rollingUpdate.maxSurge", causes)
+            if mu == 0 and ms == 0:
+                causes.append(_invalid("spec.strategy.rollingUpdate.maxUnavailable", ru.get("maxUnavailable"),
+                                       "may not be 0 when `maxSurge` is 0"))
+        pds, mrs = spec.get("progressDeadlineSeconds"), spec.get("minReadySeconds") or 0
+        if isinstance(pds, int) and not isinstance(pds, bool):
+            if pds < 0:
+                causes.append(_invalid("spec.progressDeadlineSeconds", pds, "must be greater than or equal to 0"))
+            elif isinstance(mrs, int) and pds <= mrs:
+                causes.append(_invalid("spec.progressDeadlineSeconds", pds, "must be greater than minReadySeconds"))
+    return causes, warnings
+
+
+# ---------------------------------------------------------------- configmaps and secrets
+
+CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+MAX_CONFIG_BYTES = 1024 * 1024
+SECRET_REQUIRED_KEYS = {
+    "kubernetes.io/tls": ("tls.crt", "tls.key"),
+    "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+    "kubernetes.io/dockercfg": (".dockercfg",),
+    "kubernetes.io/ssh-auth": ("ssh-privatekey",),
+}
+
+
+class DecodeError(ValidationError):
+    """A body that cannot be decoded (a Secret's data value that is not base64): 400, as the
+    kube-apiserver answers when it cannot decode the object."""
+
+    def to_status(self) -> dict:
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": f'{self.kind} in version "v1" cannot be handled as a {self.kind}: '
+                           + "; ".join(c["message"] for c in self.causes),
+                "reason": "BadRequest", "code": 400}
+
+
+def b64_error(v: str) -> str | None:
+    """Go's base64.StdEncoding error for ``v``, or None when it decodes."""
+    import base64
+    import binascii
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+    stripped = v.replace("\r", "").replace("\n", "")
+    for i, ch in enumerate(stripped):
+        if ch == "=":
+            break
+        if ch not in alphabet:
+            return f"illegal base64 data at input byte {i}"
+    try:
+        base64.b64decode(stripped, validate=True)
+    except (binascii.Error, ValueError):
+        return f"illegal base64 data at input byte {max(len(stripped) - 1, 0)}"
+    return None
+
+
+def _config_keys(obj: dict, fields: tuple[str, ...]) -> list[dict]:
+    causes = []
+    seen: dict[str, str] = {}
+    total = 0
+    for fname in fields:
+        m = obj.get(fname)
+        if not isinstance(m, dict):
+            continue
+        for k, v in m.items():
+            f = json_path([fname, k])
+            if not CONFIG_KEY.match(k) or len(k) > 253 or k in (".", ".."):
+                causes.append(_invalid(f, k, "a valid config key must consist of alphanumeric characters, '-', '_' "
+                                             "or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used "
+                                             "for validation is '[-._a-zA-Z0-9]+')"))
+            elif k in seen and {seen[k], fname} == {"data", "binaryData"}:
+                causes.append(_invalid(f, k, "duplicate of key present in data" if fname == "binaryData"
+                                       else "duplicate of key present in binaryData"))
+            seen.setdefault(k, fname)
+            if isinstance(v, str):
+                total += len(v)
+    if total > MAX_CONFIG_BYTES:
+        causes.append(_cause("", "FieldValueTooLong", f"Too long: must have at most {MAX_CONFIG_BYTES} bytes"))
+    return causes
+
+
+def _check_configmap(obj: dict) -> list[dict]:
+    causes = _config_keys(obj, ("data", "binaryData"))
+    for k, v in (obj.get("binaryData") or {}).items():
+        if isinstance(v, str) and (why := b64_error(v)):
+            raise DecodeError([_cause(json_path(["binaryData", k]), INVALID, why)], "ConfigMap",
+                              str((obj.get("metadata") or {}).get("name") or ""))
+    return causes
+
+
+def _check_secret(obj: dict) -> list[dict]:
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    for k, v in (obj.get("data") or {}).items():
+        if isinstance(v, str) and (why := b64_error(v)):
+            raise DecodeError([_cause(json_path(["data", k]), INVALID, why)], "Secret", name)
+    causes = _config_keys(obj, ("data",))
+    typ = obj.get("type")
+    data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+    if isinstance(typ, str):
+        for k in SECRET_REQUIRED_KEYS.get(typ, ()):
+            if k not in data:
+                causes.append(_cause(json_path(["data", k]), REQUIRED, "Required value"))
+        if typ == "kubernetes.io/basic-auth" and "username" not in data and "password" not in data:
+            causes.append(_cause("data[username]", REQUIRED, "Required value"))
+    return causes
+
+
+def validate_update(cur: dict, new: dict) -> None:
+    """Rules that compare an update with the stored object (ValidateXUpdate in Kubernetes):
+    apps/v1 selectors are immutable; Secret type; immutable ConfigMaps and Secrets."""
+    kind = kind_of(new)
+    if kind is None:
+        return
+    name = str((new.get("metadata") or {}).get("name") or "")
+    causes = []
+    if kind.kind in ("Deployment", "ReplicaSet"):
+        old_sel = (cur.get("spec") or {}).get("selector")
+        new_sel = (new.get("spec") or {}).get("selector")
+        if old_sel != new_sel:
+            causes.append(_cause("spec.selector", INVALID, f"Invalid value: {go_label_selector(new_sel)}: "
+                                                           f"field is immutable"))
+    if kind.kind == "Secret" and (cur.get("type") or "Opaque") != (new.get("type") or "Opaque"):
+        causes.append(_invalid("type", new.get("type"), "field is immutable"))
+    if kind.kind in ("Secret", "ConfigMap") and cur.get("immutable") is True:
+        if new.get("immutable") is not True:
+            causes.append(_cause("immutable", "FieldValueForbidden",
+                                 "Forbidden: field is immutable when `immutable` is set"))
+        for f in ("data", "binaryData") if kind.kind == "ConfigMap" else ("data",):
+            if (cur.get(f) or {}) != (new.get(f) or {}):
+                causes.append(_cause(f, "FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set"))
+    if causes:
+        raise ValidationError(causes, kind.kind, name)
+
+
+def go_label_selector(sel: dict | None) -> str:
+    """A LabelSelector roughly as Go's %#v prints it (for 'field is immutable' messages)."""
+    if not isinstance(sel, dict):
+        return "nil"
+    ml = sel.get("matchLabels")
+    return ("v1.LabelSelector{MatchLabels:" + go_string_map(ml if isinstance(ml, dict) else None)
+            + ", MatchExpressions:[]v1.LabelSelectorRequirement(" + ("nil" if not sel.get("matchExpressions")
+                                                                     else _short(sel["matchExpressions"])) + ")}")
+
+
 # ---------------------------------------------------------------- entry point
 
 def validate(obj: Any) -> list[Warning]:
@@ -499,6 +809,13 @@ def validate(obj: Any) -> list[Warning]:
                 raise
         more, warnings = _unsupported(obj, UNSUPPORTED_POD_FIELDS)
         causes.extend(more)
+    if kind.kind in ("Deployment", "ReplicaSet"):
+        more, warnings = _check_workload(obj, kind.kind)
+        causes.extend(more)
+    if kind.kind == "ConfigMap":
+        causes.extend(_check_configmap(obj))
+    if kind.kind == "Secret":
+        causes.extend(_check_secret(obj))
     if causes:
         # one cause per (field, message)
         uniq = []

@@ -1,7 +1,7 @@
 """skiff controller: the control plane (API server, store, controllers) in one process.
 
     skiff controller --data-dir DIR [--listen 127.0.0.1:PORT] [--log-format text|json]
-                     [--lease-grace SECONDS]
+                     [--lease-grace SECONDS] [--pod-eviction-timeout SECONDS]
 
 Runs the API server and the standard controllers (scheduler, node lifecycle, node IPAM).
 
@@ -18,7 +18,25 @@ CONTROLLER_OPTS = [
         default="10.244.0.0/16", help="Range the nodes' pod CIDRs are taken from (default 10.244.0.0/16)"),
     Opt(names=("--node-cidr-mask-size",), dest="node_mask", kind="int", metavar="BITS",
         help="Prefix length of each node's pod CIDR (default 24)"),
+    Opt(names=("--pod-eviction-timeout",), dest="pod_eviction_timeout", kind="str", metavar="SECONDS",
+        default="300", help="Seconds pods tolerate their node being NotReady or unreachable before they "
+                            "are evicted (the default tolerationSeconds; default 300)"),
 ]
+
+
+def controlplane_options(values) -> dict:
+    """ControlPlane keyword arguments from CONTROLLER_OPTS."""
+    raw = values.get("pod_eviction_timeout")
+    if raw is None:
+        raw = "300"
+    try:
+        t = float(raw)
+        if t < 0 or t != int(t):
+            raise ValueError
+    except ValueError:
+        raise UsageError(f'invalid argument "{raw}" for "--pod-eviction-timeout": must be a whole number '
+                         f'of seconds >= 0') from None
+    return {"pod_eviction_timeout": int(t)}
 
 
 def controllers_from(values) -> list:
@@ -66,14 +84,14 @@ def setup_logging(fmt: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-async def serve(data_dir: str, listen: str, log_format: str, controllers=()) -> None:
+async def serve(data_dir: str, listen: str, log_format: str, controllers=(), **cp_options) -> None:
     import asyncio
     import signal
     import sys
 
     from ..controller.controlplane import ControlPlane
 
-    cp = ControlPlane(data_dir, listen=listen, log_format=log_format)
+    cp = ControlPlane(data_dir, listen=listen, log_format=log_format, **cp_options)
     for c in controllers:
         cp.add_controller(c)
     stop = asyncio.Event()
@@ -97,9 +115,10 @@ def main(ctx, values, args) -> int:
     if values["log_format"] not in ("text", "json"):
         raise UsageError(f'invalid argument "{values["log_format"]}" for "--log-format": must be text or json')
     controllers = controllers_from(values)
+    cp_options = controlplane_options(values)
     setup_logging(values["log_format"])
     try:
-        asyncio.run(serve(values["data_dir"], values["listen"], values["log_format"], controllers))
+        asyncio.run(serve(values["data_dir"], values["listen"], values["log_format"], controllers, **cp_options))
     except OSError as e:
         from ..errors import SkiffError
         raise SkiffError(f"cannot start the controller: {e}") from None

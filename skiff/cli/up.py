@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .agent import AGENT_OPTS, agent_config, run_until_signalled
-from .controller import CONTROLLER_OPTS, controllers_from
+from .controller import CONTROLLER_OPTS, controlplane_options, controllers_from
 from .parser import Command, Opt
 
 COMMAND = Command("up", "up --data-dir DIR [--port PORT] [--root ROOT]",
@@ -27,7 +27,7 @@ def main(ctx, values, args) -> int:
     data_dir = os.path.abspath(values["data_dir"])
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     listen = values["listen"] or f"127.0.0.1:{values['port']}"
-    cp = ControlPlane(data_dir, listen=listen, log_format=values["log_format"])
+    cp = ControlPlane(data_dir, listen=listen, log_format=values["log_format"], **controlplane_options(values))
     for factory in controllers_from(values):
         cp.add_controller(factory)
     root = values["root"] or ctx.root_path or os.path.join(data_dir, "root")

@@ -11,6 +11,13 @@ default-scheduler``, ``enableServiceLinks`` is left alone; per container
 ``imagePullPolicy``, ``terminationMessagePath: /dev/termination-log``,
 ``terminationMessagePolicy: File``, ``protocol: TCP`` on ports, and probe timings.
 
+Every pod also gets Kubernetes' default NoExecute tolerations for the not-ready and
+unreachable taints (``tolerationSeconds`` = ``admit(..., toleration_seconds=)``, default
+300, the controller's --pod-eviction-timeout). Deployments and ReplicaSets: replicas 1, the
+Deployment strategy (RollingUpdate 25%/25%), revisionHistoryLimit 10,
+progressDeadlineSeconds 600, minReadySeconds 0, and the pod defaults on the template.
+Secrets: type Opaque, stringData merged into data (base64) and dropped.
+
 imagePullPolicy: the issue asks for ``IfNotPresent``; that is the default here for every
 image, including ``:latest`` and untagged ones (Kubernetes would choose ``Always`` for
 those). Set ``LATEST_PULL_ALWAYS = True`` to get Kubernetes' behaviour.
@@ -25,6 +32,13 @@ from skiff.api.validation import (INVALID, ValidationError, Warning, _cause, kin
 LATEST_PULL_ALWAYS = False
 DEFAULT_NAMESPACE = "default"
 DEFAULT_SCHEDULER = "default-scheduler"
+
+# DefaultTolerationSeconds admission: every pod tolerates the not-ready and unreachable
+# NoExecute taints for this long (the controller's --pod-eviction-timeout). A Registry passes
+# its own value to admit(); this is the default.
+DEFAULT_TOLERATION_SECONDS = 300
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 
 _PROBE_DEFAULTS = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
 
@@ -76,7 +90,78 @@ def _default_pod(spec: Any) -> None:
             v["hostPath"].setdefault("type", "")
 
 
-def apply_defaults(obj: dict, namespace_from_path: str | None = None) -> dict:
+def default_tolerations(spec: Any, seconds: int | None = None) -> None:
+    """Kubernetes' DefaultTolerationSeconds admission plugin: add
+    ``{key: node.kubernetes.io/not-ready|unreachable, operator: Exists, effect: NoExecute,
+    tolerationSeconds: seconds}`` unless the pod already tolerates that taint."""
+    if not isinstance(spec, dict):
+        return
+    if seconds is None:
+        seconds = DEFAULT_TOLERATION_SECONDS
+    tols = spec.get("tolerations")
+    if tols is not None and not isinstance(tols, list):
+        return
+    tols = list(tols or [])
+    have = {NOT_READY_TAINT: False, UNREACHABLE_TAINT: False}
+    for t in tols:
+        if not isinstance(t, dict):
+            return
+        for key in have:
+            if t.get("key") in (key, "", None) and t.get("effect") in ("NoExecute", "", None):
+                have[key] = True
+    added = False
+    for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
+        if not have[key]:
+            tols.append({"key": key, "operator": "Exists", "effect": "NoExecute",
+                         "tolerationSeconds": int(seconds)})
+            added = True
+    if added:
+        spec["tolerations"] = tols
+
+
+def _default_template(spec: Any, *, deployment: bool) -> None:
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("replicas", 1)
+    if deployment:
+        strat = spec.get("strategy")
+        if strat is None:
+            strat = spec["strategy"] = {}
+        if isinstance(strat, dict):
+            strat.setdefault("type", "RollingUpdate")
+            if strat["type"] == "RollingUpdate":
+                ru = strat.get("rollingUpdate")
+                if ru is None:
+                    ru = strat["rollingUpdate"] = {}
+                if isinstance(ru, dict):
+                    ru.setdefault("maxUnavailable", "25%")
+                    ru.setdefault("maxSurge", "25%")
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        spec.setdefault("minReadySeconds", 0)
+    tmpl = spec.get("template")
+    if isinstance(tmpl, dict):
+        _default_pod(tmpl.get("spec"))
+
+
+def _default_secret(obj: dict) -> None:
+    """type Opaque; stringData merged into data (base64) and dropped, as Kubernetes does."""
+    import base64
+    obj.setdefault("type", "Opaque")
+    sd = obj.get("stringData")
+    if isinstance(sd, dict):
+        data = obj.get("data")
+        if data is None or isinstance(data, dict):
+            data = dict(data or {})
+            for k, v in sd.items():
+                if isinstance(v, str):
+                    data[k] = base64.b64encode(v.encode()).decode()
+            obj["data"] = data
+            del obj["stringData"]
+
+
+def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
+                   toleration_seconds: int | None = None) -> dict:
     """Fill defaults in place and return ``obj``. Unknown kinds are left as they are."""
     kind = kind_of(obj)
     if kind is None:
@@ -88,12 +173,18 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None) -> dict:
         meta["namespace"] = namespace_from_path or DEFAULT_NAMESPACE
     if kind.kind == "Pod":
         _default_pod(obj.get("spec"))
+        default_tolerations(obj.get("spec"), toleration_seconds)
+    elif kind.kind in ("Deployment", "ReplicaSet"):
+        _default_template(obj.get("spec"), deployment=kind.kind == "Deployment")
+    elif kind.kind == "Secret":
+        _default_secret(obj)
     if kind.kind == "Event":
         obj.setdefault("type", "Normal")
     return obj
 
 
-def admit(obj: dict, namespace_from_path: str | None = None) -> tuple[dict, list[Warning]]:
+def admit(obj: dict, namespace_from_path: str | None = None, *,
+          toleration_seconds: int | None = None) -> tuple[dict, list[Warning]]:
     """Default and validate ``obj`` (not modified; a copy is returned with the warnings).
 
     When the request path names a namespace and the body names another, that is an error
@@ -108,6 +199,6 @@ def admit(obj: dict, namespace_from_path: str | None = None) -> tuple[dict, list
                                           f'match the namespace sent on the request ("{namespace_from_path}")')],
                                   kind.kind, str(obj["metadata"].get("name") or ""))
     if isinstance(obj, dict):
-        apply_defaults(obj, namespace_from_path)
+        apply_defaults(obj, namespace_from_path, toleration_seconds=toleration_seconds)
     warnings = validate(obj)
     return obj, warnings

@@ -35,7 +35,8 @@ USER_KEY = web.RequestKey("skiff_user", User) if hasattr(web, "RequestKey") else
 
 _PATCH_TYPES = {"application/merge-patch+json": "merge", "application/json-patch+json": "json",
                 "application/strategic-merge-patch+json": "strategic"}
-_SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "binding": ["create"]}
+_SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "binding": ["create"],
+                      "scale": ["get", "patch", "update"], "finalize": ["update"]}
 _LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "previous", "limitBytes")
 
 
@@ -69,6 +70,18 @@ def _int(v: str | None, name: str) -> int | None:
         raise E.bad_request(f'invalid value for {name}: "{v}"') from None
 
 
+def _propagation(opts: Any, q) -> str | None:
+    """DeleteOptions.propagationPolicy from the body, else ?propagationPolicy=; the legacy
+    orphanDependents (body or query) maps to Orphan/Background."""
+    from skiff.controller.registry_kinds import check_propagation_policy
+    opts = opts if isinstance(opts, dict) else {}
+    policy = opts.get("propagationPolicy") or q.get("propagationPolicy")
+    orphan = opts.get("orphanDependents")
+    if orphan is None and q.get("orphanDependents") is not None:
+        orphan = _bool(q.get("orphanDependents"))
+    return check_propagation_policy(policy, orphan)
+
+
 # ------------------------------------------------------------------------ discovery
 
 def _resource_list(group: str, version: str) -> dict:
@@ -85,8 +98,11 @@ def _resource_list(group: str, version: str) -> dict:
         res.append(d)
         for sub in r.subresources:
             kind = "Binding" if sub == "binding" else r.kind
-            res.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                        "kind": kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})
+            d = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
+                 "kind": kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])}
+            if sub == "scale":
+                d.update(group="autoscaling", version="v1", kind="Scale")
+            res.append(d)
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": res}
 
@@ -236,7 +252,7 @@ class APIServer:
                     grace = _int(q.get("gracePeriodSeconds"), "gracePeriodSeconds")
                 return json_response(await reg.delete_collection(
                     r.plural, ns, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
-                    grace_period_seconds=grace, user=user))
+                    grace_period_seconds=grace, propagation_policy=_propagation(opts, q), user=user))
             if method == "POST":
                 if r.namespaced and ns is None:
                     raise E.method_not_allowed()
@@ -281,7 +297,8 @@ class APIServer:
             if grace is None:
                 grace = _int(q.get("gracePeriodSeconds"), "gracePeriodSeconds")
             return json_response(await reg.delete(r.plural, name, ns, grace_period_seconds=grace,
-                                                  preconditions=opts.get("preconditions"), user=user))
+                                                  preconditions=opts.get("preconditions"),
+                                                  propagation_policy=_propagation(opts, q), user=user))
         raise E.method_not_allowed()
 
     # ---------------------------------------------------------------- watch

@@ -188,12 +188,46 @@ def _deny(user: User, verb: str, resource: str, namespace: str | None, name: str
     return forbidden(resource, name, msg, group)
 
 
+def pod_references(pod: dict) -> set[tuple[str, str]]:
+    """The ("configmap"|"secret", name) pairs a pod uses: env valueFrom, envFrom, volumes
+    and imagePullSecrets (what the Node authorizer's graph links a pod to)."""
+    out: set[tuple[str, str]] = set()
+    spec = pod.get("spec") or {}
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        for c in spec.get(group) or []:
+            if not isinstance(c, dict):
+                continue
+            for e in c.get("env") or []:
+                vf = (e or {}).get("valueFrom") or {}
+                if isinstance(vf.get("configMapKeyRef"), dict) and vf["configMapKeyRef"].get("name"):
+                    out.add(("configmap", vf["configMapKeyRef"]["name"]))
+                if isinstance(vf.get("secretKeyRef"), dict) and vf["secretKeyRef"].get("name"):
+                    out.add(("secret", vf["secretKeyRef"]["name"]))
+            for e in c.get("envFrom") or []:
+                e = e or {}
+                if isinstance(e.get("configMapRef"), dict) and e["configMapRef"].get("name"):
+                    out.add(("configmap", e["configMapRef"]["name"]))
+                if isinstance(e.get("secretRef"), dict) and e["secretRef"].get("name"):
+                    out.add(("secret", e["secretRef"]["name"]))
+    for v in spec.get("volumes") or []:
+        v = v or {}
+        if isinstance(v.get("configMap"), dict) and v["configMap"].get("name"):
+            out.add(("configmap", v["configMap"]["name"]))
+        if isinstance(v.get("secret"), dict) and v["secret"].get("secretName"):
+            out.add(("secret", v["secret"]["secretName"]))
+    for s in spec.get("imagePullSecrets") or []:
+        if isinstance(s, dict) and s.get("name"):
+            out.add(("secret", s["name"]))
+    return out
+
+
 def authorize(user: User, verb: str, resource: str, namespace: str | None = None,
               name: str | None = None, subresource: str | None = None, *,
-              obj: dict | None = None, field_node: str | None = None) -> None:
+              obj: dict | None = None, field_node: str | None = None, referenced: bool = False) -> None:
     """Raise 403 unless ``user`` may ``verb`` (get list watch create update patch delete)
     the resource. For a node user on pods: ``obj`` is the existing pod (get/update/patch/
-    delete), ``field_node`` the spec.nodeName the list/watch's field selector demands."""
+    delete), ``field_node`` the spec.nodeName the list/watch's field selector demands. On
+    configmaps and secrets: ``referenced`` says a pod bound to the node uses the object."""
     if user.is_master:
         return
     if not user.is_node:
@@ -231,4 +265,9 @@ def authorize(user: User, verb: str, resource: str, namespace: str | None = None
         if verb == "get" and not subresource:
             return
         raise _deny(user, verb, resource, namespace, name, subresource)
+    if resource in ("configmaps", "secrets"):
+        if verb == "get" and not subresource and referenced:
+            return
+        raise _deny(user, verb, resource, namespace, name, subresource,
+                    f"no relationship found between node '{n}' and this object" if verb == "get" and name else "")
     raise _deny(user, verb, resource, namespace, name, subresource)

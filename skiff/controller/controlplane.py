@@ -66,14 +66,32 @@ def write_private(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def secure_state_files(data_dir: str, db: str) -> None:
+    """The store holds Secrets (and token hashes): its directory is 0700 and state.db (and
+    SQLite's -wal/-shm/-journal, which SQLite creates with the database file's mode) 0600,
+    readable by the controller's user only."""
+    os.chmod(data_dir, 0o700)
+    if not os.path.exists(db):
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
+    for p in (db, db + "-wal", db + "-shm", db + "-journal"):
+        try:
+            os.chmod(p, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 class ControlPlane:
     def __init__(self, data_dir: str, listen: str = "127.0.0.1:0", log_format: str = "text", *,
-                 watch_cache_capacity: int = 10000, bookmark_interval: float = 10.0):
+                 watch_cache_capacity: int = 10000, bookmark_interval: float = 10.0,
+                 pod_eviction_timeout: int = 300):
         self.data_dir = os.path.abspath(data_dir)
         self.listen = listen
         self.log_format = log_format
         self.watch_cache_capacity = watch_cache_capacity
         self.bookmark_interval = bookmark_interval
+        # seconds a pod tolerates its node being not-ready/unreachable (--pod-eviction-timeout):
+        # the tolerationSeconds of the default NoExecute tolerations admission gives every pod
+        self.pod_eviction_timeout = int(pod_eviction_timeout)
         self.url: str | None = None
         self.registry: Registry | None = None
         self.tokens: TokenManager | None = None
@@ -116,11 +134,14 @@ class ControlPlane:
 
     async def start(self) -> None:
         os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
-        self._store = SqliteStore(os.path.join(self.data_dir, "state.db"))
+        db = os.path.join(self.data_dir, "state.db")
+        secure_state_files(self.data_dir, db)
+        self._store = SqliteStore(db)
         try:
             self._cache = WatchCache(self._store, capacity=self.watch_cache_capacity)
             await self._cache.start()
-            self.registry = Registry(self._cache, bookmark_interval=self.bookmark_interval)
+            self.registry = Registry(self._cache, bookmark_interval=self.bookmark_interval,
+                                     pod_eviction_timeout=self.pod_eviction_timeout)
             self.tokens = TokenManager(self._cache)
             await self.registry.ensure_namespaces()
             token = read_kubeconfig_token(self.kubeconfig_path)

@@ -57,10 +57,12 @@ class LocalClient(Client):
 
     async def delete(self, resource: str, name: str, namespace: str | None = None, *,
                      grace_period_seconds: int | None = None,
-                     preconditions: dict | None = None) -> dict:
+                     preconditions: dict | None = None,
+                     propagation_policy: str | None = None) -> dict:
         return await self.registry.delete(resource, name, namespace,
                                           grace_period_seconds=grace_period_seconds,
-                                          preconditions=preconditions, user=self.user)
+                                          preconditions=preconditions,
+                                          propagation_policy=propagation_policy, user=self.user)
 
     async def close(self) -> None:
         return None

@@ -25,10 +25,11 @@ from typing import Any, AsyncIterator
 from skiff.api import errors as E
 from skiff.api.errors import APIError
 from skiff.api.resources import RESOURCES, Resource, namespace_for
-from skiff.api.validation import ValidationError, dns1123_subdomain_error
+from skiff.api.validation import ValidationError, dns1123_subdomain_error, validate_update
 from skiff.controller.admission import admit
 from skiff.controller.auth import ADMIN, User, authorize
 from skiff.controller.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from skiff.controller.registry_kinds import RegistryKindsMixin, check_propagation_policy, gc_finalizers
 from skiff.controller.selectors import Selector, parse_selectors
 from skiff.controller.storage import StoreError, key_for, prefix_for
 from skiff.controller.storage.base import encode_continue
@@ -66,10 +67,12 @@ def _strip_rv(obj: dict) -> dict:
     return {**obj, "metadata": md}
 
 
-class Registry:
-    def __init__(self, storage, *, bookmark_interval: float = 10.0):
+class Registry(RegistryKindsMixin):
+    def __init__(self, storage, *, bookmark_interval: float = 10.0, pod_eviction_timeout: int = 300):
         self.storage = storage
         self.bookmark_interval = bookmark_interval
+        # tolerationSeconds of the default not-ready/unreachable tolerations every pod gets
+        self.pod_eviction_timeout = pod_eviction_timeout
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -106,6 +109,10 @@ class Registry:
         """Fetch the object and authorize; a node asking for a pod it cannot see gets 403, not 404."""
         if user.is_master:
             return await self._fetch(r, ns, name)
+        if r.plural in ("configmaps", "secrets"):
+            authorize(user, verb, r.plural, ns, name, sub,
+                      referenced=verb == "get" and await self._node_references(user, r.plural, ns, name))
+            return await self._fetch(r, ns, name)
         if r.plural != "pods":
             authorize(user, verb, r.plural, ns, name, sub)
             return await self._fetch(r, ns, name)
@@ -140,6 +147,8 @@ class Registry:
     async def get(self, resource: str, name: str, namespace: str | None = None,
                   subresource: str | None = None, *, user: User = ADMIN) -> dict:
         r = self.resource(resource)
+        if subresource == "scale" and "scale" in r.subresources:
+            return await self._get_scale(r, name, namespace, user)
         if subresource and subresource not in ("status",):
             raise E.path_not_found()
         ns = self._ns(r, namespace)
@@ -168,9 +177,18 @@ class Registry:
         prefix = prefix_for(r.plural, ns)
         st = self.storage
         try:
+            node = sel.fields.exact("spec.nodeName") if r.plural == "pods" else None
             if sel.empty():
                 page, list_rv, nxt = await st.list_keyed(prefix, limit, continue_ or None)
                 items = [o for _, o in page]
+            elif node is not None and not continue_ and hasattr(st, "peek_node"):
+                # an agent's list: only the pods of its node, from the watch cache's index
+                peek, list_rv = await st.peek_node(prefix, node)
+                hits, nxt = [(k, o) for k, o in peek if sel.matches(o)], None
+                if limit and len(hits) > limit:
+                    hits = hits[:limit]
+                    nxt = encode_continue(prefix, hits[-1][0], list_rv)
+                items = [o for _, o in hits]
             else:
                 items, token, nxt = [], continue_ or None, None
                 chunk = max(limit or 500, 100)
@@ -230,8 +248,23 @@ class Registry:
         matched: dict[str, bool] = {}
         unknown_upto = 0
         backlog_seen: set[str] = set()
+        # a spec.nodeName=X watch (an agent's) reads and follows only the index of node X
+        node = sel.fields.exact("spec.nodeName") if r.plural == "pods" else None
+        indexed = node is not None and hasattr(st, "peek_node")
         try:
-            if rv is None:
+            if indexed:
+                peek, list_rv = await st.peek_node(prefix, node)
+                if rv is None:
+                    for key, obj in peek:
+                        if sel.matches(obj):
+                            matched[key] = True
+                            yield "ADDED", obj
+                    from_rev = list_rv
+                else:
+                    from_rev, unknown_upto = rv, list_rv
+                    matched = {key: sel.matches(obj) for key, obj in peek}
+                it = st.watch_keyed(prefix, from_rev, node=node)
+            elif rv is None:
                 items, list_rv, _ = await st.list_keyed(prefix)
                 for key, obj in items:
                     m = not filtered or sel.matches(obj)
@@ -248,7 +281,8 @@ class Registry:
                     items, unknown_upto, _ = await st.list_keyed(prefix)
                     for key, obj in items:
                         matched[key] = sel.matches(obj)
-            it = st.watch_keyed(prefix, from_rev)
+            if not indexed:
+                it = st.watch_keyed(prefix, from_rev)
         except StoreError as e:
             raise self._store_error(e, r, "") from None
         last_rv = from_rev
@@ -347,7 +381,8 @@ class Registry:
             md.pop(k, None)
         md["generation"] = 1
         try:
-            new, warns = admit(obj, namespace if r.namespaced else None)
+            new, warns = admit(obj, namespace if r.namespaced else None,
+                               toleration_seconds=self.pod_eviction_timeout)
         except ValidationError as e:
             raise APIError(e.to_status()) from None
         if warnings is not None:
@@ -358,7 +393,7 @@ class Registry:
         elif r.plural == "namespaces":
             new["status"] = {"phase": "Active"}
         if r.namespaced:
-            await self._require_namespace(ns)
+            await self._require_namespace(ns, r, nmd.get("name") or None)
         gen = nmd.get("generateName") if not nmd.get("name") else None
         for attempt in range(5 if gen else 1):
             if gen:
@@ -376,11 +411,13 @@ class Registry:
                 raise self._store_error(e, r, nmd["name"]) from None
         raise E.internal("could not generate a unique name")  # pragma: no cover
 
-    async def _require_namespace(self, ns: str) -> None:
+    async def _require_namespace(self, ns: str, r: Resource | None = None, name: str | None = None) -> None:
         try:
-            await self.storage.get(key_for("namespaces", None, ns))
+            ns_obj = await self.storage.get(key_for("namespaces", None, ns))
         except StoreError:
             raise E.not_found("namespaces", ns) from None
+        if r is not None:
+            await self._check_namespace_active(ns_obj, r, name)
 
     # ------------------------------------------------------------------ update / patch
     def _prepare(self, r: Resource, cur: dict, incoming: dict, ns: str | None, name: str,
@@ -388,6 +425,8 @@ class Registry:
         """The object to store for an update of ``cur`` with ``incoming`` (admitted), or
         ``cur`` itself when nothing changes."""
         cmd = cur.get("metadata") or {}
+        if sub == "finalize":
+            return self._prepare_finalize(r, cur, incoming, name)
         if sub == "status":
             # only status changes, and the schema leaves status free-form: the rest of the
             # object was admitted when it was written, so it is not validated again
@@ -428,7 +467,8 @@ class Registry:
                 md.pop(k, None)
         md.pop("resourceVersion", None)
         try:
-            new, warns = admit(new, ns)
+            new, warns = admit(new, ns, toleration_seconds=self.pod_eviction_timeout)
+            validate_update(cur, new)
         except ValidationError as e:
             raise APIError(e.to_status()) from None
         if warnings is not None:
@@ -468,7 +508,8 @@ class Registry:
         out = await self.storage.update(key, new, (cur.get("metadata") or {}).get("resourceVersion"))
         md = out.get("metadata") or {}
         if md.get("deletionTimestamp") and not md.get("finalizers") and \
-                (r.plural != "pods" or md.get("deletionGracePeriodSeconds") == 0):
+                (r.plural != "pods" or md.get("deletionGracePeriodSeconds") == 0) and \
+                (r.plural != "namespaces" or not (out.get("spec") or {}).get("finalizers")):
             try:
                 out = await self.storage.delete(key, md.get("resourceVersion"))
             except StoreError:
@@ -497,7 +538,9 @@ class Registry:
                      name: str | None = None, *, subresource: str | None = None,
                      user: User = ADMIN, warnings: list | None = None) -> dict:
         r = self.resource(resource)
-        if subresource not in (None, "status") or (subresource and subresource not in r.subresources):
+        if subresource == "scale" and "scale" in r.subresources:
+            return await self._write_scale(r, name, namespace, user, warnings, body=obj)
+        if subresource not in (None, "status", "finalize") or (subresource and subresource not in r.subresources):
             raise E.method_not_allowed()
         obj = self._check_kind(r, obj)
         name, ns = self._check_names(r, obj, name, namespace)
@@ -520,13 +563,15 @@ class Registry:
                     patch_type: str = "merge", subresource: str | None = None,
                     user: User = ADMIN, warnings: list | None = None) -> dict:
         r = self.resource(resource)
-        if subresource not in (None, "status") or (subresource and subresource not in r.subresources):
+        if subresource not in (None, "status", "scale") or (subresource and subresource not in r.subresources):
             raise E.method_not_allowed()
         if patch_type not in ("merge", "json", "strategic"):
             raise E.unsupported_media_type(
                 f"the body of the request was in an unknown format - accepted media types include: "
                 f"application/json-patch+json, application/merge-patch+json, "
                 f"application/strategic-merge-patch+json")
+        if subresource == "scale":
+            return await self._write_scale(r, name, namespace, user, warnings, patch=patch, patch_type=patch_type)
         if isinstance(patch, (bytes, str)):
             try:
                 patch = json.loads(patch)
@@ -574,9 +619,10 @@ class Registry:
     # ------------------------------------------------------------------ delete
     async def delete(self, resource: str, name: str, namespace: str | None = None, *,
                      grace_period_seconds: int | None = None, preconditions: dict | None = None,
-                     user: User = ADMIN) -> dict:
+                     propagation_policy: str | None = None, user: User = ADMIN) -> dict:
         r = self.resource(resource)
         ns = self._ns(r, namespace)
+        propagation_policy = check_propagation_policy(propagation_policy)
         key = key_for(r.plural, ns, name)
         if grace_period_seconds is not None:
             try:
@@ -597,11 +643,14 @@ class Registry:
                                      r.group)
             if r.plural == "namespaces":
                 await self._check_namespace_deletable(name)
+            fins = gc_finalizers(md.get("finalizers"), propagation_policy)
             try:
-                if r.plural == "pods":
-                    out = await self._delete_pod(key, cur, grace_period_seconds)
-                elif md.get("finalizers"):
-                    out = await self._mark_deleted(key, cur, 0)
+                if r.plural == "namespaces":
+                    out = await self._delete_namespace(key, cur)
+                elif r.plural == "pods":
+                    out = await self._delete_pod(key, cur, grace_period_seconds, fins)
+                elif fins:
+                    out = await self._mark_deleted(key, cur, 0, fins)
                 else:
                     out = await self.storage.delete(key, md.get("resourceVersion"))
                 return out
@@ -613,7 +662,8 @@ class Registry:
 
     async def delete_collection(self, resource: str, namespace: str | None = None, *,
                                 label_selector: str | None = None, field_selector: str | None = None,
-                                grace_period_seconds: int | None = None, user: User = ADMIN) -> dict:
+                                grace_period_seconds: int | None = None, propagation_policy: str | None = None,
+                                user: User = ADMIN) -> dict:
         """DELETE on a collection: every selected object is deleted as by :meth:`delete`; returns the
         List of what was deleted (or marked for deletion)."""
         r = self.resource(resource)
@@ -625,24 +675,33 @@ class Registry:
             md = obj["metadata"]
             try:
                 out.append(await self.delete(resource, md["name"], md.get("namespace"),
-                                             grace_period_seconds=grace_period_seconds, user=user))
+                                             grace_period_seconds=grace_period_seconds,
+                                             propagation_policy=propagation_policy, user=user))
             except APIError as e:
                 if e.code != 404:
                     raise
         return {**lst, "items": out}
 
-    async def _mark_deleted(self, key: str, cur: dict, grace: int) -> dict:
+    async def _mark_deleted(self, key: str, cur: dict, grace: int, finalizers: list | None = None) -> dict:
         md = dict(cur["metadata"])
-        if md.get("deletionTimestamp") and md.get("deletionGracePeriodSeconds", 0) <= grace:
+        fins_changed = finalizers is not None and list(finalizers) != list(md.get("finalizers") or [])
+        marked = md.get("deletionTimestamp") and md.get("deletionGracePeriodSeconds", 0) <= grace
+        if marked and not fins_changed:
             return cur
-        md["deletionTimestamp"] = now_rfc3339(grace)
-        md["deletionGracePeriodSeconds"] = grace
-        if md.get("generation"):
-            md["generation"] = int(md["generation"]) + 1
+        if not marked:
+            md["deletionTimestamp"] = now_rfc3339(grace)
+            md["deletionGracePeriodSeconds"] = grace
+            if md.get("generation"):
+                md["generation"] = int(md["generation"]) + 1
+        if fins_changed:
+            if finalizers:
+                md["finalizers"] = list(finalizers)
+            else:
+                md.pop("finalizers", None)
         new = {**cur, "metadata": md}
         return await self.storage.update(key, new, cur["metadata"].get("resourceVersion"))
 
-    async def _delete_pod(self, key: str, cur: dict, grace: int | None) -> dict:
+    async def _delete_pod(self, key: str, cur: dict, grace: int | None, finalizers: list | None = None) -> dict:
         spec, md = cur.get("spec") or {}, cur["metadata"]
         if grace is None:
             grace = spec.get("terminationGracePeriodSeconds")
@@ -652,22 +711,17 @@ class Registry:
         phase = (cur.get("status") or {}).get("phase")
         if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
             grace = 0
-        if grace > 0 or md.get("finalizers"):
-            return await self._mark_deleted(key, cur, grace)
+        if finalizers is None:
+            finalizers = md.get("finalizers")
+        if grace > 0 or finalizers:
+            return await self._mark_deleted(key, cur, grace, finalizers)
         return await self.storage.delete(key, md.get("resourceVersion"))
 
     async def _check_namespace_deletable(self, name: str) -> None:
         if name in DEFAULT_NAMESPACES:
             raise E.forbidden("namespaces", name, "this namespace may not be deleted")
-        held = []
-        for r in RESOURCES.values():
-            if r.namespaced:
-                page, _, _ = await self.storage.list_keyed(prefix_for(r.plural, name), 1)
-                if page:
-                    held.append(r.plural)
-        if held:
-            raise E.conflict("namespaces", name, f'namespace "{name}" still holds objects ({", ".join(held)}); '
-                             f"delete them first (namespace deletion does not cascade yet)")
+        # otherwise the namespace goes Terminating (see _delete_namespace); the namespace
+        # controller empties it and removes the "kubernetes" finalizer
 
     # ------------------------------------------------------------------ binding
     async def bind(self, namespace: str, name: str | None, binding: Any, *, user: User = ADMIN) -> dict:

@@ -210,10 +210,14 @@ async def test_namespaces(reg):
     assert names == ["default", "kube-node-lease", "kube-system"]
     await reg.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t"}})
     await reg.create("pods", pod(), "t")
-    e = await expect(409, reg.delete("namespaces", "t"), "Conflict")
-    assert "pods" in e.message
+    # issue 6: deletion cascades; the namespace goes Terminating until its finalizer goes
+    ns = await reg.delete("namespaces", "t")
+    assert ns["status"]["phase"] == "Terminating" and ns["spec"]["finalizers"] == ["kubernetes"]
+    e = await expect(403, reg.create("pods", pod("web2"), "t"), "Forbidden")
+    assert "being terminated" in e.message
     await reg.delete("pods", "web", "t")
-    await reg.delete("namespaces", "t")
+    await reg.update("namespaces", {**ns, "spec": {"finalizers": []}}, subresource="finalize")
+    await expect(404, reg.get("namespaces", "t"))
     await expect(403, reg.delete("namespaces", "default"), "Forbidden")
 
 

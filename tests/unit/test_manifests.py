@@ -172,8 +172,8 @@ def test_missing_paths_and_non_mapping_documents(tmp_path):
 
 
 def test_unknown_kind_is_an_error(tmp_path):
-    f = write(tmp_path, "dep.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {}\n")
-    with pytest.raises(ManifestError, match=r"dep.yaml: document 1: kind: Unsupported value: no kind \"Deployment\""):
+    f = write(tmp_path, "dep.yaml", "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: web}\nspec: {}\n")
+    with pytest.raises(ManifestError, match=r"dep.yaml: document 1: kind: Unsupported value: no kind \"StatefulSet\""):
         load_manifests([f])
 
 

@@ -295,7 +295,7 @@ def test_volume_types_skiff_cannot_mount_are_rejected():
     assert set(cs) == {"spec.volumes[0].persistentVolumeClaim", "spec.volumes[1].nfs"}
     assert all(c["reason"] == "FieldValueNotSupported" and "is not supported by skiff" in c["message"]
                for c in cs.values())
-    assert validate(pod(volumes=[{"name": "cfg", "configMap": {"name": "cfg"}}])) != []  # a warning, not an error
+    assert validate(pod(volumes=[{"name": "cfg", "configMap": {"name": "cfg"}}])) == []  # served since issue 6
     assert fields(pod(volumes=[{"name": "two", "emptyDir": {}, "hostPath": {"path": "/x"}}])) == \
         {"spec.volumes[0]": "FieldValueInvalid"}
 
