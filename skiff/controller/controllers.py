@@ -11,6 +11,11 @@ from typing import Awaitable, Callable
 from skiff.controller.nodeipam import DEFAULT_CLUSTER_CIDR, NodeIPAMController
 from skiff.controller.nodelifecycle import NodeLifecycleController
 from skiff.controller.scheduler import Scheduler
+from skiff.controller.deployment import DeploymentController
+from skiff.controller.gc import GarbageCollector
+from skiff.controller.namespace import NamespaceController
+from skiff.controller.replicaset import ReplicaSetController
+from skiff.controller.workloads.shared import SharedInformers
 
 __all__ = ["standard_controllers"]
 
@@ -20,7 +25,8 @@ Factory = Callable[[object], Awaitable[None]]
 def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_CLUSTER_CIDR, *,
                          node_mask: int | None = None, scheduler_retry: float = 5.0,
                          monitor_interval: float | None = None) -> list[Factory]:
-    """[scheduler, node lifecycle, node IPAM] factories."""
+    """[scheduler, node lifecycle, node IPAM, replicaset, deployment, garbage collector, namespace]
+    factories."""
 
     async def scheduler(client) -> None:
         await Scheduler(client, retry_interval=scheduler_retry).run()
@@ -31,4 +37,18 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def nodeipam(client) -> None:
         await NodeIPAMController(client, cluster_cidr=cluster_cidr, node_mask=node_mask).run()
 
-    return [scheduler, nodelifecycle, nodeipam]
+    shared = SharedInformers()      # one pods/replicasets/deployments cache for the workload controllers
+
+    async def replicaset(client) -> None:
+        await ReplicaSetController(client, shared=shared).run()
+
+    async def deployment(client) -> None:
+        await DeploymentController(client, shared=shared).run()
+
+    async def garbagecollector(client) -> None:
+        await GarbageCollector(client, shared=shared).run()
+
+    async def namespace(client) -> None:
+        await NamespaceController(client).run()
+
+    return [scheduler, nodelifecycle, nodeipam, replicaset, deployment, garbagecollector, namespace]

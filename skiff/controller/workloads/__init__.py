@@ -1,0 +1,1 @@
+"""Workload controllers helpers: pure logic (logic.py) and shared informers (shared.py)."""
