@@ -3,13 +3,35 @@
 ``env`` entries: ``value`` (with ``$(VAR)`` references to earlier entries expanded, ``$$``
 for a literal ``$``) or ``valueFrom.fieldRef.fieldPath`` (metadata.name, .namespace, .uid,
 .labels['k'], .annotations['k'], spec.nodeName, spec.serviceAccountName, status.podIP,
-status.hostIP). ``command`` and ``args`` are expanded against the final environment.
+status.hostIP), ``valueFrom.configMapKeyRef`` / ``valueFrom.secretKeyRef`` (``optional``);
+``envFrom`` (``configMapRef`` / ``secretRef``, ``prefix``, ``optional``) comes first and
+``env`` overrides it. ``command`` and ``args`` are expanded against the final environment.
+
+ConfigMaps and Secrets are passed in as dicts (name -> object, or None when it does not
+exist); ``fetch_refs`` gets them through the agent's client. A missing object or key that
+is not optional raises ConfigError, whose message is the kubelet's and whose ``reason`` is
+the container's waiting reason (CreateContainerConfigError).
+
+``volume_files`` makes the files of a configMap or secret volume (items, defaultMode, mode).
 """
 from __future__ import annotations
 
+import base64
 import re
 
 from skiff.errors import SkiffError
+
+
+class ConfigError(SkiffError):
+    """A container's configuration cannot be made (a missing ConfigMap, Secret or key)."""
+
+    def __init__(self, message: str, reason: str = "CreateContainerConfigError"):
+        super().__init__(message)
+        self.reason = reason
+
+
+KIND_WORD = {"configmaps": "configmap", "secrets": "secret"}
+KIND_NAME = {"configmaps": "ConfigMap", "secrets": "Secret"}
 
 _REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _MAP_FIELD = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
@@ -41,19 +63,175 @@ def field_value(pod: dict, path: str, pod_ip: str, host_ip: str) -> str:
     raise SkiffError(f"unsupported fieldRef fieldPath: {path}")
 
 
-def container_env(pod: dict, c: dict, pod_ip: str, host_ip: str) -> list[str]:
-    """The ``K=V`` strings for container ``c`` (image defaults are merged by the runtime)."""
+def object_data(resource: str, obj: dict) -> dict[str, bytes]:
+    """A ConfigMap's data and binaryData, or a Secret's data (base64-decoded), as bytes."""
+    out: dict[str, bytes] = {}
+    if resource == "secrets":
+        for k, v in (obj.get("data") or {}).items():
+            out[k] = base64.b64decode(v or "")
+        for k, v in (obj.get("stringData") or {}).items():  # not stored by the API; for tests
+            out[k] = str(v).encode()
+    else:
+        for k, v in (obj.get("data") or {}).items():
+            out[k] = str(v).encode()
+        for k, v in (obj.get("binaryData") or {}).items():
+            out[k] = base64.b64decode(v or "")
+    return out
+
+
+def _not_found(resource: str, name: str) -> ConfigError:
+    return ConfigError(f'{KIND_WORD[resource]} "{name}" not found')
+
+
+def env_refs(c: dict) -> set[tuple[str, str]]:
+    """The (resource, name) of every ConfigMap and Secret container ``c``'s env names."""
+    out = set()
+    for e in c.get("envFrom") or []:
+        if e.get("configMapRef"):
+            out.add(("configmaps", e["configMapRef"].get("name", "")))
+        if e.get("secretRef"):
+            out.add(("secrets", e["secretRef"].get("name", "")))
+    for e in c.get("env") or []:
+        vf = e.get("valueFrom") or {}
+        if vf.get("configMapKeyRef"):
+            out.add(("configmaps", vf["configMapKeyRef"].get("name", "")))
+        if vf.get("secretKeyRef"):
+            out.add(("secrets", vf["secretKeyRef"].get("name", "")))
+    return out
+
+
+def volume_refs(spec: dict, c: dict | None = None) -> set[tuple[str, str]]:
+    """The (resource, name) of the configMap/secret volumes (those ``c`` mounts, if given)."""
+    mounted = None if c is None else {vm.get("name") for vm in c.get("volumeMounts") or []}
+    out = set()
+    for v in spec.get("volumes") or []:
+        if mounted is not None and v.get("name") not in mounted:
+            continue
+        if v.get("configMap") is not None:
+            out.add(("configmaps", v["configMap"].get("name", "")))
+        if v.get("secret") is not None:
+            out.add(("secrets", v["secret"].get("secretName", "")))
+    return out
+
+
+async def fetch_refs(client, namespace: str, refs: set[tuple[str, str]]) -> dict[tuple[str, str], dict | None]:
+    """Get each referenced object through the agent's client; None for a missing one."""
+    from skiff.api.errors import APIError
+    out: dict[tuple[str, str], dict | None] = {}
+    for resource, name in refs:
+        try:
+            out[(resource, name)] = await client.get(resource, name, namespace)
+        except APIError as e:
+            if e.code == 404:
+                out[(resource, name)] = None
+            elif e.code == 403:
+                raise ConfigError(f'{KIND_WORD[resource]} "{name}" is forbidden: {e}') from None
+            else:
+                raise ConfigError(f'cannot get {KIND_WORD[resource]} "{name}": {e}') from None
+    return out
+
+
+def _lookup(objects: dict | None, resource: str, name: str) -> dict | None:
+    return (objects or {}).get((resource, name))
+
+
+def container_env(pod: dict, c: dict, pod_ip: str, host_ip: str,
+                  objects: dict[tuple[str, str], dict | None] | None = None) -> list[str]:
+    """The ``K=V`` strings for container ``c`` (image defaults are merged by the runtime).
+    ``objects``: (resource, name) -> the ConfigMap/Secret (None: it does not exist)."""
+    ns = (pod.get("metadata") or {}).get("namespace") or "default"
     env: dict[str, str] = {}
+    for e in c.get("envFrom") or []:
+        prefix = e.get("prefix") or ""
+        for key, resource in (("configMapRef", "configmaps"), ("secretRef", "secrets")):
+            ref = e.get(key)
+            if not ref:
+                continue
+            name = ref.get("name", "")
+            obj = _lookup(objects, resource, name)
+            if obj is None:
+                if ref.get("optional"):
+                    continue
+                raise _not_found(resource, name)
+            for k, v in object_data(resource, obj).items():
+                if resource == "configmaps" and k in (obj.get("binaryData") or {}):
+                    continue   # the kubelet takes env from data only
+                full = prefix + k
+                if not full or "=" in full:
+                    continue   # the kubelet skips invalid names (an event says so)
+                env[full] = v.decode(errors="replace")
     for e in c.get("env") or []:
         name = e["name"]
         if "valueFrom" in e:
-            ref = (e["valueFrom"] or {}).get("fieldRef")
-            if ref is None:
-                raise SkiffError(f"env {name}: only valueFrom.fieldRef is supported")
-            env[name] = field_value(pod, ref["fieldPath"], pod_ip, host_ip)
+            vf = e["valueFrom"] or {}
+            if vf.get("fieldRef") is not None:
+                env[name] = field_value(pod, vf["fieldRef"]["fieldPath"], pod_ip, host_ip)
+                continue
+            for key, resource in (("configMapKeyRef", "configmaps"), ("secretKeyRef", "secrets")):
+                ref = vf.get(key)
+                if ref is None:
+                    continue
+                oname, okey = ref.get("name", ""), ref.get("key", "")
+                obj = _lookup(objects, resource, oname)
+                if obj is None:
+                    if ref.get("optional"):
+                        break
+                    raise _not_found(resource, oname)
+                data = object_data(resource, obj)
+                if okey not in data:
+                    if ref.get("optional"):
+                        break
+                    raise ConfigError(f"couldn't find key {okey} in {KIND_NAME[resource]} {ns}/{oname}")
+                env[name] = data[okey].decode(errors="replace")
+                break
+            else:
+                raise SkiffError(f"env {name}: unsupported valueFrom (fieldRef, configMapKeyRef and "
+                                 f"secretKeyRef are supported)")
         else:
             env[name] = expand(str(e.get("value", "")), env)
     return [f"{k}={v}" for k, v in env.items()]
+
+
+def volume_files(vol: dict, objects: dict[tuple[str, str], dict | None]) -> list[tuple[str, bytes, int]] | None:
+    """The files (relative path, content, mode) of a configMap or secret volume; None when
+    the object is missing and the volume is optional (an empty directory). Raises
+    ConfigError (reason FailedMount) for a missing object or item key."""
+    if vol.get("configMap") is not None:
+        resource, src = "configmaps", vol["configMap"]
+        name = src.get("name", "")
+    else:
+        resource, src = "secrets", vol["secret"]
+        name = src.get("secretName", "")
+    obj = objects.get((resource, name))
+    vname = vol.get("name", "")
+    if obj is None:
+        if src.get("optional"):
+            return None
+        raise ConfigError(f'MountVolume.SetUp failed for volume "{vname}" : {KIND_WORD[resource]} '
+                          f'"{name}" not found', reason="FailedMount")
+    mode = src.get("defaultMode")
+    mode = 0o644 if mode is None else int(mode)
+    data = object_data(resource, obj)
+    items = src.get("items")
+    out = []
+    if items:
+        for it in items:
+            key, path = it.get("key", ""), it.get("path", "")
+            if key not in data:
+                if src.get("optional"):
+                    continue
+                what = "configmap" if resource == "configmaps" else "secret"
+                raise ConfigError(f'MountVolume.SetUp failed for volume "{vname}" : {what} references '
+                                  f'non-existent {"config " if what == "configmap" else "secret "}key: {key}',
+                                  reason="FailedMount")
+            m = it.get("mode")
+            out.append((path, data[key], mode if m is None else int(m)))
+    else:
+        out = [(k, v, mode) for k, v in sorted(data.items())]
+    for path, _, _ in out:
+        if not path or path.startswith("/") or ".." in path.split("/"):
+            raise ConfigError(f'volume "{vname}": invalid path {path!r}', reason="FailedMount")
+    return out
 
 
 def expand_argv(words: list[str] | None, env_list: list[str]) -> list[str] | None:

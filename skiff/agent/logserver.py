@@ -22,6 +22,10 @@ log = logging.getLogger("skiff.agent")
 _FOLLOW_POLL = 0.1
 
 
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
 def _bool(v: str | None) -> bool:
     return (v or "").lower() in ("1", "true", "yes")
 
@@ -37,7 +41,7 @@ class LogServer:
     async def start(self) -> int:
         app = web.Application()
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.logs)
-        app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
+        app.router.add_get("/healthz", _healthz)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)

@@ -299,6 +299,12 @@ class PodRuntime:
         except (NotFound, Conflict):
             pass
 
+    def exec_probe_start(self, cid: str, argv: list[str], stdio: tuple[int, int, int]) -> int:
+        """Start ``argv`` in running container ``cid`` (an exec probe) and return the pid of the
+        forked helper, whose exit status is the command's (the caller waits for it)."""
+        from ..runtime.containers.exec import exec_in
+        return exec_in(self._get(cid), list(argv), stdio=stdio)
+
     def remove_container(self, cid: str) -> None:
         try:
             c = self._get(cid)
@@ -426,6 +432,53 @@ class PodRuntime:
         if pod_uid and "/" not in pod_uid and os.path.isdir(d):
             remove_tree(d)
 
+    def write_config_volume(self, uid: str, vname: str, files: list[tuple[str, bytes, int]] | None,
+                            secret: bool = False, owner: tuple[int, int] | None = None) -> str:
+        """Write a configMap or secret volume's files under <root>/pods/<uid>/volumes/<vname>,
+        replacing what was there. The pod's directory is 0700 (root only on the host); a secret
+        volume's directory is 0700 too (owned by ``owner``, the containers' runAsUser/fsGroup,
+        when given), a configMap's 0755; each file has its mode (defaultMode or the item's)."""
+        d = os.path.join(self.volumes_dir(uid), vname)
+        pod_dir = os.path.join(self.pods_dir, uid)
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+        os.chmod(pod_dir, 0o700)
+        tmp = d + ".tmp"
+        if os.path.exists(tmp):
+            remove_tree(tmp)
+        os.mkdir(tmp, 0o700)
+        for rel, data, mode in files or []:
+            path = os.path.join(tmp, rel)
+            os.makedirs(os.path.dirname(path), 0o755 if not secret else 0o700, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, data)
+                os.fchmod(fd, mode & 0o7777)
+                if owner is not None:
+                    os.fchown(fd, owner[0], owner[1])
+            finally:
+                os.close(fd)
+        os.chmod(tmp, 0o700 if secret else 0o755)
+        if owner is not None:
+            os.chown(tmp, owner[0], owner[1])
+        # the running containers keep their bind mount of the old directory (as a subPath
+        # mount in Kubernetes); the files are rewritten in place when the directory exists
+        if os.path.isdir(d):
+            for name in os.listdir(d):
+                p = os.path.join(d, name)
+                if os.path.isdir(p) and not os.path.islink(p):
+                    remove_tree(p)
+                else:
+                    os.unlink(p)
+            for name in os.listdir(tmp):
+                os.rename(os.path.join(tmp, name), os.path.join(d, name))
+            st = os.stat(tmp)
+            os.chmod(d, st.st_mode & 0o7777)
+            os.chown(d, st.st_uid, st.st_gid)
+            os.rmdir(tmp)
+        else:
+            os.rename(tmp, d)
+        return d
+
     def _mounts(self, uid: str, spec: dict, c: dict) -> list[dict]:
         volumes = {v.get("name"): v for v in spec.get("volumes") or []}
         out = []
@@ -445,6 +498,11 @@ class PodRuntime:
                 os.chmod(source, 0o777)  # as the kubelet makes it: any runAsUser may write
             elif "hostPath" in vol:
                 source = prepare_host_path(vname, vol["hostPath"] or {})
+            elif vol.get("configMap") is not None or vol.get("secret") is not None:
+                source = os.path.join(self.volumes_dir(uid), vname)
+                if not os.path.isdir(source):
+                    raise SkiffError(f"volume {vname}: its files were not written")
+                vm = dict(vm, readOnly=True)   # as the kubelet mounts them: read-only
             else:
                 kinds = [k for k in vol if k != "name"]
                 raise InvalidArgument(f"volume {vname}: type {kinds[0] if kinds else '?'} is not supported by skiff")

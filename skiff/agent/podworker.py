@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from skiff.errors import SkiffError
 
 from . import status as pstatus
-from .env import container_env, expand_argv
+from .env import ConfigError, container_env, env_refs, expand_argv, fetch_refs, volume_files, volume_refs
+from .probes import ProbeManager
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -53,6 +54,9 @@ class PodWorker:
         self._timer_at = 0.0
         self._watched: dict[str, int] = {}  # container id -> pidfd being watched
         self.done = False
+        self.sb_ip = ""
+        self._objects: dict = {}
+        self.probes = ProbeManager(self)
         self.task = asyncio.create_task(self._run(), name=f"pod-{uid[:8]}")
 
     # -- inputs --
@@ -84,6 +88,7 @@ class PodWorker:
             await self.task
         except asyncio.CancelledError:
             pass
+        self.probes.stop()
         self._unwatch_all()
 
     # -- the loop --
@@ -98,6 +103,7 @@ class PodWorker:
             except Exception as e:  # noqa: BLE001 - one pod's failure never stops the agent
                 log.exception("sync of pod %s failed: %s", self.uid, e)
                 self.wake_after(1.0)
+        self.probes.stop()
         self._unwatch_all()
         self.agent.worker_done(self.uid)
 
@@ -138,6 +144,7 @@ class PodWorker:
         if pod is None:
             return True
         if self.gone or pod["metadata"].get("deletionTimestamp"):
+            self.probes.stop()
             await self.terminate()
             return True
         a = self.agent
@@ -145,6 +152,7 @@ class PodWorker:
         spec = pod["spec"]
         infos = rt.containers(self.uid)
         if self._finished(spec, infos):
+            self.probes.sync(pod, infos)
             await self.write_status(rt.sandbox(self.uid), infos)
             return False
         sb = rt.sandbox(self.uid)
@@ -173,6 +181,8 @@ class PodWorker:
                     self.wake_after(0.05)
                 else:
                     self._watch(i.id, i.pid)
+        self.sb_ip = sb.ip
+        self.probes.sync(pod, infos)
         await self.write_status(sb, infos)
         return False
 
@@ -229,7 +239,23 @@ class PodWorker:
             self.wake_after(a.config.image_retry)
             return
         try:
-            env = container_env(pod, c, sb.ip, a.host_ip)
+            await self.prepare_config(pod, c)
+            env = container_env(pod, c, sb.ip, a.host_ip, self._objects)
+        except (ConfigError, SkiffError, OSError) as e:
+            if not isinstance(e, ConfigError):
+                e = ConfigError(str(e))
+            fp = f"spec.containers{{{name}}}"
+            if e.reason == "FailedMount":
+                self.waiting[name] = ("ContainerCreating", "")
+                a.events.record(pod, "Warning", "FailedMount", str(e))
+            else:
+                self.waiting[name] = (e.reason, str(e))
+                a.events.record(pod, "Warning", "Failed", f"Error: {e}", field_path=fp)
+            log.warning("pod %s: container %s: %s", pod_ref(pod), name, e,
+                        extra={"fields": {"pod": pod_ref(pod), "container": name, "reason": e.reason}})
+            self.wake_after(CONFIG_RETRY)
+            return
+        try:
             cc = dict(c)
             cc["command"] = expand_argv(c.get("command"), env)
             cc["args"] = expand_argv(c.get("args"), env)
@@ -260,15 +286,43 @@ class PodWorker:
                 except SkiffError:
                     pass
 
+    async def prepare_config(self, pod: dict, c: dict) -> None:
+        """Get the ConfigMaps and Secrets container ``c`` uses (env and volumes) and write its
+        configMap/secret volumes; ConfigError when a required one is missing."""
+        spec = pod["spec"]
+        refs = env_refs(c) | volume_refs(spec, c)
+        self._objects = {}
+        if not refs:
+            return
+        ns = pod["metadata"].get("namespace") or "default"
+        self._objects = await fetch_refs(self.agent.client, ns, refs)
+        mounted = {vm.get("name") for vm in c.get("volumeMounts") or []}
+        rt = self.agent.runtime
+        writer = getattr(rt, "write_config_volume", None)
+        owner = _owner(spec, c)
+        for vol in spec.get("volumes") or []:
+            if vol.get("name") not in mounted or (vol.get("configMap") is None and vol.get("secret") is None):
+                continue
+            files = volume_files(vol, self._objects)
+            if writer is not None:
+                secret = vol.get("secret") is not None
+                writer(self.uid, vol["name"], files, secret=secret, owner=owner if secret else None)
+
+    def pod_ip(self) -> str:
+        return self.sb_ip or (self.last_status or {}).get("podIP", "")
+
     async def write_status(self, sb, infos: list) -> None:
         a = self.agent
         pod = self.pod
         assert pod is not None
-        old = pod.get("status") or {}
-        if self.last_status is not None:
-            old = self.last_status
-        st = pstatus.pod_status(pod, sb, infos, self.waiting, a.node_ready, a.host_ip, old)
-        if st == self.last_status:
+        # the API's copy is the truth: someone else (the node lifecycle controller) may have
+        # changed it; a write that would change nothing there is skipped
+        cur = pod.get("status") or {}
+        st = pstatus.pod_status(pod, sb, infos, self.waiting, a.node_ready, a.host_ip,
+                                cur or self.last_status, self.probes)
+        from skiff.controller.patch import merge_patch
+        if merge_patch(cur, st) == cur:
+            self.last_status = st
             return
         try:
             await a.client.patch("pods", pod["metadata"]["name"], {"status": st},
@@ -338,6 +392,20 @@ class PodWorker:
             except APIError as e:
                 if e.code not in (404, 409):
                     raise
+
+
+CONFIG_RETRY = 2.0   # seconds before a container whose ConfigMap/Secret is missing is tried again
+
+
+def _owner(spec: dict, c: dict) -> tuple[int, int] | None:
+    """Who owns a secret volume's files: the container's runAsUser (group: fsGroup, else
+    runAsGroup, else 0); None (root) without a runAsUser."""
+    psc, csc = spec.get("securityContext") or {}, c.get("securityContext") or {}
+    user = csc.get("runAsUser", psc.get("runAsUser"))
+    if not isinstance(user, int) or isinstance(user, bool):
+        return None
+    group = psc.get("fsGroup", csc.get("runAsGroup", psc.get("runAsGroup"))) or 0
+    return (user, int(group))
 
 
 def _fmt(seconds: float) -> str:

@@ -44,7 +44,10 @@ def _terminated(i) -> dict:
     return t
 
 
-def container_status(c: dict, cur, prev, waiting: tuple[str, str] | None) -> dict:
+def container_status(c: dict, cur, prev, waiting: tuple[str, str] | None,
+                     probed: tuple[bool, bool] | None = None) -> dict:
+    """``probed``: (started, ready) from the startup and readiness probes for a running
+    instance (default: both True once running, as without probes)."""
     st: dict[str, Any] = {"name": c["name"], "image": c.get("image", ""), "imageID": "",
                           "ready": False, "restartCount": 0, "started": False,
                           "state": {}, "lastState": {}}
@@ -54,8 +57,9 @@ def container_status(c: dict, cur, prev, waiting: tuple[str, str] | None) -> dic
         st["containerID"] = f"{RUNTIME}://{cur.id}"
     if cur is not None and cur.state == "running":
         st["state"] = {"running": {"startedAt": _ts(cur.started_at)}}
-        st["ready"] = True
-        st["started"] = True
+        started, ready = probed if probed is not None else (True, True)
+        st["started"] = bool(started)
+        st["ready"] = bool(started and ready)
         if prev is not None and prev.state == "exited":
             st["lastState"] = {"terminated": _terminated(prev)}
     elif cur is not None and cur.state == "exited" and waiting is None:
@@ -138,13 +142,18 @@ def _condition(old: dict[str, dict], ctype: str, status: str, reason: str | None
 
 
 def pod_status(pod: dict, sandbox, infos: list, waiting: dict[str, tuple[str, str]],
-               node_ready: bool, host_ip: str, old: dict | None) -> dict:
+               node_ready: bool, host_ip: str, old: dict | None, probes=None) -> dict:
+    """``probes``: an object with ``started(container_id)`` and ``ready(container_id)`` (the
+    pod's ProbeManager), or None (no probes: running is started and ready)."""
     old = old or {}
     containers = pod["spec"].get("containers", [])
     statuses = []
     for c in containers:
         cur, prev = latest_two(infos, c["name"])
-        statuses.append(container_status(c, cur, prev, waiting.get(c["name"])))
+        probed = None
+        if probes is not None and cur is not None and cur.state == "running":
+            probed = (probes.started(cur.id), probes.ready(cur.id))
+        statuses.append(container_status(c, cur, prev, waiting.get(c["name"]), probed))
     ph = phase(pod, statuses)
     old_conds = {c.get("type"): c for c in old.get("conditions") or []}
     not_ready = [s["name"] for s in statuses if not s["ready"]]

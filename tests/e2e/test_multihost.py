@@ -102,6 +102,11 @@ def test_thirty_pods_on_three_hosts(cluster, tmp_path):
         p = c.get_json("pods", name)
         assert p["status"]["containerStatuses"][0]["restartCount"] == 0
 
+    def ready_again():
+        return all({x["type"]: x["status"] for x in c.get_json("pods", n)["status"]["conditions"]}["Ready"]
+                   == "True" for n in victims_pods)
+    wait_for(ready_again, 20, what="the returning node's pods Ready again")
+
     # delete every pod: no container is left on any host
     c.ctl("delete", "-f", str(manifest), "--wait=true", timeout=180)
     assert c.get_json("pods")["items"] == []

@@ -69,6 +69,7 @@ def hold(ports: list[dict]) -> tuple[list[dict], list[int]]:
             try:
                 s.bind((ip, p["host_port"]))
             except OSError as e:
+                s.detach()  # the fd is closed below, once: a later GC of ``s`` must not close it again
                 raise Conflict(f"Bind for {ip}:{p['host_port']} failed: port is already allocated"
                                f" ({e.strerror})") from None
             port = s.getsockname()[1]

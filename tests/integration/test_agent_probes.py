@@ -1,0 +1,219 @@
+"""Probes, ConfigMaps/Secrets and OOM kills with a real controller and a real agent on one
+host (real containers)."""
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import time
+
+import pytest
+
+from tests.conftest import needs_root
+from tests.e2e.cluster import wait_for
+from tests.integration.onehost import OneHost, ctr, pod
+
+pytestmark = [needs_root, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def host(tmp_path, skiff_root, cg_parent):
+    h = OneHost(str(tmp_path), skiff_root, cg_parent)
+    try:
+        yield h.start()
+    finally:
+        h.close()
+
+
+def conditions(p: dict) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in p["status"].get("conditions", [])}
+
+
+def cstatus(p: dict, name: str) -> dict:
+    return next((c for c in p.get("status", {}).get("containerStatuses") or [] if c["name"] == name), {})
+
+
+def events(host, name: str) -> list[dict]:
+    return [e for e in host.get("events")["items"] if e["involvedObject"]["name"] == name]
+
+
+def wait_pod(host, name: str, pred, timeout: float = 40, what: str = ""):
+    def check():
+        p = host.pod(name)
+        return p if pred(p) else None
+    return wait_for(check, timeout, what=what or f"pod {name}")
+
+
+HTTPD = "mkdir -p /www && echo ok > /www/healthz && echo hi > /www/index.html; "
+
+
+def test_readiness_gates_ready_exec_probe(host):
+    # ready between 2 s and 7 s after the start, then not ready again
+    host.apply(pod("rd", ctr("main", "sleep 2; touch /tmp/ready; sleep 5; rm /tmp/ready; exec sleep 3600",
+                             readinessProbe={"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1,
+                                             "failureThreshold": 1})))
+    p = host.wait_phase("rd", "Running")
+    cs = cstatus(p, "main")
+    assert cs["started"] is True and cs["ready"] is False   # a readiness probe starts not ready
+    assert conditions(p)["Ready"] == "False" and conditions(p)["ContainersReady"] == "False"
+    p = wait_pod(host, "rd", lambda p: conditions(p).get("Ready") == "True", 20, "Ready")
+    assert cstatus(p, "main")["ready"] is True
+    p = wait_pod(host, "rd", lambda p: conditions(p).get("Ready") == "False", 20, "not Ready again")
+    assert cstatus(p, "main")["restartCount"] == 0    # readiness never restarts
+    ev = [e for e in events(host, "rd") if e["reason"] == "Unhealthy"]
+    assert ev and ev[0]["type"] == "Warning"
+    assert ev[0]["message"].startswith("Readiness probe failed: cat: can't open '/tmp/ready'")
+    assert "0/1" in host.ctl("get", "pods").stdout
+
+
+def test_liveness_http_failure_restarts(host):
+    # the pod's own httpd on a named port; its /healthz goes away after 3 s
+    host.apply(pod("live", ctr(
+        "web", HTTPD + "(sleep 3; rm /www/healthz) & exec httpd -f -p 8080 -h /www",
+        ports=[{"name": "http", "containerPort": 8080}],
+        livenessProbe={"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1,
+                       "failureThreshold": 2},
+        readinessProbe={"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1}),
+        terminationGracePeriodSeconds=2))
+    p = wait_pod(host, "live", lambda p: conditions(p).get("Ready") == "True", 30, "Ready")
+    p = wait_pod(host, "live", lambda p: cstatus(p, "web").get("restartCount", 0) >= 1, 40, "a restart")
+    cs = cstatus(p, "web")
+    assert cs["restartCount"] == 1
+    assert "terminated" in cs["lastState"]
+    ev = events(host, "live")
+    unhealthy = [e for e in ev if e["reason"] == "Unhealthy"]
+    assert any(e["message"] == "Liveness probe failed: HTTP probe failed with statuscode: 404" for e in unhealthy)
+    assert all(e["type"] == "Warning" for e in unhealthy)
+    killing = [e for e in ev if e["reason"] == "Killing"]
+    assert killing and killing[0]["type"] == "Normal"
+    assert killing[0]["message"] == "Container web failed liveness probe, will be restarted"
+    assert killing[0]["involvedObject"].get("fieldPath") == "spec.containers{web}"
+    # the restarted instance serves again and becomes Ready
+    wait_pod(host, "live", lambda p: cstatus(p, "web").get("restartCount") == 1
+             and "running" in cstatus(p, "web")["state"], 20, "running again")
+
+
+def test_startup_probe_and_tcp_socket(host):
+    host.apply(pod(
+        "st",
+        # starts slowly: the startup probe holds liveness/readiness until /tmp/up exists;
+        # then httpd listens on 9000 for the tcpSocket probes
+        ctr("slow", "sleep 3; touch /tmp/up; exec httpd -f -p 9000 -h /tmp",
+            ports=[{"name": "echo", "containerPort": 9000}],
+            startupProbe={"exec": {"command": ["test", "-f", "/tmp/up"]}, "periodSeconds": 1,
+                          "failureThreshold": 30},
+            livenessProbe={"tcpSocket": {"port": "echo"}, "periodSeconds": 1, "failureThreshold": 1},
+            readinessProbe={"tcpSocket": {"port": 9000}, "periodSeconds": 1}),
+        # never starts: killed after 2 failed startup probes
+        ctr("never", "exec sleep 3600",
+            startupProbe={"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 2}),
+        terminationGracePeriodSeconds=1))
+    p = host.wait_phase("st", "Running")
+    cs = cstatus(p, "slow")
+    assert cs["started"] is False and cs["ready"] is False
+    p = wait_pod(host, "st", lambda p: cstatus(p, "slow").get("ready") is True, 30, "slow ready")
+    cs = cstatus(p, "slow")
+    assert cs["started"] is True and cs["restartCount"] == 0
+    assert cstatus(p, "never")["started"] is False
+    p = wait_pod(host, "st", lambda p: cstatus(p, "never").get("restartCount", 0) >= 1, 40, "never restarted")
+    ev = events(host, "st")
+    assert any(e["reason"] == "Killing" and e["message"] == "Container never failed startup probe, will be restarted"
+               for e in ev)
+    assert any(e["reason"] == "Unhealthy" and e["message"].startswith("Startup probe failed") for e in ev)
+    assert cstatus(host.pod("st"), "slow")["restartCount"] == 0   # liveness over tcp kept passing
+    assert conditions(p)["Ready"] == "False"                       # "never" is not ready
+
+
+def _b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+def test_configmap_and_secret_env_and_volumes(host):
+    host.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+                "data": {"greeting": "hello", "color": "blue", "app.conf": "a=1\n"}},
+               {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"},
+                "data": {"password": _b64("s3cret"), "user": _b64("admin")}})
+    script = ("echo G=$GREETING C=$CFG_color P=$S_password U=$USER_NAME O=[$OPT]; "
+              "cat /etc/cfg/app.conf /etc/cfg/greeting; echo; cat /etc/sec/db/pw; echo; "
+              "stat -c '%a %n' /etc/sec /etc/sec/db/pw /etc/cfg/greeting /etc/one/u; "
+              "touch /etc/cfg/x 2>/dev/null && echo WRITABLE || echo READONLY; exec sleep 3600")
+    host.apply(pod("cfgpod", ctr(
+        "main", script,
+        envFrom=[{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}, {"secretRef": {"name": "sec"}, "prefix": "S_"}],
+        env=[{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "greeting"}}},
+             {"name": "USER_NAME", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "user"}}},
+             {"name": "OPT", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "x", "optional": True}}}],
+        volumeMounts=[{"name": "cfg", "mountPath": "/etc/cfg"}, {"name": "sec", "mountPath": "/etc/sec"},
+                      {"name": "one", "mountPath": "/etc/one"}]),
+        volumes=[{"name": "cfg", "configMap": {"name": "cfg"}},
+                 {"name": "sec", "secret": {"secretName": "sec", "defaultMode": 0o400,
+                                            "items": [{"key": "password", "path": "db/pw"}]}},
+                 {"name": "one", "secret": {"secretName": "sec", "items": [{"key": "user", "path": "u", "mode": 0o440}]}}]))
+    p = host.wait_phase("cfgpod", "Running")
+    out = wait_for(lambda: (lambda t: t if "READONLY" in t or "WRITABLE" in t else None)(
+        host.ctl("logs", "cfgpod").stdout), 20, what="the pod's output")
+    assert "G=hello C=blue P=s3cret U=admin O=[]" in out
+    assert "a=1\nhello\ns3cret\n" in out
+    assert "700 /etc/sec\n400 /etc/sec/db/pw\n644 /etc/cfg/greeting\n440 /etc/one/u\n" in out
+    assert "READONLY" in out
+    # on the host: under the pod's volumes directory, the pod's directory root only
+    uid = p["metadata"]["uid"]
+    pod_dir = os.path.join(host.root, "pods", uid)
+    assert stat.S_IMODE(os.stat(pod_dir).st_mode) == 0o700
+    sec = os.path.join(pod_dir, "volumes", "sec")
+    assert stat.S_IMODE(os.stat(sec).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(os.path.join(sec, "db", "pw")).st_mode) == 0o400
+    assert open(os.path.join(sec, "db", "pw")).read() == "s3cret"
+    host.ctl("delete", "pod", "cfgpod")
+    wait_for(lambda: not os.path.exists(pod_dir), 30, what="the pod's volumes removed")
+
+
+def test_missing_configmap_is_create_container_config_error(host):
+    host.apply(pod("cce", ctr("main", "echo $V; exec sleep 3600",
+                              env=[{"name": "V", "valueFrom": {"configMapKeyRef": {"name": "later", "key": "v"}}}])))
+    p = wait_pod(host, "cce", lambda p: cstatus(p, "main").get("state", {}).get("waiting", {}).get("reason")
+                 == "CreateContainerConfigError", 30, "CreateContainerConfigError")
+    w = cstatus(p, "main")["state"]["waiting"]
+    assert w["message"] == 'configmap "later" not found'
+    assert p["status"]["phase"] == "Pending"
+    assert "CreateContainerConfigError" in host.ctl("get", "pods").stdout
+    assert any(e["reason"] == "Failed" and e["message"] == 'Error: configmap "later" not found'
+               for e in events(host, "cce"))
+    # a missing key is an error too; then the right key starts it
+    host.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later"}, "data": {"w": "1"}})
+    wait_pod(host, "cce", lambda p: cstatus(p, "main").get("state", {}).get("waiting", {}).get("message")
+             == "couldn't find key v in ConfigMap default/later", 30, "missing key")
+    host.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later"}, "data": {"v": "now"}})
+    host.wait_phase("cce", "Running", 30)
+    wait_for(lambda: "now" in host.ctl("logs", "cce").stdout, 20, what="the value")
+
+
+def test_oom_killed(host):
+    host.apply(pod("oom", ctr("hog", "echo start; x=a; while true; do x=$x$x; done",
+                              resources={"limits": {"memory": "16Mi"}})))
+
+    def oomed(p):
+        last = cstatus(p, "hog").get("lastState", {}).get("terminated") or {}
+        return last.get("reason") == "OOMKilled"
+    p = wait_pod(host, "oom", oomed, 60, "OOMKilled")
+    last = cstatus(p, "hog")["lastState"]["terminated"]
+    assert last["exitCode"] == 137
+    assert cstatus(p, "hog")["restartCount"] >= 1
+
+
+def test_agent_restart_keeps_probed_pod_ready(host):
+    host.apply(pod("keep", ctr("main", "exec sleep 3600",
+                               readinessProbe={"exec": {"command": ["true"]}, "periodSeconds": 1},
+                               startupProbe={"exec": {"command": ["true"]}, "periodSeconds": 1})))
+    p = wait_pod(host, "keep", lambda p: conditions(p).get("Ready") == "True", 30, "Ready")
+    since = next(c["lastTransitionTime"] for c in p["status"]["conditions"] if c["type"] == "Ready")
+    host.kill_agent()
+    host.start_agent()
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        p = host.pod("keep")
+        assert conditions(p)["Ready"] == "True"
+        time.sleep(0.3)
+    assert next(c["lastTransitionTime"] for c in p["status"]["conditions"] if c["type"] == "Ready") == since
+    cs = cstatus(p, "main")
+    assert cs["restartCount"] == 0 and cs["started"] is True and cs["ready"] is True
