@@ -44,6 +44,7 @@ class AgentConfig:
     sandbox_retry: float = 5.0
     image_retry: float = 10.0
     insecure_registries: bool = False
+    runtime: str = "real"           # "real" | "fake" (hollow node: FakePodRuntime, no root needed)
 
 
 class Agent:
@@ -61,6 +62,7 @@ class Agent:
         self.pod_cidr = ""
         self.informer = None
         self.log_server = None
+        self._own_log_server = False
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
 
@@ -100,18 +102,31 @@ class Agent:
         from .images import ImageManager, use_pidfd_child_watcher
         from .podruntime import PodRuntime
         cfg = self.config
-        use_pidfd_child_watcher()
+        fake = cfg.runtime == "fake"
+        if not fake:
+            use_pidfd_child_watcher()
         if self.client is None:
             from skiff.api.client import HTTPClient
             token = await self._credentials()
             self.client = HTTPClient(cfg.server, token)
         self.events = EventRecorder(self.client, "kubelet", host=self.name)
-        self.runtime = PodRuntime(cfg.root, pod_network=cfg.pod_network, bridge=cfg.pod_bridge,
-                                  cgroup_parent=cfg.cgroup_parent)
-        self.images = ImageManager(ImageStore(Root(cfg.root)), self.events, insecure=cfg.insecure_registries)
-        from .logserver import LogServer
-        self.log_server = LogServer(self, cfg.log_host or self.host_ip, cfg.log_port)
-        port = await self.log_server.start()
+        if fake:  # a hollow node: only the runtime is fake, every image is present
+            from .fakeruntime import FakeImageManager, FakePodRuntime
+            self.runtime = FakePodRuntime(cfg.root, pod_network=cfg.pod_network, bridge=cfg.pod_bridge)
+            self.images = FakeImageManager(self.events)
+        elif cfg.runtime == "real":
+            self.runtime = PodRuntime(cfg.root, pod_network=cfg.pod_network, bridge=cfg.pod_bridge,
+                                      cgroup_parent=cfg.cgroup_parent)
+            self.images = ImageManager(ImageStore(Root(cfg.root)), self.events, insecure=cfg.insecure_registries)
+        else:
+            raise ValueError(f"unknown runtime {cfg.runtime!r}: want real or fake")
+        if self.log_server is None:
+            from .logserver import LogServer
+            self.log_server = LogServer(self, cfg.log_host or self.host_ip, cfg.log_port)
+            self._own_log_server = True
+            port = await self.log_server.start()
+        else:  # shared (hollow nodes): started by its owner
+            port = self.log_server.port
         await self._register(port)
         self.runtime.ensure_network(self.pod_cidr)
         self.runtime.ensure_pause_image()
@@ -136,7 +151,7 @@ class Agent:
         for w in list(self.workers.values()):
             await w.stop()
         self.workers.clear()
-        if self.log_server is not None:
+        if self.log_server is not None and self._own_log_server:
             await self.log_server.stop()
         if self.events is not None:
             await _maybe(self.events, "close")

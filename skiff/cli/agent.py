@@ -18,6 +18,8 @@ AGENT_OPTS = [
     Opt(("--log-format",), "log_format", "str", "Log line format: text or json", "FORMAT", "text"),
     Opt(("--cgroup-parent",), "cgroup_parent", "str", "Parent cgroup of the pods", "PATH", "skiff"),
     Opt(("--insecure-registries",), "insecure", help="Pull over plain HTTP"),
+    Opt(("--runtime",), "runtime", "str", "Pod runtime: real, or fake (a hollow node: containers "
+        "run in memory; no root, bridge or images needed)", "RUNTIME", "real"),
 ]
 
 COMMAND = Command("agent", "agent --server URL --token TOKEN [OPTIONS]",
@@ -39,7 +41,10 @@ def agent_config(values, ctx, server: str, token: str, root: str | None = None):
         if not sep or not k:
             raise InvalidArgument(f"invalid --node-labels {item!r}: want KEY=VALUE")
         labels[k] = v
-    return AgentConfig(server=server, token=token, node_name=values["node_name"] or "",
+    runtime = values.get("runtime") or "real"
+    if runtime not in ("real", "fake"):
+        raise InvalidArgument(f"invalid --runtime {runtime!r}: want real or fake")
+    return AgentConfig(runtime=runtime, server=server, token=token, node_name=values["node_name"] or "",
                        root=root or ctx.root.path, node_ip=values["node_ip"] or "",
                        log_port=values["log_port"], lease_duration=values["lease"],
                        pod_bridge=values["bridge"], labels=labels, backoff_initial=initial,

@@ -40,6 +40,7 @@ VERBS = {
     "system": ("system", "Manage skiff (system df: show disk usage)"),
     "controller": ("controller", "Run the control plane: API server, store and controllers"),
     "agent": ("agent", "Run the node agent that runs this host's pods"),
+    "hollow": ("hollow", "Run N hollow nodes (the real agent over a fake runtime) in one process"),
     "up": ("up", "Run a one-host cluster: controller and agent in one process"),
 }
 ALIASES = {"container": None, "image": None}

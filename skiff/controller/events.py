@@ -10,7 +10,16 @@ Like client-go's record.EventRecorder (+ the core of its EventCorrelator):
 - A repeat (same involved object uid, type, reason, message and source) within 10 minutes
   PATCHes the existing Event's ``count`` and ``lastTimestamp`` instead of creating a new one;
   if that Event is gone (404), a new one is created.
-- The queue is bounded (1000, client-go's): when full, events are dropped with a log line.
+- Spam control, as Kubernetes does it:
+  * per involved object and source, a token bucket (burst 25, one more token every 5 min,
+    client-go's EventSourceObjectSpamFilter): an object's event beyond that is dropped
+    (counted in ``spam_dropped``);
+  * under load (``coalesce_at`` or more events queued) a repeat of an event still queued is
+    merged into it (its count and lastTimestamp) instead of taking another queue slot;
+  * the queue is bounded (10 000): when full, events are dropped with a log line;
+  * the writer drains up to ``batch`` events at a time and writes them concurrently (events
+    of one key in order), so that a burst (10 000 Scheduled events) costs few store commits
+    (the store groups concurrent writes into one transaction).
 """
 from __future__ import annotations
 
@@ -30,8 +39,12 @@ log = logging.getLogger("skiff.events")
 NORMAL = "Normal"
 WARNING = "Warning"
 REPEAT_WINDOW = 600.0        # 10 min
-QUEUE_SIZE = 1000
-CACHE_SIZE = 4096
+QUEUE_SIZE = 10000
+CACHE_SIZE = 16384
+SPAM_BURST = 25              # client-go: defaultSpamBurst
+SPAM_REFILL = 300.0          # client-go: defaultSpamQPS = 1/300
+COALESCE_AT = 100
+BATCH = 64
 
 
 def rfc3339(t: float | None = None) -> str:
@@ -51,7 +64,9 @@ class _Seen:
 
 class EventRecorder:
     def __init__(self, client, component: str, host: str | None = None, *,
-                 queue_size: int = QUEUE_SIZE, repeat_window: float = REPEAT_WINDOW):
+                 queue_size: int = QUEUE_SIZE, repeat_window: float = REPEAT_WINDOW,
+                 coalesce_at: int = COALESCE_AT, batch: int = BATCH,
+                 spam_burst: int = SPAM_BURST, spam_refill: float = SPAM_REFILL):
         self.client = client
         self.component = component
         self.host = host
@@ -64,7 +79,13 @@ class EventRecorder:
         self._task: asyncio.Task | None = None
         self._seen: collections.OrderedDict[tuple, _Seen] = collections.OrderedDict()
         self._last_ns = 0
+        self._queued: dict[tuple, list] = {}      # key -> the queued item (for coalescing)
+        self._buckets: collections.OrderedDict[tuple, list] = collections.OrderedDict()
+        self.coalesce_at, self.batch = coalesce_at, max(int(batch), 1)
+        self.spam_burst, self.spam_refill = spam_burst, spam_refill
         self.dropped = 0
+        self.spam_dropped = 0
+        self.coalesced = 0
         self.failed = 0
 
     # -- the caller's side --------------------------------------------------------------------
@@ -84,13 +105,47 @@ class EventRecorder:
             if q is None:
                 self.dropped += 1
                 return
+            if not self._spam_ok(ref, now):
+                self.spam_dropped += 1
+                return
+            key = self._key(ref, type, reason, message)
+            queued = self._queued.get(key)
+            if queued is not None and q.qsize() >= self.coalesce_at:
+                queued[4] = now          # merged into the queued one: count + 1
+                queued[5] += 1
+                self.coalesced += 1
+                return
+            item = [ref, type, reason, message, now, 1]
             try:
-                q.put_nowait((ref, type, reason, message, now))
+                q.put_nowait(item)
+                self._queued[key] = item
             except asyncio.QueueFull:
                 self.dropped += 1
                 log.warning("event queue full, event dropped", extra={"fields": fields})
         except Exception:  # noqa: BLE001 - recording must never break the caller
             log.exception("could not record event")
+
+    def _key(self, ref: dict, type: str, reason: str, message: str) -> tuple:
+        return (ref.get("uid") or (ref.get("kind"), ref.get("namespace"), ref.get("name")),
+                type, reason, message, self.component, self.host)
+
+    def _spam_ok(self, ref: dict, now: float) -> bool:
+        """client-go's EventSourceObjectSpamFilter: a token bucket per source and object."""
+        k = ref.get("uid") or (ref.get("kind"), ref.get("namespace"), ref.get("name"))
+        b = self._buckets.get(k)
+        if b is None:
+            b = self._buckets[k] = [float(self.spam_burst), now]
+            while len(self._buckets) > CACHE_SIZE:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(k)
+            if self.spam_refill > 0:
+                b[0] = min(float(self.spam_burst), b[0] + (now - b[1]) / self.spam_refill)
+            b[1] = now
+        if b[0] < 1.0:
+            return False
+        b[0] -= 1.0
+        return True
 
     def event(self, obj: dict, type: str, reason: str, message: str) -> None:
         """Alias of record (client-go's name)."""
@@ -167,7 +222,26 @@ class EventRecorder:
         q = self._queue
         assert q is not None
         while True:
-            item = await q.get()
+            items = [await q.get()]
+            while len(items) < self.batch and not q.empty():
+                items.append(q.get_nowait())
+            groups: dict[tuple, list] = {}
+            for item in items:
+                key = self._key(*item[:4])
+                if self._queued.get(key) is item:
+                    del self._queued[key]      # from now on a repeat queues anew
+                groups.setdefault(key, []).append(item)
+            try:
+                if len(groups) == 1:
+                    await self._write_group(next(iter(groups.values())))
+                else:
+                    await asyncio.gather(*(self._write_group(g) for g in groups.values()))
+            finally:
+                for _ in items:
+                    q.task_done()
+
+    async def _write_group(self, items: list) -> None:
+        for item in items:
             try:
                 await self._write(*item)
             except asyncio.CancelledError:
@@ -176,19 +250,17 @@ class EventRecorder:
                 self.failed += 1
                 log.warning("could not write event", extra={"fields": {
                     "error": f"{type(e).__name__}: {e}", "reason": item[2], "name": item[0].get("name")}})
-            finally:
-                q.task_done()
 
-    async def _write(self, ref: dict, type: str, reason: str, message: str, t: float) -> None:
-        key = (ref.get("uid") or (ref.get("kind"), ref.get("namespace"), ref.get("name")),
-               type, reason, message, self.component, self.host)
+    async def _write(self, ref: dict, type: str, reason: str, message: str, t: float,
+                     n: int = 1) -> None:
+        key = self._key(ref, type, reason, message)
         ts = rfc3339(t)
         seen = self._seen.get(key)
         if seen is not None and t - seen.last < self.repeat_window:
-            patch = {"count": seen.count + 1, "lastTimestamp": ts}
+            patch = {"count": seen.count + n, "lastTimestamp": ts}
             try:
                 await self.client.patch("events", seen.name, patch, seen.namespace, patch_type="merge")
-                seen.count += 1
+                seen.count += n
                 seen.last = t
                 self._seen.move_to_end(key)
                 return
@@ -203,14 +275,14 @@ class EventRecorder:
             "involvedObject": ref,
             "reason": reason, "message": message, "type": type,
             "source": dict(self.source),
-            "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
+            "firstTimestamp": ts, "lastTimestamp": ts, "count": n,
             "reportingComponent": self.component,
         }
         if self.host:
             ev["reportingInstance"] = self.host
         created = await self.client.create("events", ev, ns)
         name = (created.get("metadata") or {}).get("name") or ev["metadata"]["name"]
-        self._seen[key] = _Seen(name, ns, 1, ts, t)
+        self._seen[key] = _Seen(name, ns, n, ts, t)
         self._seen.move_to_end(key)
         while len(self._seen) > CACHE_SIZE:
             self._seen.popitem(last=False)

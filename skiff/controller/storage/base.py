@@ -182,11 +182,22 @@ class Storage(abc.ABC):
 
 
 class _CacheWatcher:
-    __slots__ = ("prefix", "queue")
+    __slots__ = ("prefix", "queue", "node")
 
-    def __init__(self, prefix: str):
+    def __init__(self, prefix: str, node: str | None = None):
         self.prefix = prefix
+        self.node = node          # only events of pods on this spec.nodeName ("" unscheduled)
         self.queue: asyncio.Queue = asyncio.Queue()
+
+
+# The watch index: watchers that select ``spec.nodeName=X`` (every agent; the scheduler's
+# unscheduled pods, X = "") are indexed by X, so that an event is offered only to the
+# watchers of the node(s) its object was or is on, not to every watcher.
+INDEXED_PREFIX = "/pods/"
+
+
+def node_of(obj: Obj | None) -> str:
+    return ((obj or {}).get("spec") or {}).get("nodeName") or ""
 
 
 _END = object()
@@ -221,6 +232,9 @@ class WatchCache(Storage):
         self._rev = 0
         self._oldest = 0  # every event with rev > _oldest is in the ring
         self._watchers: set[_CacheWatcher] = set()
+        self._by_node: dict[str, set[_CacheWatcher]] = {}   # indexed watchers
+        self._node_keys: dict[str, set[str]] = {}           # nodeName -> pod keys
+        self._node_of: dict[str, str] = {}                  # pod key -> nodeName
         self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._error: BaseException | None = None
@@ -229,6 +243,11 @@ class WatchCache(Storage):
         items, rev, _ = await self.storage.list_keyed(self.prefix)
         self._objs = dict(items)
         self._keys = sorted(self._objs)
+        self._node_keys, self._node_of = {}, {}
+        for k, o in items:
+            if k.startswith(INDEXED_PREFIX):
+                n = self._node_of[k] = node_of(o)
+                self._node_keys.setdefault(n, set()).add(k)
         self._rev = self._oldest = rev
         stream = self.storage.watch_keyed(self.prefix, rev)
         self._task = asyncio.create_task(self._pump(stream), name="watch-cache")
@@ -245,7 +264,11 @@ class WatchCache(Storage):
         finally:
             for w in self._watchers:
                 w.queue.put_nowait(_END)
+            for ws in self._by_node.values():
+                for w in ws:
+                    w.queue.put_nowait(_END)
             self._watchers.clear()
+            self._by_node.clear()
             self._wake()
 
     def _wake(self) -> None:
@@ -254,21 +277,43 @@ class WatchCache(Storage):
 
     def _apply(self, ev: KeyedEvent) -> None:
         etype, key, obj, rev = ev
+        indexed = key.startswith(INDEXED_PREFIX)
+        exists = key in self._objs
         if etype == DELETED:
             if self._objs.pop(key, None) is not None:
                 i = bisect.bisect_left(self._keys, key)
                 del self._keys[i]
         else:
-            if key not in self._objs:
+            if not exists:
                 bisect.insort(self._keys, key)
             self._objs[key] = obj
+        nodes: tuple[str, ...] = ()
+        if indexed:
+            new_node, old_node = node_of(obj), self._node_of.get(key)
+            if etype == DELETED:
+                self._node_of.pop(key, None)
+            else:
+                self._node_of[key] = new_node
+            nodes = (new_node,) if old_node is None or old_node == new_node else (new_node, old_node)
+            if old_node is not None and (old_node != new_node or etype == DELETED):
+                ks = self._node_keys.get(old_node)
+                if ks is not None:
+                    ks.discard(key)
+                    if not ks:
+                        del self._node_keys[old_node]
+            if etype != DELETED:
+                self._node_keys.setdefault(new_node, set()).add(key)
         if len(self._ring) == self._ring.maxlen:
             self._oldest = self._ring[0][3]
-        self._ring.append(ev)
+        self._ring.append((etype, key, obj, rev, nodes))
         self._rev = rev
         for w in self._watchers:
             if key.startswith(w.prefix):
                 w.queue.put_nowait(ev)
+        for n in nodes:
+            for w in self._by_node.get(n, ()):
+                if key.startswith(w.prefix):
+                    w.queue.put_nowait(ev)
         self._wake()
 
     async def wait_for(self, rev: int) -> None:
@@ -333,18 +378,26 @@ class WatchCache(Storage):
             i += 1
         return out, list_rv, None
 
-    async def watch_keyed(self, prefix: str,
-                          from_rev: int | None = None) -> AsyncIterator[KeyedEvent]:
+    async def watch_keyed(self, prefix: str, from_rev: int | None = None, *,
+                          node: str | None = None) -> AsyncIterator[KeyedEvent]:
+        """``node``: only events of pods that are or were on that spec.nodeName ("" for
+        unscheduled pods) -- for watches selecting ``spec.nodeName=node`` (see INDEXED_PREFIX)."""
         if self._task is None or self._task.done():
             raise StoreError("InternalError", 500, "watch cache is not running")
         if from_rev is None:
             from_rev = self._rev
         if from_rev < self._oldest:
             raise expired(from_rev, self._oldest)
+        if node is not None and not prefix.startswith(INDEXED_PREFIX):
+            node = None
         # snapshot the ring and subscribe with no await in between: no gap, no double
-        backlog = [ev for ev in self._ring if ev[3] > from_rev and ev[1].startswith(prefix)]
-        w = _CacheWatcher(prefix)
-        self._watchers.add(w)
+        backlog = [ev for ev in self._ring if ev[3] > from_rev and ev[1].startswith(prefix)
+                   and (node is None or node in ev[4])]
+        w = _CacheWatcher(prefix, node)
+        if node is None:
+            self._watchers.add(w)
+        else:
+            self._by_node.setdefault(node, set()).add(w)
         try:
             last = from_rev
             for ev in backlog:
@@ -359,7 +412,21 @@ class WatchCache(Storage):
                 last = ev[3]
                 yield ev[0], ev[1], copy.deepcopy(ev[2]), ev[3]
         finally:
-            self._watchers.discard(w)
+            if node is None:
+                self._watchers.discard(w)
+            else:
+                ws = self._by_node.get(node)
+                if ws is not None:
+                    ws.discard(w)
+                    if not ws:
+                        del self._by_node[node]
+
+    async def peek_node(self, prefix: str, node: str) -> tuple[list[tuple[str, Obj]], int]:
+        """The pods under ``prefix`` with spec.nodeName == ``node`` ("" unscheduled), in key
+        order, and the revision: from the index (the caller's own copies)."""
+        await self._fresh()
+        keys = sorted(k for k in self._node_keys.get(node, ()) if k.startswith(prefix))
+        return [(k, copy.deepcopy(self._objs[k])) for k in keys], self._rev
 
     async def close(self) -> None:
         """Stop the cache (open watches end); the backend stays open."""

@@ -1,9 +1,11 @@
 """SQLite storage: the embedded default (WAL, ``synchronous=FULL``, one global revision).
 
-Every write is one ``BEGIN IMMEDIATE`` transaction that bumps the revision, writes the
-object and appends the event; it is acknowledged only after COMMIT, which with
+Every write bumps the revision, writes the object and appends the event, inside a
+``BEGIN IMMEDIATE`` transaction; it is acknowledged only after COMMIT, which with
 ``synchronous=FULL`` has reached the disk, so an acknowledged write survives ``kill -9``
-(and a power cut).
+(and a power cut). Group commit: the writes that queue up while one COMMIT is being
+synced go together in the next transaction (one fsync for the group), each still with its
+own revision and its own compare-and-swap (a SAVEPOINT each, see ``_flush``).
 
 Tables::
 
@@ -23,6 +25,7 @@ import concurrent.futures
 import datetime
 import json
 import sqlite3
+import threading
 import uuid
 from typing import Any, AsyncIterator, Callable
 
@@ -88,6 +91,8 @@ class SqliteStore(Storage):
             max_workers=1, thread_name_prefix="skiff-sqlite")
         self._db = self._pool.submit(self._open).result()
         self._watchers: set[_Watcher] = set()  # touched only on the worker thread
+        self._pending: list = []                # writes waiting for the next group commit
+        self._pending_lock = threading.Lock()
         self._closed = False
 
     # --- worker-thread side -------------------------------------------------------------
@@ -111,24 +116,66 @@ class SqliteStore(Storage):
         return self._db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()[0]
 
     def _write(self, body: Callable[[int], tuple[str, str, Obj]]) -> Obj:
-        """One transaction: body(new_rev) writes the object row and returns
-        (key, event type, object); the event and the revision are written here. Returns a
-        fresh copy of the object."""
+        """One write: body(new_rev) writes the object row and returns (key, event type,
+        object); the event and the revision are written here. Returns a fresh copy of the
+        object once its transaction has committed (synchronous callers: not grouped)."""
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        with self._pending_lock:
+            self._pending.append((body, fut))
+        self._flush()
+        return fut.result()
+
+    def _flush(self) -> None:
+        """Group commit: every write queued so far, in one ``BEGIN IMMEDIATE`` .. ``COMMIT``.
+        Each write still gets its own revision and its own compare-and-swap (a SAVEPOINT:
+        a failing write is rolled back alone and fails alone), and is acknowledged only
+        after the COMMIT (with ``synchronous=FULL``: on disk). One fsync serves the group."""
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
+        done: list = []     # (future, (key, etype, data, rev) | None, error | None)
         try:
-            rev = self._meta("revision") + 1
-            key, etype, eobj = body(rev)
-            data = _dumps(eobj)
-            db.execute("INSERT INTO events(rev, key, type, value) VALUES (?,?,?,?)",
-                       (rev, key, etype, data))
-            db.execute("UPDATE meta SET value=? WHERE name='revision'", (rev,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        self._notify(key, etype, data, rev)
-        return _loads(data)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rev = self._meta("revision")
+                for body, fut in batch:
+                    db.execute("SAVEPOINT w")
+                    try:
+                        key, etype, eobj = body(rev + 1)
+                        data = _dumps(eobj)
+                        db.execute("INSERT INTO events(rev, key, type, value) VALUES (?,?,?,?)",
+                                   (rev + 1, key, etype, data))
+                    except Exception as e:  # noqa: BLE001 - this write fails, the others go on
+                        db.execute("ROLLBACK TO w")
+                        db.execute("RELEASE w")
+                        done.append((fut, None, e))
+                        continue
+                    db.execute("RELEASE w")
+                    rev += 1
+                    done.append((fut, (key, etype, data, rev), None))
+                db.execute("UPDATE meta SET value=? WHERE name='revision'", (rev,))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except BaseException as e:  # the whole group failed: nothing was written
+            for _body, fut in batch:
+                if not fut.done():
+                    fut.set_exception(e if isinstance(e, Exception) else
+                                      StoreError("InternalError", 500, repr(e)))
+            if not isinstance(e, Exception):
+                raise
+            return
+        for fut, ev, err in done:
+            if err is not None:
+                fut.set_exception(err)
+                continue
+            key, etype, data, rev = ev
+            self._notify(key, etype, data, rev)
+            fut.set_result(_loads(data))
 
     def _notify(self, key: str, etype: str, data: bytes, rev: int) -> None:
         # Watchers get the serialized object and decode their own copy.
@@ -141,6 +188,9 @@ class SqliteStore(Storage):
             "SELECT value, create_rev, mod_rev FROM objects WHERE key=?", (key,)).fetchone()
 
     def _create(self, key: str, obj: Obj) -> Obj:
+        return self._write(self._create_body(key, obj))
+
+    def _create_body(self, key: str, obj: Obj):
         def body(rev: int):
             if self._row(key) is not None:
                 raise already_exists(key)
@@ -151,7 +201,7 @@ class SqliteStore(Storage):
             self._db.execute("INSERT INTO objects VALUES (?,?,?,?)",
                              (key, _dumps(new), rev, rev))
             return key, ADDED, new
-        return self._write(body)
+        return body
 
     def _current(self, key: str, expect_rv: str | None):
         """The stored row of ``key``: 404 when missing, 409 when ``expect_rv`` is stale."""
@@ -163,6 +213,9 @@ class SqliteStore(Storage):
         return row
 
     def _update(self, key: str, obj: Obj, expect_rv: str | None) -> Obj:
+        return self._write(self._update_body(key, obj, expect_rv))
+
+    def _update_body(self, key: str, obj: Obj, expect_rv: str | None):
         def body(rev: int):
             row = self._current(key, expect_rv)
             old_md = _loads(row[0]).get("metadata") or {}
@@ -174,15 +227,18 @@ class SqliteStore(Storage):
             self._db.execute("UPDATE objects SET value=?, mod_rev=? WHERE key=?",
                              (_dumps(new), rev, key))
             return key, MODIFIED, new
-        return self._write(body)
+        return body
 
     def _delete(self, key: str, expect_rv: str | None) -> Obj:
+        return self._write(self._delete_body(key, expect_rv))
+
+    def _delete_body(self, key: str, expect_rv: str | None):
         def body(rev: int):
             row = self._current(key, expect_rv)
             gone = _with_meta(_loads(row[0]), resourceVersion=str(rev))
             self._db.execute("DELETE FROM objects WHERE key=?", (key,))
             return key, DELETED, gone
-        return self._write(body)
+        return body
 
     def _get(self, key: str) -> Obj:
         row = self._row(key)
@@ -251,17 +307,30 @@ class SqliteStore(Storage):
 
     # --- async API ----------------------------------------------------------------------
 
+    async def _group(self, fn: Callable, *args: Any) -> Obj:
+        """Queue a write for the next group commit (``fn`` builds its body on the worker)."""
+        if self._closed:
+            raise StoreError("InternalError", 500, "store is closed")
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        with self._pending_lock:
+            self._pending.append((lambda rev: fn(*args)(rev), fut))
+        try:
+            self._pool.submit(self._flush)
+        except RuntimeError:  # closed meanwhile
+            raise StoreError("InternalError", 500, "store is closed") from None
+        return await asyncio.wrap_future(fut)
+
     async def create(self, key: str, obj: Obj) -> Obj:
-        return await self._run(self._create, key, obj)
+        return await self._group(self._create_body, key, obj)
 
     async def get(self, key: str) -> Obj:
         return await self._run(self._get, key)
 
     async def update(self, key: str, obj: Obj, expect_rv: str | None = None) -> Obj:
-        return await self._run(self._update, key, obj, expect_rv)
+        return await self._group(self._update_body, key, obj, expect_rv)
 
     async def delete(self, key: str, expect_rv: str | None = None) -> Obj:
-        return await self._run(self._delete, key, expect_rv)
+        return await self._group(self._delete_body, key, expect_rv)
 
     async def list_keyed(self, prefix: str, limit: int | None = None,
                          continue_token: str | None = None

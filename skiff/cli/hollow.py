@@ -1,0 +1,194 @@
+"""skiff hollow: N hollow nodes (the real agent over the fake runtime) in one process.
+
+Like kubemark's hollow nodes: each hollow node is a real :class:`skiff.agent.agent.Agent`
+(its own Node, Lease, node token, pod informer with its own ``spec.nodeName`` field selector,
+pod workers, status updates, events) whose only fake part is the runtime
+(:class:`skiff.agent.fakeruntime.FakePodRuntime`). They share one aiohttp connector (one
+connection pool) and one log server port.
+
+    skiff hollow --server URL --token T --nodes N [--prefix hollow-] [--lease-duration 40]
+"""
+from __future__ import annotations
+
+from ..errors import InvalidArgument
+from .parser import Command, Opt
+
+COMMAND = Command("hollow", "hollow --server URL --token TOKEN --nodes N [OPTIONS]",
+                  "Run N hollow nodes (the real agent over a fake runtime) in one process", [
+                      Opt(("--server",), "server", "str", "URL of the API server", "URL"),
+                      Opt(("--token",), "token", "str", "Join token (or admin token)", "TOKEN"),
+                      Opt(("--nodes",), "nodes", "int", "How many hollow nodes", "N", 10),
+                      Opt(("--prefix",), "prefix", "str", "Node name prefix", "PREFIX", "hollow-"),
+                      Opt(("--lease-duration",), "lease", "int", "Node lease duration in seconds",
+                          "SECONDS", 40),
+                      Opt(("--resync",), "resync", "str", "Pod worker resync period in seconds",
+                          "SECONDS", "60"),
+                      Opt(("--log-port",), "log_port", "int", "Port of the shared log server "
+                          "(0: any free one; -1: none)", "PORT", 0),
+                      Opt(("--start-concurrency",), "concurrency", "int",
+                          "How many nodes register at a time", "N", 50),
+                      Opt(("--log-format",), "log_format", "str", "Log line format: text or json",
+                          "FORMAT", "text"),
+                      Opt(("--log-level",), "log_level", "str", "Log level", "LEVEL", "WARNING"),
+                  ], max_args=0)
+
+
+class _Mux:
+    """What the shared log server needs from 'the agent': the pods of every hollow node."""
+
+    def __init__(self, agents):
+        self.agents = agents
+        self.runtime = self
+
+    @property
+    def client(self):
+        return self.agents[0].client
+
+    def container_instance(self, ns: str, pod: str, cname: str, previous: bool = False):
+        for a in self.agents:
+            if a.informer is not None and f"{ns}/{pod}" in a.informer.cache:
+                return a.container_instance(ns, pod, cname, previous)
+        return None
+
+    def _rt(self, cid: str):
+        for a in self.agents:
+            if a.runtime is not None and cid in getattr(a.runtime, "_by_id", {}):
+                return a.runtime
+        from ..errors import NotFound
+        raise NotFound(f"No such container: {cid}")
+
+    def log_path(self, cid: str) -> str:
+        return self._rt(cid).log_path(cid)
+
+    def is_running(self, cid: str) -> bool:
+        try:
+            return self._rt(cid).is_running(cid)
+        except Exception:  # noqa: BLE001
+            return False
+
+
+class Hollow:
+    def __init__(self, server: str, token: str, nodes: int, prefix: str = "hollow-", *,
+                 lease_duration: int = 40, resync: float = 60.0, log_port: int = 0,
+                 concurrency: int = 50, root: str | None = None):
+        self.server, self.token = server.rstrip("/"), token
+        self.n, self.prefix = nodes, prefix
+        self.lease_duration, self.resync = lease_duration, resync
+        self.log_port, self.concurrency = log_port, concurrency
+        self.root = root
+        self.agents: list = []
+        self.connector = None
+        self.log_server = None
+
+    def names(self) -> list[str]:
+        width = max(len(str(self.n - 1)), 4)
+        return [f"{self.prefix}{i:0{width}d}" for i in range(self.n)]
+
+    def _client(self, token: str):
+        import json
+
+        import aiohttp
+
+        from skiff.api.client import HTTPClient
+        connector = self.connector
+
+        class SharedClient(HTTPClient):
+            @property
+            def session(self) -> aiohttp.ClientSession:
+                if self._session is None or self._session.closed:
+                    self._session = aiohttp.ClientSession(
+                        headers=self._headers, connector=connector, connector_owner=False,
+                        timeout=self._timeout,
+                        json_serialize=lambda o: json.dumps(o, separators=(",", ":")))
+                return self._session
+        return SharedClient(self.server, token)
+
+    async def _node_token(self, boot, name: str) -> str:
+        from skiff.api.errors import APIError
+        try:
+            out = await boot.request("POST", "/apis/skiff.dev/v1/nodetokens", json={"nodeName": name})
+            return out["token"]
+        except APIError as e:
+            if e.code in (401, 403):
+                return self.token
+            raise
+
+    async def start(self) -> None:
+        import asyncio
+        import logging
+        import os
+        import tempfile
+
+        import aiohttp
+
+        from skiff.agent.agent import Agent, AgentConfig
+        log = logging.getLogger("skiff.hollow")
+        self.connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+        boot = self._client(self.token)
+        root = self.root or os.path.join(tempfile.gettempdir(), "skiff-hollow")  # not written to
+        sem = asyncio.Semaphore(max(self.concurrency, 1))
+        if self.log_port >= 0:
+            from skiff.agent.logserver import LogServer
+            self.log_server = LogServer(_Mux(self.agents), "127.0.0.1", self.log_port)
+            await self.log_server.start()
+
+        async def one(name: str) -> None:
+            async with sem:
+                token = await self._node_token(boot, name)
+                cfg = AgentConfig(server=self.server, token=token, node_name=name, runtime="fake",
+                                  root=os.path.join(root, name), lease_duration=self.lease_duration,
+                                  resync=self.resync, node_ip="127.0.0.1",
+                                  labels={"skiff.dev/hollow": "true"})
+                a = Agent(cfg, client=self._client(token))
+                a.log_server = self.log_server or _NoLogServer()
+                self.agents.append(a)
+                await a.start()
+        t0 = asyncio.get_running_loop().time()
+        try:
+            await asyncio.gather(*(one(n) for n in self.names()))
+        finally:
+            await boot.close()
+        log.warning("%d hollow nodes ready in %.1f s", len(self.agents),
+                    asyncio.get_running_loop().time() - t0)
+
+    async def stop(self) -> None:
+        import asyncio
+        await asyncio.gather(*(a.stop() for a in self.agents), return_exceptions=True)
+        if self.log_server is not None:
+            await self.log_server.stop()
+        if self.connector is not None:
+            await self.connector.close()
+
+
+class _NoLogServer:
+    port = 0
+
+    async def stop(self) -> None:
+        return None
+
+
+def main(ctx, values, args) -> int:
+    if not values["server"] or not values["token"]:
+        raise InvalidArgument("skiff hollow needs --server URL and --token TOKEN")
+    if values["nodes"] < 1:
+        raise InvalidArgument("--nodes must be at least 1")
+    try:
+        resync = float(values["resync"])
+    except ValueError:
+        raise InvalidArgument(f"invalid --resync {values['resync']!r}") from None
+    import logging
+    import sys
+
+    from ..logutil import setup_logging
+    setup_logging(values["log_format"], values["log_level"].upper())
+    h = Hollow(values["server"], values["token"], values["nodes"], values["prefix"],
+               lease_duration=values["lease"], resync=resync, log_port=values["log_port"],
+               concurrency=values["concurrency"], root=ctx.root_path)
+
+    async def start():
+        await h.start()
+        sys.stderr.write(f"skiff hollow: {len(h.agents)} nodes ready\n")
+        sys.stderr.flush()
+        logging.getLogger("skiff.hollow").info("ready")
+    from .agent import run_until_signalled
+    return run_until_signalled(start, h.stop)

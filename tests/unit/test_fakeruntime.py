@@ -1,0 +1,130 @@
+"""FakePodRuntime: PodRuntime's interface in memory (hollow nodes), and the real Agent over it."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from skiff.agent.fakeruntime import FakeImageManager, FakePodRuntime
+from skiff.agent.podruntime import PodRuntime
+from skiff.errors import InvalidArgument, NotFound
+
+
+def pod(uid="u1", name="web"):
+    return {"metadata": {"name": name, "namespace": "default", "uid": uid},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+
+
+def test_same_interface_as_podruntime():
+    for name in ("ensure_network", "ensure_pause_image", "run_sandbox", "run_sandbox_async", "sandbox",
+                 "start_container", "start_container_async", "containers", "all_pods",
+                 "signal_container", "stop_container", "remove_container", "remove_pod",
+                 "is_running", "log_path"):
+        assert callable(getattr(PodRuntime, name)), name
+        assert callable(getattr(FakePodRuntime, name)), name
+
+
+def test_sandbox_and_containers_run_until_stopped():
+    rt = FakePodRuntime()
+    rt.ensure_network("10.244.3.0/24")
+    assert rt.ensure_pause_image()
+    p = pod()
+    sb = rt.run_sandbox(p)
+    assert sb.running and sb.pod_uid == "u1" and sb.ip == "10.244.3.2"
+    assert rt.run_sandbox(p) is sb                      # a running sandbox is returned as it is
+    assert rt.sandbox("u1") is sb and rt.sandbox("nope") is None
+    info = rt.start_container(p, sb, p["spec"]["containers"][0], 0, ["A=1"])
+    assert info.state == "running" and info.pid == 0 and info.started_at and info.attempt == 0
+    assert rt.is_running(info.id)
+    assert [i.id for i in rt.containers("u1")] == [info.id]
+    assert set(rt.all_pods()) == {"u1"}
+    rt.signal_container(info.id, None)                  # the stop signal (TERM): exits 0
+    [i] = rt.containers("u1")
+    assert i.state == "exited" and i.exit_code == 0 and i.reason == "Completed" and i.finished_at
+    assert not rt.is_running(info.id)
+    again = rt.start_container(p, sb, p["spec"]["containers"][0], 1, [])
+    rt.signal_container(again.id, "KILL")
+    cur = rt.containers("u1")[-1]
+    assert cur.exit_code == 137 and cur.reason == "Error" and cur.attempt == 1
+    rt.remove_container(info.id)
+    assert [i.id for i in rt.containers("u1")] == [again.id]
+    assert rt.log_path(again.id)
+    rt.remove_pod("u1")
+    assert rt.containers("u1") == [] and rt.sandbox("u1") is None and rt.all_pods() == {}
+    with pytest.raises(NotFound):
+        rt.log_path(again.id)
+    # the address is reused
+    assert rt.run_sandbox(pod("u2", "b")).ip == "10.244.3.2"
+
+
+def test_bad_input():
+    rt = FakePodRuntime()
+    with pytest.raises(InvalidArgument):
+        rt.run_sandbox({"metadata": {}})
+    sb = rt.run_sandbox(pod())
+    with pytest.raises(InvalidArgument):
+        rt.start_container(pod("u9"), sb, {"name": "c", "image": "x"}, 0, [])
+    with pytest.raises(InvalidArgument):
+        rt.start_container(pod(), sb, {"name": "c"}, 0, [])
+
+
+@pytest.mark.asyncio
+async def test_images_always_present():
+    recorded = []
+
+    class Ev:
+        def record(self, *a, **kw):
+            recorded.append(a[2])
+    im = FakeImageManager(Ev())
+    await im.ensure(pod(), {"name": "c", "image": "nothere:1"})
+    await im.ensure(pod(), {"name": "c", "image": "nothere:1", "imagePullPolicy": "Always"})
+    assert recorded == ["Pulled", "Pulling", "Pulled"]
+
+
+@pytest.mark.asyncio
+async def test_real_agent_over_fake_runtime(tmp_path):
+    """The real Agent (registration, lease, informer, pod workers, status) with --runtime fake,
+    against an in-process control plane."""
+    from skiff.agent.agent import Agent, AgentConfig
+    from skiff.controller.controlplane import ControlPlane
+    from skiff.controller.controllers import standard_controllers
+    cp = ControlPlane(str(tmp_path / "cp"))
+    for c in standard_controllers():
+        if c.__name__ in ("scheduler", "nodeipam"):
+            cp.add_controller(c)
+    await cp.start()
+    try:
+        token = await cp.mint_node_token("hollow-1")
+        agent = Agent(AgentConfig(server=cp.url, token=token, node_name="hollow-1", runtime="fake",
+                                  root=str(tmp_path / "agent"), node_ip="127.0.0.1", log_port=0,
+                                  lease_duration=4))
+        from skiff.api.client import HTTPClient
+        agent.client = HTTPClient(cp.url, token)
+        await asyncio.wait_for(agent.start(), 30)
+        client = cp.local_client()
+        await client.create("pods", {"apiVersion": "v1", "kind": "Pod",
+                                     "metadata": {"name": "web", "namespace": "default"},
+                                     "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+                            "default")
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            p = await client.get("pods", "web", "default")
+            if (p.get("status") or {}).get("phase") == "Running":
+                break
+            assert asyncio.get_running_loop().time() < deadline, p
+            await asyncio.sleep(0.1)
+        assert p["spec"]["nodeName"] == "hollow-1"
+        cs = p["status"]["containerStatuses"][0]
+        assert cs["ready"] and "running" in cs["state"] and p["status"]["podIP"].count(".") == 3
+        await client.delete("pods", "web", "default")
+        while True:
+            try:
+                await client.get("pods", "web", "default")
+            except Exception:  # noqa: BLE001 - 404: the agent confirmed the deletion
+                break
+            assert asyncio.get_running_loop().time() < deadline + 10
+            await asyncio.sleep(0.1)
+        assert agent.runtime.all_pods() == {}
+        await agent.stop()
+    finally:
+        await cp.stop()
