@@ -12,6 +12,25 @@ def resolve(kind: str):
     return r
 
 
+# the order kubectl prints a category's kinds in (its discovery order)
+_CATEGORY_ORDER = ["pods", "replicationcontrollers", "services", "daemonsets", "deployments", "replicasets",
+                   "statefulsets", "horizontalpodautoscalers", "cronjobs", "jobs"]
+
+
+def expand(kind: str) -> list:
+    """A kind name, or a category ("all") -> the resources it names."""
+    from skiff.api.resources import RESOURCES, lookup
+    r = lookup(kind)
+    if r is not None:
+        return [r]
+    cat = kind.lower()
+    members = [r for r in RESOURCES.values() if cat in (r.categories or ())]
+    if not members:
+        return [resolve(kind)]
+    order = {p: i for i, p in enumerate(_CATEGORY_ORDER)}
+    return sorted(members, key=lambda r: (order.get(r.plural, len(order)), r.plural))
+
+
 def targets(args: list[str], allow_no_name: bool = True) -> list[tuple[object, list[str]]]:
     """`pods web db`, `pods,nodes`, `pod/web node/n1` -> [(Resource, [names])]."""
     if not args:
@@ -30,7 +49,7 @@ def targets(args: list[str], allow_no_name: bool = True) -> list[tuple[object, l
             else:
                 out.append((r, [n]))
         return out
-    kinds = [resolve(k) for k in args[0].split(",") if k]
+    kinds = [r for k in args[0].split(",") if k for r in expand(k)]
     names = args[1:]
     if names and len(kinds) > 1:
         raise CtlError("error: arguments in resource/name form must have a single resource and name")

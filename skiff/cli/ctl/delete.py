@@ -29,10 +29,32 @@ FLAGS = [
     Flag("--all", "all", help="Delete every resource of the type in the namespace"),
     Flag("--ignore-not-found", "ignore_not_found", help="Treat \"resource not found\" as a successful delete"),
     Flag("-A --all-namespaces", "all_namespaces", help="With -l or --all: across all namespaces"),
+    Flag("--cascade", "cascade", "optstr", default="background", noopt="background", metavar="[=MODE]",
+         help='"background" (default), "orphan" or "foreground": how dependents (pods of a '
+              'ReplicaSet, ReplicaSets of a Deployment) are deleted'),
 ]
 
 
+def propagation_policy(cascade: str | None) -> str:
+    """kubectl's --cascade: background|true -> Background, orphan|false -> Orphan, foreground."""
+    c = (cascade or "background").lower()
+    if c in ("background", "true"):
+        if c == "true":
+            print("warning: --cascade=true is deprecated (boolean value) and can be replaced with "
+                  "--cascade=background.", file=sys.stderr)
+        return "Background"
+    if c in ("orphan", "false"):
+        if c == "false":
+            print("warning: --cascade=false is deprecated (boolean value) and can be replaced with "
+                  "--cascade=orphan.", file=sys.stderr)
+        return "Orphan"
+    if c == "foreground":
+        return "Foreground"
+    raise CtlError(f'error: invalid cascade value ({cascade}). Must be "background", "foreground", or "orphan".')
+
+
 def run(ctx, args: list[str], opts: dict) -> int:
+    policy = propagation_policy(opts.get("cascade"))
     grace = opts["grace_period"]
     if opts["now"]:
         if grace >= 0:
@@ -92,7 +114,7 @@ def run(ctx, args: list[str], opts: dict) -> int:
     rc = 0
     pending = []
     for res, ns, name, source in items:
-        body = {"propagationPolicy": "Background"}
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy}
         if grace >= 0:
             body["gracePeriodSeconds"] = grace
         try:

@@ -323,6 +323,252 @@ def describe_node(node: dict, events, pods: list[dict] | None, lease: dict | Non
     return w.render()
 
 
+# ------------------------------------------------------------------ deployments and replicasets
+
+def _multiline(w: W, title: str, items: list[str]) -> None:
+    if not items:
+        w.w(0, f"{title}:\t<none>")
+        return
+    for i, it in enumerate(items):
+        w.w(0, (f"{title}:" if i == 0 else "") + f"\t{it}")
+
+
+def _toleration(t: dict) -> str:
+    s = t.get("key") or ""
+    if t.get("value"):
+        s += f"={t['value']}"
+    if t.get("effect"):
+        s += f":{t['effect']}"
+    if t.get("operator") == "Exists" and not t.get("value"):
+        s += " op=Exists" if (t.get("key") or t.get("effect")) else "op=Exists"
+    if t.get("tolerationSeconds") is not None:
+        s += f" for {t['tolerationSeconds']}s"
+    return s
+
+
+def _ports(ports, key) -> str:
+    return ",".join(f"{p.get(key, 0)}/{p.get('protocol') or 'TCP'}" for p in ports or [])
+
+
+def _containers(w: W, label: str, containers: list[dict], space: str = "  ") -> None:
+    w.w(0, f"{space}{label}:" + ("" if containers else " <none>"))
+    for c in containers:
+        w.w(1, f" {c.get('name')}:")
+        w.w(2, f"Image:\t{c.get('image', '')}")
+        ports = c.get("ports") or []
+        ps = _ports(ports, "containerPort")
+        w.w(2, ("Ports:" if "," in ps else "Port:") + f"\t{ps or '<none>'}")
+        hs = _ports(ports, "hostPort")
+        w.w(2, ("Host Ports:" if "," in hs else "Host Port:") + f"\t{hs or '<none>'}")
+        if c.get("command"):
+            w.w(2, "Command:")
+            for a in c["command"]:
+                w.w(3, a)
+        if c.get("args"):
+            w.w(2, "Args:")
+            for a in c["args"]:
+                w.w(3, a)
+        res = c.get("resources") or {}
+        for title in ("limits", "requests"):
+            if res.get(title):
+                w.w(2, f"{title.capitalize()}:")
+                for k, v in sorted(res[title].items()):
+                    w.w(3, f"{k}:\t{v}")
+        for kind, title in (("livenessProbe", "Liveness"), ("readinessProbe", "Readiness"),
+                            ("startupProbe", "Startup")):
+            if c.get(kind):
+                w.w(2, f"{title}:\t{_probe(c[kind])}")
+        env_from = c.get("envFrom") or []
+        if env_from:
+            w.w(2, "Environment Variables from:")
+            for e in env_from:
+                if e.get("configMapRef"):
+                    ref, what = e["configMapRef"], "ConfigMap"
+                else:
+                    ref, what = e.get("secretRef") or {}, "Secret"
+                opt = "true" if ref.get("optional") else "false"
+                if e.get("prefix"):
+                    w.w(3, f"{ref.get('name', '')}\t{what} with prefix '{e['prefix']}'\tOptional: {opt}")
+                else:
+                    w.w(3, f"{ref.get('name', '')}\t{what}\tOptional: {opt}")
+        env = c.get("env") or []
+        if env:
+            w.w(2, "Environment:")
+            for e in env:
+                if "valueFrom" not in e:
+                    w.w(3, f"{e.get('name')}:\t{e.get('value', '')}")
+                    continue
+                vf = e.get("valueFrom") or {}
+                if vf.get("fieldRef"):
+                    r = vf["fieldRef"]
+                    w.w(3, f"{e.get('name')}:\t ({r.get('apiVersion', 'v1')}:{r.get('fieldPath', '')})")
+                elif vf.get("configMapKeyRef"):
+                    r = vf["configMapKeyRef"]
+                    w.w(3, f"{e.get('name')}:\t<set to the key '{r.get('key')}' of config map "
+                           f"'{r.get('name')}'>\tOptional: {'true' if r.get('optional') else 'false'}")
+                elif vf.get("secretKeyRef"):
+                    r = vf["secretKeyRef"]
+                    w.w(3, f"{e.get('name')}:\t<set to the key '{r.get('key')}' in secret "
+                           f"'{r.get('name')}'>\tOptional: {'true' if r.get('optional') else 'false'}")
+                else:
+                    w.w(3, f"{e.get('name')}:\t")
+        else:
+            w.w(2, "Environment:\t<none>")
+        mounts = c.get("volumeMounts") or []
+        if mounts:
+            w.w(2, "Mounts:")
+            for m in mounts:
+                w.w(3, f"{m.get('mountPath')} from {m.get('name')} ({'ro' if m.get('readOnly') else 'rw'})")
+        else:
+            w.w(2, "Mounts:\t<none>")
+
+
+def _probe(p: dict) -> str:
+    if p.get("exec") is not None:
+        h = "exec " + "[" + " ".join((p["exec"] or {}).get("command") or []) + "]"
+    elif p.get("httpGet") is not None:
+        g = p["httpGet"] or {}
+        h = f"http-get {(g.get('scheme') or 'HTTP').lower()}://{g.get('host', '')}:{g.get('port', '')}{g.get('path', '')}"
+    elif p.get("tcpSocket") is not None:
+        h = f"tcp-socket {(p['tcpSocket'] or {}).get('host', '')}:{(p['tcpSocket'] or {}).get('port', '')}"
+    else:
+        h = "unknown"
+    return (f"{h} delay={p.get('initialDelaySeconds', 0)}s timeout={p.get('timeoutSeconds', 1)}s "
+            f"period={p.get('periodSeconds', 10)}s #success={p.get('successThreshold', 1)} "
+            f"#failure={p.get('failureThreshold', 3)}")
+
+
+def _volumes(w: W, vols: list[dict], space: str = "  ") -> None:
+    if not vols:
+        w.w(0, f"{space}Volumes:\t<none>")
+        return
+    w.w(0, f"{space}Volumes:")
+    for v in vols:
+        w.w(1, f" {v.get('name')}:")
+        if "emptyDir" in v:
+            w.w(2, "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)")
+            w.w(2, f"Medium:\t{(v.get('emptyDir') or {}).get('medium', '')}")
+            w.w(2, f"SizeLimit:\t{(v.get('emptyDir') or {}).get('sizeLimit') or '<unset>'}")
+        elif "hostPath" in v:
+            hp = v.get("hostPath") or {}
+            w.w(2, "Type:\tHostPath (bare host directory volume)")
+            w.w(2, f"Path:\t{hp.get('path', '')}")
+            w.w(2, f"HostPathType:\t{hp.get('type', '')}")
+        elif "configMap" in v:
+            cm = v.get("configMap") or {}
+            w.w(2, "Type:\tConfigMap (a volume populated by a ConfigMap)")
+            w.w(2, f"Name:\t{cm.get('name', '')}")
+            w.w(2, f"Optional:\t{'true' if cm.get('optional') else 'false'}")
+        elif "secret" in v:
+            se = v.get("secret") or {}
+            w.w(2, "Type:\tSecret (a volume populated by a Secret)")
+            w.w(2, f"SecretName:\t{se.get('secretName', '')}")
+            w.w(2, f"Optional:\t{'true' if se.get('optional') else 'false'}")
+
+
+def pod_template(w: W, t: dict | None) -> None:
+    """kubectl's DescribePodTemplate."""
+    w.w(0, "Pod Template:")
+    if t is None:
+        w.w(1, "<unset>")
+        return
+    md, spec = t.get("metadata") or {}, t.get("spec") or {}
+    kv_map(w, "  Labels", md.get("labels"))
+    ann = {k: v for k, v in (md.get("annotations") or {}).items()
+           if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    if md.get("annotations"):
+        if ann:
+            for i, (k, v) in enumerate(sorted(ann.items())):
+                w.w(0, ("  Annotations:" if i == 0 else "") + f"\t{k}: {v}")
+        else:
+            w.w(0, "  Annotations:\t<none>")
+    if spec.get("serviceAccountName"):
+        w.w(1, f"Service Account:\t{spec['serviceAccountName']}")
+    if spec.get("initContainers"):
+        _containers(w, "Init Containers", spec["initContainers"])
+    _containers(w, "Containers", spec.get("containers") or [])
+    _volumes(w, spec.get("volumes") or [])
+    if spec.get("priorityClassName"):
+        w.w(1, f"Priority Class Name:\t{spec['priorityClassName']}")
+    kv_map(w, "  Node-Selectors", spec.get("nodeSelector"))
+    _multiline(w, "  Tolerations", [_toleration(t) for t in spec.get("tolerations") or []])
+
+
+def _conditions(w: W, conds: list[dict] | None) -> None:
+    if conds:
+        w.w(0, "Conditions:")
+        w.w(1, "Type\tStatus\tReason")
+        w.w(1, "----\t------\t------")
+        for c in conds:
+            w.w(1, f"{c.get('type')} \t{c.get('status')}\t{c.get('reason', '')}")
+
+
+def _rs_list(rses: list[dict]) -> str:
+    s = ", ".join(f"{P.meta(rs).get('name')} ({int((rs.get('status') or {}).get('replicas') or 0)}/"
+                  f"{int((rs.get('spec') or {}).get('replicas', 1) or 0)} replicas created)" for rs in rses)
+    return s or "<none>"
+
+
+def describe_deployment(d: dict, events, new_rs: dict | None = None, old_rses: list[dict] | None = None,
+                        show_rses: bool = True) -> str:
+    md, spec, st = P.meta(d), d.get("spec") or {}, d.get("status") or {}
+    w = W()
+    w.w(0, f"Name:\t{md.get('name', '')}")
+    w.w(0, f"Namespace:\t{md.get('namespace', '')}")
+    w.w(0, f"CreationTimestamp:\t{fmt_time(md.get('creationTimestamp'))}")
+    kv_map(w, "Labels", md.get("labels"))
+    annotations(w, md.get("annotations"))
+    w.w(0, f"Selector:\t{P.selector_string(spec.get('selector'))}")
+    w.w(0, f"Replicas:\t{int(spec.get('replicas', 1) or 0)} desired | {int(st.get('updatedReplicas') or 0)} updated"
+           f" | {int(st.get('replicas') or 0)} total | {int(st.get('availableReplicas') or 0)} available"
+           f" | {int(st.get('unavailableReplicas') or 0)} unavailable")
+    strategy = spec.get("strategy") or {}
+    w.w(0, f"StrategyType:\t{strategy.get('type', '')}")
+    w.w(0, f"MinReadySeconds:\t{int(spec.get('minReadySeconds') or 0)}")
+    ru = strategy.get("rollingUpdate")
+    if ru is not None:
+        w.w(0, f"RollingUpdateStrategy:\t{ru.get('maxUnavailable', '25%')} max unavailable, "
+               f"{ru.get('maxSurge', '25%')} max surge")
+    pod_template(w, spec.get("template"))
+    _conditions(w, st.get("conditions"))
+    if show_rses and (old_rses or new_rs is not None):
+        w.w(0, f"OldReplicaSets:\t{_rs_list(old_rses or [])}")
+        w.w(0, f"NewReplicaSet:\t{_rs_list([new_rs] if new_rs is not None else [])}")
+    events_section(w, events)
+    return w.render()
+
+
+def _controller(obj: dict) -> str:
+    for r in P.meta(obj).get("ownerReferences") or []:
+        if r.get("controller"):
+            return f"{r.get('kind')}/{r.get('name')}"
+    return ""
+
+
+def describe_replicaset(rs: dict, events, pods: list[dict] | None) -> str:
+    md, spec, st = P.meta(rs), rs.get("spec") or {}, rs.get("status") or {}
+    w = W()
+    w.w(0, f"Name:\t{md.get('name', '')}")
+    w.w(0, f"Namespace:\t{md.get('namespace', '')}")
+    w.w(0, f"Selector:\t{P.selector_string(spec.get('selector'))}")
+    kv_map(w, "Labels", md.get("labels"))
+    annotations(w, md.get("annotations"))
+    ctl = _controller(rs)
+    if ctl:
+        w.w(0, f"Controlled By:\t{ctl}")
+    w.w(0, f"Replicas:\t{int(st.get('replicas') or 0)} current / {int(spec.get('replicas', 1) or 0)} desired")
+    if pods is None:
+        w.w(0, "Pods Status:\terror in fetching pods")
+    else:
+        phases = [(p.get("status") or {}).get("phase") for p in pods]
+        w.w(0, f"Pods Status:\t{phases.count('Running')} Running / {phases.count('Pending')} Waiting / "
+               f"{phases.count('Succeeded')} Succeeded / {phases.count('Failed')} Failed")
+    pod_template(w, spec.get("template"))
+    _conditions(w, st.get("conditions"))
+    events_section(w, events)
+    return w.render()
+
+
 # ------------------------------------------------------------------ namespaces and others
 
 def describe_namespace(ns: dict, events) -> str:
@@ -399,6 +645,23 @@ def run(ctx, args: list[str], opts: dict) -> int:
                 text = describe_node(obj, events, pods, lease)
             elif res.plural == "namespaces":
                 text = describe_namespace(obj, events)
+            elif res.plural == "deployments":
+                from .workloads import replicasets_of, split_new_old
+                try:
+                    new_rs, old_rses = split_new_old(obj, replicasets_of(client, obj))
+                    show = True
+                except APIError:
+                    new_rs, old_rses, show = None, [], False
+                text = describe_deployment(obj, events, new_rs, old_rses, show)
+            elif res.plural == "replicasets":
+                from .workloads import controlled_by, selector_query
+                try:
+                    sel = selector_query((obj.get("spec") or {}).get("selector"))
+                    pods = [p for p in client.list("pods", P.meta(obj).get("namespace"), sel).get("items") or []
+                            if controlled_by(p, obj)]
+                except APIError:
+                    pods = None
+                text = describe_replicaset(obj, events, pods)
             else:
                 text = describe_generic(obj, events)
             if not first:

@@ -18,15 +18,16 @@ class HelpRequested(Exception):
 
 
 class Flag:
-    __slots__ = ("names", "dest", "kind", "default", "help", "metavar")
+    __slots__ = ("names", "dest", "kind", "default", "help", "metavar", "noopt")
 
-    def __init__(self, names, dest, kind="bool", default=None, help="", metavar=""):
+    def __init__(self, names, dest, kind="bool", default=None, help="", metavar="", noopt=None):
         self.names = tuple(names.split()) if isinstance(names, str) else tuple(names)
         self.dest = dest
-        self.kind = kind  # bool | str | int | list | optint (-v with an optional value)
+        self.kind = kind  # bool | str | int | list | optint (-v with an optional value) | optstr (--flag[=v])
         self.default = default
         self.help = help
         self.metavar = metavar
+        self.noopt = noopt      # optstr: the value of a bare --flag (pflag's NoOptDefVal)
 
 
 TRUE = ("1", "true", "t", "yes", "y")
@@ -91,6 +92,8 @@ def parse(argv: list[str], flags: list[Flag], values: dict | None = None, cmd: s
                 take(f, name, value)
             elif f.kind == "bool":
                 take(f, name, None)
+            elif f.kind == "optstr":
+                take(f, name, f.noopt)
             elif f.kind == "optint" and (i >= len(argv) or not argv[i].isdigit()):
                 take(f, name, "6")
             else:

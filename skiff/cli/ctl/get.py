@@ -53,7 +53,9 @@ def run(ctx, args: list[str], opts: dict) -> int:
     all_ns = opts["all_namespaces"]
     wide = out == "wide"
     rc = 0
-    multi = len(groups) > 1 or (len(args) > 0 and "/" in args[0])
+    from skiff.api.resources import lookup
+    multi = len(groups) > 1 or (len(args) > 0 and ("/" in args[0] or "," in args[0]
+                                                   or lookup(args[0]) is None))   # a category ("all")
     collected: list[dict] = []          # for -o json|yaml
     printed_tables = 0
     watch_targets = []

@@ -14,9 +14,12 @@ from .flags import Flag, HelpRequested, UsageError, format_flags, parse
 
 COMMANDS = {
     "apply": "Apply a configuration to a resource by file name or stdin",
+    "create": "Create a resource (namespace, deployment, configmap, secret) from the command line",
     "get": "Display one or many resources",
     "describe": "Show details of a specific resource or group of resources",
     "delete": "Delete resources by file names, stdin, resources and names, or by resources and label selector",
+    "scale": "Set a new size for a deployment or replica set",
+    "rollout": "Manage the rollout of a deployment (status, history, undo, restart, pause, resume)",
     "logs": "Print the logs for a container in a pod",
     "events": "List events",
     "token": "Manage join tokens (token create --node)",

@@ -336,6 +336,72 @@ def generic_row(obj: dict, wide: bool = False) -> list[str]:
     return [meta(obj).get("name", ""), since(meta(obj).get("creationTimestamp"))]
 
 
+# ------------------------------------------------------------------ workloads
+
+def selector_string(sel: dict | None) -> str:
+    """metav1.LabelSelectorAsSelector(sel).String(): requirements sorted by key,
+    "app=web", "tier in (a,b)", "tier notin (a)", "key", "!key"."""
+    if sel is None:
+        return NONE
+    reqs = []
+    for k, v in (sel.get("matchLabels") or {}).items():
+        reqs.append((k, f"{k}={v}"))
+    for e in sel.get("matchExpressions") or []:
+        k, op, vals = e.get("key", ""), e.get("operator", ""), sorted(e.get("values") or [])
+        if op == "In":
+            reqs.append((k, f"{k} in ({','.join(vals)})"))
+        elif op == "NotIn":
+            reqs.append((k, f"{k} notin ({','.join(vals)})"))
+        elif op == "Exists":
+            reqs.append((k, k))
+        elif op == "DoesNotExist":
+            reqs.append((k, f"!{k}"))
+    reqs.sort(key=lambda r: r[0])
+    return ",".join(r[1] for r in reqs)
+
+
+def _containers_cells(obj: dict) -> list[str]:
+    cs = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    return [",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)]
+
+
+def _int(v) -> int:
+    try:
+        return int(v or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def deployment_row(d: dict, wide: bool = False) -> list[str]:
+    spec, st = d.get("spec") or {}, d.get("status") or {}
+    desired = _int(spec.get("replicas", 1))
+    row = [meta(d).get("name", ""), f"{_int(st.get('readyReplicas'))}/{desired}",
+           str(_int(st.get("updatedReplicas"))), str(_int(st.get("availableReplicas"))),
+           since(meta(d).get("creationTimestamp"))]
+    if wide:
+        row += _containers_cells(d) + [selector_string(spec.get("selector"))]
+    return row
+
+
+def replicaset_row(rs: dict, wide: bool = False) -> list[str]:
+    spec, st = rs.get("spec") or {}, rs.get("status") or {}
+    row = [meta(rs).get("name", ""), str(_int(spec.get("replicas", 1))), str(_int(st.get("replicas"))),
+           str(_int(st.get("readyReplicas"))), since(meta(rs).get("creationTimestamp"))]
+    if wide:
+        row += _containers_cells(rs) + [selector_string(spec.get("selector"))]
+    return row
+
+
+def configmap_row(cm: dict, wide: bool = False) -> list[str]:
+    n = len(cm.get("data") or {}) + len(cm.get("binaryData") or {})
+    return [meta(cm).get("name", ""), str(n), since(meta(cm).get("creationTimestamp"))]
+
+
+def secret_row(s: dict, wide: bool = False) -> list[str]:
+    n = len(s.get("data") or {}) + len(s.get("stringData") or {})
+    return [meta(s).get("name", ""), s.get("type") or "Opaque", str(n), since(meta(s).get("creationTimestamp"))]
+
+
 # plural -> (headers, wide headers, row function)
 TABLES = {
     "pods": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
@@ -345,6 +411,12 @@ TABLES = {
     "namespaces": (["NAME", "STATUS", "AGE"], [], namespace_row),
     "events": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [], event_row),
     "leases": (["NAME", "HOLDER", "AGE"], [], lease_row),
+    "deployments": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+                    ["CONTAINERS", "IMAGES", "SELECTOR"], deployment_row),
+    "replicasets": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+                    ["CONTAINERS", "IMAGES", "SELECTOR"], replicaset_row),
+    "configmaps": (["NAME", "DATA", "AGE"], [], configmap_row),
+    "secrets": (["NAME", "TYPE", "DATA", "AGE"], [], secret_row),
 }
 
 EVENT_WIDE = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN",
