@@ -118,10 +118,47 @@ def _load_schemas() -> dict[str, dict]:
     return {p.name: json.loads(p.read_text()) for p in sorted(d.glob("*.json"))}
 
 
+_ANNOTATIONS = frozenset({"description", "title", "$comment", "examples", "default"})
+
+
+def inline_refs(schemas: dict[str, dict], file: str) -> dict:
+    """``schemas[file]`` with every ``$ref`` replaced by what it points at (deep), so the
+    validator never resolves a reference while it runs (the resolution was ~2/3 of the time
+    of a validation). A reference that leads back into itself is left as it is."""
+    def resolve(ref: str, here: str) -> tuple[str, str, dict]:
+        target, _, pointer = ref.partition("#")
+        target = target.rsplit("/", 1)[-1] or here
+        node: object = schemas[target]
+        for part in [p for p in pointer.split("/") if p]:
+            node = node[part.replace("~1", "/").replace("~0", "~")]  # type: ignore[index]
+        return target, pointer, node  # type: ignore[return-value]
+
+    def walk(node, here: str, stack: tuple) -> object:
+        if isinstance(node, list):
+            return [walk(x, here, stack) for x in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            target, pointer, sub = resolve(ref, here)
+            key = (target, pointer)
+            if key not in stack:
+                body = walk(sub, target, stack + (key,))
+                rest = {k: walk(v, here, stack) for k, v in node.items()
+                        if k != "$ref" and k not in _ANNOTATIONS}
+                if not rest:
+                    return body
+                return {**rest, "allOf": [body, *rest.get("allOf", [])]}
+        return {k: (v if k in ("$defs", "definitions") else walk(v, here, stack)) for k, v in node.items()}
+
+    out = walk(schemas[file], file, ())
+    return out  # type: ignore[return-value]
+
+
 @functools.lru_cache(maxsize=None)
 def _validator(schema_file: str):
     schemas = _load_schemas()
-    schema = schemas[schema_file]
+    schema = inline_refs(schemas, schema_file)
     cls = jsonschema.Draft202012Validator
     try:
         from referencing import Registry, Resource  # jsonschema >= 4.18
