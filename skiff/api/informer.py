@@ -83,6 +83,13 @@ class Informer:
             for obj in list(self.cache.values()):
                 self._call(fn, "ADDED", obj, None)
 
+    def remove_handler(self, fn: Handler) -> None:
+        """Unregister ``fn`` (no error if it was not registered)."""
+        try:
+            self._handlers.remove(fn)
+        except ValueError:
+            pass
+
     def get(self, key: str) -> dict | None:
         return self.cache.get(key)
 

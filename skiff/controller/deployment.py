@@ -27,7 +27,7 @@ import logging
 from skiff.api.errors import APIError
 from skiff.api.informer import Informer, key_of
 from skiff.controller.events import EventRecorder
-from skiff.controller.workqueue import WorkQueue, run_workers
+from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads import logic as L
 from skiff.controller.workloads.shared import OwnerIndex, SharedInformers
 
@@ -38,7 +38,7 @@ log = logging.getLogger("skiff.deployment")
 COMPONENT = "deployment-controller"
 
 
-class DeploymentController:
+class DeploymentController(QueueController):
     def __init__(self, client, *, workers: int = 4, shared: SharedInformers | None = None,
                  recorder: EventRecorder | None = None):
         self.client = client
@@ -64,29 +64,17 @@ class DeploymentController:
         self.deployments.add_handler(self._on_deployment)
         self.rss.add_handler(self._on_rs)
         self.pods.add_handler(self._on_pod)
-        self._task = asyncio.create_task(run_workers(self.queue, self.reconcile, self.workers),
-                                         name="deployment-workers")
+        self.start_workers("deployment-workers")
 
     async def stop(self) -> None:
-        self.queue.shutdown()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self.stop_workers()
         for inf, res, h in ((self.pods, "pods", self._on_pod), (self.rss, "replicasets", self._on_rs),
                             (self.deployments, "deployments", self._on_deployment)):
             if inf is not None:
-                if h in getattr(inf, "_handlers", []):
-                    inf._handlers.remove(h)
+                inf.remove_handler(h)
                 await self.shared.release(self.client, res)
         if self._own_recorder:
             await self.recorder.close()
-
-    async def run(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await asyncio.shield(self.stop())
 
     # -- handlers -----------------------------------------------------------------------------
     def _on_deployment(self, typ: str, d: dict, old: dict | None) -> None:

@@ -22,7 +22,7 @@ import logging
 from skiff.api.errors import APIError
 from skiff.api.informer import Informer, key_of
 from skiff.api.resources import RESOURCES, resource_for_kind
-from skiff.controller.workqueue import WorkQueue, run_workers
+from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads.shared import SharedInformers
 
 __all__ = ["GarbageCollector", "GC_RESOURCES", "ORPHAN", "FOREGROUND"]
@@ -34,7 +34,7 @@ ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 
 
-class GarbageCollector:
+class GarbageCollector(QueueController):
     def __init__(self, client, *, resources=GC_RESOURCES, workers: int = 4,
                  shared: SharedInformers | None = None):
         self.client = client
@@ -56,26 +56,15 @@ class GarbageCollector:
             h = self._handler(res)
             self._handlers[res] = h
             inf.add_handler(h)
-        self._task = asyncio.create_task(run_workers(self.queue, self.reconcile, self.workers),
-                                         name="gc-workers")
+        self.start_workers("gc-workers")
 
     async def stop(self) -> None:
-        self.queue.shutdown()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self.stop_workers()
         for res, inf in self.informers.items():
             h = self._handlers.get(res)
-            if h in getattr(inf, "_handlers", []):
-                inf._handlers.remove(h)
+            if h is not None:
+                inf.remove_handler(h)
             await self.shared.release(self.client, res)
-
-    async def run(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await asyncio.shield(self.stop())
 
     # -- the graph ----------------------------------------------------------------------------
     def _handler(self, res: str):

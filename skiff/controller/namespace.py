@@ -16,7 +16,7 @@ import logging
 from skiff.api.errors import APIError
 from skiff.api.informer import Informer
 from skiff.api.resources import RESOURCES
-from skiff.controller.workqueue import WorkQueue, run_workers
+from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads.logic import rfc3339
 
 __all__ = ["NamespaceController", "NAMESPACE_FINALIZER"]
@@ -26,7 +26,7 @@ log = logging.getLogger("skiff.namespace")
 NAMESPACE_FINALIZER = "kubernetes"
 
 
-class NamespaceController:
+class NamespaceController(QueueController):
     def __init__(self, client, *, interval: float = 1.0, workers: int = 2):
         self.client = client
         self.interval = interval
@@ -42,22 +42,11 @@ class NamespaceController:
 
     async def start(self) -> None:
         await self.namespaces.start()
-        self._task = asyncio.create_task(run_workers(self.queue, self.reconcile, self.workers),
-                                         name="namespace-workers")
+        self.start_workers("namespace-workers")
 
     async def stop(self) -> None:
-        self.queue.shutdown()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self.stop_workers()
         await self.namespaces.stop()
-
-    async def run(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await asyncio.shield(self.stop())
 
     async def reconcile(self, name: str) -> float | None:
         ns = self.namespaces.get(name)

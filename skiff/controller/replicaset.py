@@ -31,7 +31,7 @@ import time
 from skiff.api.errors import APIError
 from skiff.api.informer import Informer, key_of
 from skiff.controller.events import EventRecorder
-from skiff.controller.workqueue import WorkQueue, run_workers
+from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads import logic as L
 from skiff.controller.workloads.shared import OwnerIndex, SharedInformers
 
@@ -53,7 +53,7 @@ class _Expectations:
         self.at = time.monotonic()
 
 
-class ReplicaSetController:
+class ReplicaSetController(QueueController):
     def __init__(self, client, *, workers: int = 4, shared: SharedInformers | None = None,
                  recorder: EventRecorder | None = None, status_batch: float = 0.1):
         self.client = client
@@ -77,30 +77,17 @@ class ReplicaSetController:
         self.pods = await self.shared.acquire(self.client, "pods")
         self.rss.add_handler(self._on_rs)
         self.pods.add_handler(self._on_pod)
-        self._task = asyncio.create_task(run_workers(self.queue, self.reconcile, self.workers),
-                                         name="replicaset-workers")
+        self.start_workers("replicaset-workers")
 
     async def stop(self) -> None:
-        self.queue.shutdown()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self.stop_workers()
         for inf, res in ((self.pods, "pods"), (self.rss, "replicasets")):
             if inf is not None:
-                handlers = getattr(inf, "_handlers", [])
                 for h in (self._on_pod, self._on_rs):
-                    if h in handlers:
-                        handlers.remove(h)
+                    inf.remove_handler(h)
                 await self.shared.release(self.client, res)
         if self._own_recorder:
             await self.recorder.close()
-
-    async def run(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await asyncio.shield(self.stop())
 
     # -- handlers -----------------------------------------------------------------------------
     def _on_rs(self, typ: str, rs: dict, old: dict | None) -> None:

@@ -196,3 +196,40 @@ async def run_workers(queue: WorkQueue, reconcile: Reconcile, n: int = 1) -> Non
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class QueueController:
+    """The life of a controller built on one WorkQueue (controller-runtime's manager, in
+    small): subclasses set ``self.queue``, ``self.workers`` and define ``reconcile(key)``,
+    ``start()`` (which ends with ``self.start_workers(name)``) and ``stop()`` (which starts
+    with ``await self.stop_workers()``)."""
+
+    queue: "WorkQueue"
+    workers: int = 1
+    _task: "asyncio.Task | None" = None
+
+    def start_workers(self, name: str) -> None:
+        self._task = asyncio.create_task(run_workers(self.queue, self.reconcile, self.workers), name=name)
+
+    async def stop_workers(self) -> None:
+        self.queue.shutdown()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def reconcile(self, key: str):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    async def start(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    async def stop(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        """Start, run until cancelled, then stop."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.shield(self.stop())
