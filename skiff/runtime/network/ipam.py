@@ -187,7 +187,7 @@ def allocate(store, network_name: str, container_id: str, requested_ip: str | No
                 raise SkiffError(f"no available IPv4 addresses on network {name}")
             ip = format_ip(n)
         allocs[container_id] = ip
-        stamps[container_id] = round(now, 3)
+        stamps[container_id] = int(now * 1000) / 1000  # truncated, never later than now
         write_json(_path(store, name), net)
         return f"{ip}/{plen}"
 
