@@ -284,7 +284,7 @@ class SqliteStore(Storage):
             "SELECT rev, type, key, value FROM events WHERE rev > ? AND key >= ? AND key < ? "
             "ORDER BY rev", (from_rev, w.prefix, prefix_end(w.prefix))).fetchall()
         self._watchers.add(w)
-        return [(t, k, _loads(v), r) for r, t, k, v in rows]
+        return [(t, k, v, r) for r, t, k, v in rows]
 
     def _compact(self, keep_last_n: int) -> int:
         db = self._db
@@ -348,6 +348,17 @@ class SqliteStore(Storage):
 
     async def watch_keyed(self, prefix: str,
                           from_rev: int | None = None) -> AsyncIterator[KeyedEvent]:
+        it = self.watch_raw(prefix, from_rev)
+        try:
+            async for etype, key, raw, rev in it:
+                yield etype, key, _loads(raw), rev
+        finally:
+            await it.aclose()
+
+    async def watch_raw(self, prefix: str,
+                        from_rev: int | None = None) -> AsyncIterator[tuple[str, str, bytes | str, int]]:
+        """Like :meth:`watch_keyed`, but each object is its stored JSON text (bytes or str),
+        not decoded: for a reader that keeps or forwards the encoding (the WatchCache)."""
         w = _Watcher(prefix, asyncio.get_running_loop())
         history = await self._run(self._watch_start, w, from_rev)
         try:
@@ -362,7 +373,7 @@ class SqliteStore(Storage):
                 if ev[3] <= last:  # already replayed from history
                     continue
                 last = ev[3]
-                yield ev[0], ev[1], _loads(ev[2]), ev[3]
+                yield ev
         finally:
             if not self._closed:
                 try:
