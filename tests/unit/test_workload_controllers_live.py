@@ -15,18 +15,11 @@ from skiff.controller.controllers import standard_controllers
 from skiff.controller.controlplane import ControlPlane
 from skiff.controller.workloads import logic as L
 
+from tests.unit.test_controllers_live import wait_for  # noqa: E402
+
 pytestmark = pytest.mark.asyncio
 
 
-async def wait_for(fn, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout} s (last: {last!r})")
 
 
 def now3339() -> str:

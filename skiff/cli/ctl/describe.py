@@ -192,24 +192,7 @@ def describe_pod(pod: dict, events) -> str:
                 w.w(2, f"{title.capitalize()}:")
                 for k, v in sorted(res[title].items()):
                     w.w(3, f"{k}:\t{v}")
-        env = c.get("env") or []
-        if env:
-            w.w(2, "Environment:")
-            for e in env:
-                if "value" in e:
-                    w.w(3, f"{e.get('name')}:\t{e.get('value')}")
-                else:
-                    ref = ((e.get("valueFrom") or {}).get("fieldRef") or {})
-                    w.w(3, f"{e.get('name')}:\t ({ref.get('apiVersion', 'v1')}:{ref.get('fieldPath', '')})")
-        else:
-            w.w(2, "Environment:\t<none>")
-        mounts = c.get("volumeMounts") or []
-        if mounts:
-            w.w(2, "Mounts:")
-            for m in mounts:
-                w.w(3, f"{m.get('mountPath')} from {m.get('name')} ({'ro' if m.get('readOnly') else 'rw'})")
-        else:
-            w.w(2, "Mounts:\t<none>")
+        _env_and_mounts(w, c)
     conds = st.get("conditions") or []
     if conds:
         w.w(0, "Conditions:")
@@ -378,49 +361,54 @@ def _containers(w: W, label: str, containers: list[dict], space: str = "  ") -> 
                             ("startupProbe", "Startup")):
             if c.get(kind):
                 w.w(2, f"{title}:\t{_probe(c[kind])}")
-        env_from = c.get("envFrom") or []
-        if env_from:
-            w.w(2, "Environment Variables from:")
-            for e in env_from:
-                if e.get("configMapRef"):
-                    ref, what = e["configMapRef"], "ConfigMap"
-                else:
-                    ref, what = e.get("secretRef") or {}, "Secret"
-                opt = "true" if ref.get("optional") else "false"
-                if e.get("prefix"):
-                    w.w(3, f"{ref.get('name', '')}\t{what} with prefix '{e['prefix']}'\tOptional: {opt}")
-                else:
-                    w.w(3, f"{ref.get('name', '')}\t{what}\tOptional: {opt}")
-        env = c.get("env") or []
-        if env:
-            w.w(2, "Environment:")
-            for e in env:
-                if "valueFrom" not in e:
-                    w.w(3, f"{e.get('name')}:\t{e.get('value', '')}")
-                    continue
-                vf = e.get("valueFrom") or {}
-                if vf.get("fieldRef"):
-                    r = vf["fieldRef"]
-                    w.w(3, f"{e.get('name')}:\t ({r.get('apiVersion', 'v1')}:{r.get('fieldPath', '')})")
-                elif vf.get("configMapKeyRef"):
-                    r = vf["configMapKeyRef"]
-                    w.w(3, f"{e.get('name')}:\t<set to the key '{r.get('key')}' of config map "
-                           f"'{r.get('name')}'>\tOptional: {'true' if r.get('optional') else 'false'}")
-                elif vf.get("secretKeyRef"):
-                    r = vf["secretKeyRef"]
-                    w.w(3, f"{e.get('name')}:\t<set to the key '{r.get('key')}' in secret "
-                           f"'{r.get('name')}'>\tOptional: {'true' if r.get('optional') else 'false'}")
-                else:
-                    w.w(3, f"{e.get('name')}:\t")
-        else:
-            w.w(2, "Environment:\t<none>")
-        mounts = c.get("volumeMounts") or []
-        if mounts:
-            w.w(2, "Mounts:")
-            for m in mounts:
-                w.w(3, f"{m.get('mountPath')} from {m.get('name')} ({'ro' if m.get('readOnly') else 'rw'})")
-        else:
-            w.w(2, "Mounts:\t<none>")
+        _env_and_mounts(w, c)
+
+
+def _env_and_mounts(w: W, c: dict) -> None:
+    """A container's Environment Variables from, Environment and Mounts, as kubectl shows them."""
+    env_from = c.get("envFrom") or []
+    if env_from:
+        w.w(2, "Environment Variables from:")
+        for e in env_from:
+            if e.get("configMapRef"):
+                ref, what = e["configMapRef"], "ConfigMap"
+            else:
+                ref, what = e.get("secretRef") or {}, "Secret"
+            opt = "true" if ref.get("optional") else "false"
+            if e.get("prefix"):
+                w.w(3, f"{ref.get('name', '')}\t{what} with prefix '{e['prefix']}'\tOptional: {opt}")
+            else:
+                w.w(3, f"{ref.get('name', '')}\t{what}\tOptional: {opt}")
+    env = c.get("env") or []
+    if env:
+        w.w(2, "Environment:")
+        for e in env:
+            if "valueFrom" not in e:
+                w.w(3, f"{e.get('name')}:\t{e.get('value', '')}")
+                continue
+            vf = e.get("valueFrom") or {}
+            if vf.get("fieldRef"):
+                r = vf["fieldRef"]
+                w.w(3, f"{e.get('name')}:\t ({r.get('apiVersion', 'v1')}:{r.get('fieldPath', '')})")
+            elif vf.get("configMapKeyRef"):
+                r = vf["configMapKeyRef"]
+                w.w(3, f"{e.get('name')}:\t<set to the key '{r.get('key')}' of config map "
+                       f"'{r.get('name')}'>\tOptional: {'true' if r.get('optional') else 'false'}")
+            elif vf.get("secretKeyRef"):
+                r = vf["secretKeyRef"]
+                w.w(3, f"{e.get('name')}:\t<set to the key '{r.get('key')}' in secret "
+                       f"'{r.get('name')}'>\tOptional: {'true' if r.get('optional') else 'false'}")
+            else:
+                w.w(3, f"{e.get('name')}:\t")
+    else:
+        w.w(2, "Environment:\t<none>")
+    mounts = c.get("volumeMounts") or []
+    if mounts:
+        w.w(2, "Mounts:")
+        for m in mounts:
+            w.w(3, f"{m.get('mountPath')} from {m.get('name')} ({'ro' if m.get('readOnly') else 'rw'})")
+    else:
+        w.w(2, "Mounts:\t<none>")
 
 
 def _probe(p: dict) -> str:
