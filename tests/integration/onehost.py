@@ -13,6 +13,8 @@ import time
 import urllib.request
 import uuid
 
+import pytest
+
 from tests.e2e.cluster import free_port, wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -135,6 +137,16 @@ class OneHost:
         self.kill_agent()
         self.kill_controller()
         # the root's own clean-up (conftest) removes the containers and the pod network
+
+
+@pytest.fixture
+def host(tmp_path, skiff_root, cg_parent):
+    """A one-host cluster on the test's root (tests import this fixture)."""
+    h = OneHost(str(tmp_path), skiff_root, cg_parent)
+    try:
+        yield h.start()
+    finally:
+        h.close()
 
 
 def pod(name: str, *containers: dict, **spec) -> dict:

@@ -14,18 +14,9 @@ import pytest
 
 from tests.conftest import needs_root
 from tests.e2e.cluster import free_port, wait_for
-from tests.integration.onehost import OneHost, ctr, elapsed, pod
+from tests.integration.onehost import ctr, elapsed, host, pod  # noqa: F401 - host is a fixture
 
 pytestmark = [needs_root, pytest.mark.timeout(180)]
-
-
-@pytest.fixture
-def host(tmp_path, skiff_root, cg_parent):
-    h = OneHost(str(tmp_path), skiff_root, cg_parent)
-    try:
-        yield h.start()
-    finally:
-        h.close()
 
 
 def conditions(p: dict) -> dict[str, str]:

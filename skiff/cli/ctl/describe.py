@@ -166,21 +166,7 @@ def describe_pod(pod: dict, events) -> str:
         w.w(2, f"Image:\t{c.get('image', '')}")
         if cs.get("imageID"):
             w.w(2, f"Image ID:\t{cs['imageID']}")
-        ports = c.get("ports") or []
-        if ports:
-            w.w(2, "Port:\t" + ", ".join(f"{p.get('containerPort')}/{p.get('protocol', 'TCP')}" for p in ports))
-            w.w(2, "Host Port:\t" + ", ".join(f"{p.get('hostPort', 0)}/{p.get('protocol', 'TCP')}" for p in ports))
-        else:
-            w.w(2, "Port:\t<none>")
-            w.w(2, "Host Port:\t<none>")
-        if c.get("command"):
-            w.w(2, "Command:")
-            for a in c["command"]:
-                w.w(3, a)
-        if c.get("args"):
-            w.w(2, "Args:")
-            for a in c["args"]:
-                w.w(3, a)
+        _ports_and_argv(w, c)
         _state(w, "State", cs.get("state"), 2)
         if (cs.get("lastState") or {}):
             _state(w, "Last State", cs.get("lastState"), 2)
@@ -338,19 +324,7 @@ def _containers(w: W, label: str, containers: list[dict], space: str = "  ") -> 
     for c in containers:
         w.w(1, f" {c.get('name')}:")
         w.w(2, f"Image:\t{c.get('image', '')}")
-        ports = c.get("ports") or []
-        ps = _ports(ports, "containerPort")
-        w.w(2, ("Ports:" if "," in ps else "Port:") + f"\t{ps or '<none>'}")
-        hs = _ports(ports, "hostPort")
-        w.w(2, ("Host Ports:" if "," in hs else "Host Port:") + f"\t{hs or '<none>'}")
-        if c.get("command"):
-            w.w(2, "Command:")
-            for a in c["command"]:
-                w.w(3, a)
-        if c.get("args"):
-            w.w(2, "Args:")
-            for a in c["args"]:
-                w.w(3, a)
+        _ports_and_argv(w, c)
         res = c.get("resources") or {}
         for title in ("limits", "requests"):
             if res.get(title):
@@ -362,6 +336,20 @@ def _containers(w: W, label: str, containers: list[dict], space: str = "  ") -> 
             if c.get(kind):
                 w.w(2, f"{title}:\t{_probe(c[kind])}")
         _env_and_mounts(w, c)
+
+
+def _ports_and_argv(w: W, c: dict) -> None:
+    """A container's Port(s), Host Port(s), Command and Args, as kubectl shows them."""
+    ports = c.get("ports") or []
+    ps = _ports(ports, "containerPort")
+    w.w(2, ("Ports:" if "," in ps else "Port:") + f"\t{ps or '<none>'}")
+    hs = _ports(ports, "hostPort")
+    w.w(2, ("Host Ports:" if "," in hs else "Host Port:") + f"\t{hs or '<none>'}")
+    for key, title in (("command", "Command:"), ("args", "Args:")):
+        if c.get(key):
+            w.w(2, title)
+            for a in c[key]:
+                w.w(3, a)
 
 
 def _env_and_mounts(w: W, c: dict) -> None:
