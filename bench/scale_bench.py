@@ -73,7 +73,8 @@ class Cluster:
     def __init__(self, workdir: str, nodes: int, procs: int, lease: int = 40, keep_logs: bool = False):
         self.workdir, self.nodes, self.procs, self.lease = workdir, nodes, procs, lease
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.ca_file = os.path.join(workdir, "controller", "pki", "ca.crt")
         self.controller: subprocess.Popen | None = None
         self.hollows: list[subprocess.Popen] = []
         self.token = ""
@@ -88,7 +89,9 @@ class Cluster:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if urllib.request.urlopen(self.url + "/healthz", timeout=1).read() == b"ok":
+                import ssl
+                ctx = ssl.create_default_context(cafile=self.ca_file)
+                if urllib.request.urlopen(self.url + "/healthz", timeout=1, context=ctx).read() == b"ok":
                     break
             except OSError:
                 pass
@@ -106,7 +109,7 @@ class Cluster:
                 continue
             log = open(os.path.join(self.workdir, f"hollow-{i}.log"), "ab")
             self.hollows.append(subprocess.Popen(
-                [PY, "-m", "skiff", "hollow", "--server", self.url, "--token", self.token,
+                [PY, "-m", "skiff", "hollow", "--server", self.url, "--token", self.token, "--ca-file", self.ca_file,
                  "--nodes", str(n), "--prefix", f"hollow-{i}-", "--lease-duration", str(self.lease),
                  "--log-port", "-1"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
             log.close()
@@ -231,7 +234,7 @@ async def run(args) -> int:
         cl.start_controller(["--cluster-cidr", "10.64.0.0/10", "--node-cidr-mask-size", "25"])
         cpid = cl.controller.pid
         cpu0 = proc_status(cpid).get("cpu", 0.0)
-        client = HTTPClient(cl.url, cl.token, timeout=120, connection_limit=args.concurrency + 8)
+        client = HTTPClient(cl.url, cl.token, ca_file=cl.ca_file, timeout=120, connection_limit=args.concurrency + 8)
         cl.start_hollows()
         t_nodes = await wait_nodes_ready(client, args.nodes, args.node_timeout, cl)
         results["nodes_ready_s"] = round(t_nodes, 1)

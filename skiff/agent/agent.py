@@ -45,6 +45,7 @@ class AgentConfig:
     image_retry: float = 10.0
     insecure_registries: bool = False
     runtime: str = "real"           # "real" | "fake" (hollow node: FakePodRuntime, no root needed)
+    ca_file: str = ""               # the CA of an https server (default: pinned by the join token)
 
 
 class Agent:
@@ -65,10 +66,17 @@ class Agent:
         self._own_log_server = False
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        self._ca: str | None = None
 
     # -- credentials --
     def _token_file(self) -> str:
         return os.path.join(self.config.root, "agent", "token")
+
+    def _trust(self) -> str | None:
+        """The CA file to verify the API server with (skiff.api.trust)."""
+        from skiff.api.trust import ensure_ca
+        return ensure_ca(self.config.server, self.config.token,
+                         os.path.join(self.config.root, "agent", "ca.crt"), self.config.ca_file or None)
 
     async def _credentials(self) -> str:
         """The node token: saved from an earlier start, or exchanged for the join token."""
@@ -81,12 +89,14 @@ class Agent:
         except FileNotFoundError:
             pass
         from skiff.api.client import HTTPClient
-        async with HTTPClient(self.config.server, self.config.token) as c:
+        from skiff.api.trust import split_token
+        _, secret = split_token(self.config.token)
+        async with HTTPClient(self.config.server, secret, ca_file=self._ca) as c:
             try:
                 out = await c.request("POST", "/apis/skiff.dev/v1/nodetokens", json={"nodeName": self.name})
             except APIError as e:
                 if e.code in (401, 403):  # perhaps a node token already: use it as it is
-                    return self.config.token
+                    return secret
                 raise
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         from skiff.runtime.fsutil import atomic_write
@@ -107,8 +117,9 @@ class Agent:
             use_pidfd_child_watcher()
         if self.client is None:
             from skiff.api.client import HTTPClient
+            self._ca = self._trust()  # a file read, or one fetch at the first join: no thread (forks)
             token = await self._credentials()
-            self.client = HTTPClient(cfg.server, token)
+            self.client = HTTPClient(cfg.server, token, ca_file=self._ca)
         self.events = EventRecorder(self.client, "kubelet", host=self.name)
         if fake:  # a hollow node: only the runtime is fake, every image is present
             from .fakeruntime import FakeImageManager, FakePodRuntime

@@ -17,6 +17,8 @@ AGENT_OPTS = [
         "10,300,600"),
     Opt(("--log-format",), "log_format", "str", "Log line format: text or json", "FORMAT", "text"),
     Opt(("--cgroup-parent",), "cgroup_parent", "str", "Parent cgroup of the pods", "PATH", "skiff"),
+    Opt(("--ca-file",), "ca_file", "str", "CA to verify the API server with (default: the one the "
+        "join token's hash pins, fetched at the first join)", "FILE"),
     Opt(("--insecure-registries",), "insecure", help="Pull over plain HTTP"),
     Opt(("--runtime",), "runtime", "str", "Pod runtime: real, or fake (a hollow node: containers "
         "run in memory; no root, bridge or images needed)", "RUNTIME", "real"),
@@ -49,7 +51,7 @@ def agent_config(values, ctx, server: str, token: str, root: str | None = None):
                        log_port=values["log_port"], lease_duration=values["lease"],
                        pod_bridge=values["bridge"], labels=labels, backoff_initial=initial,
                        backoff_cap=cap, backoff_reset=reset, insecure_registries=values["insecure"],
-                       cgroup_parent=values["cgroup_parent"])
+                       cgroup_parent=values["cgroup_parent"], ca_file=values.get("ca_file") or "")
 
 
 def run_until_signalled(start, stop) -> int:

@@ -18,6 +18,8 @@ CONTROLLER_OPTS = [
         default="10.244.0.0/16", help="Range the nodes' pod CIDRs are taken from (default 10.244.0.0/16)"),
     Opt(names=("--node-cidr-mask-size",), dest="node_mask", kind="int", metavar="BITS",
         help="Prefix length of each node's pod CIDR (default 24)"),
+    Opt(names=("--tls-san",), dest="tls_san", kind="list", metavar="NAME",
+        help="Another host name or IP for the API server's certificate (repeatable)"),
     Opt(names=("--pod-eviction-timeout",), dest="pod_eviction_timeout", kind="str", metavar="SECONDS",
         default="300", help="Seconds pods tolerate their node being NotReady or unreachable before they "
                             "are evicted (the default tolerationSeconds; default 300)"),
@@ -36,7 +38,7 @@ def controlplane_options(values) -> dict:
     except ValueError:
         raise UsageError(f'invalid argument "{raw}" for "--pod-eviction-timeout": must be a whole number '
                          f'of seconds >= 0') from None
-    return {"pod_eviction_timeout": int(t)}
+    return {"pod_eviction_timeout": int(t), "tls_sans": tuple(values.get("tls_san") or ())}
 
 
 def controllers_from(values) -> list:

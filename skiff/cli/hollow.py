@@ -17,6 +17,8 @@ COMMAND = Command("hollow", "hollow --server URL --token TOKEN --nodes N [OPTION
                   "Run N hollow nodes (the real agent over a fake runtime) in one process", [
                       Opt(("--server",), "server", "str", "URL of the API server", "URL"),
                       Opt(("--token",), "token", "str", "Join token (or admin token)", "TOKEN"),
+                      Opt(("--ca-file",), "ca_file", "str", "CA to verify the API server with (default: "
+                          "the one the join token's hash pins)", "FILE"),
                       Opt(("--nodes",), "nodes", "int", "How many hollow nodes", "N", 10),
                       Opt(("--prefix",), "prefix", "str", "Node name prefix", "PREFIX", "hollow-"),
                       Opt(("--lease-duration",), "lease", "int", "Node lease duration in seconds",
@@ -70,7 +72,8 @@ class _Mux:
 class Hollow:
     def __init__(self, server: str, token: str, nodes: int, prefix: str = "hollow-", *,
                  lease_duration: int = 40, resync: float = 60.0, log_port: int = 0,
-                 concurrency: int = 50, root: str | None = None):
+                 concurrency: int = 50, root: str | None = None, ca_file: str | None = None):
+        self.ca_file = ca_file or None
         self.server, self.token = server.rstrip("/"), token
         self.n, self.prefix = nodes, prefix
         self.lease_duration, self.resync = lease_duration, resync
@@ -123,9 +126,16 @@ class Hollow:
 
         from skiff.agent.agent import Agent, AgentConfig
         log = logging.getLogger("skiff.hollow")
-        self.connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+        root = self.root or os.path.join(tempfile.gettempdir(), "skiff-hollow")
+        from skiff.api.trust import ensure_ca, split_token
+        ca = ensure_ca(self.server, self.token, os.path.join(root, "hollow-ca.crt"), self.ca_file)
+        ssl_ctx = True
+        if ca:
+            import ssl
+            ssl_ctx = ssl.create_default_context(cafile=ca)
+        self.token = split_token(self.token)[1]
+        self.connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ssl=ssl_ctx)
         boot = self._client(self.token)
-        root = self.root or os.path.join(tempfile.gettempdir(), "skiff-hollow")  # not written to
         sem = asyncio.Semaphore(max(self.concurrency, 1))
         if self.log_port >= 0:
             from skiff.agent.logserver import LogServer
@@ -183,7 +193,7 @@ def main(ctx, values, args) -> int:
     setup_logging(values["log_format"], values["log_level"].upper())
     h = Hollow(values["server"], values["token"], values["nodes"], values["prefix"],
                lease_duration=values["lease"], resync=resync, log_port=values["log_port"],
-               concurrency=values["concurrency"], root=ctx.root_path)
+               concurrency=values["concurrency"], root=ctx.root_path, ca_file=values.get("ca_file"))
 
     async def start():
         await h.start()

@@ -39,11 +39,12 @@ def main(ctx, values, args) -> int:
             values["node_name"] = os.uname().nodename.split(".")[0].lower()
         token = await cp.mint_node_token(values["node_name"])
         cfg = agent_config(values, ctx, cp.url, token, root=root)
+        cfg.ca_file = cp.ca_file or ""
         agent = state["agent"] = Agent(cfg)
         await agent.start()
         kc = os.path.join(data_dir, "kubeconfig")
         print(f"skiff is up: API server {cp.url}, node {cfg.node_name}\n"
-              f"  export KUBECONFIG={kc}\n  skiffctl get nodes", flush=True)
+              f"  export KUBECONFIG={kc}\n  skiffctl get nodes    # or: kubectl get nodes", flush=True)
 
     async def stop():
         agent = state.get("agent")

@@ -29,7 +29,7 @@ log = logging.getLogger("skiff.apiserver")
 VERSION_INFO = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-skiff", "gitCommit": "skiff",
                 "gitTreeState": "clean", "buildDate": "2026-11-28T00:00:00Z", "goVersion": "python3",
                 "compiler": "skiff", "platform": "linux/amd64"}
-PUBLIC = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version/"})
+PUBLIC = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version/", "/cacerts"})
 
 USER_KEY = web.RequestKey("skiff_user", User) if hasattr(web, "RequestKey") else "skiff_user"
 
@@ -128,6 +128,8 @@ class APIServer:
         self.apiserver_token = apiserver_token
         self._session: aiohttp.ClientSession | None = None
         self.server_address = "127.0.0.1:6443"
+        self.ca_pem: bytes | None = None     # the cluster CA (served at /cacerts) when on TLS
+        self.ca_hash: str | None = None      # its SHA-256: join tokens carry it (K10<hash>::secret)
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=3 * 1024 * 1024)
@@ -146,6 +148,8 @@ class APIServer:
             if request.path not in PUBLIC:
                 auth = request.headers.get("Authorization", "")
                 token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+                if token and token.startswith("K10"):  # a join token with its CA hash
+                    token = token.rpartition("::")[2]
                 user = await self.tokens.authenticate(token)
                 if user is None:
                     raise E.unauthorized()
@@ -183,6 +187,10 @@ class APIServer:
             return web.Response(text="ok")
         if path in ("/version", "/version/"):
             return json_response(VERSION_INFO)
+        if path == "/cacerts":
+            if self.ca_pem is None:
+                raise E.path_not_found()
+            return web.Response(body=self.ca_pem, content_type="application/x-pem-file")
         parts = [p for p in path.split("/") if p]
         method = request.method
         if not parts:
@@ -409,6 +417,9 @@ class APIServer:
                                                "message": f"Invalid value: {json.dumps(ttl)}: must be a "
                                                           f"positive number"}], "jointokens", "skiff.dev")
         token, exp = await self.tokens.create_join_token(ttl)
+        if self.ca_hash:
+            from skiff.api.trust import secure_token
+            token = secure_token(self.ca_hash, token)
         return json_response({"kind": "JoinToken", "apiVersion": "skiff.dev/v1", "token": token,
                               "expiration": exp}, 201)
 

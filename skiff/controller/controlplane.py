@@ -36,9 +36,13 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def kubeconfig_text(server: str, token: str) -> str:
+def kubeconfig_text(server: str, token: str, ca_pem: bytes | None = None) -> str:
+    cluster: dict = {"server": server}
+    if ca_pem:
+        import base64
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     doc = {"apiVersion": "v1", "kind": "Config",
-           "clusters": [{"name": "skiff", "cluster": {"server": server}}],
+           "clusters": [{"name": "skiff", "cluster": cluster}],
            "users": [{"name": "skiff-admin", "user": {"token": token}}],
            "contexts": [{"name": "skiff", "context": {"cluster": "skiff", "user": "skiff-admin"}}],
            "current-context": "skiff", "preferences": {}}
@@ -83,8 +87,13 @@ def secure_state_files(data_dir: str, db: str) -> None:
 class ControlPlane:
     def __init__(self, data_dir: str, listen: str = "127.0.0.1:0", log_format: str = "text", *,
                  watch_cache_capacity: int = 10000, bookmark_interval: float = 10.0,
-                 pod_eviction_timeout: int = 300):
+                 pod_eviction_timeout: int = 300, tls: bool = True, tls_sans: tuple[str, ...] = ()):
         self.data_dir = os.path.abspath(data_dir)
+        # HTTPS with a CA of the cluster's own (DATA_DIR/pki): kubectl sends tokens only over TLS
+        self.tls = tls
+        self.tls_sans = tuple(tls_sans)
+        self.ca_file: str | None = None
+        self.ca_hash: str | None = None
         self.listen = listen
         self.log_format = log_format
         self.watch_cache_capacity = watch_cache_capacity
@@ -105,6 +114,14 @@ class ControlPlane:
         self._tasks: list[asyncio.Task] = []
         self._started = False
 
+    def client_ssl(self):
+        """An ssl context trusting this cluster's CA (True when serving plain http), for
+        aiohttp.TCPConnector(ssl=...)."""
+        if not self.ca_file:
+            return True
+        import ssl
+        return ssl.create_default_context(cafile=self.ca_file)
+
     def local_client(self, user: User = ADMIN) -> LocalClient:
         return LocalClient(self.registry, user)
 
@@ -112,7 +129,11 @@ class ControlPlane:
         return await self.tokens.create_node_token(node_name)
 
     async def mint_join_token(self, ttl_seconds: float | None = None) -> str:
+        """A join token; on TLS it carries the CA's hash (K10<sha256>::secret) for the agent."""
         token, _ = await self.tokens.create_join_token(ttl_seconds)
+        if self.ca_hash:
+            from skiff.api.trust import secure_token
+            token = secure_token(self.ca_hash, token)
         return token
 
     def add_controller(self, coro_factory: ControllerFactory) -> None:
@@ -150,19 +171,27 @@ class ControlPlane:
             self.admin_token = token
             self.apiserver_token = await self.tokens.create_apiserver_token()
             server = APIServer(self.registry, self.tokens, self.apiserver_token)
+            host, port = parse_listen(self.listen)
+            ssl_context = None
+            if self.tls:
+                from skiff.controller.pki import ensure_pki
+                pki = ensure_pki(self.data_dir, host, self.tls_sans)  # once, before serving
+                ssl_context = pki.server_context()
+                server.ca_pem, server.ca_hash = pki.ca_pem, pki.ca_hash
+                self.ca_file, self.ca_hash = pki.ca_file, pki.ca_hash
             app = server.make_app()
             self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                                         shutdown_timeout=2.0)
             await self._runner.setup()
-            host, port = parse_listen(self.listen)
-            site = web.TCPSite(self._runner, host, port, reuse_address=True)
+            site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=ssl_context)
             await site.start()
             sock = site._server.sockets[0]  # the real port when port is 0
             port = sock.getsockname()[1]
             hostpart = f"[{host}]" if ":" in host else host
-            self.url = f"http://{hostpart}:{port}"
+            scheme = "https" if self.tls else "http"
+            self.url = f"{scheme}://{hostpart}:{port}"
             server.server_address = f"{hostpart}:{port}"
-            write_private(self.kubeconfig_path, kubeconfig_text(self.url, self.admin_token))
+            write_private(self.kubeconfig_path, kubeconfig_text(self.url, self.admin_token, server.ca_pem))
         except BaseException:
             await self._close_backend()
             raise

@@ -117,7 +117,7 @@ class Cluster:
             os.makedirs(root)
             self.hosts.append(Host(self, f"host{n}-{self.id}", ns, hip, root))
         self.port = 20000 + int(self.id[:3], 16) % 20000  # inside our own namespace: no one else binds here
-        self.url = f"http://{ip}:{self.port}"
+        self.url = f"https://{ip}:{self.port}"
         self.start_controller()
         return self
 
@@ -140,8 +140,10 @@ class Cluster:
             c.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            r = sh(*c.exec(PY, "-c", f"import urllib.request as u; print(u.urlopen('{self.url}/healthz', "
-                                     f"timeout=1).read().decode())"), check=False)
+            ca = os.path.join(self.data_dir, "pki", "ca.crt")
+            r = sh(*c.exec(PY, "-c", f"import ssl, urllib.request as u; print(u.urlopen('{self.url}/healthz', "
+                                     f"timeout=1, context=ssl.create_default_context(cafile='{ca}'))"
+                                     f".read().decode())"), check=False)
             if r.returncode == 0 and "ok" in r.stdout:
                 return
             if c.proc.poll() is not None:

@@ -39,7 +39,17 @@ class OneHost:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> str:
+        return os.path.join(self.data_dir, "pki", "ca.crt")
+
+    def ssl_context(self):
+        import ssl
+        if not os.path.exists(self.ca_file):
+            raise OSError("no CA yet")
+        return ssl.create_default_context(cafile=self.ca_file)
 
     @property
     def kubeconfig(self) -> str:
@@ -67,7 +77,8 @@ class OneHost:
 
         def healthy():
             try:
-                return urllib.request.urlopen(self.url + "/healthz", timeout=1).read() == b"ok"
+                return urllib.request.urlopen(self.url + "/healthz", timeout=1,
+                                              context=self.ssl_context()).read() == b"ok"
             except OSError:
                 assert self.controller.poll() is None, self.read_log("controller.log")
                 return False

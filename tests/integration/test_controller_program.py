@@ -51,9 +51,17 @@ class Controller:
             time.sleep(0.05)
         raise AssertionError("controller did not become healthy: " + open(self.log_path).read())
 
+    def connect(self, host: str, port: int) -> http.client.HTTPSConnection:
+        """A connection verified against the cluster's CA (DATA_DIR/pki/ca.crt)."""
+        import ssl
+        ca = os.path.join(self.data_dir, "pki", "ca.crt")
+        if not os.path.exists(ca):
+            raise OSError("no CA yet")
+        return http.client.HTTPSConnection(host, port, timeout=10, context=ssl.create_default_context(cafile=ca))
+
     def raw(self, method: str, path: str, body=None, token: str | None = None, server: str | None = None):
-        url = urllib.parse.urlsplit(server or f"http://127.0.0.1:{self.port}")
-        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        url = urllib.parse.urlsplit(server or f"https://127.0.0.1:{self.port}")
+        conn = self.connect(url.hostname, url.port)
         try:
             headers = {"Content-Type": "application/json"}
             if token:
@@ -101,7 +109,7 @@ def pod(name):
 def test_start_serve_restart(controller):
     controller.start()
     server, token = kubeconfig(controller.data_dir)
-    assert server == f"http://127.0.0.1:{controller.port}"
+    assert server == f"https://127.0.0.1:{controller.port}"
     st, body = controller.raw("GET", "/api/v1/namespaces", token=token, server=server)
     assert st == 200
     assert sorted(n["metadata"]["name"] for n in json.loads(body)["items"]) == \
@@ -114,7 +122,7 @@ def test_start_serve_restart(controller):
     assert controller.stop() == 0  # SIGTERM: clean exit
     controller.start()  # another port
     server2, token2 = kubeconfig(controller.data_dir)
-    assert token2 == token and server2 == f"http://127.0.0.1:{controller.port}" and server2 != server
+    assert token2 == token and server2 == f"https://127.0.0.1:{controller.port}" and server2 != server
     st, body = controller.raw("GET", "/api/v1/namespaces/default/pods/web", token=token)
     assert st == 200 and json.loads(body)["metadata"]["uid"] == uid
     assert controller.stop(signal.SIGINT) == 0
@@ -123,8 +131,7 @@ def test_start_serve_restart(controller):
 def test_acknowledged_writes_survive_kill_9(controller):
     controller.start()
     _, token = kubeconfig(controller.data_dir)
-    url = f"127.0.0.1:{controller.port}"
-    conn = http.client.HTTPConnection(*url.split(":"), timeout=10)  # one keep-alive connection
+    conn = controller.connect("127.0.0.1", controller.port)  # one keep-alive connection
     acked = []
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     for i in range(1000):

@@ -25,15 +25,21 @@ async def test_hollow_nodes_run_and_delete_pods(tmp_path):
     cl = Cluster(str(tmp_path), NODES, 1, lease=10)
     try:
         cl.start_controller()
-        client = HTTPClient(cl.url, cl.token, timeout=60)
+        client = HTTPClient(cl.url, cl.token, ca_file=cl.ca_file, timeout=60)
         cl.start_hollows()
         await wait_nodes_ready(client, NODES, 60, cl)
         nodes = (await client.list("nodes"))["items"]
         assert len(nodes) == NODES
         n0 = nodes[0]
         assert n0["metadata"]["labels"]["skiff.dev/hollow"] == "true"
-        leases = (await client.list("leases", "kube-node-lease"))["items"]
-        assert {x["metadata"]["name"] for x in leases} >= {n["metadata"]["name"] for n in nodes}
+        # each agent creates its Lease right after registering its (Ready) Node
+        names = {n["metadata"]["name"] for n in nodes}
+        for _ in range(100):
+            leases = (await client.list("leases", "kube-node-lease"))["items"]
+            if {x["metadata"]["name"] for x in leases} >= names:
+                break
+            await asyncio.sleep(0.1)
+        assert {x["metadata"]["name"] for x in leases} >= names
 
         lst = await client.list("pods", "default", limit=1)
         watch = PodWatch(client, "h-")

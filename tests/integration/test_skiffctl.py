@@ -57,7 +57,9 @@ def cluster():
                 raise AssertionError(f"controller exited {proc.returncode}: "
                                      + open(os.path.join(d, "controller.log")).read())
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                import ssl
+                ctx = ssl.create_default_context(cafile=os.path.join(d, "pki", "ca.crt"))
+                with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", timeout=1, context=ctx) as r:
                     if r.status == 200 and os.path.exists(os.path.join(d, "kubeconfig")):
                         break
             except OSError:
@@ -65,7 +67,7 @@ def cluster():
             if time.monotonic() > deadline:
                 raise AssertionError("controller did not become healthy")
             time.sleep(0.1)
-        yield Ctl(os.path.join(d, "kubeconfig"), f"http://127.0.0.1:{port}", d)
+        yield Ctl(os.path.join(d, "kubeconfig"), f"https://127.0.0.1:{port}", d)
     finally:
         proc.terminate()
         try:
@@ -262,7 +264,12 @@ def test_server_and_token_overrides(cluster):
     p = cluster("--server", cluster.server, "--token", "wrong", "get", "pods")
     assert p.returncode == 1 and "Unauthorized" in p.stderr
     token = yaml.safe_load(open(cluster.kubeconfig))["users"][0]["user"]["token"]
+    # no kubeconfig: the server's certificate is checked, so the cluster's CA must be named
     p = cluster("--server", cluster.server, "--token", token, "get", "namespaces", "-o", "name",
+                env={"KUBECONFIG": "/nonexistent"})
+    assert p.returncode == 1 and "certificate verify failed" in p.stderr
+    p = cluster("--server", cluster.server, "--token", token, "--certificate-authority",
+                os.path.join(cluster.data_dir, "pki", "ca.crt"), "get", "namespaces", "-o", "name",
                 env={"KUBECONFIG": "/nonexistent"})
     assert p.returncode == 0 and "namespace/default" in p.stdout
 

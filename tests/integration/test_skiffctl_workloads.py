@@ -4,6 +4,7 @@ themselves by patching pods/NAME/status with the admin token)."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import urllib.request
@@ -21,13 +22,15 @@ class Api:
 
     def __init__(self, cl):
         self.server = cl.server
+        import ssl
+        self.ssl = ssl.create_default_context(cafile=os.path.join(cl.data_dir, "pki", "ca.crt"))
         self.token = yaml.safe_load(open(cl.kubeconfig))["users"][0]["user"]["token"]
 
     def call(self, method, path, body=None, ctype="application/json"):
         req = urllib.request.Request(self.server + path, method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
                                      headers={"Authorization": f"Bearer {self.token}", "Content-Type": ctype})
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10, context=self.ssl) as r:
             return json.loads(r.read() or b"{}")
 
     def pods(self, ns="default", selector=None):

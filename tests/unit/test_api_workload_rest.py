@@ -68,7 +68,7 @@ async def cp(tmp_path):
 
 @pytest_asyncio.fixture
 async def api(cp):
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=cp.client_ssl())) as s:
         yield API(cp, s)
 
 
@@ -185,7 +185,7 @@ async def test_scale_subresource(api, base, make):
 
 
 async def test_client_scale_and_propagation(cp):
-    c = HTTPClient(cp.url, cp.admin_token)
+    c = HTTPClient(cp.url, cp.admin_token, ca_file=cp.ca_file)
     try:
         await c.create("deployments", deployment("api", 1), "default")
         sc = await c.get("deployments", "api", "default", subresource="scale")

@@ -57,7 +57,7 @@ async def cp(tmp_path):
 
 @pytest_asyncio.fixture
 async def api(cp):
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=cp.client_ssl())) as s:
         yield API(cp, s)
 
 
@@ -528,7 +528,7 @@ async def test_stop_ends_open_watches_quickly(tmp_path):
     await c.start()
     stopped = False
     try:
-        async with aiohttp.ClientSession() as s:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=c.client_ssl())) as s:
             resp = await s.get(c.url + "/api/v1/namespaces", params={"watch": "true"},
                                headers={"Authorization": f"Bearer {c.admin_token}"})
             await read_events(resp, 3)

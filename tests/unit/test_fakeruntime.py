@@ -99,7 +99,7 @@ async def test_real_agent_over_fake_runtime(tmp_path):
                                   root=str(tmp_path / "agent"), node_ip="127.0.0.1", log_port=0,
                                   lease_duration=4))
         from skiff.api.client import HTTPClient
-        agent.client = HTTPClient(cp.url, token)
+        agent.client = HTTPClient(cp.url, token, ca_file=cp.ca_file)
         await asyncio.wait_for(agent.start(), 30)
         client = cp.local_client()
         await client.create("pods", {"apiVersion": "v1", "kind": "Pod",

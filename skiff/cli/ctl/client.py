@@ -132,7 +132,8 @@ def _named(items, name):
     return None
 
 
-def load_config(kubeconfig: str | None = None, server: str | None = None, token: str | None = None) -> Config:
+def load_config(kubeconfig: str | None = None, server: str | None = None, token: str | None = None,
+                ca_file: str | None = None, insecure: bool = False) -> Config:
     path = kubeconfig_path(kubeconfig)
     doc: dict = {}
     if path:
@@ -179,8 +180,14 @@ def load_config(kubeconfig: str | None = None, server: str | None = None, token:
     if cluster.get("certificate-authority-data"):
         import base64
         ca_data = base64.b64decode(cluster["certificate-authority-data"])
-    return Config(url, tok, ctx.get("namespace"), ca_data, cluster.get("certificate-authority"),
-                  bool(cluster.get("insecure-skip-tls-verify")), path)
+    ca = cluster.get("certificate-authority")
+    if ca_file or (server and server != cluster.get("server")):
+        ca_data = None  # another server (or an explicit CA): the kubeconfig's CA is not for it
+        ca = ca_file
+    elif ca and path and not os.path.isabs(os.path.expanduser(ca)):
+        ca = os.path.join(os.path.dirname(path), ca)
+    return Config(url, tok, ctx.get("namespace"), ca_data, ca,
+                  insecure or bool(cluster.get("insecure-skip-tls-verify")), path)
 
 
 # ------------------------------------------------------------------ client

@@ -32,6 +32,9 @@ GLOBAL_FLAGS = [
     Flag("-n --namespace", "namespace", "str", help="If present, the namespace scope for this CLI request"),
     Flag("-s --server", "server", "str", help="The address and port of the API server"),
     Flag("--token", "token", "str", help="Bearer token for authentication to the API server"),
+    Flag("--certificate-authority", "ca_file", "str", help="Path to a cert file for the certificate authority"),
+    Flag("--insecure-skip-tls-verify", "insecure", help="If true, the server's certificate will not be checked "
+         "for validity. This will make your HTTPS connections insecure"),
     Flag("-v --v", "verbosity", "optint", default=0, help="Number for the log level verbosity (6: requests)"),
     Flag("--request-timeout", "request_timeout", "str",
          help="How long to wait for a single server request (0: no timeout)"),
@@ -63,7 +66,8 @@ class Context:
         if self._config is None:
             from .client import load_config
             self._config = load_config(self.opts.get("kubeconfig"), self.opts.get("server"),
-                                       self.opts.get("token"))
+                                       self.opts.get("token"), self.opts.get("ca_file"),
+                                       bool(self.opts.get("insecure")))
         return self._config
 
     @property
