@@ -102,7 +102,8 @@ def invalid(kind: str, name: str, causes: list[dict], resource: str | None = Non
         msg = f'{kind} "{name}" is invalid: ' + (parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]")
     else:
         msg = f'{kind} "{name}" is invalid'
-    return APIError(422, "Invalid", msg, name=name, kind=resource or kind, group=group, causes=causes)
+    # details.kind is the Kind (not the resource) for Invalid, as Kubernetes' NewInvalid
+    return APIError(422, "Invalid", msg, name=name, kind=kind, group=group, causes=causes)
 
 
 def unprocessable(message: str) -> APIError:

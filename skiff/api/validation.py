@@ -89,10 +89,55 @@ class ValidationError(SkiffError):
         return {
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": str(self), "reason": "Invalid", "code": 422,
-            "details": {"name": self.name, "kind": k.plural if k else self.kind.lower(), "causes": self.causes,
+            # details.kind is the Kind for Invalid (kubectl prints `The Pod "x" is invalid` from it)
+            "details": {"name": self.name, "kind": self.kind, "causes": self.causes,
                         **({"group": k.api_version.split("/")[0]} if k is not None and "/" in k.api_version
                            else {})},
         }
+
+
+# ---------------------------------------------------------------- fieldValidation
+
+FIELD_VALIDATION = ("Ignore", "Strict", "Warn")
+
+
+class StrictDecodingError(ValidationError):
+    """Unknown (or duplicate) fields under ``fieldValidation=Strict``: a 400 BadRequest, as the
+    kube-apiserver answers when its strict decoder refuses the body (before any validation)."""
+
+    def __init__(self, kind: str, api_version: str, name: str, unknown: list[str] = (),
+                 duplicate: list[str] = ()):
+        self.unknown, self.duplicate = list(unknown), list(duplicate)
+        self.version = api_version.rpartition("/")[2]
+        problems = [f'duplicate field "{f}"' for f in duplicate] + [f'unknown field "{f}"' for f in unknown]
+        self.detail = ", ".join(problems)
+        super().__init__([_cause(f, INVALID, p) for f, p in zip(list(duplicate) + list(unknown), problems)],
+                         kind, name)
+
+    def __str__(self) -> str:
+        return (f'{self.kind} in version "{self.version}" cannot be handled as a {self.kind}: '
+                f"strict decoding error: {self.detail}")
+
+    def to_status(self) -> dict:
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": str(self), "reason": "BadRequest", "code": 400}
+
+
+def _unknown_fields(errors: list, field_validation: str | None) -> tuple[list, list[tuple[dict, str, str]]]:
+    """Split the schema errors: (the others, [(mapping, key, field path)] of unknown fields).
+    Without a ``field_validation`` (skiffctl's local check, in-process callers) unknown fields
+    stay ordinary errors (causes)."""
+    if field_validation is None:
+        return errors, []
+    rest, unknown = [], []
+    for err in errors:
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            known = set(err.schema.get("properties", {}))
+            path = list(err.absolute_path)
+            unknown += [(err.instance, k, json_path(path + [k])) for k in err.instance if k not in known]
+        else:
+            rest.append(err)
+    return rest, unknown
 
 
 # ---------------------------------------------------------------- schemas
@@ -813,8 +858,13 @@ def go_label_selector(sel: dict | None) -> str:
 
 # ---------------------------------------------------------------- entry point
 
-def validate(obj: Any) -> list[Warning]:
-    """Validate one API object. Returns the warnings; raises ValidationError with every cause."""
+def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
+    """Validate one API object. Returns the warnings; raises ValidationError with every cause.
+
+    ``field_validation`` is the API's directive for unknown fields: "Strict" raises
+    :class:`StrictDecodingError` (400), "Warn" removes them from ``obj`` (in place) with a
+    warning each (``unknown field "spec.foo"``), "Ignore" removes them silently. None (the
+    default) reports them as causes like any other error."""
     if not isinstance(obj, dict):
         raise ValidationError([_cause("", INVALID, f"Invalid value: an API object must be a mapping, not {type(obj).__name__}")])
     kind = kind_of(obj)
@@ -832,9 +882,17 @@ def validate(obj: Any) -> list[Warning]:
                                  f"\"{obj.get('apiVersion')}\" (supported: {supported})"))
         raise ValidationError(causes, str(obj.get("kind") or ""), str(name or ""))
     causes: list[dict] = []
-    for err in sorted(_validator(kind.schema_file).iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
+    errors = sorted(_validator(kind.schema_file).iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
+    errors, unknown = _unknown_fields(errors, field_validation)
+    if unknown and field_validation == "Strict":
+        raise StrictDecodingError(kind.kind, kind.api_version, str(name or ""), [f for _, _, f in unknown])
+    for err in errors:
         causes.extend(_schema_causes(err))
     warnings: list[Warning] = []
+    for container, key, field in unknown:
+        container.pop(key, None)
+        if field_validation != "Ignore":
+            warnings.append(Warning(field, f'unknown field "{field}"'))
     if isinstance(obj.get("metadata"), dict):
         causes.extend(c for c in _check_meta(obj, kind) if c not in causes)
     if kind.kind == "Pod" and isinstance(obj.get("spec"), dict):
@@ -844,11 +902,13 @@ def validate(obj: Any) -> list[Warning]:
             # a shape the schema has already reported (a list where a mapping belongs...)
             if not causes:
                 raise
-        more, warnings = _unsupported(obj, UNSUPPORTED_POD_FIELDS)
+        more, warns = _unsupported(obj, UNSUPPORTED_POD_FIELDS)
         causes.extend(more)
+        warnings.extend(warns)
     if kind.kind in ("Deployment", "ReplicaSet"):
-        more, warnings = _check_workload(obj, kind.kind)
+        more, warns = _check_workload(obj, kind.kind)
         causes.extend(more)
+        warnings.extend(warns)
     if kind.kind == "ConfigMap":
         causes.extend(_check_configmap(obj))
     if kind.kind == "Secret":

@@ -184,8 +184,11 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
 
 
 def admit(obj: dict, namespace_from_path: str | None = None, *,
-          toleration_seconds: int | None = None) -> tuple[dict, list[Warning]]:
+          toleration_seconds: int | None = None,
+          field_validation: str | None = None) -> tuple[dict, list[Warning]]:
     """Default and validate ``obj`` (not modified; a copy is returned with the warnings).
+    ``field_validation`` (Strict|Warn|Ignore) is the API's directive for unknown fields
+    (see :func:`skiff.api.validation.validate`).
 
     When the request path names a namespace and the body names another, that is an error
     (as in Kubernetes)."""
@@ -200,5 +203,5 @@ def admit(obj: dict, namespace_from_path: str | None = None, *,
                                   kind.kind, str(obj["metadata"].get("name") or ""))
     if isinstance(obj, dict):
         apply_defaults(obj, namespace_from_path, toleration_seconds=toleration_seconds)
-    warnings = validate(obj)
+    warnings = validate(obj, field_validation)
     return obj, warnings

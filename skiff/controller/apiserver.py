@@ -21,6 +21,7 @@ from multidict import CIMultiDict
 from skiff.api import errors as E
 from skiff.api.errors import APIError
 from skiff.api.resources import RESOURCES, Resource
+from skiff.api import tables as T
 from skiff.api.validation import dns1123_subdomain_error
 from skiff.controller.auth import TokenManager, User
 
@@ -70,6 +71,75 @@ def _int(v: str | None, name: str) -> int | None:
         raise E.bad_request(f'invalid value for {name}: "{v}"') from None
 
 
+def _field_manager(request: web.Request) -> str:
+    """The manager of a non-apply write: ?fieldManager=, else the User-Agent's product name
+    (``kubectl`` for ``kubectl/v1.32.4 (linux/amd64) ...``), as Kubernetes does."""
+    fm = request.query.get("fieldManager")
+    if fm:
+        return fm
+    ua = request.headers.get("User-Agent", "")
+    return ua.split("/", 1)[0].strip()[:128] or "unknown"
+
+
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+PROTOBUF_MESSAGE = (
+    "the body of the request was in protobuf (application/vnd.kubernetes.protobuf): skiff accepts JSON and "
+    "YAML request bodies only. kubectl 1.32 sends protobuf for its imperative create commands (kubectl create "
+    "namespace|deployment|configmap|secret ...); have kubectl write the object as YAML and apply that instead "
+    "(add --dry-run=client -o yaml and pipe it to kubectl apply -f -), for example: "
+    "kubectl create deployment x --image=y --dry-run=client -o yaml | kubectl apply -f -")
+_YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml"})
+# bodies sent without a media type (or as bytes/text) are read as JSON
+_LENIENT_TYPES = frozenset({"", "application/octet-stream", "text/plain"})
+
+
+def _field_validation(request: web.Request) -> str:
+    """?fieldValidation= (Strict|Warn|Ignore); Warn when absent, as Kubernetes >= 1.27."""
+    from skiff.api.validation import FIELD_VALIDATION
+    fv = request.query.get("fieldValidation") or "Warn"
+    if fv not in FIELD_VALIDATION:
+        raise E.bad_request(f'fieldValidation: Unsupported value: "{fv}": supported values: "", '
+                            + ", ".join(f'"{v}"' for v in FIELD_VALIDATION))
+    return fv
+
+
+def _loads_strict(raw: bytes, r: Resource) -> Any:
+    """json.loads that refuses duplicate fields (their paths in the message)."""
+    marked: dict[int, tuple[dict, list[str]]] = {}
+
+    def hook(pairs):
+        d = dict(pairs)
+        if len(d) != len(pairs):
+            seen: set = set()
+            dup = []
+            for k, _ in pairs:
+                if k in seen and k not in dup:
+                    dup.append(k)
+                seen.add(k)
+            marked[id(d)] = (d, dup)
+        return d
+
+    out = json.loads(raw, object_pairs_hook=hook)
+    if marked:
+        from skiff.api.validation import StrictDecodingError, json_path
+        found: list[str] = []
+
+        def walk(node, path):
+            if isinstance(node, dict):
+                if id(node) in marked:
+                    found.extend(json_path(path + [k]) for k in marked[id(node)][1])
+                for k, v in node.items():
+                    walk(v, path + [k])
+            elif isinstance(node, list):
+                for i, v in enumerate(node):
+                    walk(v, path + [i])
+        walk(out, [])
+        name = ((out.get("metadata") or {}).get("name") or "") if isinstance(out, dict) else ""
+        e = StrictDecodingError(r.kind, r.api_version, str(name), duplicate=found)
+        raise APIError(e.to_status())
+    return out
+
+
 def _propagation(opts: Any, q) -> str | None:
     """DeleteOptions.propagationPolicy from the body, else ?propagationPolicy=; the legacy
     orphanDependents (body or query) maps to Orphan/Background."""
@@ -105,6 +175,72 @@ def _resource_list(group: str, version: str) -> dict:
             res.append(d)
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": res}
+
+
+_DISCOVERY_CT = "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
+
+
+def _aggregated(core: bool, dv: str) -> dict:
+    """The aggregated discovery document (apidiscovery.k8s.io/<dv> APIGroupDiscoveryList):
+    the core group alone for /api (core=True), every named group for /apis."""
+    groups: dict[str, dict[str, list]] = {}
+    for r in RESOURCES.values():
+        if bool(r.group) == core:
+            continue
+        d: dict[str, Any] = {"resource": r.plural,
+                             "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+                             "scope": "Namespaced" if r.namespaced else "Cluster",
+                             "singularResource": r.singular, "verbs": list(r.verbs)}
+        if r.short_names:
+            d["shortNames"] = list(r.short_names)
+        if r.categories:
+            d["categories"] = list(r.categories)
+        subs = []
+        for sub in r.subresources:
+            kind = {"group": r.group, "version": r.version, "kind": "Binding" if sub == "binding" else r.kind}
+            if sub == "scale":
+                kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+            subs.append({"subresource": sub, "responseKind": kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})
+        if subs:
+            d["subresources"] = subs
+        groups.setdefault(r.group, {}).setdefault(r.version, []).append(d)
+    items = [{"metadata": {"name": g, "creationTimestamp": None},
+              "versions": [{"version": v, "resources": res, "freshness": "Current"} for v, res in vs.items()]}
+             for g, vs in groups.items()]
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{dv}",
+            "metadata": {}, "items": items}
+
+
+def _discovery_response(request: web.Request, core: bool, legacy) -> web.Response:
+    """/api or /apis: the aggregated document when Accept asks for it, else the legacy one."""
+    dv = T.negotiate(request.headers.get("Accept"), "APIGroupDiscoveryList", "apidiscovery.k8s.io",
+                     ("v2", "v2beta1"))
+    if dv is None:
+        return json_response(legacy())
+    return web.Response(body=_dumps(_aggregated(core, dv)),
+                        headers={"Content-Type": _DISCOVERY_CT.format(v=dv), "Vary": "Accept"})
+
+
+def _table_options(request: web.Request) -> tuple[str, str] | None:
+    """(Table apiVersion, includeObject) when the request's Accept asks for a Table."""
+    tv = T.table_version(request.headers.get("Accept"))
+    if tv is None:
+        return None
+    inc = request.query.get("includeObject") or "Metadata"
+    if inc not in T.INCLUDE_OBJECT:
+        raise E.bad_request(f'includeObject: Unsupported value: "{inc}": supported values: '
+                            f'"Metadata", "None", "Object"')
+    return f"meta.k8s.io/{tv}", inc
+
+
+def table_response(r: Resource, objs: list, opts: tuple[str, str], list_meta: dict | None) -> web.Response:
+    doc = T.table(r.plural, objs, include=opts[1], list_meta=list_meta, kind=(r.api_version, r.kind),
+                  api_version=opts[0])
+    return web.Response(body=_dumps(doc), headers={"Content-Type": _table_ctype(opts)})
+
+
+def _table_ctype(opts: tuple[str, str]) -> str:
+    return T.TABLE_CONTENT_TYPE.replace("v=v1", "v=" + opts[0].rpartition("/")[2])
 
 
 def _groups() -> list[dict]:
@@ -169,13 +305,32 @@ class APIServer:
             log.exception("internal error serving %s %s", request.method, request.path)
             return status_response(E.internal(f"{type(e).__name__}: {e}"))
 
-    async def _body(self, request: web.Request, required: bool = True) -> Any:
+    async def _body(self, request: web.Request, required: bool = True, strict: Resource | None = None) -> Any:
+        """The decoded request body: JSON, or YAML for application/yaml (POST/PUT take either,
+        as Kubernetes). Protobuf bodies are refused with a 415 that says what to do instead.
+        ``strict``: the resource of a create/update; under ``fieldValidation=Strict`` a JSON
+        object with a duplicate field is a 400, as the kube-apiserver's strict decoder says."""
         raw = await request.read()
         if not raw:
             if required:
                 raise E.bad_request("the request body is empty")
             return None
+        ctype = request.content_type
+        if ctype == PROTOBUF or raw[:4] == b"k8s\x00":
+            raise E.unsupported_media_type(PROTOBUF_MESSAGE)
+        if ctype in _YAML_TYPES:
+            import yaml
+            try:
+                return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            except yaml.YAMLError as e:
+                raise E.bad_request(f"couldn't get version/kind; yaml parse error: {e}") from None
+        if not (ctype.endswith("json") or ctype in _LENIENT_TYPES):
+            raise E.unsupported_media_type(
+                f'the body of the request was in an unknown format - accepted media types include: '
+                f'application/json, application/yaml (skiff does not take "{ctype}")')
         try:
+            if strict is not None and request.query.get("fieldValidation") == "Strict":
+                return _loads_strict(raw, strict)
             return json.loads(raw)
         except ValueError as e:
             raise E.bad_request(f"couldn't get version/kind; json parse error: {e}") from None
@@ -197,17 +352,21 @@ class APIServer:
             return json_response({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/readyz", "/version"]
                                   + [f"/apis/{g['name']}/{v['version']}" for g in _groups()
                                      for v in g["versions"]]})
+        if parts[0] == "openapi":
+            return self.openapi(request, parts[1:])
         if parts[0] == "api":
             if len(parts) == 1:
-                return json_response({"kind": "APIVersions", "versions": ["v1"],
-                                      "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
-                                                                      "serverAddress": self.server_address}]})
+                return _discovery_response(request, True, lambda: {
+                    "kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
+                                                    "serverAddress": self.server_address}]})
             if parts[1] != "v1":
                 raise E.path_not_found()
             group, version, rest = "", "v1", parts[2:]
         elif parts[0] == "apis":
             if len(parts) == 1:
-                return json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": _groups()})
+                return _discovery_response(request, False, lambda: {"kind": "APIGroupList", "apiVersion": "v1",
+                                                                    "groups": _groups()})
             group = parts[1]
             if len(parts) == 2:
                 g = next((g for g in _groups() if g["name"] == group), None)
@@ -250,9 +409,13 @@ class APIServer:
             if method == "GET":
                 if _bool(q.get("watch")):
                     return await self.watch(request, r, ns, user)
-                return json_response(await reg.list(
+                topts = _table_options(request)
+                lst = await reg.list(
                     r.plural, ns, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
-                    limit=_int(q.get("limit"), "limit"), continue_=q.get("continue"), user=user))
+                    limit=_int(q.get("limit"), "limit"), continue_=q.get("continue"), user=user)
+                if topts:
+                    return table_response(r, lst.get("items") or [], topts, lst.get("metadata"))
+                return json_response(lst)
             if method == "DELETE":
                 opts = await self._body(request, required=False) or {}
                 grace = opts.get("gracePeriodSeconds") if isinstance(opts, dict) else None
@@ -265,7 +428,10 @@ class APIServer:
                 if r.namespaced and ns is None:
                     raise E.method_not_allowed()
                 warnings: list = []
-                out = await reg.create(r.plural, await self._body(request), ns, user=user, warnings=warnings)
+                fv = _field_validation(request)
+                out = await reg.create(r.plural, await self._body(request, strict=r), ns, user=user,
+                                       warnings=warnings, field_manager=_field_manager(request),
+                                       field_validation=fv)
                 return json_response(out, 201, warnings)
             raise E.method_not_allowed()
         if sub == "log":
@@ -277,23 +443,39 @@ class APIServer:
                 raise E.method_not_allowed()
             return json_response(await reg.bind(ns, name, await self._body(request), user=user), 201)
         if method == "GET":
-            return json_response(await reg.get(r.plural, name, ns, sub, user=user))
+            topts = _table_options(request)
+            obj = await reg.get(r.plural, name, ns, sub, user=user)
+            if topts:
+                tr = r if sub != "scale" else Resource("scale", "Scale", "autoscaling", "v1", r.namespaced, "scale")
+                return table_response(tr, [obj], topts, obj.get("metadata"))
+            return json_response(obj)
         if method == "PUT":
             warnings = []
-            out = await reg.update(r.plural, await self._body(request), ns, name, subresource=sub,
-                                   user=user, warnings=warnings)
+            fv = _field_validation(request)
+            out = await reg.update(r.plural, await self._body(request, strict=r), ns, name, subresource=sub,
+                                   field_manager=_field_manager(request),
+                                   user=user, warnings=warnings, field_validation=fv)
             return json_response(out, 200, warnings)
         if method == "PATCH":
             ctype = request.content_type
+            if ctype == "application/apply-patch+yaml":   # server-side apply: an upsert
+                warnings = []
+                out, created = await reg.apply(r.plural, name, await request.read(), ns,
+                                               field_manager=q.get("fieldManager"), force=_bool(q.get("force")),
+                                               subresource=sub, user=user, warnings=warnings,
+                                               field_validation=_field_validation(request))
+                return json_response(out, 201 if created else 200, warnings)
             ptype = _PATCH_TYPES.get(ctype)
             if ptype is None:
                 raise E.unsupported_media_type(
                     f"the body of the request was in an unknown format - accepted media types include: "
-                    f"application/json-patch+json, application/merge-patch+json, "
+                    f"application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, "
                     f"application/strategic-merge-patch+json")
             warnings = []
+            fv = _field_validation(request)
             out = await reg.patch(r.plural, name, await self._body(request), ns, patch_type=ptype,
-                                  subresource=sub, user=user, warnings=warnings)
+                                  field_manager=_field_manager(request), force=_bool(q.get("force")),
+                                  subresource=sub, user=user, warnings=warnings, field_validation=fv)
             return json_response(out, 200, warnings)
         if method == "DELETE":
             if sub:
@@ -309,20 +491,63 @@ class APIServer:
                                                   propagation_policy=_propagation(opts, q), user=user))
         raise E.method_not_allowed()
 
+    # ---------------------------------------------------------------- openapi
+    def openapi(self, request: web.Request, parts: list[str]) -> web.Response:
+        """/openapi/v3 (the index) and /openapi/v3/<api/v1|apis/G/V> (skiff/controller/openapi.py).
+        A ?hash= that is not the current one redirects to the current URL, as Kubernetes does;
+        If-None-Match with the ETag answers 304. /openapi/v2 is Swagger 2.0 (protobuf when asked),
+        which kubectl reads to validate `kind: List` manifests on its side."""
+        from skiff.controller import openapi as O
+        if request.method not in ("GET", "HEAD"):
+            raise E.method_not_allowed()
+        if parts == ["v2"]:   # Swagger 2.0: protobuf for kubectl, else JSON
+            js, pb, h = O.swagger_v2()
+            proto = "protobuf" in request.headers.get("Accept", "")
+            etag = f'"{h}{"-pb" if proto else ""}"'
+            headers = {"Content-Type": O.V2_PROTOBUF if proto else "application/json", "ETag": etag,
+                       "Vary": "Accept", "Cache-Control": "no-cache, private"}
+            if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+                return web.Response(status=304, headers={k: v for k, v in headers.items() if k != "Content-Type"})
+            return web.Response(body=pb if proto else js, headers=headers)
+        if not parts or parts[0] != "v3":
+            raise E.path_not_found()
+        key = "/".join(parts[1:])
+        found = O.root() if not key else O.document(key)
+        if found is None:
+            raise E.path_not_found()
+        body, h = found
+        etag = f'"{h}"'
+        want = request.query.get("hash")
+        if key and want is not None and want != h:
+            raise web.HTTPMovedPermanently(f"/openapi/v3/{key}?hash={h}")
+        headers = {"Content-Type": "application/json", "ETag": etag, "Vary": "Accept",
+                   "Cache-Control": "public, immutable" if key and want == h else "no-cache, private"}
+        if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+            return web.Response(status=304, headers={k: v for k, v in headers.items() if k != "Content-Type"})
+        return web.Response(body=body, headers=headers)
+
     # ---------------------------------------------------------------- watch
     async def watch(self, request: web.Request, r: Resource, ns: str | None, user: User) -> web.StreamResponse:
         q = request.query
+        topts = _table_options(request)
         stream = self.registry.watch(
             r.plural, ns, resource_version=q.get("resourceVersion"), label_selector=q.get("labelSelector"),
             field_selector=q.get("fieldSelector"), bookmarks=_bool(q.get("allowWatchBookmarks")),
             timeout_seconds=_int(q.get("timeoutSeconds"), "timeoutSeconds"), user=user)
-        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
+        # with a Table Accept, each event's object is a one-row Table; only the first has the columns
+        ctype = _table_ctype(topts) if topts else "application/json"
+        resp = web.StreamResponse(status=200, headers={"Content-Type": ctype,
                                                        "Cache-Control": "no-cache, private"})
         resp.enable_chunked_encoding()
         try:
             await resp.prepare(request)
             try:
+                first = True
                 async for etype, obj in stream:
+                    if topts and etype in ("ADDED", "MODIFIED", "DELETED"):
+                        obj = T.table(r.plural, [obj], include=topts[1], list_meta=obj.get("metadata"),
+                                      headers=first, kind=(r.api_version, r.kind), api_version=topts[0])
+                        first = False
                     await resp.write(_dumps({"type": etype, "object": obj}) + b"\n")
             except APIError as e:
                 await resp.write(_dumps({"type": "ERROR", "object": e.status}) + b"\n")

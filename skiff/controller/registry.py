@@ -28,6 +28,7 @@ from skiff.api.resources import RESOURCES, Resource, namespace_for
 from skiff.api.validation import ValidationError, dns1123_subdomain_error, validate_update
 from skiff.controller.admission import admit
 from skiff.controller.auth import ADMIN, User, authorize
+from skiff.controller import managedfields as MF
 from skiff.controller.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from skiff.controller.registry_kinds import RegistryKindsMixin, check_propagation_policy, gc_finalizers
 from skiff.controller.selectors import Selector, parse_selectors
@@ -358,7 +359,9 @@ class Registry(RegistryKindsMixin):
     # ------------------------------------------------------------------ create
     async def create(self, resource: str, obj: dict, namespace: str | None = None, *,
                      subresource: str | None = None, name: str | None = None,
-                     user: User = ADMIN, warnings: list | None = None) -> dict:
+                     user: User = ADMIN, warnings: list | None = None,
+                     field_manager: str | None = None, _managed: list | None = None,
+                     field_validation: str | None = None) -> dict:
         r = self.resource(resource)
         if subresource == "binding" and r.plural == "pods":
             return await self.bind(namespace or "default", name, obj, user=user)
@@ -382,12 +385,17 @@ class Registry(RegistryKindsMixin):
         md["generation"] = 1
         try:
             new, warns = admit(obj, namespace if r.namespaced else None,
-                               toleration_seconds=self.pod_eviction_timeout)
+                               toleration_seconds=self.pod_eviction_timeout, field_validation=field_validation)
         except ValidationError as e:
             raise APIError(e.to_status()) from None
         if warnings is not None:
             warnings.extend(warns)
         nmd = new["metadata"]
+        if _managed is not None or field_manager:   # managedFields (kept off the in-process path)
+            mf = _managed if _managed is not None else MF.track_update(
+                None, None, new, field_manager, r.api_version, None, MF.scope_of("status" in r.subresources, None))
+            if mf:
+                nmd["managedFields"] = mf
         if r.plural == "pods":
             new["status"] = {"phase": "Pending", "qosClass": _qos(new.get("spec") or {})}
         elif r.plural == "namespaces":
@@ -421,7 +429,7 @@ class Registry(RegistryKindsMixin):
 
     # ------------------------------------------------------------------ update / patch
     def _prepare(self, r: Resource, cur: dict, incoming: dict, ns: str | None, name: str,
-                 sub: str | None, warnings: list | None) -> dict:
+                 sub: str | None, warnings: list | None, field_validation: str | None = None) -> dict:
         """The object to store for an update of ``cur`` with ``incoming`` (admitted), or
         ``cur`` itself when nothing changes."""
         cmd = cur.get("metadata") or {}
@@ -467,7 +475,8 @@ class Registry(RegistryKindsMixin):
                 md.pop(k, None)
         md.pop("resourceVersion", None)
         try:
-            new, warns = admit(new, ns, toleration_seconds=self.pod_eviction_timeout)
+            new, warns = admit(new, ns, toleration_seconds=self.pod_eviction_timeout,
+                               field_validation=field_validation)
             validate_update(cur, new)
         except ValidationError as e:
             raise APIError(e.to_status()) from None
@@ -501,6 +510,41 @@ class Registry(RegistryKindsMixin):
                            "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
                            "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
                            "(allow it to be set to 1 if it was previously negative)"}], "pods")
+
+    @staticmethod
+    def _track(r: Resource, cur: dict, incoming: dict, new: dict, sub: str | None,
+               manager: str | None) -> dict:
+        """``new`` with its managedFields after a non-apply write by ``manager``. Objects that
+        never had managedFields are tracked only when a manager is named (the HTTP API always
+        names one; in-process controllers do not), which keeps the cost off their hot path.
+        An incoming ``managedFields: [{}]`` strips them, ``[]`` (or none) keeps the stored ones."""
+        cmf = (cur.get("metadata") or {}).get("managedFields")
+        imd = incoming.get("metadata") if isinstance(incoming.get("metadata"), dict) else {}
+        # subresource writes (status, scale) never replace managedFields: only the object's own writes may
+        imf = imd.get("managedFields") if sub is None else None
+        if isinstance(imf, list) and imf and all(e == {} for e in imf):
+            base = None
+            manager = None
+        else:
+            base = imf if isinstance(imf, list) and imf and imf != cmf else cmf
+        if not base and not manager:
+            if new is cur or "managedFields" not in new.get("metadata", {}):
+                return new
+            md = dict(new["metadata"])
+            md.pop("managedFields", None)
+            md.pop("resourceVersion", None)
+            new = {**new, "metadata": md}
+            return cur if new == _strip_rv(cur) else new
+        mf = MF.track_update(base, cur, new, manager or "skiff-controller", r.api_version, sub,
+                             MF.scope_of("status" in r.subresources, sub))
+        md = dict(new.get("metadata") or {})
+        md.pop("resourceVersion", None)
+        if mf:
+            md["managedFields"] = mf
+        else:
+            md.pop("managedFields", None)
+        out = {**new, "metadata": md}
+        return cur if out == _strip_rv(cur) else out
 
     async def _write(self, r: Resource, key: str, cur: dict, new: dict) -> dict:
         if new is cur:
@@ -536,10 +580,12 @@ class Registry(RegistryKindsMixin):
 
     async def update(self, resource: str, obj: dict, namespace: str | None = None,
                      name: str | None = None, *, subresource: str | None = None,
-                     user: User = ADMIN, warnings: list | None = None) -> dict:
+                     user: User = ADMIN, warnings: list | None = None,
+                     field_manager: str | None = None, field_validation: str | None = None) -> dict:
         r = self.resource(resource)
         if subresource == "scale" and "scale" in r.subresources:
-            return await self._write_scale(r, name, namespace, user, warnings, body=obj)
+            return await self._write_scale(r, name, namespace, user, warnings, body=obj,
+                                           field_manager=field_manager)
         if subresource not in (None, "status", "finalize") or (subresource and subresource not in r.subresources):
             raise E.method_not_allowed()
         obj = self._check_kind(r, obj)
@@ -550,7 +596,8 @@ class Registry(RegistryKindsMixin):
             cur = await self._fetch_authz(user, "update", r, ns, name, subresource)
             if want_rv and str(want_rv) != cur["metadata"].get("resourceVersion"):
                 raise E.conflict(r.plural, name, group=r.group)
-            new = self._prepare(r, cur, obj, ns, name, subresource, warnings)
+            new = self._prepare(r, cur, obj, ns, name, subresource, warnings, field_validation)
+            new = self._track(r, cur, obj, new, subresource, field_manager)
             try:
                 return await self._write(r, key, cur, new)
             except StoreError as e:
@@ -561,7 +608,14 @@ class Registry(RegistryKindsMixin):
 
     async def patch(self, resource: str, name: str, patch: Any, namespace: str | None = None, *,
                     patch_type: str = "merge", subresource: str | None = None,
-                    user: User = ADMIN, warnings: list | None = None) -> dict:
+                    user: User = ADMIN, warnings: list | None = None,
+                    field_manager: str | None = None, force: bool = False,
+                    field_validation: str | None = None) -> dict:
+        """``patch_type`` "apply" is a server-side apply (see :meth:`apply`: an upsert)."""
+        if patch_type == "apply":
+            return (await self.apply(resource, name, patch, namespace, field_manager=field_manager, force=force,
+                                     subresource=subresource, user=user, warnings=warnings,
+                                     field_validation=field_validation))[0]
         r = self.resource(resource)
         if subresource not in (None, "status", "scale") or (subresource and subresource not in r.subresources):
             raise E.method_not_allowed()
@@ -569,9 +623,14 @@ class Registry(RegistryKindsMixin):
             raise E.unsupported_media_type(
                 f"the body of the request was in an unknown format - accepted media types include: "
                 f"application/json-patch+json, application/merge-patch+json, "
-                f"application/strategic-merge-patch+json")
+                f"application/apply-patch+yaml, application/strategic-merge-patch+json")
+        if force:
+            raise E.invalid("PatchOptions.meta.k8s.io", "", [{"field": "force", "reason": "FieldValueForbidden",
+                            "message": "Forbidden: may not be specified for non-apply patch"}],
+                            "PatchOptions", "meta.k8s.io")
         if subresource == "scale":
-            return await self._write_scale(r, name, namespace, user, warnings, patch=patch, patch_type=patch_type)
+            return await self._write_scale(r, name, namespace, user, warnings, patch=patch, patch_type=patch_type,
+                                           field_manager=field_manager)
         if isinstance(patch, (bytes, str)):
             try:
                 patch = json.loads(patch)
@@ -607,11 +666,95 @@ class Registry(RegistryKindsMixin):
                 raise E.conflict(r.plural, name, group=r.group)
             patched = self._check_kind(r, patched)
             self._check_names(r, patched, name, ns)
-            new = self._prepare(r, cur, patched, ns, name, subresource, warnings)
+            new = self._prepare(r, cur, patched, ns, name, subresource, warnings, field_validation)
+            new = self._track(r, cur, patched, new, subresource, field_manager)
             try:
                 return await self._write(r, key, cur, new)
             except StoreError as e:
                 if e.reason == "Conflict":
+                    continue
+                raise self._store_error(e, r, name) from None
+        raise E.conflict(r.plural, name, group=r.group)
+
+    async def apply(self, resource: str, name: str, config: Any, namespace: str | None = None, *,
+                    field_manager: str | None, force: bool = False, subresource: str | None = None,
+                    user: User = ADMIN, warnings: list | None = None,
+                    field_validation: str | None = None) -> tuple[dict, bool]:
+        """Server-side apply of ``config`` (a dict, or JSON/YAML text) by ``field_manager``:
+        creates the object when it does not exist. Returns (object, created). Conflicts with
+        other managers raise 409 Conflict (causes FieldManagerConflict) unless ``force``."""
+        r = self.resource(resource)
+        if subresource not in (None, "status") or (subresource and subresource not in r.subresources):
+            raise E.method_not_allowed()
+        if not field_manager:
+            raise E.invalid("PatchOptions.meta.k8s.io", "", [{"field": "fieldManager", "reason": "FieldValueRequired",
+                            "message": "Required value: is required for apply patch"}], "PatchOptions", "meta.k8s.io")
+        if isinstance(config, (bytes, str)):
+            import yaml
+            try:
+                config = yaml.load(config, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            except yaml.YAMLError as e:
+                raise E.bad_request(f"error decoding YAML: {e}") from None
+        if not isinstance(config, dict):
+            raise E.bad_request("error decoding YAML: the apply configuration must be an object")
+        av, kind = config.get("apiVersion"), config.get("kind")
+        if av != r.api_version:
+            raise E.bad_request(f"Incorrect version specified in apply patch. Specified patch version: "
+                                f"{av or ''}, expected: {r.api_version}")
+        if kind != r.kind:
+            raise E.bad_request(f"Incorrect kind specified in apply patch. Specified patch kind: "
+                                f"{kind or ''}, expected: {r.kind}")
+        cmd = config.get("metadata")
+        if cmd is not None and not isinstance(cmd, dict):
+            raise E.bad_request("metadata must be an object")
+        ns = self._ns(r, namespace)
+        name, _ = self._check_names(r, config, name, ns)
+        want_rv = (cmd or {}).get("resourceVersion")
+        scope = MF.scope_of("status" in r.subresources, subresource)
+        key = key_for(r.plural, ns, name)
+        for _ in range(_RETRIES):
+            try:
+                cur = await self._fetch_authz(user, "patch", r, ns, name, subresource)
+            except APIError as e:
+                if e.code != 404 or subresource:
+                    raise
+                cur = None
+            if cur is not None and want_rv and str(want_rv) != cur["metadata"].get("resourceVersion"):
+                raise E.conflict(r.plural, name, group=r.group)
+            try:
+                merged, mf = MF.apply(cur, config, (cur or {}).get("metadata", {}).get("managedFields"),
+                                      field_manager, r.api_version, subresource, scope, force)
+            except MF.ApplyError as e:
+                raise E.bad_request(str(e)) from None
+            except MF.Conflicts as e:
+                raise APIError(409, "Conflict", str(e), causes=e.causes()) from None
+            md = dict(merged.get("metadata") or {})
+            md["name"] = name
+            if r.namespaced:
+                md["namespace"] = ns
+            merged["metadata"] = md
+            if cur is None:
+                try:
+                    return await self.create(resource, merged, ns, user=user, warnings=warnings,
+                                             _managed=mf, field_validation=field_validation), True
+                except APIError as e:
+                    if e.code == 409 and e.reason == "AlreadyExists":
+                        continue
+                    raise
+            new = self._prepare(r, cur, merged, ns, name, subresource, warnings, field_validation)
+            nmd = dict(new.get("metadata") or {})
+            nmd.pop("resourceVersion", None)
+            if mf:
+                nmd["managedFields"] = mf
+            else:
+                nmd.pop("managedFields", None)
+            new = {**new, "metadata": nmd}
+            if new == _strip_rv(cur):
+                new = cur
+            try:
+                return await self._write(r, key, cur, new), False
+            except StoreError as e:
+                if e.reason == "Conflict" and not want_rv:
                     continue
                 raise self._store_error(e, r, name) from None
         raise E.conflict(r.plural, name, group=r.group)

@@ -86,7 +86,7 @@ class RegistryKindsMixin:
 
     async def _write_scale(self, r: Resource, name: str | None, namespace: str | None, user: User,
                            warnings: list | None, *, body: Any = None, patch: Any = None,
-                           patch_type: str | None = None) -> dict:
+                           patch_type: str | None = None, field_manager: str | None = None) -> dict:
         """PUT (``body``) or PATCH (``patch``) of .../NAME/scale."""
         if patch is not None:
             if isinstance(patch, (bytes, str)):
@@ -152,6 +152,7 @@ class RegistryKindsMixin:
                 return cur_scale
             incoming = {**cur, "spec": {**(cur.get("spec") or {}), "replicas": replicas}}
             new = self._prepare(r, cur, incoming, ns, name, None, warnings)
+            new = self._track(r, cur, incoming, new, "scale", field_manager)
             try:
                 out = await self._write(r, key, cur, new)
             except StoreError as e:

@@ -88,7 +88,7 @@ def test_selector_must_match_template_labels():
     assert c["message"] == ('Invalid value: map[string]string{"app":"web", "tier":"x"}: '
                             '`selector` does not match template `labels`')
     st = err.to_status()
-    assert st["code"] == 422 and st["reason"] == "Invalid" and st["details"]["kind"] == "deployments"
+    assert st["code"] == 422 and st["reason"] == "Invalid" and st["details"]["kind"] == "Deployment"
     assert st["message"].startswith('Deployment.apps "nginx-deployment" is invalid: spec.template.metadata.labels')
     d["spec"]["selector"] = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}
     assert validate(d) == []
@@ -213,7 +213,7 @@ def test_pod_eviction_timeout_option():
     from skiff.cli.controller import CONTROLLER_OPTS, controlplane_options
     from skiff.cli.parser import UsageError
     assert any("--pod-eviction-timeout" in o.names for o in CONTROLLER_OPTS)
-    assert controlplane_options({"pod_eviction_timeout": "300"}) == {"pod_eviction_timeout": 300}
-    assert controlplane_options({"pod_eviction_timeout": "5"}) == {"pod_eviction_timeout": 5}
+    assert controlplane_options({"pod_eviction_timeout": "300"})["pod_eviction_timeout"] == 300
+    assert controlplane_options({"pod_eviction_timeout": "5"})["pod_eviction_timeout"] == 5
     with pytest.raises(UsageError):
         controlplane_options({"pod_eviction_timeout": "soon"})

@@ -114,8 +114,15 @@ async def test_crud_of_the_four_kinds(api):
     assert st == 422 and body["reason"] == "Invalid"
     assert body["message"] == ('Deployment.apps "bad" is invalid: spec.template.metadata.labels: Invalid value: '
                                'map[string]string{"app":"bad"}: `selector` does not match template `labels`')
-    st, body = await api("POST", DEPLOY, {**deployment("u"), "bogus": 1})
-    assert st == 422 and 'unknown field "bogus"' in body["message"]
+    # unknown fields: dropped under the default fieldValidation=Warn, a 400 under Strict (as Kubernetes)
+    st, body = await api("POST", DEPLOY, {**deployment("u"), "bogus": 1}, params={"fieldValidation": "Strict"})
+    assert st == 400 and body["message"] == ('Deployment in version "v1" cannot be handled as a Deployment: '
+                                             'strict decoding error: unknown field "bogus"')
+    w = copy.deepcopy(d2)
+    w["metadata"].pop("resourceVersion", None)
+    w["bogus"] = 1
+    st, body = await api("PUT", DEPLOY + "/web", w)
+    assert st == 200 and "bogus" not in body
 
     st, rs = await api("POST", RS, replicaset())
     assert st == 201 and rs["spec"]["replicas"] == 1

@@ -143,7 +143,7 @@ async def test_422_with_causes(api):
     st, body, _ = await api("POST", PODS, bad)
     assert st == 422
     assert_status(body, 422, "Invalid")
-    assert body["details"]["kind"] == "pods" and body["details"]["name"] == "Bad_Name"
+    assert body["details"]["kind"] == "Pod" and body["details"]["name"] == "Bad_Name"
     fields = {c["field"]: c for c in body["details"]["causes"]}
     assert fields["spec.containers[0].image"]["reason"] == "FieldValueRequired"
     assert "metadata.name" in fields

@@ -307,7 +307,7 @@ def test_validation_error_status_is_a_kubernetes_422():
         validate(p)
     st = ei.value.to_status()
     assert st["code"] == 422 and st["reason"] == "Invalid" and st["kind"] == "Status"
-    assert st["details"]["kind"] == "pods" and st["details"]["name"] == "nginx"
+    assert st["details"]["kind"] == "Pod" and st["details"]["name"] == "nginx"
     assert st["details"]["causes"][0]["field"] == "spec.containers[0].image"
     assert str(ei.value) == 'Pod "nginx" is invalid: spec.containers[0].image: Required value'
 
