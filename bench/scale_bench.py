@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -79,12 +80,28 @@ class Cluster:
         self.hollows: list[subprocess.Popen] = []
         self.token = ""
 
-    def start_controller(self, extra=()) -> None:
+    def start_controller(self, extra=(), tracemalloc_out: str = "") -> None:
         data = os.path.join(self.workdir, "controller")
         log = open(os.path.join(self.workdir, "controller.log"), "ab")
-        self.controller = subprocess.Popen(
-            [PY, "-m", "skiff", "controller", "--data-dir", data, "--listen", f"127.0.0.1:{self.port}",
-             *extra], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        argv = ["controller", "--data-dir", data, "--listen", f"127.0.0.1:{self.port}", *extra]
+        if tracemalloc_out:
+            pre = ""
+            if tracemalloc_out:   # SIGUSR1 appends the top allocation sites to this file
+                pre += ("import tracemalloc, signal\ntracemalloc.start(8)\n"
+                        "def _dump(*_):\n"
+                        f"    with open({tracemalloc_out!r}, 'a') as f:\n"
+                        "        snap = tracemalloc.take_snapshot()\n"
+                        "        f.write('=== total %.1f MB\\n' % (sum(s.size for s in snap.statistics('filename')) / 2**20))\n"
+                        "        for s in snap.statistics('traceback')[:25]:\n"
+                        "            f.write('%.1f MB %d blocks\\n' % (s.size / 2**20, s.count))\n"
+                        "            f.write('\\n'.join('    ' + l for l in s.traceback.format()[-16:]) + '\\n')\n"
+                        "signal.signal(signal.SIGUSR1, _dump)\n")
+            launcher = (pre + f"import sys, runpy\nsys.argv = ['skiff'] + {argv!r}\n"
+                        "runpy.run_module('skiff', run_name='__main__')\n")
+            cmd = [PY, "-c", launcher]
+        else:
+            cmd = [PY, "-m", "skiff", *argv]
+        self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         log.close()
         deadline = time.monotonic() + 60
         while True:
@@ -231,7 +248,8 @@ async def run(args) -> int:
     try:
         t_start = time.monotonic()
         # 1000 nodes need more than 10.244.0.0/16's 256 /24 blocks
-        cl.start_controller(["--cluster-cidr", "10.64.0.0/10", "--node-cidr-mask-size", "25"])
+        cl.start_controller(["--cluster-cidr", "10.64.0.0/10", "--node-cidr-mask-size", "25"],
+                            tracemalloc_out=args.tracemalloc)
         cpid = cl.controller.pid
         cpu0 = proc_status(cpid).get("cpu", 0.0)
         client = HTTPClient(cl.url, cl.token, ca_file=cl.ca_file, timeout=120, connection_limit=args.concurrency + 8)
@@ -240,8 +258,12 @@ async def run(args) -> int:
         results["nodes_ready_s"] = round(t_nodes, 1)
         st = proc_status(cpid)
         results["rss_after_nodes_mb"] = round(st.get("VmRSS", 0) / 2 ** 20, 1)
+        try:
+            results["controller_fds"] = len(os.listdir(f"/proc/{cpid}/fd"))
+        except OSError:
+            pass
         print(f"{args.nodes} hollow nodes Ready in {t_nodes:.1f} s (controller RSS "
-              f"{results['rss_after_nodes_mb']} MB)", flush=True)
+              f"{results['rss_after_nodes_mb']} MB, {results.get('controller_fds')} open fds)", flush=True)
         prefix = "scale-deploy-" if args.deployment else "scale-"
         lst = await client.list("pods", "default", limit=1)
         watch = PodWatch(client, prefix)
@@ -285,6 +307,9 @@ async def run(args) -> int:
         if rt:
             results["all_running_s"] = round(rt[-1] - c0, 2) if ok else None
             results["running"] = len(rt)
+        results["controller_rss_running_mb"] = round(proc_status(cpid).get("VmRSS", 0) / 2 ** 20, 1)
+        if args.tracemalloc:
+            os.kill(cpid, signal.SIGUSR1)
         nodes_used = len(set(watch.node_of.values()))
         results["nodes_used"] = nodes_used
         st = proc_status(cpid)
@@ -316,6 +341,9 @@ async def run(args) -> int:
             results["all_deleted_s"] = round(time.monotonic() - d0, 2) if ok else None
             results["deleted"] = len(watch.gone)
         st = proc_status(cpid)
+        if args.tracemalloc:
+            os.kill(cpid, signal.SIGUSR1)
+            time.sleep(3)
         results["controller_vmhwm_mb"] = round(st.get("VmHWM", 0) / 2 ** 20, 1)
         results["controller_rss_mb"] = round(st.get("VmRSS", 0) / 2 ** 20, 1)
         results["controller_cpu_s_total"] = round(st.get("cpu", 0) - cpu0, 1)
@@ -352,6 +380,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="do not delete the pods at the end")
     ap.add_argument("--keep-dir", action="store_true", help="keep the work dir (logs)")
     ap.add_argument("--delete-collection", action="store_true")
+    ap.add_argument("--tracemalloc", default="", metavar="FILE",
+                    help="trace the controller's allocations; the top sites once all pods run go to FILE")
     ap.add_argument("--deployment", action="store_true",
                     help="create the pods through one Deployment (replicas = --pods)")
     args = ap.parse_args()

@@ -12,6 +12,9 @@ client-go's reflector and shared informer, in one small class:
 - Other failures (server unreachable, 5xx, 403) relist with backoff 0.2 s doubling to 5 s.
 - An event never replaces a newer object: resourceVersions are compared as integers and an
   event whose object is not newer than the cached one is dropped.
+- ``transform`` (client-go's SetTransform) is applied to every object before it is cached, e.g.
+  :func:`strip_managed_fields`, which the controllers' shared informers use: managedFields are
+  half of a decoded pod and no controller reads them.
 
 Handlers are synchronous callables ``fn(type, obj, old)`` with type ADDED|MODIFIED|DELETED; ``old``
 is the cached object before the change (None for ADDED). They run on the event loop, in order,
@@ -27,7 +30,7 @@ from typing import Any, Callable, Iterable
 
 from skiff.api.errors import APIError
 
-__all__ = ["Informer", "key_of", "rv_of"]
+__all__ = ["Informer", "key_of", "rv_of", "strip_managed_fields"]
 
 log = logging.getLogger("skiff.informer")
 
@@ -39,6 +42,14 @@ def key_of(obj: dict) -> str:
     md = obj.get("metadata") or {}
     ns = md.get("namespace")
     return f"{ns}/{md.get('name')}" if ns else str(md.get("name"))
+
+
+def strip_managed_fields(obj: dict) -> dict:
+    """``obj`` without metadata.managedFields (a shallow copy when it had them)."""
+    md = obj.get("metadata") if isinstance(obj, dict) else None
+    if not md or "managedFields" not in md:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in md.items() if k != "managedFields"}}
 
 
 def rv_of(obj: dict | None) -> int:
@@ -55,7 +66,8 @@ class Informer:
     def __init__(self, client, resource: str, namespace: str | None = None,
                  field_selector: str | None = None, label_selector: str | None = None, *,
                  page_size: int | None = 500, watch_timeout: tuple[int, int] | None = (300, 600),
-                 min_backoff: float = 0.2, max_backoff: float = 5.0, name: str | None = None):
+                 min_backoff: float = 0.2, max_backoff: float = 5.0, name: str | None = None,
+                 transform: Callable[[dict], dict] | None = None):
         self.client = client
         self.resource = resource
         self.namespace = namespace
@@ -66,6 +78,7 @@ class Informer:
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.name = name or resource
+        self.transform = transform
         self.cache: dict[str, dict] = {}
         self.synced = asyncio.Event()
         self.resource_version: str | None = None    # the last resourceVersion seen
@@ -187,7 +200,10 @@ class Informer:
             md = page.get("metadata") or {}
             if list_rv is None:
                 list_rv = md.get("resourceVersion")
-            items.extend(page.get("items") or [])
+            page_items = page.get("items") or []
+            if self.transform is not None:
+                page_items = [self.transform(o) for o in page_items]
+            items.extend(page_items)
             cont = md.get("continue")
             if not cont or not self.page_size:
                 break
@@ -245,6 +261,8 @@ class Informer:
             return
         if not isinstance(obj, dict):
             return
+        if self.transform is not None:
+            obj = self.transform(obj)
         key = key_of(obj)
         old = self.cache.get(key)
         if typ in ("ADDED", "MODIFIED"):

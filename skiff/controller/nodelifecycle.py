@@ -136,20 +136,27 @@ def toleration_seconds(pod: dict, taint_key: str) -> float | None:
 
 class NodeLifecycleController:
     def __init__(self, client, *, grace: float = 40.0, interval: float | None = None,
-                 recorder: EventRecorder | None = None, clock=time.monotonic):
+                 recorder: EventRecorder | None = None, clock=time.monotonic, shared=None):
         self.client = client
         self.grace = float(grace)
         self.interval = interval if interval is not None else max(min(self.grace / 4, 1.0), 0.05)
         self.recorder = recorder or EventRecorder(client, COMPONENT)
         self._own_recorder = recorder is None
         self.clock = clock
-        self.nodes = Informer(client, "nodes", name="nodelifecycle-nodes")
+        # with ``shared`` (a SharedInformers) the nodes and pods caches are the process's shared
+        # ones (read-only: writes here build new dicts), acquired in run()
+        self.shared = shared
         self.leases = Informer(client, "leases", NODE_LEASE_NAMESPACE, name="nodelifecycle-leases")
-        self.pods = Informer(client, "pods", name="nodelifecycle-pods")
+        self.nodes: Informer | None = None
+        self.pods: Informer | None = None
+        if shared is None:
+            self.nodes = Informer(client, "nodes", name="nodelifecycle-nodes")
+            self.pods = Informer(client, "pods", name="nodelifecycle-pods")
         self.observed: dict[str, tuple[tuple, float]] = {}    # node -> (heartbeat, when observed)
         self.pods_by_node: dict[str, set[str]] = {}
         self.expired_since: dict[str, float] = {}    # node -> when (our clock) it expired
-        self.pods.add_handler(self._on_pod)
+        if self.pods is not None:
+            self.pods.add_handler(self._on_pod)
 
     # -- pod index ----------------------------------------------------------------------------
     def _on_pod(self, typ: str, pod: dict, old: dict | None) -> None:
@@ -167,10 +174,19 @@ class NodeLifecycleController:
             self.pods_by_node.setdefault(node, set()).add(key)
 
     # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.shared is not None:
+            self.nodes = await self.shared.acquire(self.client, "nodes")
+            await self.leases.start()
+            self.pods = await self.shared.acquire(self.client, "pods")
+            self.pods.add_handler(self._on_pod)
+        else:
+            await self.nodes.start()
+            await self.leases.start()
+            await self.pods.start()
+
     async def run(self) -> None:
-        await self.nodes.start()
-        await self.leases.start()
-        await self.pods.start()
+        await self.start()
         try:
             while True:
                 try:
@@ -184,8 +200,16 @@ class NodeLifecycleController:
             await asyncio.shield(self._stop())
 
     async def _stop(self) -> None:
-        for inf in (self.pods, self.leases, self.nodes):
-            await inf.stop()
+        if self.shared is not None:
+            if self.pods is not None:
+                self.pods.remove_handler(self._on_pod)
+                await self.shared.release(self.client, "pods")
+            await self.leases.stop()
+            if self.nodes is not None:
+                await self.shared.release(self.client, "nodes")
+        else:
+            for inf in (self.pods, self.leases, self.nodes):
+                await inf.stop()
         if self._own_recorder:
             await self.recorder.close()
 

@@ -286,6 +286,8 @@ class Registry(RegistryKindsMixin):
                 it = st.watch_keyed(prefix, from_rev)
         except StoreError as e:
             raise self._store_error(e, r, "") from None
+        # a watch lives long: let go of the initial list (every pod of an agent's node)
+        peek = items = obj = None  # noqa: F841
         last_rv = from_rev
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None

@@ -23,6 +23,10 @@ schedulability change; what remains per pod is the resource and port check and t
 kube-scheduler, in clusters of more than 100 nodes a cycle stops looking once it has found
 ``percentage_of_nodes_to_score`` percent of them feasible (adaptive by default: 50% - nodes/125,
 at least 100 nodes), starting each cycle where the previous one stopped.
+
+The pod and node objects the scheduler reads are the informers' cached ones, which may be shared
+with other controllers (``shared=``): they are never modified here (status writes build new
+dicts; PodInfo and NodeInfo copy what they keep).
 """
 from __future__ import annotations
 
@@ -75,7 +79,7 @@ class Scheduler:
     def __init__(self, client, *, scheduler_name: str = DEFAULT_SCHEDULER, retry_interval: float = 5.0,
                  initial_backoff: float = 1.0, max_backoff: float = 10.0,
                  percentage_of_nodes_to_score: int = 0, max_inflight_binds: int = 64,
-                 recorder: EventRecorder | None = None):
+                 recorder: EventRecorder | None = None, shared=None):
         self.client = client
         self.scheduler_name = scheduler_name
         self.retry_interval = retry_interval
@@ -86,10 +90,16 @@ class Scheduler:
         self.queue = WorkQueue("scheduler")
         self.recorder = recorder or EventRecorder(client, DEFAULT_SCHEDULER)
         self._own_recorder = recorder is None
-        self.pods = Informer(client, "pods", name="scheduler-pods")
-        self.nodes = Informer(client, "nodes", name="scheduler-nodes")
-        self.pods.add_handler(self._on_pod)
-        self.nodes.add_handler(self._on_node)
+        # with ``shared`` (a SharedInformers), the pods and nodes caches are the process's shared
+        # ones (read-only: see the module doc), acquired at start
+        self.shared = shared
+        self.pods: Informer | None = None
+        self.nodes: Informer | None = None
+        if shared is None:
+            self.pods = Informer(client, "pods", name="scheduler-pods")
+            self.nodes = Informer(client, "nodes", name="scheduler-nodes")
+            self.pods.add_handler(self._on_pod)
+            self.nodes.add_handler(self._on_node)
         self.unschedulable: dict[str, int] = {}     # pod key -> failed attempts
         self.rr = RoundRobin()
         self._static: dict = {}                     # static key -> (generation, ok nodes, reasons)
@@ -102,8 +112,14 @@ class Scheduler:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.nodes.start()
-        await self.pods.start()
+        if self.shared is not None:
+            self.nodes = await self.shared.acquire(self.client, "nodes")
+            self.nodes.add_handler(self._on_node)
+            self.pods = await self.shared.acquire(self.client, "pods")
+            self.pods.add_handler(self._on_pod)
+        else:
+            await self.nodes.start()
+            await self.pods.start()
         self._workers = asyncio.create_task(run_workers(self.queue, self.reconcile, 1),
                                             name="scheduler-worker")
 
@@ -115,8 +131,14 @@ class Scheduler:
         for t in list(self._bind_tasks):
             t.cancel()
         await asyncio.gather(*self._bind_tasks, return_exceptions=True)
-        await self.pods.stop()
-        await self.nodes.stop()
+        if self.shared is not None:
+            for inf, res, h in ((self.pods, "pods", self._on_pod), (self.nodes, "nodes", self._on_node)):
+                if inf is not None:
+                    inf.remove_handler(h)
+                    await self.shared.release(self.client, res)
+        else:
+            await self.pods.stop()
+            await self.nodes.stop()
         if self._own_recorder:
             await self.recorder.close()
 

@@ -248,6 +248,7 @@ class WatchCache(Storage):
         self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._error: BaseException | None = None
+        self._committed = getattr(storage, "committed_revision", None)
 
     async def start(self) -> None:
         items, rev, _ = await self.storage.list_keyed(self.prefix)
@@ -350,8 +351,16 @@ class WatchCache(Storage):
             await self._changed.wait()
 
     async def _fresh(self) -> None:
+        """Wait until every write the backend acknowledged is in the cache. A backend that
+        knows its last committed revision in memory (``committed_revision()``, SqliteStore)
+        answers without a query, and a cache already there does not wait at all."""
         if self.consistent_reads:
-            await self.wait_for(await self.storage.current_revision())
+            if self._committed is not None:
+                rev = self._committed()
+            else:
+                rev = await self.storage.current_revision()
+            if rev > self._rev:
+                await self.wait_for(rev)
 
     # writes: through to the backend, then wait until the cache has seen them
     async def create(self, key: str, obj: Obj) -> Obj:

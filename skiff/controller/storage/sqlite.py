@@ -90,6 +90,10 @@ class SqliteStore(Storage):
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="skiff-sqlite")
         self._db = self._pool.submit(self._open).result()
+        # the revision of the last COMMIT by this store (set on the worker thread, read from any:
+        # an int assignment is atomic): lets a reader on the loop know what is acknowledged
+        # without a round trip to the worker (see committed_revision)
+        self._committed = self._pool.submit(self._meta, "revision").result()
         self._watchers: set[_Watcher] = set()  # touched only on the worker thread
         self._pending: list = []                # writes waiting for the next group commit
         self._pending_lock = threading.Lock()
@@ -157,6 +161,7 @@ class SqliteStore(Storage):
                     done.append((fut, (key, etype, data, rev), None))
                 db.execute("UPDATE meta SET value=? WHERE name='revision'", (rev,))
                 db.execute("COMMIT")
+                self._committed = rev
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
@@ -339,6 +344,12 @@ class SqliteStore(Storage):
 
     async def current_revision(self) -> int:
         return await self._run(self._meta, "revision")
+
+    def committed_revision(self) -> int:
+        """The revision of this store's last committed write, from memory (no query). Every
+        write this store acknowledged has a revision <= it; its watchers get each event after
+        the commit that set it."""
+        return self._committed
 
     async def compacted_revision(self) -> int:
         return await self._run(self._meta, "compacted")

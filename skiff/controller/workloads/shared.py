@@ -1,7 +1,8 @@
 """Shared informers (client-go's SharedInformerFactory, in small) and an owner index.
 
-The workload controllers of one process share one informer per resource, so 10 000 pods are
-cached once, not once per controller::
+The controllers of one process share one informer per resource, so 10 000 pods are cached once,
+not once per controller. Its objects are read-only (a controller builds new dicts for what it
+writes) and carry no metadata.managedFields (stripped: half of a decoded pod)::
 
     shared = SharedInformers()
     pods = await shared.acquire(client, "pods")   # started and synced
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
-from skiff.api.informer import Informer, key_of
+from skiff.api.informer import Informer, key_of, strip_managed_fields
 
 __all__ = ["SharedInformers", "OwnerIndex"]
 
@@ -32,7 +33,8 @@ class SharedInformers:
             k = (_client_key(client), resource)
             cur = self._infs.get(k)
             if cur is None:
-                inf = Informer(client, resource, name=f"shared-{resource}")
+                inf = Informer(client, resource, name=f"shared-{resource}",
+                               transform=strip_managed_fields)
                 self._infs[k] = (inf, 1)
                 await inf.start()
                 return inf
