@@ -67,6 +67,7 @@ class Agent:
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self._ca: str | None = None
+        self._cordoned: bool | None = None     # spec.unschedulable as last seen
 
     # -- credentials --
     def _token_file(self) -> str:
@@ -181,7 +182,9 @@ class Agent:
                     if e.code != 409:
                         raise
                     node = await self.client.get("nodes", self.name)
+                self._node_event("Starting", "Starting skiff agent.")
                 await self._post_status(node, port)
+                self._note_schedulable(node)
                 break
             except (APIError, OSError) as e:
                 log.warning("cannot register node %s yet: %s", self.name, e)
@@ -198,6 +201,24 @@ class Agent:
         st = nodeinfo.node_status(self.host_ip, port if port is not None else self.log_server.port,
                                   old.get("Ready"))
         await self.client.patch("nodes", self.name, {"status": st}, subresource="status")
+        was = (old.get("Ready") or {}).get("status")
+        now = next((c.get("status") for c in st.get("conditions") or [] if c.get("type") == "Ready"), None)
+        if now == "True" and was != "True":
+            self._node_event("NodeReady", f"Node {self.name} status is now: NodeReady")
+
+    def _node_event(self, reason: str, message: str) -> None:
+        """An event about this node, referenced as the kubelet does (uid = the node's name)."""
+        if self.events is not None:
+            self.events.record({"kind": "Node", "apiVersion": "v1",
+                                "metadata": {"name": self.name, "uid": self.name}}, "Normal", reason, message)
+
+    def _note_schedulable(self, node: dict) -> None:
+        """NodeSchedulable / NodeNotSchedulable when spec.unschedulable changes (cordon)."""
+        cordoned = bool((node.get("spec") or {}).get("unschedulable"))
+        if self._cordoned is not None and cordoned != self._cordoned:
+            status = "NodeNotSchedulable" if cordoned else "NodeSchedulable"
+            self._node_event(status, f"Node {self.name} status is now: {status}")
+        self._cordoned = cordoned
 
     async def _lease_loop(self) -> None:
         cfg = self.config
@@ -218,6 +239,7 @@ class Agent:
                     "renewTime": nodeinfo.micro_now()}}, NODE_LEASE_NAMESPACE)
                 # the node lifecycle controller marks a node whose lease lapsed; say Ready again
                 node = await self.client.get("nodes", self.name)
+                self._note_schedulable(node)
                 ready = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}.get("Ready")
                 if not ready or ready.get("status") != "True":
                     await self._post_status(node)

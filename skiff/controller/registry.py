@@ -68,6 +68,20 @@ def _strip_rv(obj: dict) -> dict:
     return {**obj, "metadata": md}
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _last_applied(config: dict) -> str | None:
+    """The applied configuration as kubectl writes its annotation (compact JSON, sorted keys,
+    without the annotation itself, a trailing newline); None past Kubernetes' 256 KiB limit."""
+    md = dict(config.get("metadata") or {})
+    ann = {k: v for k, v in (md.get("annotations") or {}).items() if k != LAST_APPLIED}
+    if "annotations" in md:
+        md["annotations"] = ann
+    text = json.dumps({**config, "metadata": md}, sort_keys=True, separators=(",", ":")) + "\n"
+    return text if len(text) <= 256 * 1024 else None
+
+
 class Registry(RegistryKindsMixin):
     def __init__(self, storage, *, bookmark_interval: float = 10.0, pod_eviction_timeout: int = 300):
         self.storage = storage
@@ -734,6 +748,13 @@ class Registry(RegistryKindsMixin):
             md["name"] = name
             if r.namespaced:
                 md["namespace"] = ns
+            if field_manager == "kubectl" and LAST_APPLIED in (md.get("annotations") or {}):
+                # as Kubernetes' lastAppliedUpdater: kubectl's server-side apply keeps the
+                # client-side annotation in step with what was applied, so a later client-side
+                # apply diffs against the right configuration
+                text = _last_applied(config)
+                if text is not None:
+                    md["annotations"] = {**md["annotations"], LAST_APPLIED: text}
             merged["metadata"] = md
             if cur is None:
                 try:

@@ -1,0 +1,356 @@
+"""The real kubectl 1.32 against a real skiff controller and a real agent: discovery, get (server-side
+Tables, output formats, watches), describe, logs, label/annotate/patch/edit, cordon, delete, errors.
+
+One cluster serves the whole module (the `kube` fixture); each test uses objects of its own names.
+Assertions are on what kubectl prints, as a user would see it.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import yaml
+
+from tests.integration.kubectl import ctr, kube, pod, row, table  # noqa: F401 (kube is a fixture)
+
+WEB = pod("web", ctr("main", "echo hello; echo two; trap 'exit 0' TERM; sleep 3600 & wait", env=[{"name": "A", "value": "1"}]),
+          ctr("side", "echo side-car; trap 'exit 0' TERM; sleep 3600 & wait"),
+          labels={"app": "web", "tier": "fe"})
+
+
+def _web(kube) -> None:
+    """The two-container pod `web`, created once and Running."""
+    k = kube.kubectl
+    if k("get", "pod", "web", "-o", "name").returncode != 0:
+        k.ok("apply", "-f", kube.file("web.yaml", WEB))
+    kube.wait_running("web")
+
+
+# ------------------------------------------------------------------ discovery
+
+def test_version_and_api_resources(kube):
+    k = kube.kubectl
+    assert re.search(r"^Server Version: v1\.32\.", k.ok("version"), re.M)
+    out = k.ok("api-resources")
+    head, _ = table(out)
+    assert head == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
+    want = {"pods": ("po", "v1", "true", "Pod"), "nodes": ("no", "v1", "false", "Node"),
+            "namespaces": ("ns", "v1", "false", "Namespace"), "events": ("ev", "v1", "true", "Event"),
+            "deployments": ("deploy", "apps/v1", "true", "Deployment"),
+            "replicasets": ("rs", "apps/v1", "true", "ReplicaSet")}
+    for name, cells in want.items():
+        assert tuple(row(out, name).values())[1:] == cells, out
+    assert k.ok("api-resources", "--categories=all", "-o", "name").split() == ["pods", "deployments.apps", "replicasets.apps"]
+
+
+def test_short_names(kube):
+    k = kube.kubectl
+    for short in ("po", "deploy", "rs", "no", "ns", "ev"):
+        p = k("get", short)
+        assert p.returncode == 0 and "doesn't have a resource type" not in p.stderr, (short, p.stderr)
+    assert kube.node in k.ok("get", "no")
+    assert re.search(r"^default\s", k.ok("get", "ns"), re.M)
+    # aggregated discovery: a cold cache costs /api and /apis only, no per-group-version documents
+    p = k("get", "po", "-v=6")
+    assert re.search(r"GET https://\S+/api\?timeout=32s 200", p.stderr), p.stderr
+    assert not re.search(r"GET https://\S+/(api/v1|apis/apps/v1)\?timeout=32s", p.stderr), p.stderr
+
+
+# ------------------------------------------------------------------ get
+
+def test_get_pods_table(kube):
+    _web(kube)
+    k = kube.kubectl
+    out = k.ok("get", "pods")
+    assert table(out)[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    r = row(out, "web")
+    assert (r["READY"], r["STATUS"], r["RESTARTS"]) == ("2/2", "Running", "0"), out
+    wide = k.ok("get", "pod", "web", "-o", "wide")
+    assert table(wide)[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE",
+                              "NOMINATED NODE", "READINESS GATES"]
+    r = row(wide, "web")
+    ip = k.ok("get", "pod", "web", "-o", "jsonpath={.status.podIP}")
+    assert (r["IP"], r["NODE"], r["NOMINATED NODE"], r["READINESS GATES"]) == (ip, kube.node, "<none>", "<none>")
+
+
+def test_get_nodes_and_namespaces_tables(kube):
+    k = kube.kubectl
+    out = k.ok("get", "nodes")
+    assert table(out)[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    r = row(out, kube.node)
+    assert r["STATUS"] == "Ready" and r["ROLES"] == "<none>" and r["VERSION"].startswith("v1.32"), out
+    wide = k.ok("get", "nodes", "-o", "wide")
+    assert table(wide)[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "EXTERNAL-IP",
+                              "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
+    r = row(wide, kube.node)
+    assert r["INTERNAL-IP"] == "127.0.0.1" and r["CONTAINER-RUNTIME"].startswith("skiff://"), wide
+    ns = k.ok("get", "namespaces")
+    assert table(ns)[0] == ["NAME", "STATUS", "AGE"]
+    assert row(ns, "default")["STATUS"] == "Active"
+
+
+def test_get_output_formats(kube):
+    _web(kube)
+    k = kube.kubectl
+    y = yaml.safe_load(k.ok("get", "pod", "web", "-o", "yaml"))
+    assert (y["kind"], y["apiVersion"], y["metadata"]["name"]) == ("Pod", "v1", "web")
+    assert [c["name"] for c in y["spec"]["containers"]] == ["main", "side"]
+    j = json.loads(k.ok("get", "pods", "-o", "json"))
+    assert j["kind"] == "List" and "web" in [i["metadata"]["name"] for i in j["items"]]
+    assert all(i["kind"] == "Pod" for i in j["items"])
+    assert "pod/web" in k.ok("get", "pods", "-o", "name").split()
+    assert k.ok("get", "pod", "web", "-o", "jsonpath={.metadata.labels.tier} {.spec.containers[*].name}") == "fe main side"
+    assert k.ok("get", "pod", "web", "-o", "custom-columns=N:.metadata.name,NODE:.spec.nodeName",
+                "--no-headers").split() == ["web", kube.node]
+
+
+def test_get_all_namespaces_selector_show_labels(kube):
+    _web(kube)
+    k = kube.kubectl
+    out = k.ok("get", "pods", "-A")
+    assert table(out)[0][:2] == ["NAMESPACE", "NAME"]
+    assert row(out, "web")["NAMESPACE"] == "default", out
+    sel = k.ok("get", "pods", "-l", "tier=fe")
+    assert [r[0] for r in table(sel)[1]] == ["web"]
+    assert "No resources found in default namespace." in k("get", "pods", "-l", "tier=nothing").stderr
+    shown = k.ok("get", "pod", "web", "--show-labels")
+    assert table(shown)[0][-1] == "LABELS"
+    assert row(shown, "web")["LABELS"] == "app=web,tier=fe"
+    col = k.ok("get", "pod", "web", "-L", "tier")
+    assert row(col, "web")["TIER"] == "fe"
+
+
+def test_get_watch(kube):
+    _web(kube)
+    k = kube.kubectl
+    with k.stream("get", "pods", "-w") as w:
+        w.wait_for(r"^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE$")
+        w.wait_for(r"^web\s+2/2\s+Running\s+0\s")
+        k.ok("apply", "-f", kube.file("watched.yaml", pod("watched", ctr("c"))))
+        w.wait_for(r"^watched\s+0/1\s+(Pending|ContainerCreating)\s+0\s")
+        w.wait_for(r"^watched\s+1/1\s+Running\s+0\s")
+        k.ok("delete", "pod", "watched", "--wait=false")
+        w.wait_for(r"^watched\s+\S+\s+(Terminating|Completed|Succeeded)\s")
+    # the initial list was printed once, not replayed by the watch
+    assert sum(1 for line in w.lines if line.startswith("web ")) == 1, w.lines
+
+
+def test_get_events_watch(kube):
+    k = kube.kubectl
+    with k.stream("get", "events", "-w", "--field-selector", "involvedObject.name=evw") as w:
+        k.ok("apply", "-f", kube.file("evw.yaml", pod("evw", ctr("c"))))
+        line = w.wait_for(r"Scheduled")
+        assert re.search(rf"\bNormal\s+Scheduled\s+pod/evw\s+Successfully assigned default/evw to {kube.node}", line), line
+        w.wait_for(r"Normal\s+Started\s+pod/evw\s+Started container c")
+    assert re.match(r"LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s+MESSAGE", w.lines[0]), w.lines
+    out = k.ok("get", "events", "--field-selector", "involvedObject.name=evw")
+    assert re.search(r"Normal\s+Scheduled\s+pod/evw", out), out
+    k.ok("delete", "pod", "evw", "--wait=false")
+
+
+# ------------------------------------------------------------------ describe
+
+def test_describe_pod(kube):
+    _web(kube)
+    out = kube.kubectl.ok("describe", "pod", "web")
+    assert re.search(r"^Name:\s+web$", out, re.M)
+    assert re.search(rf"^Node:\s+{kube.node}/127\.0\.0\.1$", out, re.M)
+    assert re.search(r"^Status:\s+Running$", out, re.M)
+    assert re.search(r"^Labels:\s+app=web\n\s+tier=fe$", out, re.M)
+    assert re.search(r"^  main:\n\s+Container ID:\s+skiff://", out, re.M)
+    assert re.search(r"^\s+A:\s+1$", out, re.M)
+    assert re.search(r"^Events:\n\s+Type\s+Reason\s+Age\s+From\s+Message", out, re.M)
+    assert re.search(rf"Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned default/web to {kube.node}", out)
+    assert re.search(r"Normal\s+Started\s+.*kubelet\s+Started container side", out)
+
+
+def test_describe_node(kube):
+    _web(kube)
+    out = kube.kubectl.ok("describe", "node", kube.node)
+    assert re.search(rf"^Name:\s+{kube.node}$", out, re.M)
+    assert re.search(r"^\s+Ready\s+True\s.*KubeletReady", out, re.M)
+    assert re.search(r"^\s+InternalIP:\s+127\.0\.0\.1$", out, re.M)
+    assert re.search(r"^Non-terminated Pods:\s+\(\d+ in total\)", out, re.M)
+    assert re.search(r"^\s+default\s+web\s", out, re.M)
+    assert re.search(r"^Events:", out, re.M)
+
+
+def test_describe_node_has_events(kube):
+    """`describe node` shows the node's own events (Kubernetes' kubelet records e.g. Starting,
+    NodeReady, NodeNotSchedulable)."""
+    out = kube.kubectl.ok("describe", "node", kube.node)
+    events = out.split("\nEvents:", 1)[1].strip()
+    assert events != "<none>", "no events recorded for the node"
+    assert re.search(r"Normal\s+Starting\s+\S+\s+kubelet\s+Starting skiff agent\.", events), events
+    assert re.search(rf"Normal\s+NodeReady\s+\S+\s+kubelet\s+Node {kube.node} status is now: NodeReady",
+                     events), events
+
+
+# ------------------------------------------------------------------ logs
+
+def test_logs(kube):
+    _web(kube)
+    k = kube.kubectl
+    p = k("logs", "web")
+    assert p.returncode == 0 and p.stdout == "hello\ntwo\n", p
+    assert 'Defaulted container "main" out of: main, side' in p.stderr
+    assert k.ok("logs", "web", "-c", "side") == "side-car\n"
+    assert k.ok("logs", "web", "-c", "main", "--tail", "1") == "two\n"
+    # one request per container (kubectl keeps them in a map: any order)
+    assert sorted(k.ok("logs", "pod/web", "--all-containers").splitlines()) == ["hello", "side-car", "two"]
+    err = k.fails("logs", "nope")
+    assert 'error from server (NotFound): pods "nope" not found in namespace "default"' in err, err
+
+
+def test_logs_follow(kube):
+    k = kube.kubectl
+    k.ok("apply", "-f", kube.file("ticker.yaml", pod(
+        "ticker", ctr("t", "trap 'exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"))))
+    kube.wait_running("ticker")
+    with k.stream("logs", "-f", "ticker", "--tail", "1") as s:
+        first = int(s.wait_for(r"^tick \d+$").split()[1])
+        # lines keep arriving while the process runs, in order
+        s.wait_for(rf"^tick {first + 3}$", timeout=10)
+    assert s.lines[0] == f"tick {first}"
+    k.ok("delete", "pod", "ticker", "--wait=false")
+
+
+def test_logs_previous(kube):
+    k = kube.kubectl
+    # the first run writes a mark in an emptyDir (kept across restarts) and fails; the second runs on
+    script = ("if [ -f /data/ran ]; then echo second run; trap 'exit 0' TERM; sleep 3600 & wait; "
+              "else touch /data/ran; echo first run; exit 3; fi")
+    k.ok("apply", "-f", kube.file("twice.yaml", pod(
+        "twice", ctr("c", script, volumeMounts=[{"name": "d", "mountPath": "/data"}]),
+        volumes=[{"name": "d", "emptyDir": {}}])))
+    kube.wait(lambda: k.ok("get", "pod", "twice", "-o",
+                           "jsonpath={.status.containerStatuses[0].restartCount}/{.status.phase}") == "1/Running",
+              20, "pod twice restarted once")
+    assert k.ok("logs", "twice", "--previous") == "first run\n"
+    assert k.ok("logs", "twice", "-p", "-c", "c") == "first run\n"
+    assert k.ok("logs", "twice") == "second run\n"
+    out = k.ok("get", "pod", "twice")
+    assert row(out, "twice")["RESTARTS"].startswith("1 ("), out  # "1 (3s ago)"
+    k.ok("delete", "pod", "twice", "--wait=false")
+
+
+# ------------------------------------------------------------------ label, annotate, patch, edit
+
+def test_label_and_annotate(kube):
+    k = kube.kubectl
+    k.ok("apply", "-f", kube.file("lab.yaml", pod("lab", ctr("c"), labels={"app": "lab"})))
+    assert k.ok("label", "pod", "lab", "color=blue") == "pod/lab labeled\n"
+    err = k.fails("label", "pod", "lab", "color=red")
+    assert "'color' already has a value (blue), and --overwrite is false" in err
+    assert k.ok("label", "pod", "lab", "color=red", "--overwrite") == "pod/lab labeled\n"
+    assert row(k.ok("get", "pod", "lab", "-L", "color"), "lab")["COLOR"] == "red"
+    assert k.ok("label", "pod", "lab", "color-") == "pod/lab unlabeled\n"
+    assert k.json("get", "pod", "lab")["metadata"]["labels"] == {"app": "lab"}
+    assert k.ok("annotate", "pod", "lab", "note=hello world") == "pod/lab annotated\n"
+    assert k.json("get", "pod", "lab")["metadata"]["annotations"]["note"] == "hello world"
+    assert k.ok("annotate", "pod", "lab", "note-") == "pod/lab annotated\n"
+    assert "note" not in (k.json("get", "pod", "lab")["metadata"].get("annotations") or {})
+    assert k.ok("label", "pods", "-l", "app=lab", "sel=yes") == "pod/lab labeled\n"
+    k.ok("delete", "pod", "lab", "--wait=false")
+
+
+def test_patch_merge_json_strategic(kube):
+    k = kube.kubectl
+    k.ok("apply", "-f", kube.file("pat.yaml", pod("pat", ctr("a"), ctr("b"), labels={"app": "pat"})))
+    assert k.ok("patch", "pod", "pat", "--type=merge", "-p", '{"metadata":{"labels":{"m":"1"}}}') == "pod/pat patched\n"
+    assert k.ok("patch", "pod", "pat", "--type=json",
+                "-p", '[{"op":"add","path":"/metadata/labels/j","value":"2"},'
+                      '{"op":"remove","path":"/metadata/labels/m"}]') == "pod/pat patched\n"
+    assert k.json("get", "pod", "pat")["metadata"]["labels"] == {"app": "pat", "j": "2"}
+    # strategic (the default): containers are merged by name, so `a` keeps its command and `b` is untouched
+    assert k.ok("patch", "pod", "pat", "-p",
+                '{"spec":{"containers":[{"name":"a","image":"busybox:latest"}]}}') == "pod/pat patched\n"
+    live = k.json("get", "pod", "pat")
+    cs = {c["name"]: c for c in live["spec"]["containers"]}
+    assert list(cs) == ["a", "b"] and cs["a"]["image"] == "busybox:latest" and cs["b"]["image"] == "busybox"
+    assert cs["a"]["command"] == ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+    assert k.ok("patch", "pod", "pat", "-p", '{"metadata":{"labels":{"j":"2"}}}') == "pod/pat patched (no change)\n"
+    err = k.fails("patch", "pod", "nope", "-p", '{"metadata":{"labels":{"j":"2"}}}')
+    assert 'Error from server (NotFound): pods "nope" not found' in err
+    k.ok("delete", "pod", "pat", "--wait=false")
+
+
+def test_edit_with_editor_true(kube):
+    _web(kube)
+    k = kube.kubectl
+    rv = k.ok("get", "pod", "web", "-o", "jsonpath={.metadata.resourceVersion}")
+    p = k("edit", "pod", "web", env={"EDITOR": "true", "KUBE_EDITOR": "true"})
+    assert p.returncode == 0 and "Edit cancelled, no changes made." in p.stdout + p.stderr, p
+    assert k.ok("get", "pod", "web", "-o", "jsonpath={.metadata.resourceVersion}") == rv
+    # an editor that changes something: the edit is sent (a strategic merge patch) and saved
+    p = k("edit", "pod", "web", env={"EDITOR": "sed -i s/tier:\\ fe/tier:\\ edited/"})
+    assert p.returncode == 0 and p.stdout == "pod/web edited\n", p
+    assert k.ok("get", "pod", "web", "-o", "jsonpath={.metadata.labels.tier}") == "edited"
+    k.ok("label", "pod", "web", "tier=fe", "--overwrite")
+
+
+# ------------------------------------------------------------------ cordon
+
+def test_cordon_uncordon(kube):
+    k, node = kube.kubectl, kube.node
+    assert k.ok("cordon", node) == f"node/{node} cordoned\n"
+    try:
+        assert row(k.ok("get", "nodes"), node)["STATUS"] == "Ready,SchedulingDisabled"
+        assert k.ok("cordon", node) == f"node/{node} already cordoned\n"
+        k.ok("apply", "-f", kube.file("cord.yaml", pod("cord", ctr("c"))))
+        kube.wait(lambda: "1 node(s) were unschedulable" in k.ok("describe", "pod", "cord"), 10,
+                  "FailedScheduling event")
+        out = k.ok("describe", "pod", "cord")
+        assert re.search(r"Warning\s+FailedScheduling\s+.*default-scheduler\s+0/1 nodes are available: "
+                         r"1 node\(s\) were unschedulable\.", out), out
+        r = row(k.ok("get", "pod", "cord", "-o", "wide"), "cord")
+        assert (r["STATUS"], r["NODE"]) == ("Pending", "<none>")
+    finally:
+        assert k.ok("uncordon", node) == f"node/{node} uncordoned\n"
+    assert row(k.ok("get", "nodes"), node)["STATUS"] == "Ready"
+    assert k.ok("uncordon", node) == f"node/{node} already uncordoned\n"
+    assert k.ok("wait", "--for=condition=Ready", "pod/cord", "--timeout=20s") == "pod/cord condition met\n"
+    # the agent saw both changes and said so on the node, as the kubelet does
+    kube.wait(lambda: "NodeSchedulable" in k.ok("describe", "node", node), 10, "NodeSchedulable event")
+    events = k.ok("describe", "node", node).split("\nEvents:", 1)[1]
+    assert re.search(rf"Normal\s+NodeNotSchedulable\s+.*kubelet\s+Node {node} status is now: NodeNotSchedulable",
+                     events), events
+    assert row(k.ok("get", "pod", "cord", "-o", "wide"), "cord")["NODE"] == node
+    k.ok("delete", "pod", "cord", "--wait=false")
+
+
+# ------------------------------------------------------------------ delete
+
+def test_delete_waits_for_the_object_to_go(kube):
+    k = kube.kubectl
+    path = kube.file("del.yaml", pod("del1", ctr("c")), pod("del2", ctr("c")))
+    assert k.ok("apply", "-f", path) == "pod/del1 created\npod/del2 created\n"
+    kube.wait_running("del1")
+    # KIND NAME: kubectl waits (a watch filtered on metadata.name) until the pod is really gone
+    assert k.ok("delete", "pod", "del1") == 'pod "del1" deleted\n'
+    assert 'pods "del1" not found' in k.fails("get", "pod", "del1")
+    assert k.ok("delete", "-f", path, "--ignore-not-found") == 'pod "del2" deleted\n'
+    assert 'pods "del2" not found' in k.fails("get", "pod", "del2")
+    err = k.fails("delete", "-f", path)
+    assert f'Error from server (NotFound): error when deleting "{path}": pods "del1" not found' in err, err
+    err = k.fails("delete", "pod", "nope")
+    assert err.strip() == 'Error from server (NotFound): pods "nope" not found'
+
+
+# ------------------------------------------------------------------ errors
+
+def test_error_messages(kube):
+    k = kube.kubectl
+    assert k.fails("get", "pod", "nope").strip() == 'Error from server (NotFound): pods "nope" not found'
+    assert k.fails("get", "deploy", "nope").strip() == \
+        'Error from server (NotFound): deployments.apps "nope" not found'
+    # 422, printed from the Status causes
+    bad = pod("bad", {"name": "c"})
+    err = k.fails("create", "-f", kube.file("bad.yaml", bad))
+    assert err.strip() == 'The Pod "bad" is invalid: spec.containers[0].image: Required value', err
+    bad2 = pod("bad2", {"name": "c"}, {"name": "c", "image": "busybox"})
+    err = k.fails("apply", "-f", kube.file("bad2.yaml", bad2))
+    assert err.startswith('The Pod "bad2" is invalid: \n* spec.containers[0].image: Required value\n'), err
+    assert 'spec.containers[1].name: Duplicate value: "c"' in err
+    err = k.fails("get", "pods", "--field-selector", "spec.nope=1")
+    assert err.startswith("Error from server (BadRequest):"), err
