@@ -145,6 +145,11 @@ def cg_parent():
     """A unique --cgroup-parent; whatever is left under it is removed at the end."""
     name = "skiff-test-" + uuid.uuid4().hex[:10]
     yield name
+    remove_cgroup_tree(name)
+
+
+def remove_cgroup_tree(name: str) -> None:
+    """Remove the cgroup ``name`` (and everything under it) wherever it is mounted."""
     for d in glob.glob(f"/sys/fs/cgroup/*/{name}") + glob.glob(f"/sys/fs/cgroup/{name}"):
         for sub in sorted((w[0] for w in os.walk(d)), key=len, reverse=True):
             try:

@@ -8,7 +8,6 @@ cluster's kubeconfig through KUBECONFIG; nothing is read from or written to the 
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 import queue
@@ -23,7 +22,7 @@ import uuid
 import pytest
 import yaml
 
-from tests.conftest import cleanup_networks, cleanup_root, unique_daemon_config
+from tests.conftest import cleanup_networks, cleanup_root, remove_cgroup_tree, unique_daemon_config
 from tests.integration.onehost import OneHost
 
 KUBECTL = shutil.which("kubectl")
@@ -165,15 +164,6 @@ class KubeCluster:
         return p.returncode == 0 and not p.stdout.strip()
 
 
-def _remove_cgroups(name: str) -> None:
-    for d in glob.glob(f"/sys/fs/cgroup/*/{name}") + glob.glob(f"/sys/fs/cgroup/{name}"):
-        for sub in sorted((w[0] for w in os.walk(d)), key=len, reverse=True):
-            try:
-                os.rmdir(sub)
-            except OSError:
-                pass
-
-
 def start_cluster(workdir: str):
     """A generator: yields a started KubeCluster, then tears everything down."""
     root = os.path.join(workdir, "root")
@@ -187,7 +177,7 @@ def start_cluster(workdir: str):
         host.close()
         cleanup_root(root)
         cleanup_networks(root)
-        _remove_cgroups(cg)
+        remove_cgroup_tree(cg)
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,9 @@ import json
 import pytest
 import pytest_asyncio
 import yaml
-from aiohttp.test_utils import TestClient, TestServer
 
 from skiff.api.validation import StrictDecodingError, ValidationError, validate
-from skiff.controller.apiserver import APIServer
-from skiff.controller.auth import TokenManager
-from skiff.controller.registry import Registry
-from skiff.controller.storage import SqliteStore, WatchCache
+from tests.unit.apitest import api_test_client
 
 pytestmark = pytest.mark.asyncio
 
@@ -46,38 +42,23 @@ def bad_pod(name="bad"):
 
 @pytest_asyncio.fixture
 async def api(tmp_path):
-    store = SqliteStore(str(tmp_path / "state.db"))
-    cache = WatchCache(store)
-    await cache.start()
-    reg = Registry(cache)
-    await reg.ensure_namespaces()
-    tokens = TokenManager(cache)
-    token = await tokens.create_admin_token()
-    client = TestClient(TestServer(APIServer(reg, tokens).make_app()))
-    await client.start_server()
-
-    async def call(method, path, body=None, *, ctype="application/json", fv=None, raw=None, params=None):
-        headers = {"Authorization": f"Bearer {token}"}
-        params = dict(params or {})
-        if fv is not None:
-            params["fieldValidation"] = fv
-        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        if data is not None:
-            headers["Content-Type"] = ctype
-        async with client.request(method, path, data=data, headers=headers, params=params) as r:
-            text = await r.text()
-            try:
-                out = json.loads(text)
-            except ValueError:
-                out = text
-            return r.status, out, r.headers.getall("Warning", [])
-
-    try:
+    async with api_test_client(tmp_path) as (client, _reg, token):
+        async def call(method, path, body=None, *, ctype="application/json", fv=None, raw=None, params=None):
+            headers = {"Authorization": f"Bearer {token}"}
+            params = dict(params or {})
+            if fv is not None:
+                params["fieldValidation"] = fv
+            data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+            if data is not None:
+                headers["Content-Type"] = ctype
+            async with client.request(method, path, data=data, headers=headers, params=params) as r:
+                text = await r.text()
+                try:
+                    out = json.loads(text)
+                except ValueError:
+                    out = text
+                return r.status, out, r.headers.getall("Warning", [])
         yield call
-    finally:
-        await client.close()
-        await cache.close()
-        await store.close()
 
 
 async def test_strict_rejects_unknown_fields_with_400(api):

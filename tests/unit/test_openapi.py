@@ -14,14 +14,10 @@ import sys
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
 
 from skiff.api.resources import RESOURCES
 from skiff.controller import openapi as O
-from skiff.controller.apiserver import APIServer
-from skiff.controller.auth import TokenManager
-from skiff.controller.registry import Registry
-from skiff.controller.storage import SqliteStore, WatchCache
+from tests.unit.apitest import api_test_client
 
 pytestmark = pytest.mark.asyncio
 
@@ -30,22 +26,9 @@ REF = "#/components/schemas/"
 
 @pytest_asyncio.fixture
 async def client(tmp_path):
-    store = SqliteStore(str(tmp_path / "state.db"))
-    cache = WatchCache(store)
-    await cache.start()
-    reg = Registry(cache)
-    await reg.ensure_namespaces()
-    tokens = TokenManager(cache)
-    token = await tokens.create_admin_token()
-    c = TestClient(TestServer(APIServer(reg, tokens).make_app()))
-    await c.start_server()
-    c.auth = {"Authorization": f"Bearer {token}"}
-    try:
+    async with api_test_client(tmp_path) as (c, _reg, token):
+        c.auth = {"Authorization": f"Bearer {token}"}
         yield c
-    finally:
-        await c.close()
-        await cache.close()
-        await store.close()
 
 
 def doc(key: str) -> dict:

@@ -13,13 +13,9 @@ import time
 import pytest
 import pytest_asyncio
 import yaml
-from aiohttp.test_utils import TestClient, TestServer
 
 from skiff.controller import managedfields as MF
-from skiff.controller.apiserver import APIServer
-from skiff.controller.auth import TokenManager
-from skiff.controller.registry import Registry
-from skiff.controller.storage import SqliteStore, WatchCache
+from tests.unit.apitest import api_test_client
 
 pytestmark = pytest.mark.asyncio
 
@@ -89,33 +85,21 @@ async def test_merge_lists_by_key_and_atomic_lists():
 
 @pytest_asyncio.fixture
 async def env(tmp_path):
-    store = SqliteStore(str(tmp_path / "state.db"))
-    cache = WatchCache(store)
-    await cache.start()
-    reg = Registry(cache, bookmark_interval=0.2)
-    await reg.ensure_namespaces()
-    tokens = TokenManager(cache)
-    token = await tokens.create_admin_token()
-    client = TestClient(TestServer(APIServer(reg, tokens).make_app()))
-    await client.start_server()
+    async with api_test_client(tmp_path, bookmark_interval=0.2) as (client, reg, token):
+        async def call(method, path, body=None, *, ctype="application/json", params=None, ua=None, raw=None):
+            headers = {"Authorization": f"Bearer {token}"}
+            if ua:
+                headers["User-Agent"] = ua
+            data = raw
+            if body is not None:
+                data = json.dumps(body)
+            if data is not None:
+                headers["Content-Type"] = ctype
+            async with client.request(method, path, data=data, headers=headers, params=params) as r:
+                return r.status, await r.json()
 
-    async def call(method, path, body=None, *, ctype="application/json", params=None, ua=None, raw=None):
-        headers = {"Authorization": f"Bearer {token}"}
-        if ua:
-            headers["User-Agent"] = ua
-        data = raw
-        if body is not None:
-            data = json.dumps(body)
-        if data is not None:
-            headers["Content-Type"] = ctype
-        async with client.request(method, path, data=data, headers=headers, params=params) as r:
-            return r.status, await r.json()
-
-    call.reg = reg
-    yield call
-    await client.close()
-    await cache.close()
-    await store.close()
+        call.reg = reg
+        yield call
 
 
 async def apply(call, obj, manager="kubectl", force=False, path=None, as_yaml=False):
