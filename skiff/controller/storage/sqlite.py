@@ -119,10 +119,11 @@ class SqliteStore(Storage):
     def _meta(self, name: str) -> int:
         return self._db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()[0]
 
-    def _write(self, body: Callable[[int], tuple[str, str, Obj]]) -> Obj:
-        """One write: body(new_rev) writes the object row and returns (key, event type,
-        object); the event and the revision are written here. Returns a fresh copy of the
-        object once its transaction has committed (synchronous callers: not grouped)."""
+    def _write(self, body: Callable[[int], tuple[str, str, bytes]]) -> Obj:
+        """One write: body(new_rev) writes the object row and returns (key, event type, the
+        object encoded once as JSON); the event and the revision are written here. Returns a
+        fresh copy of the object once its transaction has committed (synchronous callers: not
+        grouped)."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
         with self._pending_lock:
             self._pending.append((body, fut))
@@ -147,8 +148,7 @@ class SqliteStore(Storage):
                 for body, fut in batch:
                     db.execute("SAVEPOINT w")
                     try:
-                        key, etype, eobj = body(rev + 1)
-                        data = _dumps(eobj)
+                        key, etype, data = body(rev + 1)   # the object, encoded once
                         db.execute("INSERT INTO events(rev, key, type, value) VALUES (?,?,?,?)",
                                    (rev + 1, key, etype, data))
                     except Exception as e:  # noqa: BLE001 - this write fails, the others go on
@@ -203,9 +203,9 @@ class SqliteStore(Storage):
             new = _with_meta(obj, resourceVersion=str(rev),
                              uid=md.get("uid") or str(uuid.uuid4()),
                              creationTimestamp=md.get("creationTimestamp") or _now())
-            self._db.execute("INSERT INTO objects VALUES (?,?,?,?)",
-                             (key, _dumps(new), rev, rev))
-            return key, ADDED, new
+            data = _dumps(new)
+            self._db.execute("INSERT INTO objects VALUES (?,?,?,?)", (key, data, rev, rev))
+            return key, ADDED, data
         return body
 
     def _current(self, key: str, expect_rv: str | None):
@@ -223,15 +223,17 @@ class SqliteStore(Storage):
     def _update_body(self, key: str, obj: Obj, expect_rv: str | None):
         def body(rev: int):
             row = self._current(key, expect_rv)
-            old_md = _loads(row[0]).get("metadata") or {}
             md = obj.get("metadata") or {}
+            # the stored identity, decoded only when the new object does not carry it
+            old_md = md if md.get("uid") and md.get("creationTimestamp") else \
+                (_loads(row[0]).get("metadata") or {})
             new = _with_meta(obj, resourceVersion=str(rev),
                              uid=md.get("uid") or old_md.get("uid"),
                              creationTimestamp=md.get("creationTimestamp")
                              or old_md.get("creationTimestamp"))
-            self._db.execute("UPDATE objects SET value=?, mod_rev=? WHERE key=?",
-                             (_dumps(new), rev, key))
-            return key, MODIFIED, new
+            data = _dumps(new)
+            self._db.execute("UPDATE objects SET value=?, mod_rev=? WHERE key=?", (data, rev, key))
+            return key, MODIFIED, data
         return body
 
     def _delete(self, key: str, expect_rv: str | None) -> Obj:
@@ -242,7 +244,7 @@ class SqliteStore(Storage):
             row = self._current(key, expect_rv)
             gone = _with_meta(_loads(row[0]), resourceVersion=str(rev))
             self._db.execute("DELETE FROM objects WHERE key=?", (key,))
-            return key, DELETED, gone
+            return key, DELETED, _dumps(gone)
         return body
 
     def _get(self, key: str) -> Obj:
