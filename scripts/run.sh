@@ -33,6 +33,10 @@ if [ "$examples" = 1 ]; then
     sleep 5
     echo "--- skiffctl get pods -o wide"
     .venv/bin/skiffctl get pods -o wide
+    if command -v kubectl >/dev/null; then
+      echo "--- kubectl get deploy,pods  (the real kubectl, the same kubeconfig)"
+      kubectl get deploy,pods 2>&1 || true
+    fi
     echo "--- skiffctl logs pair -c client"
     .venv/bin/skiffctl logs pair -c client --tail 3 || true
     echo "--- curl http://127.0.0.1:18080/  (the hostPort of pod/published)"
