@@ -24,8 +24,10 @@ from skiff.api.resources import RESOURCES, Resource
 from skiff.api import tables as T
 from skiff.api.validation import dns1123_subdomain_error
 from skiff.controller.auth import TokenManager, User
+from skiff.controller.dryrun import dry_run_scope
 
 log = logging.getLogger("skiff.apiserver")
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 VERSION_INFO = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-skiff", "gitCommit": "skiff",
                 "gitTreeState": "clean", "buildDate": "2026-11-28T00:00:00Z", "goVersion": "python3",
@@ -290,6 +292,10 @@ class APIServer:
                 if user is None:
                     raise E.unauthorized()
                 request[USER_KEY] = user
+            if request.method in _WRITE_METHODS and "dryRun" in request.query:
+                # this request only: the registry writes through a view that persists nothing
+                with dry_run_scope(request.query.getall("dryRun")):
+                    return await handler(request)
             return await handler(request)
         except APIError as e:
             return status_response(e)
@@ -421,9 +427,11 @@ class APIServer:
                 grace = opts.get("gracePeriodSeconds") if isinstance(opts, dict) else None
                 if grace is None:
                     grace = _int(q.get("gracePeriodSeconds"), "gracePeriodSeconds")
-                return json_response(await reg.delete_collection(
-                    r.plural, ns, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
-                    grace_period_seconds=grace, propagation_policy=_propagation(opts, q), user=user))
+                with dry_run_scope(opts.get("dryRun") if isinstance(opts, dict) else None):
+                    return json_response(await reg.delete_collection(
+                        r.plural, ns, label_selector=q.get("labelSelector"),
+                        field_selector=q.get("fieldSelector"), grace_period_seconds=grace,
+                        propagation_policy=_propagation(opts, q), user=user))
             if method == "POST":
                 if r.namespaced and ns is None:
                     raise E.method_not_allowed()
@@ -486,9 +494,10 @@ class APIServer:
             grace = opts.get("gracePeriodSeconds")
             if grace is None:
                 grace = _int(q.get("gracePeriodSeconds"), "gracePeriodSeconds")
-            return json_response(await reg.delete(r.plural, name, ns, grace_period_seconds=grace,
-                                                  preconditions=opts.get("preconditions"),
-                                                  propagation_policy=_propagation(opts, q), user=user))
+            with dry_run_scope(opts.get("dryRun")):   # kubectl sends it in DeleteOptions
+                return json_response(await reg.delete(r.plural, name, ns, grace_period_seconds=grace,
+                                                      preconditions=opts.get("preconditions"),
+                                                      propagation_policy=_propagation(opts, q), user=user))
         raise E.method_not_allowed()
 
     # ---------------------------------------------------------------- openapi

@@ -28,6 +28,7 @@ from skiff.api.resources import RESOURCES, Resource, namespace_for
 from skiff.api.validation import ValidationError, dns1123_subdomain_error, validate_update
 from skiff.controller.admission import admit
 from skiff.controller.auth import ADMIN, User, authorize
+from skiff.controller.dryrun import DRY_RUN, DryRunStorage
 from skiff.controller import managedfields as MF
 from skiff.controller.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from skiff.controller.registry_kinds import RegistryKindsMixin, check_propagation_policy, gc_finalizers
@@ -84,10 +85,16 @@ def _last_applied(config: dict) -> str | None:
 
 class Registry(RegistryKindsMixin):
     def __init__(self, storage, *, bookmark_interval: float = 10.0, pod_eviction_timeout: int = 300):
-        self.storage = storage
+        self._storage = storage
+        self._dry_storage = DryRunStorage(storage)
         self.bookmark_interval = bookmark_interval
         # tolerationSeconds of the default not-ready/unreachable tolerations every pod gets
         self.pod_eviction_timeout = pod_eviction_timeout
+
+    @property
+    def storage(self):
+        """The store; during a dry-run request a view that never persists (skiff.controller.dryrun)."""
+        return self._dry_storage if DRY_RUN.get() else self._storage
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

@@ -208,3 +208,26 @@ def test_create_namespace_protobuf_body_is_refused_clearly(kube):
     manifest = k.ok("create", "deployment", "pbd", "--image=busybox", "--replicas=0", "--dry-run=client", "-o", "yaml")
     assert k.ok("apply", "-n", "pbns", "-f", "-", input=manifest) == "deployment.apps/pbd created\n"
     k.ok("delete", "ns", "pbns", "--wait=false")
+
+
+def test_server_dry_run_and_diff_change_nothing(kube):
+    """`--dry-run=server` (apply, server-side apply, delete) and `kubectl diff` go through every
+    server check and persist nothing."""
+    k = kube.kubectl
+    d = deployment("dry", 0, ctr("a"))
+    path = kube.file("dry.yaml", d)
+    assert k.ok("apply", "-f", path, "--dry-run=server") == "deployment.apps/dry created (server dry run)\n"
+    assert k("get", "deploy", "dry").returncode == 1                        # nothing was made
+    assert k.ok("apply", "-f", path) == "deployment.apps/dry created\n"
+    rv = k.ok("get", "deploy", "dry", "-o", "jsonpath={.metadata.resourceVersion}")
+    d["metadata"]["labels"]["tier"] = "new"
+    path = kube.file("dry.yaml", d)
+    p = k("diff", "-f", path)
+    assert p.returncode == 1 and "+    tier: new" in p.stdout, p            # the change, as a diff
+    assert k.ok("apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", path) == \
+        "deployment.apps/dry serverside-applied (server dry run)\n"
+    assert k.ok("delete", "deploy", "dry", "--dry-run=server") == 'deployment.apps "dry" deleted (server dry run)\n'
+    live = k.json("get", "deploy", "dry")
+    assert live["metadata"]["resourceVersion"] == rv and "tier" not in live["metadata"]["labels"]
+    assert not live["metadata"].get("deletionTimestamp")
+    k.ok("delete", "-f", path)
