@@ -388,6 +388,10 @@ class APIServer:
             if group == "authentication.k8s.io" and version == "v1" and rest == ["tokenreviews"] \
                     and method == "POST":
                 return await self.token_review(request)
+            if method == "POST" and version == "v1" and (group, rest) in (
+                    ("authorization.k8s.io", ["selfsubjectaccessreviews"]),
+                    ("authentication.k8s.io", ["selfsubjectreviews"])):
+                return await self.self_review(request, rest[0])
         else:
             raise E.path_not_found()
         if not rest:
@@ -675,6 +679,39 @@ class APIServer:
         token = await self.tokens.create_node_token(node)
         return json_response({"kind": "NodeToken", "apiVersion": "skiff.dev/v1", "nodeName": node,
                               "token": token}, 201)
+
+    async def self_review(self, request: web.Request, kind: str) -> web.Response:
+        """What the caller may do (``kubectl auth can-i``: SelfSubjectAccessReview, answered by
+        the same authorizer every request goes through) and who it is (``kubectl auth
+        whoami``: SelfSubjectReview)."""
+        from skiff.controller.auth import authorize
+        user: User = request[USER_KEY]
+        body = await self._body(request)
+        if kind == "selfsubjectreviews":
+            return json_response({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                                  "metadata": {"creationTimestamp": None}, "status": {"userInfo": user.info()}},
+                                 201)
+        spec = (body.get("spec") or {}) if isinstance(body, dict) else {}
+        ra = spec.get("resourceAttributes")
+        status: dict[str, Any] = {"allowed": False}
+        if isinstance(ra, dict):
+            verb = ra.get("verb") or ""
+            plural = ra.get("resource") or ""
+            r = RESOURCES.get(plural)
+            if r is None or (ra.get("group") or "") != r.group:
+                status["reason"] = "no such resource"
+            else:
+                try:
+                    authorize(user, verb, plural, ra.get("namespace") or None, ra.get("name") or None,
+                              ra.get("subresource") or None)
+                    status = {"allowed": True, "reason": "skiff: admin" if user.is_master else ""}
+                except APIError as e:
+                    status["reason"] = e.status.get("message", "")
+        elif isinstance(spec.get("nonResourceAttributes"), dict):
+            path = spec["nonResourceAttributes"].get("path") or ""
+            status["allowed"] = user.is_master or path in PUBLIC
+        return json_response({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                              "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}, 201)
 
     async def token_review(self, request: web.Request) -> web.Response:
         user: User = request[USER_KEY]
