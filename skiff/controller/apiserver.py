@@ -85,10 +85,11 @@ def _field_manager(request: web.Request) -> str:
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 PROTOBUF_MESSAGE = (
-    "the body of the request was in protobuf (application/vnd.kubernetes.protobuf): skiff accepts JSON and "
-    "YAML request bodies only. kubectl 1.32 sends protobuf for its imperative create commands (kubectl create "
-    "namespace|deployment|configmap|secret ...); have kubectl write the object as YAML and apply that instead "
-    "(add --dry-run=client -o yaml and pipe it to kubectl apply -f -), for example: "
+    "the body of the request was in protobuf (application/vnd.kubernetes.protobuf): skiff reads protobuf "
+    "only for Namespace, ConfigMap, Secret and the self reviews, and JSON and YAML for everything. kubectl "
+    "1.32 sends protobuf for its imperative create commands (kubectl create deployment|job|service ...); "
+    "have kubectl write the object as YAML and apply that instead (add --dry-run=client -o yaml and pipe it "
+    "to kubectl apply -f -), for example: "
     "kubectl create deployment x --image=y --dry-run=client -o yaml | kubectl apply -f -")
 _YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml"})
 # bodies sent without a media type (or as bytes/text) are read as JSON
@@ -323,7 +324,12 @@ class APIServer:
             return None
         ctype = request.content_type
         if ctype == PROTOBUF or raw[:4] == b"k8s\x00":
-            raise E.unsupported_media_type(PROTOBUF_MESSAGE)
+            from skiff.api import protobuf
+            try:
+                return protobuf.decode(raw)
+            except protobuf.Unsupported as e:
+                what = f" (got {e.kind})" if e.kind else ""
+                raise E.unsupported_media_type(PROTOBUF_MESSAGE + what) from None
         if ctype in _YAML_TYPES:
             import yaml
             try:
@@ -699,7 +705,7 @@ class APIServer:
             plural = ra.get("resource") or ""
             r = RESOURCES.get(plural)
             if r is None or (ra.get("group") or "") != r.group:
-                status["reason"] = "no such resource"
+                pass  # kubectl itself warns "the server doesn't have a resource type"
             else:
                 try:
                     authorize(user, verb, plural, ra.get("namespace") or None, ra.get("name") or None,

@@ -194,17 +194,27 @@ def test_explain(kube):
     assert re.search(r"^KIND:\s+Pod$", out, re.M) and re.search(r"^FIELD:\s+image\s+<string>$", out, re.M), out
 
 
-def test_create_namespace_protobuf_body_is_refused_clearly(kube):
+def test_protobuf_bodies_read_or_refused_clearly(kube):
+    """kubectl 1.32 sends protobuf for its typed commands: skiff reads Namespace, ConfigMap,
+    Secret and the self reviews (`auth can-i`, `auth whoami`); any other kind gets a 415 that
+    says what to run instead."""
     k = kube.kubectl
-    err = k.fails("create", "namespace", "pbns")
-    # skiff takes JSON and YAML bodies only: kubectl prints the server's 415 and what to do instead
-    assert err.startswith("Error from server (UnsupportedMediaType): "), err
-    assert "JSON and YAML" in err and "--dry-run=client -o yaml" in err and "kubectl apply -f -" in err, err
-    assert 'namespaces "pbns" not found' in k.fails("get", "ns", "pbns")
-    # the way round it the message suggests works
-    manifest = k.ok("create", "namespace", "pbns", "--dry-run=client", "-o", "yaml")
-    assert k.ok("apply", "-f", "-", input=manifest) == "namespace/pbns created\n"
+    assert k.ok("create", "namespace", "pbns") == "namespace/pbns created\n"
     assert k.ok("get", "ns", "pbns", "-o", "jsonpath={.status.phase}") == "Active"
+    assert k.ok("create", "configmap", "pbcm", "-n", "pbns", "--from-literal=a=b", "--from-literal=c=d") == \
+        "configmap/pbcm created\n"
+    assert k.json("get", "cm", "pbcm", "-n", "pbns")["data"] == {"a": "b", "c": "d"}
+    assert k.ok("create", "secret", "generic", "pbs", "-n", "pbns", "--from-literal=pw=hunter2") == \
+        "secret/pbs created\n"
+    s = k.json("get", "secret", "pbs", "-n", "pbns")
+    assert s["type"] == "Opaque" and s["data"] == {"pw": "aHVudGVyMg=="}
+    assert k.ok("auth", "can-i", "create", "pods") == "yes\n"
+    assert k("auth", "can-i", "create", "widgets").stdout == "no\n"
+    assert "system:admin" in k.ok("auth", "whoami")
+    err = k.fails("create", "deployment", "pbd", "--image=busybox", "-n", "pbns")
+    assert "the body of the request was in protobuf" in err and "(got Deployment)" in err, err
+    assert "--dry-run=client -o yaml" in err and "kubectl apply -f -" in err, err
+    # the way round it the message suggests works
     manifest = k.ok("create", "deployment", "pbd", "--image=busybox", "--replicas=0", "--dry-run=client", "-o", "yaml")
     assert k.ok("apply", "-n", "pbns", "-f", "-", input=manifest) == "deployment.apps/pbd created\n"
     k.ok("delete", "ns", "pbns", "--wait=false")

@@ -169,6 +169,22 @@ async def test_duplicate_fields(api):
     assert st == 201 and body["metadata"]["name"] == "dup2" and body["spec"]["containers"][0]["image"] == "b"
 
 
+def fld(num: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (the test's own encoder)."""
+    def varint(n: int) -> bytes:
+        out = b""
+        while True:
+            b, n = n & 0x7F, n >> 7
+            out += bytes([b | (0x80 if n else 0)])
+            if not n:
+                return out
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def envelope(api_version: str, kind: str, raw: bytes) -> bytes:
+    return b"k8s\x00" + fld(1, fld(1, api_version.encode()) + fld(2, kind.encode())) + fld(2, raw)
+
+
 async def test_yaml_and_protobuf_bodies(api):
     text = yaml.safe_dump(pod("fromyaml"))
     st, body, _ = await api("POST", PODS, raw=text, ctype="application/yaml")
@@ -181,19 +197,27 @@ async def test_yaml_and_protobuf_bodies(api):
     assert st == 400 and body["message"] == STRICT_POD + 'unknown field "spec.foo"'
     st, body, _ = await api("POST", PODS, raw="a: [", ctype="application/yaml")
     assert st == 400 and body["reason"] == "BadRequest"
-    # protobuf (kubectl 1.32's `create namespace|deployment`): 415 saying what to do instead
-    pb = b"k8s\x00\n\x0f\n\x02v1\x12\tNamespace\x12\x0b\n\t\n\x04pbns"
-    for path in ("/api/v1/namespaces", DEPS):
-        st, body, _ = await api("POST", path, raw=pb, ctype="application/vnd.kubernetes.protobuf")
-        assert st == 415 and body["reason"] == "UnsupportedMediaType" and body["code"] == 415
-        assert "skiff accepts JSON and YAML" in body["message"]
-        assert "kubectl create deployment x --image=y --dry-run=client -o yaml | kubectl apply -f -" in body["message"]
-    st, body, _ = await api("PUT", "/api/v1/namespaces/default", raw=pb, ctype="application/vnd.kubernetes.protobuf")
-    assert st == 415
+    # protobuf (kubectl 1.32's `create namespace|configmap|secret|deployment`): the small kinds are
+    # read, the others get a 415 saying what to do instead
+    pb = envelope("v1", "Namespace", fld(1, fld(1, b"pbns") + fld(11, fld(1, b"team") + fld(2, b"a"))))
+    st, body, _ = await api("POST", "/api/v1/namespaces", raw=pb, ctype="application/vnd.kubernetes.protobuf")
+    assert st == 201 and body["metadata"]["name"] == "pbns" and body["metadata"]["labels"] == {"team": "a"}
+    cm = envelope("v1", "ConfigMap", fld(1, fld(1, b"cfg")) + fld(2, fld(1, b"k") + fld(2, b"v"))
+                  + fld(3, fld(1, b"bin") + fld(2, b"\x00\x01")))
+    st, body, _ = await api("POST", "/api/v1/namespaces/pbns/configmaps", raw=cm,
+                            ctype="application/vnd.kubernetes.protobuf")
+    assert st == 201 and body["data"] == {"k": "v"} and body["binaryData"] == {"bin": "AAE="}
+    dep = envelope("apps/v1", "Deployment", fld(1, fld(1, b"d")))
+    st, body, _ = await api("POST", DEPS, raw=dep, ctype="application/vnd.kubernetes.protobuf")
+    assert st == 415 and body["reason"] == "UnsupportedMediaType" and body["code"] == 415
+    assert "(got Deployment)" in body["message"]
+    assert "kubectl create deployment x --image=y --dry-run=client -o yaml | kubectl apply -f -" in body["message"]
+    st, body, _ = await api("POST", "/api/v1/namespaces", raw=b"k8s\x00\n\xff", ctype="application/vnd.kubernetes.protobuf")
+    assert st == 415                                     # garbage: refused, nothing made
     st, body, _ = await api("POST", PODS, raw="<pod/>", ctype="application/xml")
     assert st == 415 and body["reason"] == "UnsupportedMediaType"
     st, _, _ = await api("GET", "/api/v1/namespaces/pbns")
-    assert st == 404
+    assert st == 200
 
 
 async def test_validate_keeps_reporting_unknown_fields_without_a_directive():
