@@ -178,6 +178,10 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
         _default_template(obj.get("spec"), deployment=kind.kind == "Deployment")
     elif kind.kind == "Secret":
         _default_secret(obj)
+    elif kind.kind == "Namespace" and isinstance(meta, dict) and isinstance(meta.get("name"), str) \
+            and isinstance(meta.get("labels") or {}, dict):
+        # as Kubernetes (1.21+): every namespace carries its name as a label, for namespaceSelectors
+        meta["labels"] = {**(meta.get("labels") or {}), "kubernetes.io/metadata.name": meta["name"]}
     if kind.kind == "Event":
         obj.setdefault("type", "Normal")
     return obj

@@ -201,6 +201,7 @@ def test_protobuf_bodies_read_or_refused_clearly(kube):
     k = kube.kubectl
     assert k.ok("create", "namespace", "pbns") == "namespace/pbns created\n"
     assert k.ok("get", "ns", "pbns", "-o", "jsonpath={.status.phase}") == "Active"
+    assert k.json("get", "ns", "pbns")["metadata"]["labels"] == {"kubernetes.io/metadata.name": "pbns"}
     assert k.ok("create", "configmap", "pbcm", "-n", "pbns", "--from-literal=a=b", "--from-literal=c=d") == \
         "configmap/pbcm created\n"
     assert k.json("get", "cm", "pbcm", "-n", "pbns")["data"] == {"a": "b", "c": "d"}

@@ -217,3 +217,12 @@ def test_pod_eviction_timeout_option():
     assert controlplane_options({"pod_eviction_timeout": "5"})["pod_eviction_timeout"] == 5
     with pytest.raises(UsageError):
         controlplane_options({"pod_eviction_timeout": "soon"})
+
+
+def test_namespace_carries_its_name_as_a_label():
+    from skiff.controller.admission import apply_defaults
+    ns = apply_defaults({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team", "labels": {"a": "b"}}})
+    assert ns["metadata"]["labels"] == {"a": "b", "kubernetes.io/metadata.name": "team"}
+    ns = apply_defaults({"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": {"name": "team", "labels": {"kubernetes.io/metadata.name": "other"}}})
+    assert ns["metadata"]["labels"] == {"kubernetes.io/metadata.name": "team"}

@@ -201,7 +201,8 @@ async def test_yaml_and_protobuf_bodies(api):
     # read, the others get a 415 saying what to do instead
     pb = envelope("v1", "Namespace", fld(1, fld(1, b"pbns") + fld(11, fld(1, b"team") + fld(2, b"a"))))
     st, body, _ = await api("POST", "/api/v1/namespaces", raw=pb, ctype="application/vnd.kubernetes.protobuf")
-    assert st == 201 and body["metadata"]["name"] == "pbns" and body["metadata"]["labels"] == {"team": "a"}
+    assert st == 201 and body["metadata"]["name"] == "pbns"
+    assert body["metadata"]["labels"] == {"team": "a", "kubernetes.io/metadata.name": "pbns"}
     cm = envelope("v1", "ConfigMap", fld(1, fld(1, b"cfg")) + fld(2, fld(1, b"k") + fld(2, b"v"))
                   + fld(3, fld(1, b"bin") + fld(2, b"\x00\x01")))
     st, body, _ = await api("POST", "/api/v1/namespaces/pbns/configmaps", raw=cm,
