@@ -16,7 +16,7 @@ import datetime
 import uuid
 from typing import Any
 
-from skiff.controller.storage.base import already_exists, conflict
+from skiff.controller.storage.base import StoreError, already_exists, conflict
 
 __all__ = ["DRY_RUN", "DryRunStorage", "check_dry_run", "dry_run_scope"]
 
@@ -74,8 +74,8 @@ class DryRunStorage:
     async def create(self, key: str, obj: dict) -> dict:
         try:
             await self._real.get(key)
-        except Exception as e:  # noqa: BLE001 - only "it is not there" lets a create go on
-            if getattr(e, "reason", "") != "NotFound":
+        except StoreError as e:
+            if e.reason != "NotFound":   # only "it is not there" lets a create go on
                 raise
         else:
             raise already_exists(key)

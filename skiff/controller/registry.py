@@ -30,8 +30,8 @@ from skiff.controller.admission import admit
 from skiff.controller.auth import ADMIN, User, authorize
 from skiff.controller.dryrun import DRY_RUN, DryRunStorage
 from skiff.controller import managedfields as MF
-from skiff.controller.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
-from skiff.controller.registry_kinds import RegistryKindsMixin, check_propagation_policy, gc_finalizers
+from skiff.controller.registry_kinds import (RegistryKindsMixin, check_propagation_policy, gc_finalizers,
+                                             patched)
 from skiff.controller.selectors import Selector, parse_selectors
 from skiff.controller.storage import StoreError, key_for, prefix_for
 from skiff.controller.storage.base import encode_continue
@@ -669,28 +669,16 @@ class Registry(RegistryKindsMixin):
         for _ in range(_RETRIES):
             cur = await self._fetch_authz(user, "patch", r, ns, name, subresource)
             cur_rv = cur["metadata"].get("resourceVersion")
-            try:
-                if patch_type == "json":
-                    patched = json_patch(cur, patch, copy=True)
-                elif patch_type == "strategic":
-                    patched = strategic_merge_patch(cur, patch)
-                else:
-                    patched = merge_patch(cur, patch)
-            except PatchError as e:
-                if e.malformed:
-                    raise E.bad_request(e.message) from None
-                raise E.unprocessable(e.message) from None
-            if not isinstance(patched, dict):
-                raise E.unprocessable("the patched object is not a JSON object")
-            pmd = patched.get("metadata") if isinstance(patched.get("metadata"), dict) else {}
+            obj = patched(cur, patch, patch_type)
+            pmd = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
             want_rv = pmd.get("resourceVersion")
             precondition = want_rv is not None and want_rv != cur_rv
             if precondition:
                 raise E.conflict(r.plural, name, group=r.group)
-            patched = self._check_kind(r, patched)
-            self._check_names(r, patched, name, ns)
-            new = self._prepare(r, cur, patched, ns, name, subresource, warnings, field_validation)
-            new = self._track(r, cur, patched, new, subresource, field_manager)
+            obj = self._check_kind(r, obj)
+            self._check_names(r, obj, name, ns)
+            new = self._prepare(r, cur, obj, ns, name, subresource, warnings, field_validation)
+            new = self._track(r, cur, obj, new, subresource, field_manager)
             try:
                 return await self._write(r, key, cur, new)
             except StoreError as e:

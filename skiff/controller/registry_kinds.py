@@ -66,6 +66,25 @@ def gc_finalizers(existing: list | None, policy: str | None) -> list:
     return fins
 
 
+def patched(doc: dict, patch: Any, patch_type: str) -> dict:
+    """``doc`` with ``patch`` applied (json | strategic | merge); a malformed patch is a 400,
+    one that cannot apply a 422, as Kubernetes answers."""
+    try:
+        if patch_type == "json":
+            out = json_patch(doc, patch, copy=True)
+        elif patch_type == "strategic":
+            out = strategic_merge_patch(doc, patch)
+        else:
+            out = merge_patch(doc, patch)
+    except PatchError as e:
+        if e.malformed:
+            raise E.bad_request(e.message) from None
+        raise E.unprocessable(e.message) from None
+    if not isinstance(out, dict):
+        raise E.unprocessable("the patched object is not a JSON object")
+    return out
+
+
 def scale_of(r: Resource, obj: dict) -> dict:
     """The autoscaling/v1 Scale of a deployment or replicaset."""
     md = obj.get("metadata") or {}
@@ -115,19 +134,7 @@ class RegistryKindsMixin:
             cur = await self._fetch_authz(user, "update" if patch is None else "patch", r, ns, name, "scale")
             cur_scale = scale_of(r, cur)
             if patch is not None:
-                try:
-                    if patch_type == "json":
-                        scale = json_patch(cur_scale, patch, copy=True)
-                    elif patch_type == "strategic":
-                        scale = strategic_merge_patch(cur_scale, patch)
-                    else:
-                        scale = merge_patch(cur_scale, patch)
-                except PatchError as e:
-                    if e.malformed:
-                        raise E.bad_request(e.message) from None
-                    raise E.unprocessable(e.message) from None
-                if not isinstance(scale, dict):
-                    raise E.unprocessable("the patched object is not a JSON object")
+                scale = patched(cur_scale, patch, patch_type)
             else:
                 scale = body
             av, kind = scale.get("apiVersion"), scale.get("kind")
