@@ -215,6 +215,17 @@ def _validator(schema_file: str):
         return cls(schema, resolver=jsonschema.RefResolver.from_schema(schema, store=store))
 
 
+@functools.lru_cache(maxsize=None)
+def _fast(schema_file: str):
+    """The compiled valid-or-not check for ``schema_file`` (skiff.api.schemacheck), or None
+    when the schema uses something it does not implement (then jsonschema alone decides)."""
+    from skiff.api.schemacheck import compile_schema
+    try:
+        return compile_schema(inline_refs(_load_schemas(), schema_file))
+    except Exception:  # noqa: BLE001 - any failure: fall back to jsonschema
+        return None
+
+
 def schema_for(obj: dict) -> dict:
     k = kind_of(obj)
     if k is None:
@@ -882,7 +893,11 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
                                  f"\"{obj.get('apiVersion')}\" (supported: {supported})"))
         raise ValidationError(causes, str(obj.get("kind") or ""), str(name or ""))
     causes: list[dict] = []
-    errors = sorted(_validator(kind.schema_file).iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
+    fast = _fast(kind.schema_file)
+    if fast is not None and fast(obj):
+        errors = []  # valid: jsonschema would find nothing (it runs only to explain an invalid object)
+    else:
+        errors = sorted(_validator(kind.schema_file).iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
     errors, unknown = _unknown_fields(errors, field_validation)
     if unknown and field_validation == "Strict":
         raise StrictDecodingError(kind.kind, kind.api_version, str(name or ""), [f for _, _, f in unknown])
