@@ -24,8 +24,9 @@ those). Set ``LATEST_PULL_ALWAYS = True`` to get Kubernetes' behaviour.
 """
 from __future__ import annotations
 
-import copy
 from typing import Any
+
+from skiff.api.jsontree import json_copy
 
 from skiff.api.validation import (INVALID, ValidationError, Warning, _cause, kind_of, validate)
 
@@ -196,7 +197,7 @@ def admit(obj: dict, namespace_from_path: str | None = None, *,
 
     When the request path names a namespace and the body names another, that is an error
     (as in Kubernetes)."""
-    obj = copy.deepcopy(obj)
+    obj = json_copy(obj)
     kind = kind_of(obj)
     if kind is not None and namespace_from_path and isinstance(obj.get("metadata"), dict):
         ns = obj["metadata"].get("namespace")

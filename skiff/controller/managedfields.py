@@ -26,6 +26,8 @@ import json
 import time
 from typing import Any, Iterable
 
+from skiff.api.jsontree import json_copy
+
 from skiff.controller.patch import MERGE_KEYS
 
 # associative lists and their key fields (with the defaults Kubernetes fills in for keys)
@@ -173,7 +175,24 @@ def compare(old: dict, new: dict) -> tuple[set, set]:
     return changed, removed
 
 
+_FIELDS_V1_CACHE: dict[frozenset, dict] = {}
+_FIELDS_V1_CACHE_MAX = 512
+
+
 def to_fields_v1(paths: Iterable[tuple]) -> dict:
+    """The FieldsV1 tree of a field set (a new tree each call). Objects of one shape (a
+    template's pods, one agent's events) have the same sets: those are built once and copied."""
+    key = frozenset(paths)
+    tree = _FIELDS_V1_CACHE.get(key)
+    if tree is None:
+        tree = _build_fields_v1(key)
+        if len(_FIELDS_V1_CACHE) >= _FIELDS_V1_CACHE_MAX:
+            _FIELDS_V1_CACHE.pop(next(iter(_FIELDS_V1_CACHE)))
+        _FIELDS_V1_CACHE[key] = tree
+    return json_copy(tree)
+
+
+def _build_fields_v1(paths: Iterable[tuple]) -> dict:
     root: dict = {}
     members = []
     for p in paths:
@@ -289,19 +308,6 @@ def encode(entries: list[tuple[dict, set]]) -> list[dict]:
     return out
 
 
-def _set_entry(entries: list[tuple[dict, set]], meta: dict, paths: set) -> None:
-    """Replace (or append) the entry of ``meta``'s identity; keeps the old time when its set is
-    unchanged, so that a no-op write stays a no-op."""
-    ident = entry_id(meta)
-    for i, (m, old) in enumerate(entries):
-        if entry_id(m) == ident:
-            if old == paths and m.get("time"):
-                meta = {**meta, "time": m["time"]}
-            entries[i] = (meta, paths)
-            return
-    entries.append((meta, paths))
-
-
 def scope_of(has_status_subresource: bool, subresource: str | None) -> str | None:
     if subresource == "status":
         return "status"
@@ -314,32 +320,41 @@ def track_update(managed: Any, old: dict | None, new: dict, manager: str, api_ve
                  subresource: str | None, scope: str | None) -> list[dict]:
     """The managedFields after a non-apply write of ``new`` over ``old`` (None: a create) by
     ``manager``: it owns what it changed (taken from others), and every set loses what no
-    longer exists."""
-    entries = decode(managed)
+    longer exists. Entries whose set did not change are returned as they were (not encoded
+    again): an agent's status update that changes values it already owns returns ``managed``."""
     fnew = flatten(new, scope)
     if old is None:
         changed, removed = set(fnew), set()
     else:
         changed, removed = compare(flatten(old, scope), fnew)
     changed = {p for p in changed if not (fnew.get(p) is _MAP and p[-1][2:] in _STRUCTURAL)}
+    originals = [e for e in managed if isinstance(e, dict) and (e.get("manager") or e.get("fieldsV1"))] \
+        if isinstance(managed, list) else []
+    entries = decode(originals)
     if not changed and not removed:
         return encode(entries)
     exists = fnew.keys() if scope is None else None
-    out = []
     me = {"manager": manager, "operation": "Update", "apiVersion": api_version, "time": now(),
           "subresource": subresource or ""}
-    mine: set = set()
     ident = entry_id(me)
-    for meta, paths in entries:
+    out: list[dict] = []
+    mine_old, mine = None, set()
+    for orig, (meta, paths) in zip(originals, entries):
         if entry_id(meta) == ident:
-            mine = paths
+            mine_old, mine = orig, paths
             continue
-        out.append((meta, _prune(paths - changed, removed, exists)))
-    out.append((me, None))
-    mine = _prune(mine | changed, removed, exists)
-    entries = [(m, p) for m, p in out if p is not None]
-    _set_entry(entries, me, mine)
-    return encode(entries)
+        kept = _prune(paths - changed, removed, exists)
+        if kept == paths:
+            out.append(orig)          # unchanged: the entry as it was, not encoded again
+        elif kept:
+            out.append(encode([(meta, kept)])[0])
+    mine_new = _prune(mine | changed, removed, exists)
+    if mine_new:                      # the writer's entry goes last, with the time of this write
+        if mine_old is not None and mine_new == mine and "fieldsV1" in mine_old:
+            out.append({**mine_old, "time": me["time"]})
+        else:
+            out.append(encode([(me, mine_new)])[0])
+    return out
 
 
 def _prune(paths: set, removed: set, exists) -> set:

@@ -15,7 +15,6 @@ until their finalizers are removed.
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime
 import json
 import random
@@ -24,6 +23,7 @@ from typing import Any, AsyncIterator
 
 from skiff.api import errors as E
 from skiff.api.errors import APIError
+from skiff.api.jsontree import json_copy
 from skiff.api.resources import RESOURCES, Resource, namespace_for
 from skiff.api.validation import ValidationError, dns1123_subdomain_error, validate_update
 from skiff.controller.admission import admit
@@ -241,9 +241,13 @@ class Registry(RegistryKindsMixin):
     def watch(self, resource: str, namespace: str | None = None, *,
               resource_version: str | None = None, label_selector: str | None = None,
               field_selector: str | None = None, bookmarks: bool = False,
-              timeout_seconds: float | None = None, user: User = ADMIN) -> AsyncIterator[tuple[str, dict]]:
+              timeout_seconds: float | None = None, user: User = ADMIN,
+              raw: bool = False) -> AsyncIterator[tuple[str, Any]]:
         """Validates and authorizes now (raising APIError), then returns the event stream.
-        The stream raises APIError 410 when ``resource_version`` is too old."""
+        The stream raises APIError 410 when ``resource_version`` is too old. ``raw``: the
+        caller takes :class:`~skiff.controller.storage.base.RawObject` events too (the stored
+        JSON, streamed as it is), which the cache hands out where no selector needs the
+        decoded object."""
         r = self.resource(resource)
         ns = namespace if r.namespaced else None
         sel = parse_selectors(r.plural, label_selector, field_selector)
@@ -261,10 +265,10 @@ class Registry(RegistryKindsMixin):
             timeout_seconds = float(timeout_seconds)
             if timeout_seconds <= 0:
                 timeout_seconds = None
-        return self._watch(r, prefix_for(r.plural, ns), rv, sel, bookmarks, timeout_seconds)
+        return self._watch(r, prefix_for(r.plural, ns), rv, sel, bookmarks, timeout_seconds, raw)
 
     async def _watch(self, r: Resource, prefix: str, rv: int | None, sel: Selector,
-                     bookmarks: bool, timeout: float | None) -> AsyncIterator[tuple[str, dict]]:
+                     bookmarks: bool, timeout: float | None, raw: bool = False) -> AsyncIterator[tuple[str, Any]]:
         st = self.storage
         filtered = not sel.empty()
         matched: dict[str, bool] = {}
@@ -273,6 +277,10 @@ class Registry(RegistryKindsMixin):
         # a spec.nodeName=X watch (an agent's) reads and follows only the index of node X
         node = sel.fields.exact("spec.nodeName") if r.plural == "pods" else None
         indexed = node is not None and hasattr(st, "peek_node")
+        # the index alone decides a selector that is just spec.nodeName=X: no decoding needed
+        by_index = indexed and sel.labels.empty() and len(sel.fields.requirements) == 1
+        raw = raw and getattr(st, "raw_watch", False) is True and (not filtered or by_index)
+        kw = {"raw": True} if raw else {}
         try:
             if indexed:
                 peek, list_rv = await st.peek_node(prefix, node)
@@ -285,7 +293,7 @@ class Registry(RegistryKindsMixin):
                 else:
                     from_rev, unknown_upto = rv, list_rv
                     matched = {key: sel.matches(obj) for key, obj in peek}
-                it = st.watch_keyed(prefix, from_rev, node=node)
+                it = st.watch_keyed(prefix, from_rev, node=node, **kw)
             elif rv is None:
                 items, list_rv, _ = await st.list_keyed(prefix)
                 for key, obj in items:
@@ -304,7 +312,7 @@ class Registry(RegistryKindsMixin):
                     for key, obj in items:
                         matched[key] = sel.matches(obj)
             if not indexed:
-                it = st.watch_keyed(prefix, from_rev)
+                it = st.watch_keyed(prefix, from_rev, **kw)
         except StoreError as e:
             raise self._store_error(e, r, "") from None
         # a watch lives long: let go of the initial list (every pod of an agent's node)
@@ -346,7 +354,7 @@ class Registry(RegistryKindsMixin):
                 if not filtered:
                     yield etype, obj
                     continue
-                m = sel.matches(obj)
+                m = obj.node == node if raw else sel.matches(obj)
                 if rev <= unknown_upto and key not in backlog_seen:
                     backlog_seen.add(key)
                     prev = None if etype != "ADDED" else False
@@ -517,7 +525,7 @@ class Registry(RegistryKindsMixin):
     @staticmethod
     def _check_pod_update(cur: dict, new: dict) -> None:
         def masked(spec: dict) -> dict:
-            s = copy.deepcopy(spec or {})
+            s = json_copy(spec or {})
             for group in ("containers", "initContainers"):
                 for c in s.get(group) or []:
                     if isinstance(c, dict):

@@ -24,12 +24,12 @@ As Kubernetes' pkg/controller/replicaset:
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
 
 from skiff.api.errors import APIError
 from skiff.api.informer import Informer, key_of
+from skiff.api.jsontree import json_copy
 from skiff.controller.events import EventRecorder
 from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads import logic as L
@@ -122,6 +122,10 @@ class ReplicaSetController(QueueController):
             if r is not None and r.get("kind") == "ReplicaSet":
                 k = self._rs_for_owner_uid(r.get("uid"))
                 if k is not None:
+                    if typ == "ADDED" and self._observed_creation(k, key_of(pod)):
+                        # one of a burst this controller made: the burst's last one syncs at once,
+                        # the others only refresh the status (batched as status changes are)
+                        status_only = True
                     if status_only and self.status_batch > 0:
                         # large ReplicaSets (an O(pods) reconcile) are looked at less often, <= 1 s
                         n = len(self.pod_index.owned(r.get("uid")))
@@ -136,6 +140,15 @@ class ReplicaSetController(QueueController):
                     rs = self.rss.get(k)
                     if rs is not None and L.selects(L.selector_from((rs.get("spec") or {}).get("selector")), pod):
                         self.queue.add(k)
+
+    def _observed_creation(self, rs_key: str, pod_key: str) -> bool:
+        """A pod this controller created has appeared; True while others of its burst are
+        still awaited (nothing to decide until they are)."""
+        e = self.expectations.get(rs_key)
+        if e is None or pod_key not in e.creates:
+            return False
+        e.creates.discard(pod_key)
+        return bool(e.creates) or bool(e.deletes)
 
     # -- reconcile ----------------------------------------------------------------------------
     def _satisfied(self, key: str) -> bool:
@@ -273,7 +286,7 @@ class ReplicaSetController(QueueController):
         first_error: APIError | None = None
         while done < n:
             size = min(batch, n - done)
-            results = await asyncio.gather(*(self.client.create("pods", copy.deepcopy(template), ns)
+            results = await asyncio.gather(*(self.client.create("pods", json_copy(template), ns)
                                              for _ in range(size)), return_exceptions=True)
             ok = 0
             for r in results:
@@ -292,9 +305,14 @@ class ReplicaSetController(QueueController):
                     e.creates.add(key_of(r))
                     self.recorder.record(rs, "Normal", "SuccessfulCreate", f"Created pod: {r['metadata']['name']}")
             done += size
+            # pods whose ADDED came before their create returned are observed already
+            cache = self.pods.cache
+            e.creates = {k for k in e.creates if k not in cache}
             if ok < size:
                 break       # like slowStartBatch: stop on the first failing batch
             batch *= 2
+        if not e.creates and not e.deletes:
+            self.queue.add(key)     # every one observed: the sync their events skipped
         if first_error is not None:
             raise first_error
 

@@ -119,10 +119,11 @@ class SqliteStore(Storage):
     def _meta(self, name: str) -> int:
         return self._db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()[0]
 
-    def _write(self, body: Callable[[int], tuple[str, str, bytes]]) -> Obj:
+    def _write(self, body: Callable[[int], tuple[str, str, bytes, Obj]]) -> Obj:
         """One write: body(new_rev) writes the object row and returns (key, event type, the
-        object encoded once as JSON); the event and the revision are written here. Returns a
-        fresh copy of the object once its transaction has committed (synchronous callers: not
+        object encoded once as JSON, the object); the event and the revision are written here.
+        Returns the object as written (a new top level and metadata; nested values are the
+        writer's own, not copied) once its transaction has committed (synchronous callers: not
         grouped)."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
         with self._pending_lock:
@@ -140,7 +141,7 @@ class SqliteStore(Storage):
         if not batch:
             return
         db = self._db
-        done: list = []     # (future, (key, etype, data, rev) | None, error | None)
+        done: list = []     # (future, (key, etype, data, rev, obj) | None, error | None)
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -148,7 +149,7 @@ class SqliteStore(Storage):
                 for body, fut in batch:
                     db.execute("SAVEPOINT w")
                     try:
-                        key, etype, data = body(rev + 1)   # the object, encoded once
+                        key, etype, data, obj = body(rev + 1)   # the object, encoded once
                         db.execute("INSERT INTO events(rev, key, type, value) VALUES (?,?,?,?)",
                                    (rev + 1, key, etype, data))
                     except Exception as e:  # noqa: BLE001 - this write fails, the others go on
@@ -158,7 +159,7 @@ class SqliteStore(Storage):
                         continue
                     db.execute("RELEASE w")
                     rev += 1
-                    done.append((fut, (key, etype, data, rev), None))
+                    done.append((fut, (key, etype, data, rev, obj), None))
                 db.execute("UPDATE meta SET value=? WHERE name='revision'", (rev,))
                 db.execute("COMMIT")
                 self._committed = rev
@@ -178,9 +179,10 @@ class SqliteStore(Storage):
             if err is not None:
                 fut.set_exception(err)
                 continue
-            key, etype, data, rev = ev
+            key, etype, data, rev, obj = ev
             self._notify(key, etype, data, rev)
-            fut.set_result(_loads(data))
+            # the object as written (not decoded again): the writer built it and hands it over
+            fut.set_result(obj)
 
     def _notify(self, key: str, etype: str, data: bytes, rev: int) -> None:
         # Watchers get the serialized object and decode their own copy.
@@ -205,7 +207,7 @@ class SqliteStore(Storage):
                              creationTimestamp=md.get("creationTimestamp") or _now())
             data = _dumps(new)
             self._db.execute("INSERT INTO objects VALUES (?,?,?,?)", (key, data, rev, rev))
-            return key, ADDED, data
+            return key, ADDED, data, new
         return body
 
     def _current(self, key: str, expect_rv: str | None):
@@ -233,7 +235,7 @@ class SqliteStore(Storage):
                              or old_md.get("creationTimestamp"))
             data = _dumps(new)
             self._db.execute("UPDATE objects SET value=?, mod_rev=? WHERE key=?", (data, rev, key))
-            return key, MODIFIED, data
+            return key, MODIFIED, data, new
         return body
 
     def _delete(self, key: str, expect_rv: str | None) -> Obj:
@@ -244,7 +246,7 @@ class SqliteStore(Storage):
             row = self._current(key, expect_rv)
             gone = _with_meta(_loads(row[0]), resourceVersion=str(rev))
             self._db.execute("DELETE FROM objects WHERE key=?", (key,))
-            return key, DELETED, _dumps(gone)
+            return key, DELETED, _dumps(gone), gone
         return body
 
     def _get(self, key: str) -> Obj:

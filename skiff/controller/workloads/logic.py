@@ -11,6 +11,7 @@ import json
 import math
 import time
 
+from skiff.api.jsontree import json_copy
 from skiff.controller.selectors import LabelRequirement, LabelSelector
 
 HASH_LABEL = "pod-template-hash"
@@ -748,7 +749,7 @@ def pod_from_template(rs: dict) -> dict:
         m["annotations"] = dict(tmd["annotations"])
     if tmd.get("finalizers"):
         m["finalizers"] = list(tmd["finalizers"])
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": m, "spec": copy.deepcopy(tmpl.get("spec") or {})}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": m, "spec": json_copy(tmpl.get("spec") or {})}
 
 
 def rs_status(rs: dict, pods: list, manage_error: str | None, diff: int, now: float | None = None) -> dict:
