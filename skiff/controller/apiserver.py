@@ -25,6 +25,7 @@ from skiff.api import tables as T
 from skiff.api.validation import dns1123_subdomain_error
 from skiff.controller.auth import TokenManager, User
 from skiff.controller.dryrun import dry_run_scope
+from skiff.controller.storage.base import RawObject
 
 log = logging.getLogger("skiff.apiserver")
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -552,7 +553,7 @@ class APIServer:
         stream = self.registry.watch(
             r.plural, ns, resource_version=q.get("resourceVersion"), label_selector=q.get("labelSelector"),
             field_selector=q.get("fieldSelector"), bookmarks=_bool(q.get("allowWatchBookmarks")),
-            timeout_seconds=_int(q.get("timeoutSeconds"), "timeoutSeconds"), user=user)
+            timeout_seconds=_int(q.get("timeoutSeconds"), "timeoutSeconds"), user=user, raw=not topts)
         # with a Table Accept, each event's object is a one-row Table; only the first has the columns
         ctype = _table_ctype(topts) if topts else "application/json"
         resp = web.StreamResponse(status=200, headers={"Content-Type": ctype,
@@ -563,6 +564,9 @@ class APIServer:
             try:
                 first = True
                 async for etype, obj in stream:
+                    if type(obj) is RawObject:   # the stored JSON as it is
+                        await resp.write(b'{"type":"' + etype.encode() + b'","object":' + obj.encoded() + b"}\n")
+                        continue
                     if topts and etype in ("ADDED", "MODIFIED", "DELETED"):
                         obj = T.table(r.plural, [obj], include=topts[1], list_meta=obj.get("metadata"),
                                       headers=first, kind=(r.api_version, r.kind), api_version=topts[0])

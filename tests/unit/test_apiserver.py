@@ -284,6 +284,49 @@ async def test_watch_selector_transitions(api):
         assert (ev["type"], ev["object"]["metadata"]["name"]) == ("DELETED", "b")
 
 
+async def test_watch_streams_stored_json_where_no_selector_needs_it(api):
+    """An agent's watch (spec.nodeName=X) and an unfiltered one stream the cache's JSON as it is
+    (RawObject, not decoded and encoded again); a label selector still decodes. Every event's
+    object is what a GET returns."""
+    from skiff.controller.storage.base import RawObject
+    reg = api.cp.registry
+    headers = {"Authorization": f"Bearer {api.token}"}
+    await api("POST", PODS, pod("a"))
+    kinds = {}
+    for name, kw in {"node": {"field_selector": "spec.nodeName=n1"}, "all": {},
+                     "labels": {"label_selector": "app=web"}}.items():
+        rv = (await reg.list("pods", "default"))["metadata"]["resourceVersion"]
+        stream = reg.watch("pods", "default", raw=True, resource_version=rv, **kw)
+        await api("PATCH", PODS + "/a", {"metadata": {"labels": {"app": "web", "n": name}}},
+                  ctype="application/merge-patch+json")
+        if name == "node" and not kinds:
+            await api("POST", PODS + "/a/binding", {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "a"},
+                                                    "target": {"kind": "Node", "name": "n1"}})
+        etype, obj = await asyncio.wait_for(stream.__anext__(), 5)
+        kinds[name] = type(obj)
+        await stream.aclose()
+    assert kinds == {"node": RawObject, "all": RawObject, "labels": dict}
+    async with api.s.get(api.cp.url + PODS, params={"watch": "1", "fieldSelector": "spec.nodeName=n1"},
+                         headers=headers) as node_w, \
+            api.s.get(api.cp.url + PODS, params={"watch": "1"}, headers=headers) as all_w:
+        (ev,) = await read_events(node_w, 1)
+        assert ev["type"] == "ADDED" and ev["object"]["spec"]["nodeName"] == "n1"
+        await read_events(all_w, 1)
+        st, _, _ = await api("PATCH", PODS + "/a/status", {"status": {"phase": "Running"}},
+                             ctype="application/merge-patch+json")
+        assert st == 200
+        _, cur, _ = await api("GET", PODS + "/a")
+        for w in (node_w, all_w):
+            (ev,) = await read_events(w, 1)
+            assert ev["type"] == "MODIFIED" and ev["object"] == cur
+        await api("DELETE", PODS + "/a", params={"gracePeriodSeconds": "0"})
+        for w in (node_w, all_w):
+            evs = await read_events(w, 1)
+            while evs[-1]["type"] != "DELETED":
+                evs = await read_events(w, 1)
+            assert evs[-1]["object"]["metadata"]["name"] == "a"
+
+
 async def test_patches(api):
     await api("POST", PODS, pod())
     st, out, _ = await api("PATCH", PODS + "/web", {"metadata": {"labels": {"a": "1", "b": "2"}}},

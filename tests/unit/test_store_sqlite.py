@@ -27,14 +27,15 @@ async def store(tmp_path):
     await s.close()
 
 
-@pytest_asyncio.fixture(params=["sqlite", "cache"])
+@pytest_asyncio.fixture(params=["sqlite", "cache", "cache-uncached"])
 async def any_store(request, tmp_path):
-    """The same contract, served by the SQLite store and by the watch cache over it."""
+    """The same contract, served by the SQLite store, by the watch cache over it, and by a
+    cache that leaves pods to the backend (as the control plane leaves events)."""
     s = SqliteStore(str(tmp_path / "state.db"))
     if request.param == "sqlite":
         yield s
     else:
-        c = WatchCache(s, capacity=50)
+        c = WatchCache(s, capacity=50, uncached=("/pods/",) if request.param == "cache-uncached" else ())
         await c.start()
         yield c
         await c.close()
@@ -87,6 +88,28 @@ async def test_crud(any_store):
             await op
         assert (e.value.reason, e.value.code) == ("NotFound", 404)
     assert await s.current_revision() == 3
+
+
+async def test_uncached_prefix_is_served_by_the_backend(store):
+    cache = WatchCache(store, capacity=50, uncached=("/events/",))
+    await store.create(key_for("events", "default", "old"), {"metadata": {"name": "old"}})
+    await cache.start()
+    try:
+        ek, pk = key_for("events", "default", "e1"), key_for("pods", "default", "p")
+        it = cache.watch(prefix_for("events"), await cache.current_revision())
+        await cache.create(ek, {"metadata": {"name": "e1"}, "reason": "Started"})
+        await cache.create(pk, pod("p"))
+        assert [k for k in cache._objs] == [pk]            # only the pod is held
+        assert (await cache.get(ek))["reason"] == "Started"
+        items, _, _ = await cache.list_keyed(prefix_for("events", "default"))
+        assert [k for k, _ in items] == [ek, key_for("events", "default", "old")]   # key order
+        (ev,) = await next_n(it, 1)
+        assert ev[0] == "ADDED" and ev[1]["metadata"]["name"] == "e1"
+        await it.aclose()
+        # the cache's revision follows the events' writes too (reads of one's own writes)
+        assert await cache.current_revision() == await store.current_revision()
+    finally:
+        await cache.close()
 
 
 async def test_returned_objects_are_the_callers(any_store):

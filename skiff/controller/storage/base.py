@@ -209,6 +209,29 @@ def _enc(obj: Obj) -> str:
 _dec = json.loads
 
 
+class RawObject:
+    """An event's object as the cache holds it: its compact JSON (``data``, str or bytes) and,
+    for pods, its spec.nodeName (``node``). What a watch over HTTP streams without decoding
+    and encoding it again (``watch_keyed(raw=True)``)."""
+
+    __slots__ = ("data", "node")
+
+    def __init__(self, data: str | bytes, node: str | None):
+        self.data, self.node = data, node
+
+    def decode(self) -> Obj:
+        return _dec(self.data)
+
+    def encoded(self) -> bytes:
+        d = self.data
+        return d if isinstance(d, bytes) else d.encode()
+
+
+def _raw(ev: tuple) -> RawObject:
+    nodes = ev[4]
+    return RawObject(ev[2], nodes[0] if nodes else None)
+
+
 class WatchCache(Storage):
     """An in-memory cache in front of a :class:`Storage` that serves get, list and watch.
 
@@ -227,13 +250,19 @@ class WatchCache(Storage):
     round trip), so they never serve data older than an already-acknowledged write.
     List pagination has the backend's semantics (see the module doc).
 
+    Keys under an ``uncached`` prefix (the control plane passes ``/events/``, as Kubernetes'
+    API server keeps no watch cache for events: 10 000 pods leave 40 000 of them) are not
+    held: get, list and watch of them go to the backend. (A read whose prefix is wider than
+    an uncached one, such as "/", does not see them.)
+
     Use: ``cache = WatchCache(store); await cache.start(); ...; await cache.close()``.
     """
 
     def __init__(self, storage: Storage, capacity: int = 1000, prefix: str = "/",
-                 consistent_reads: bool = True):
+                 consistent_reads: bool = True, uncached: tuple[str, ...] = ()):
         self.storage = storage
         self.prefix = prefix
+        self.uncached = tuple(uncached)
         self.capacity = capacity
         self.consistent_reads = consistent_reads
         self._objs: dict[str, str | bytes] = {}   # key -> the object's JSON
@@ -252,6 +281,8 @@ class WatchCache(Storage):
 
     async def start(self) -> None:
         items, rev, _ = await self.storage.list_keyed(self.prefix)
+        if self.uncached:
+            items = [(k, o) for k, o in items if not k.startswith(self.uncached)]
         self._objs = {k: _enc(o) for k, o in items}
         self._keys = sorted(self._objs)
         self._node_keys, self._node_of = {}, {}
@@ -301,6 +332,10 @@ class WatchCache(Storage):
     def _apply(self, ev: tuple[str, str, str | bytes, int]) -> None:
         """``ev`` = (type, key, the object's JSON, rev)."""
         etype, key, raw, rev = ev
+        if self.uncached and key.startswith(self.uncached):
+            self._rev = rev     # served by the backend; the revision still counts
+            self._wake()
+            return
         indexed = key.startswith(INDEXED_PREFIX)
         exists = key in self._objs
         if etype == DELETED:
@@ -332,15 +367,16 @@ class WatchCache(Storage):
                 self._node_keys.setdefault(new_node, set()).add(key)
         if len(self._ring) == self._ring.maxlen:
             self._oldest = self._ring[0][3]
-        self._ring.append((etype, key, raw, rev, nodes))
+        item = (etype, key, raw, rev, nodes)
+        self._ring.append(item)
         self._rev = rev
         for w in self._watchers:
             if key.startswith(w.prefix):
-                w.queue.put_nowait(ev)
+                w.queue.put_nowait(item)
         for n in nodes:
             for w in self._by_node.get(n, ()):
                 if key.startswith(w.prefix):
-                    w.queue.put_nowait(ev)
+                    w.queue.put_nowait(item)
         self._wake()
 
     async def wait_for(self, rev: int) -> None:
@@ -382,7 +418,12 @@ class WatchCache(Storage):
         return await self.storage.compact(keep_last_n)
 
     # reads: from memory
+    def _direct(self, key_or_prefix: str) -> bool:
+        return bool(self.uncached) and key_or_prefix.startswith(self.uncached)
+
     async def get(self, key: str) -> Obj:
+        if self._direct(key):
+            return await self.storage.get(key)
         await self._fresh()
         raw = self._objs.get(key)
         if raw is None:
@@ -396,6 +437,8 @@ class WatchCache(Storage):
     async def list_keyed(self, prefix: str, limit: int | None = None,
                          continue_token: str | None = None
                          ) -> tuple[list[tuple[str, Obj]], int, str | None]:
+        if self._direct(prefix):
+            return await self.storage.list_keyed(prefix, limit, continue_token)
         if continue_token:
             start, list_rv = decode_continue(continue_token, prefix)
             await self._fresh()
@@ -414,9 +457,20 @@ class WatchCache(Storage):
         return out, list_rv, None
 
     async def watch_keyed(self, prefix: str, from_rev: int | None = None, *,
-                          node: str | None = None) -> AsyncIterator[KeyedEvent]:
+                          node: str | None = None, raw: bool = False) -> AsyncIterator[KeyedEvent]:
         """``node``: only events of pods that are or were on that spec.nodeName ("" for
-        unscheduled pods) -- for watches selecting ``spec.nodeName=node`` (see INDEXED_PREFIX)."""
+        unscheduled pods) -- for watches selecting ``spec.nodeName=node`` (see INDEXED_PREFIX).
+        ``raw``: the objects come as :class:`RawObject` (not decoded; ``node`` is the pod's
+        spec.nodeName after the event, None outside INDEXED_PREFIX)."""
+        conv = _dec if not raw else None
+        if self._direct(prefix):     # from the backend, decoded
+            it = self.storage.watch_keyed(prefix, from_rev)
+            try:
+                async for ev in it:
+                    yield ev
+            finally:
+                await it.aclose()
+            return
         if self._task is None or self._task.done():
             raise StoreError("InternalError", 500, "watch cache is not running")
         if from_rev is None:
@@ -437,7 +491,7 @@ class WatchCache(Storage):
             last = from_rev
             for ev in backlog:
                 last = ev[3]
-                yield ev[0], ev[1], _dec(ev[2]), ev[3]
+                yield ev[0], ev[1], (conv(ev[2]) if conv else _raw(ev)), ev[3]
             while True:
                 ev = await w.queue.get()
                 if ev is _END:
@@ -445,7 +499,7 @@ class WatchCache(Storage):
                 if ev[3] <= last:
                     continue
                 last = ev[3]
-                yield ev[0], ev[1], _dec(ev[2]), ev[3]
+                yield ev[0], ev[1], (conv(ev[2]) if conv else _raw(ev)), ev[3]
         finally:
             if node is None:
                 self._watchers.discard(w)
@@ -455,6 +509,8 @@ class WatchCache(Storage):
                     ws.discard(w)
                     if not ws:
                         del self._by_node[node]
+
+    raw_watch = True   # watch_keyed(raw=True) is served
 
     async def peek_node(self, prefix: str, node: str) -> tuple[list[tuple[str, Obj]], int]:
         """The pods under ``prefix`` with spec.nodeName == ``node`` ("" unscheduled), in key

@@ -2,7 +2,8 @@
 
 The controllers of one process share one informer per resource, so 10 000 pods are cached once,
 not once per controller. Its objects are read-only (a controller builds new dicts for what it
-writes) and carry no metadata.managedFields (stripped: half of a decoded pod)::
+writes), carry no metadata.managedFields (stripped: half of a decoded pod), and share their
+equal parts (:class:`skiff.api.jsontree.Sharer`: a template's pods hold one containers list)::
 
     shared = SharedInformers()
     pods = await shared.acquire(client, "pods")   # started and synced
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 
 from skiff.api.informer import Informer, key_of, strip_managed_fields
+from skiff.api.jsontree import Sharer
 
 __all__ = ["SharedInformers", "OwnerIndex"]
 
@@ -33,8 +35,9 @@ class SharedInformers:
             k = (_client_key(client), resource)
             cur = self._infs.get(k)
             if cur is None:
+                sharer = Sharer()
                 inf = Informer(client, resource, name=f"shared-{resource}",
-                               transform=strip_managed_fields)
+                               transform=lambda obj: sharer.share(strip_managed_fields(obj)))
                 self._infs[k] = (inf, 1)
                 await inf.start()
                 return inf
