@@ -87,7 +87,7 @@ class Cluster:
         if tracemalloc_out:
             pre = ""
             if tracemalloc_out:   # SIGUSR1 appends the top allocation sites to this file
-                pre += ("import tracemalloc, signal\ntracemalloc.start(8)\n"
+                pre += ("import tracemalloc, signal, os\ntracemalloc.start(int(os.environ.get('TMDEPTH', '8')))\n"
                         "def _dump(*_):\n"
                         f"    with open({tracemalloc_out!r}, 'a') as f:\n"
                         "        snap = tracemalloc.take_snapshot()\n"

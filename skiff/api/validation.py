@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import jsonschema
-
 from skiff.errors import SkiffError
 
 REQUIRED = "FieldValueRequired"
@@ -204,6 +202,7 @@ def inline_refs(schemas: dict[str, dict], file: str) -> dict:
 def _validator(schema_file: str):
     schemas = _load_schemas()
     schema = inline_refs(schemas, schema_file)
+    import jsonschema  # only to explain an invalid object: ~6.5 MB and 30 ms of imports
     cls = jsonschema.Draft202012Validator
     try:
         from referencing import Registry, Resource  # jsonschema >= 4.18
@@ -257,12 +256,13 @@ def _short(v) -> str:
     return s if len(s) <= 60 else s[:57] + "..."
 
 
-def _schema_causes(err: jsonschema.ValidationError) -> list[dict]:
+def _schema_causes(err: "jsonschema.ValidationError") -> list[dict]:  # noqa: F821
     path = list(err.absolute_path)
     v = err.validator
     if v in ("oneOf", "anyOf") and err.context:
         # report the most specific sub-error (for oneOf/anyOf of types)
-        best = jsonschema.exceptions.best_match(err.context)
+        from jsonschema.exceptions import best_match
+        best = best_match(err.context)
         if best is not None and best.validator not in ("type", "pattern"):
             return _schema_causes(best)
     if v == "required":

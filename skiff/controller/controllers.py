@@ -40,7 +40,7 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
                                       shared=shared).run()
 
     async def nodeipam(client) -> None:
-        await NodeIPAMController(client, cluster_cidr=cluster_cidr, node_mask=node_mask).run()
+        await NodeIPAMController(client, cluster_cidr=cluster_cidr, node_mask=node_mask, shared=shared).run()
 
     async def replicaset(client) -> None:
         await ReplicaSetController(client, shared=shared).run()

@@ -98,9 +98,25 @@ def _small_tls_buffers(size: int = 4 * 1024) -> None:
         pass
 
 
+async def return_free_heap(interval: float = 30.0) -> None:
+    """Every ``interval`` s, hand the C heap's free pages back to the kernel (glibc's
+    malloc_trim). OpenSSL's allocations for TLS handshakes stay in glibc's heap once freed
+    (measured: 3000 handshakes, 1000 at a time, left ~70 MB of free heap in the RSS; one trim
+    returned 60 MB in 7 ms, later ones take <1 ms). Without glibc: nothing to do."""
+    try:
+        import ctypes
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    while True:
+        await asyncio.sleep(interval)
+        trim(0)
+
+
 class ControlPlane:
     def __init__(self, data_dir: str, listen: str = "127.0.0.1:0", log_format: str = "text", *,
-                 watch_cache_capacity: int = 10000, bookmark_interval: float = 10.0,
+                 watch_cache_capacity: int = 4096, bookmark_interval: float = 10.0,
                  pod_eviction_timeout: int = 300, tls: bool = True, tls_sans: tuple[str, ...] = ()):
         self.data_dir = os.path.abspath(data_dir)
         # HTTPS with a CA of the cluster's own (DATA_DIR/pki): kubectl sends tokens only over TLS
@@ -211,6 +227,7 @@ class ControlPlane:
             await self._close_backend()
             raise
         self._started = True
+        self._tasks.append(asyncio.create_task(return_free_heap(), name="return-free-heap"))
         for f in self._factories:
             self._spawn(f)
         log.info("API server listening on %s", self.url)

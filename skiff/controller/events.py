@@ -40,7 +40,7 @@ NORMAL = "Normal"
 WARNING = "Warning"
 REPEAT_WINDOW = 600.0        # 10 min
 QUEUE_SIZE = 10000
-CACHE_SIZE = 16384
+CACHE_SIZE = 4096             # client-go: maxLruCacheEntries (repeats and spam buckets, each)
 SPAM_BURST = 25              # client-go: defaultSpamBurst
 SPAM_REFILL = 300.0          # client-go: defaultSpamQPS = 1/300
 COALESCE_AT = 100

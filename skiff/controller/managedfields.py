@@ -26,8 +26,6 @@ import json
 import time
 from typing import Any, Iterable
 
-from skiff.api.jsontree import json_copy
-
 from skiff.controller.patch import MERGE_KEYS
 
 # associative lists and their key fields (with the defaults Kubernetes fills in for keys)
@@ -175,39 +173,22 @@ def compare(old: dict, new: dict) -> tuple[set, set]:
     return changed, removed
 
 
-_FIELDS_V1_CACHE: dict[frozenset, dict] = {}
-_FIELDS_V1_CACHE_MAX = 512
-
-
 def to_fields_v1(paths: Iterable[tuple]) -> dict:
-    """The FieldsV1 tree of a field set (a new tree each call). Objects of one shape (a
-    template's pods, one agent's events) have the same sets: those are built once and copied."""
-    key = frozenset(paths)
-    tree = _FIELDS_V1_CACHE.get(key)
-    if tree is None:
-        tree = _build_fields_v1(key)
-        if len(_FIELDS_V1_CACHE) >= _FIELDS_V1_CACHE_MAX:
-            _FIELDS_V1_CACHE.pop(next(iter(_FIELDS_V1_CACHE)))
-        _FIELDS_V1_CACHE[key] = tree
-    return json_copy(tree)
-
-
-def _build_fields_v1(paths: Iterable[tuple]) -> dict:
+    """The FieldsV1 tree of a field set, keys in Kubernetes' order ("." first, then sorted).
+    The paths are visited in sorted order, so every map is filled in its final order and
+    nothing is sorted again; a member with children gets its "." before its first child."""
+    members = paths if isinstance(paths, (set, frozenset)) else set(paths)
     root: dict = {}
-    members = []
-    for p in paths:
+    for p in sorted(members):
         node = root
-        for el in p:
-            node = node.setdefault(el, {})
-        members.append(node)
-    for node in members:
-        if node:
-            node["."] = {}
-    return _sorted(root)
-
-
-def _sorted(node: dict) -> dict:
-    return {k: _sorted(node[k]) for k in sorted(node, key=lambda k: (k != ".", k))}
+        for i, el in enumerate(p):
+            child = node.get(el)
+            if child is None:
+                if not node and i and p[:i] in members:
+                    node["."] = {}
+                child = node[el] = {}
+            node = child
+    return root
 
 
 def from_fields_v1(tree: Any, path: tuple = ()) -> set:

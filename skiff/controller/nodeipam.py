@@ -105,17 +105,20 @@ def node_pod_cidrs(node: dict) -> list[str]:
 
 class NodeIPAMController:
     def __init__(self, client, *, cluster_cidr: str = DEFAULT_CLUSTER_CIDR, node_mask: int | None = None,
-                 recorder: EventRecorder | None = None, retry_full: float = 10.0):
+                 recorder: EventRecorder | None = None, retry_full: float = 10.0,
+                 shared=None):
         self.client = client
+        self.shared = shared      # SharedInformers: the process's one nodes cache, else our own
         self.alloc = CIDRAllocator(cluster_cidr, node_mask)
         self.recorder = recorder or EventRecorder(client, "cidrAllocator")
         self._own_recorder = recorder is None
         self.retry_full = retry_full
-        self.nodes = Informer(client, "nodes", name="nodeipam-nodes")
+        self.nodes = None if shared is not None else Informer(client, "nodes", name="nodeipam-nodes")
         self.queue = WorkQueue("nodeipam")
         self.owner: dict[str, str] = {}     # cidr -> node holding it (as seen or as assigned)
         self.assigned: dict[str, str] = {}  # node -> cidr
-        self.nodes.add_handler(self._on_node)
+        if self.nodes is not None:
+            self.nodes.add_handler(self._on_node)
 
     def _on_node(self, typ: str, node: dict, old: dict | None) -> None:
         name = node["metadata"]["name"]
@@ -143,7 +146,11 @@ class NodeIPAMController:
                 self.assigned[name] = cidr
 
     async def run(self) -> None:
-        await self.nodes.start()     # the handler occupies every CIDR the nodes already hold
+        if self.shared is not None:  # a synced cache replays every node to the handler
+            self.nodes = await self.shared.acquire(self.client, "nodes")
+            self.nodes.add_handler(self._on_node)
+        else:
+            await self.nodes.start()  # the handler occupies every CIDR the nodes already hold
         workers = asyncio.create_task(run_workers(self.queue, self.reconcile, 1), name="nodeipam-worker")
         try:
             await asyncio.Event().wait()
@@ -154,7 +161,12 @@ class NodeIPAMController:
             await asyncio.shield(self._stop())
 
     async def _stop(self) -> None:
-        await self.nodes.stop()
+        if self.shared is not None:
+            if self.nodes is not None:
+                self.nodes.remove_handler(self._on_node)
+                await self.shared.release(self.client, "nodes")
+        else:
+            await self.nodes.stop()
         if self._own_recorder:
             await self.recorder.close()
 

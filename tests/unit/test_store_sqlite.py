@@ -281,6 +281,33 @@ async def test_expired_after_compaction(store):
     assert (await store.get(k))["metadata"]["resourceVersion"] == "10"
 
 
+async def test_cache_keeps_a_ring_per_resource(store):
+    """Leases renewed 100 times a second do not push the pods' history out of the cache."""
+    cache = WatchCache(store, capacity=5)
+    await cache.start()
+    try:
+        k = key_for("pods", "default", "a")
+        await cache.create(k, pod("a"))                        # rev 1
+        await cache.update(k, pod("a"))                        # rev 2
+        lk = key_for("leases", "kube-node-lease", "n1")
+        await cache.create(lk, {"metadata": {"name": "n1"}})   # rev 3
+        for _ in range(20):
+            await cache.update(lk, {"metadata": {"name": "n1"}})   # revs 4..23
+        it = cache.watch(prefix_for("pods"), 1)
+        assert [(e[0], e[2]) for e in await next_n(it, 1)] == [("MODIFIED", 2)]
+        await it.aclose()
+        with pytest.raises(StoreError) as e:                   # the leases' ring holds 19..23
+            await cache.watch(prefix_for("leases"), 10).__anext__()
+        assert e.value.code == 410
+        with pytest.raises(StoreError):                        # wider than one resource: every ring
+            await cache.watch("/", 10).__anext__()
+        it = cache.watch("/", 21)
+        assert [e[2] for e in await next_n(it, 2)] == [22, 23]
+        await it.aclose()
+    finally:
+        await cache.close()
+
+
 async def test_cache_expired_beyond_ring(store):
     cache = WatchCache(store, capacity=5)
     await cache.start()

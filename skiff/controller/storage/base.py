@@ -227,6 +227,12 @@ class RawObject:
         return d if isinstance(d, bytes) else d.encode()
 
 
+def _resource_of(key_or_prefix: str) -> str | None:
+    """"pods" of "/pods/default/web" or "/pods/"; None for a prefix wider than one resource."""
+    end = key_or_prefix.find("/", 1)
+    return key_or_prefix[1:end] if end > 1 else None
+
+
 def _raw(ev: tuple) -> RawObject:
     nodes = ev[4]
     return RawObject(ev[2], nodes[0] if nodes else None)
@@ -267,9 +273,12 @@ class WatchCache(Storage):
         self.consistent_reads = consistent_reads
         self._objs: dict[str, str | bytes] = {}   # key -> the object's JSON
         self._keys: list[str] = []
-        self._ring: collections.deque = collections.deque(maxlen=max(int(capacity), 1))
+        # the last ``capacity`` events of each resource (as Kubernetes keeps a watch cache
+        # per resource): 100 lease renewals a second do not push the pods' history out
+        self._rings: dict[str, collections.deque] = {}
+        self._oldest_of: dict[str, int] = {}   # resource -> every event after it is in its ring
         self._rev = 0
-        self._oldest = 0  # every event with rev > _oldest is in the ring
+        self._oldest = 0  # every event with rev > _oldest was seen (the revision of the start)
         self._watchers: set[_CacheWatcher] = set()
         self._by_node: dict[str, set[_CacheWatcher]] = {}   # indexed watchers
         self._node_keys: dict[str, set[str]] = {}           # nodeName -> pod keys
@@ -365,10 +374,14 @@ class WatchCache(Storage):
                         del self._node_keys[old_node]
             if etype != DELETED:
                 self._node_keys.setdefault(new_node, set()).add(key)
-        if len(self._ring) == self._ring.maxlen:
-            self._oldest = self._ring[0][3]
+        res = _resource_of(key)
+        ring = self._rings.get(res)
+        if ring is None:
+            ring = self._rings[res] = collections.deque(maxlen=max(int(self.capacity), 1))
+        elif len(ring) == ring.maxlen:
+            self._oldest_of[res] = ring[0][3]
         item = (etype, key, raw, rev, nodes)
-        self._ring.append(item)
+        ring.append(item)
         self._rev = rev
         for w in self._watchers:
             if key.startswith(w.prefix):
@@ -475,13 +488,22 @@ class WatchCache(Storage):
             raise StoreError("InternalError", 500, "watch cache is not running")
         if from_rev is None:
             from_rev = self._rev
-        if from_rev < self._oldest:
-            raise expired(from_rev, self._oldest)
+        res = _resource_of(prefix)
+        if res is not None:
+            oldest = self._oldest_of.get(res, self._oldest)
+            rings = [self._rings.get(res, ())]
+        else:       # wider than one resource: every ring, in revision order
+            oldest = max([self._oldest, *self._oldest_of.values()])
+            rings = list(self._rings.values())
+        if from_rev < oldest:
+            raise expired(from_rev, oldest)
         if node is not None and not prefix.startswith(INDEXED_PREFIX):
             node = None
         # snapshot the ring and subscribe with no await in between: no gap, no double
-        backlog = [ev for ev in self._ring if ev[3] > from_rev and ev[1].startswith(prefix)
+        backlog = [ev for ring in rings for ev in ring if ev[3] > from_rev and ev[1].startswith(prefix)
                    and (node is None or node in ev[4])]
+        if len(rings) > 1:
+            backlog.sort(key=lambda ev: ev[3])
         w = _CacheWatcher(prefix, node)
         if node is None:
             self._watchers.add(w)
