@@ -24,10 +24,11 @@ class Sharer:
     an informer that keeps them through ``share`` holds each once (10 000 running pods:
     ~119 MB of dicts -> ~39 MB). Short strings are interned too.
 
-    ``share(obj)`` rewrites ``obj`` in place (it must be the caller's own, freshly decoded) and
-    returns it; the object's top level and its first-level maps (metadata, spec, status: unique
-    per object) are kept, what is below them is shared. The objects must never be modified
-    afterwards: a change would show in every object sharing that part.
+    ``share(obj)`` returns ``obj`` rebuilt (``obj`` must be the caller's own, freshly decoded:
+    its inner parts are reused): the object's top level and its first-level maps (metadata,
+    spec, status: unique per object) are its own, what is below them is shared. Map keys are
+    interned (json.loads makes new key strings for every document: ~1.7 KB a pod). The objects
+    must never be modified afterwards: a change would show in every object sharing that part.
 
     A subtree is known by its items' values (scalars, with their type: 1, 1.0 and True differ)
     and the identities of its already-shared children. The table holds at most ``capacity``
@@ -45,15 +46,22 @@ class Sharer:
         if type(obj) is not dict:
             return obj
         intern = _intern
-        for v in obj.values():
+        out = {}
+        for k, v in obj.items():
             if type(v) is dict:
-                for k, x in v.items():
+                inner = {}
+                for kk, x in v.items():
                     t = type(x)
                     if t is dict or t is list:
-                        v[k] = self._canon(x)
+                        x = self._canon(x)
                     elif t is str and len(x) < 64:
-                        v[k] = intern(x)
-        return obj
+                        x = intern(x)
+                    inner[intern(kk)] = x
+                v = inner
+            elif type(v) is str and len(v) < 64:
+                v = intern(v)
+            out[intern(k)] = v
+        return out
 
     def _canon(self, node: Any) -> Any:
         items: list = []
@@ -83,6 +91,8 @@ class Sharer:
             return node
         if found is not None:
             return found
+        if key[0]:      # a new shape: kept with interned keys
+            node = {_intern(k): v for k, v in node.items()}
         memo = self._memo
         if len(memo) >= self.capacity:
             del memo[next(iter(memo))]
