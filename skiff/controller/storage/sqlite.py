@@ -84,6 +84,28 @@ class _Watcher:
         self.queue: asyncio.Queue = asyncio.Queue()
 
 
+class _Awaited:
+    """The future of a write awaited on an event loop: resolved on that loop (in one callback
+    per group commit, with the group's watch events), never from the worker thread."""
+    __slots__ = ("loop", "fut")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future):
+        self.loop, self.fut = loop, fut
+
+
+def _deliver(items: list) -> None:
+    """On the loop: (0, queue, event) -> queue it; (1, future, obj) / (2, future, exc) -> resolve
+    it unless its waiter has gone (cancelled)."""
+    for kind, target, value in items:
+        if kind == 0:
+            target.put_nowait(value)
+        elif not target.done():
+            if kind == 1:
+                target.set_result(value)
+            else:
+                target.set_exception(value)
+
+
 class SqliteStore(Storage):
     def __init__(self, path: str):
         self.path = str(path)
@@ -97,6 +119,7 @@ class SqliteStore(Storage):
         self._watchers: set[_Watcher] = set()  # touched only on the worker thread
         self._pending: list = []                # writes waiting for the next group commit
         self._pending_lock = threading.Lock()
+        self._flush_queued = False              # a _flush is submitted and has not taken the queue
         self._closed = False
 
     # --- worker-thread side -------------------------------------------------------------
@@ -138,6 +161,7 @@ class SqliteStore(Storage):
         after the COMMIT (with ``synchronous=FULL``: on disk). One fsync serves the group."""
         with self._pending_lock:
             batch, self._pending = self._pending, []
+            self._flush_queued = False
         if not batch:
             return
         db = self._db
@@ -168,27 +192,45 @@ class SqliteStore(Storage):
                     db.execute("ROLLBACK")
                 raise
         except BaseException as e:  # the whole group failed: nothing was written
+            err = e if isinstance(e, Exception) else StoreError("InternalError", 500, repr(e))
+            out: dict = {}
             for _body, fut in batch:
-                if not fut.done():
-                    fut.set_exception(e if isinstance(e, Exception) else
-                                      StoreError("InternalError", 500, repr(e)))
+                self._resolve(out, fut, 2, err)
+            self._send(out)
             if not isinstance(e, Exception):
                 raise
             return
+        # one callback per loop for the whole group: its watch events, then its results
+        out = {}
         for fut, ev, err in done:
             if err is not None:
-                fut.set_exception(err)
+                self._resolve(out, fut, 2, err)
                 continue
             key, etype, data, rev, obj = ev
-            self._notify(key, etype, data, rev)
+            for w in self._watchers:    # watchers get the serialized object, decode their own copy
+                if key.startswith(w.prefix):
+                    out.setdefault(w.loop, []).append((0, w.queue, (etype, key, data, rev)))
             # the object as written (not decoded again): the writer built it and hands it over
-            fut.set_result(obj)
+            self._resolve(out, fut, 1, obj)
+        self._send(out)
 
-    def _notify(self, key: str, etype: str, data: bytes, rev: int) -> None:
-        # Watchers get the serialized object and decode their own copy.
-        for w in self._watchers:
-            if key.startswith(w.prefix):
-                w.loop.call_soon_threadsafe(w.queue.put_nowait, (etype, key, data, rev))
+    @staticmethod
+    def _resolve(out: dict, fut, kind: int, value) -> None:
+        if isinstance(fut, _Awaited):
+            out.setdefault(fut.loop, []).append((kind, fut.fut, value))
+        elif not fut.done():        # a synchronous caller's concurrent future
+            if kind == 1:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    @staticmethod
+    def _send(out: dict) -> None:
+        for loop, items in out.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:    # that loop is closed: nobody is waiting any more
+                pass
 
     def _row(self, key: str):
         return self._db.execute(
@@ -320,14 +362,20 @@ class SqliteStore(Storage):
         """Queue a write for the next group commit (``fn`` builds its body on the worker)."""
         if self._closed:
             raise StoreError("InternalError", 500, "store is closed")
-        fut: concurrent.futures.Future = concurrent.futures.Future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         with self._pending_lock:
-            self._pending.append((lambda rev: fn(*args)(rev), fut))
-        try:
-            self._pool.submit(self._flush)
-        except RuntimeError:  # closed meanwhile
-            raise StoreError("InternalError", 500, "store is closed") from None
-        return await asyncio.wrap_future(fut)
+            self._pending.append((lambda rev: fn(*args)(rev), _Awaited(loop, fut)))
+            submit = not self._flush_queued     # one queued flush takes every pending write
+            self._flush_queued = True
+        if submit:
+            try:
+                self._pool.submit(self._flush)
+            except RuntimeError:  # closed meanwhile
+                with self._pending_lock:
+                    self._flush_queued = False
+                raise StoreError("InternalError", 500, "store is closed") from None
+        return await fut
 
     async def create(self, key: str, obj: Obj) -> Obj:
         return await self._group(self._create_body, key, obj)
