@@ -32,6 +32,8 @@ def test_sharer_shares_equal_subtrees_and_keeps_values():
     assert pods[0]["spec"]["containers"] is pods[1]["spec"]["containers"] is pods[2]["spec"]["containers"]
     assert pods[0]["metadata"]["ownerReferences"] is pods[2]["metadata"]["ownerReferences"]
     assert pods[0]["status"]["conditions"] is pods[1]["status"]["conditions"]
+    # keys are one string for all (json.loads made new ones per document)
+    assert [k for k in pods[0]["metadata"]][0] is [k for k in pods[2]["metadata"]][0]
     # each object keeps its own top level and first-level maps
     assert pods[0]["metadata"] is not pods[1]["metadata"]
     assert pods[0]["spec"] is not pods[1]["spec"] and pods[0]["status"] is not pods[1]["status"]

@@ -219,9 +219,6 @@ class RawObject:
     def __init__(self, data: str | bytes, node: str | None):
         self.data, self.node = data, node
 
-    def decode(self) -> Obj:
-        return _dec(self.data)
-
     def encoded(self) -> bytes:
         d = self.data
         return d if isinstance(d, bytes) else d.encode()
@@ -291,7 +288,7 @@ class WatchCache(Storage):
     async def start(self) -> None:
         items, rev, _ = await self.storage.list_keyed(self.prefix)
         if self.uncached:
-            items = [(k, o) for k, o in items if not k.startswith(self.uncached)]
+            items = [(k, o) for k, o in items if not self._direct(k)]
         self._objs = {k: _enc(o) for k, o in items}
         self._keys = sorted(self._objs)
         self._node_keys, self._node_of = {}, {}
@@ -341,7 +338,7 @@ class WatchCache(Storage):
     def _apply(self, ev: tuple[str, str, str | bytes, int]) -> None:
         """``ev`` = (type, key, the object's JSON, rev)."""
         etype, key, raw, rev = ev
-        if self.uncached and key.startswith(self.uncached):
+        if self._direct(key):
             self._rev = rev     # served by the backend; the revision still counts
             self._wake()
             return
