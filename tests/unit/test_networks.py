@@ -409,11 +409,29 @@ def test_delete_bridge_of(monkeypatch):
     # no such link: nothing to delete, and no netlink needed
     assert store_mod.delete_bridge_of({"Name": "x", "Bridge": "sk-nosuchbridge"}) is False
     # a bridge (the name is host-wide) with another root's veth on it is left alone
+    monkeypatch.setattr(store_mod, "DRAIN_SECONDS", 0.1)
     real = os.listdir
     monkeypatch.setattr(store_mod.os, "listdir",
                         lambda p: ["vethabc"] if p == "/sys/class/net/skiff0/brif" else real(p))
     with pytest.raises(Conflict, match="vethabc"):
         store_mod.delete_bridge_of({"Name": "bridge", "Bridge": "skiff0"})
+
+
+def test_delete_bridge_of_waits_for_an_exited_containers_veth(monkeypatch):
+    """The veth of a container that has just exited leaves with its netns, in the kernel's
+    background: it may still be on the bridge for a moment (CI saw it), and is waited for."""
+    from skiff.runtime.network import bridge, store as store_mod
+    reads = []
+
+    def listdir(p):
+        assert p == "/sys/class/net/skiff0/brif"
+        reads.append(p)
+        return ["vethgoing"] if len(reads) < 4 else []
+    monkeypatch.setattr(store_mod.os, "listdir", listdir)
+    deleted = []
+    monkeypatch.setattr(bridge, "delete_bridge", lambda name: deleted.append(name) or True)
+    assert store_mod.delete_bridge_of({"Name": "bridge", "Bridge": "skiff0"}) is True
+    assert deleted == ["skiff0"] and len(reads) == 4
 
 
 class FakeTable:

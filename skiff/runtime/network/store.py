@@ -101,14 +101,32 @@ def _bridge_ports(name: str) -> list[str] | None:
         return None
 
 
+DRAIN_SECONDS = 5.0  # how long an exited container's veth may take to leave its bridge
+
+
+def _ports_after_drain(name: str) -> list[str] | None:
+    """The bridge's ports once those that are going away have gone. An exited container's
+    veth leaves with its network namespace, which the kernel dismantles in the background
+    (endpoint.detach), so a veth of a container that has just exited may still be attached
+    for a moment; the callers have already checked that no container of theirs is on the
+    network. Waits up to DRAIN_SECONDS while any port remains."""
+    ports = _bridge_ports(name)
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while ports and time.monotonic() < deadline:
+        time.sleep(0.02)
+        ports = _bridge_ports(name)
+    return ports
+
+
 def delete_bridge_of(net: dict) -> bool:
     """Delete a network's Linux bridge if the bridge module is there; False if there was no
-    such bridge (or no module yet). Conflict if links are still attached to it: bridge names
-    are host-wide, so they belong to another skiff root's containers, or to someone else."""
+    such bridge (or no module yet). Conflict if links are still attached to it once exited
+    containers' veths have gone: bridge names are host-wide, so they belong to another skiff
+    root's containers, or to someone else."""
     name = net.get("Bridge")
     if not name:
         return False
-    ports = _bridge_ports(name)
+    ports = _ports_after_drain(name)
     if ports is None:
         return False
     if ports:
@@ -126,7 +144,7 @@ def teardown_network(root: Root, net: dict) -> None:
     rules (owner ``net:<id12>`` in skiff's nftables table) and its bridge. For ``remove`` and
     ``default`` (``teardown=store.teardown``). Raises, leaving the definition in place, if
     the bridge cannot be deleted."""
-    ports = _bridge_ports(net.get("Bridge") or "")
+    ports = _ports_after_drain(net.get("Bridge") or "")
     if ports:
         delete_bridge_of(net)  # raises Conflict, before any rule is touched
     try:
