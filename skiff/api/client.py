@@ -1,7 +1,7 @@
 """HTTPClient: the §3 ``Client`` over HTTP(S) with aiohttp, speaking the Kubernetes wire format.
 
 One ``aiohttp.ClientSession`` (one connection pool, keep-alive) per client, created on first use.
-Bodies are encoded once with ``json.dumps`` and decoded once with ``json.loads``. A non-2xx answer
+Bodies are encoded once and decoded once (``jsoncodec``: orjson, the stdlib behind it). A non-2xx answer
 becomes ``APIError`` built from the server's Status (or a synthesised one if the body is not a
 Status). A failure to reach the server is ``APIConnectionError``.
 
@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Mapping
 
 import aiohttp
 
+from skiff.api import jsoncodec
 from skiff.api.client_base import Client
 from skiff.api.errors import APIError
 from skiff.api.kubeconfig import resolve_kubeconfig
@@ -59,8 +60,7 @@ def status_for(code: int, message: str, reason: str | None = None) -> dict:
             "message": message, "reason": reason or _REASONS.get(code, "Unknown"), "code": code}
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+_dumps = jsoncodec.dumps   # compact JSON bytes
 
 
 def _param_value(v: Any) -> str:
@@ -135,7 +135,7 @@ class HTTPClient(Client):
                                              keepalive_timeout=60)
             self._session = aiohttp.ClientSession(
                 headers=self._headers, connector=connector, timeout=self._timeout,
-                json_serialize=lambda o: json.dumps(o, separators=(",", ":")),
+                json_serialize=jsoncodec.dumps_str,
                 auto_decompress=True)
         return self._session
 
@@ -358,7 +358,7 @@ class HTTPClient(Client):
         return await self.request("DELETE", path_for(r.plural, self._ns(r, namespace), name), json=body)
 
 
-_loads = json.loads
+_loads = jsoncodec.loads
 
 
 def _event(line: bytes) -> tuple[str, dict]:

@@ -19,6 +19,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from skiff.api import errors as E
+from skiff.api import jsoncodec
 from skiff.api.errors import APIError
 from skiff.api.resources import RESOURCES, Resource
 from skiff.api import tables as T
@@ -44,8 +45,7 @@ _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "bin
 _LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "previous", "limitBytes")
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+_dumps = jsoncodec.dumps   # compact JSON bytes
 
 
 def json_response(obj: Any, status: int = 200, warnings: list | None = None) -> web.Response:
@@ -344,7 +344,7 @@ class APIServer:
         try:
             if strict is not None and request.query.get("fieldValidation") == "Strict":
                 return _loads_strict(raw, strict)
-            return json.loads(raw)
+            return jsoncodec.loads(raw)
         except ValueError as e:
             raise E.bad_request(f"couldn't get version/kind; json parse error: {e}") from None
 

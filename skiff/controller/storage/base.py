@@ -31,6 +31,8 @@ import json
 import logging
 from typing import Any, AsyncIterator
 
+from skiff.api import jsoncodec
+
 log = logging.getLogger(__name__)
 
 ADDED = "ADDED"
@@ -202,11 +204,8 @@ def node_of(obj: Obj | None) -> str:
 _END = object()
 
 
-def _enc(obj: Obj) -> str:
-    return json.dumps(obj, separators=(",", ":"))
-
-
-_dec = json.loads
+_enc = jsoncodec.dumps_str
+_dec = jsoncodec.loads
 
 
 class RawObject:

@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime
-import json
 import sqlite3
 import threading
 import uuid
 from typing import Any, AsyncIterator, Callable
+
+from skiff.api import jsoncodec
 
 from .base import (ADDED, DELETED, MODIFIED, KeyedEvent, Obj, Storage, StoreError,
                    already_exists, conflict, decode_continue, encode_continue, expired,
@@ -51,12 +52,8 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _dumps(obj: Obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def _loads(b: bytes | str) -> Obj:
-    return json.loads(b)
+_dumps = jsoncodec.dumps    # compact JSON bytes
+_loads = jsoncodec.loads
 
 
 def prefix_end(prefix: str) -> str:
