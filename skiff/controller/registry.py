@@ -280,7 +280,13 @@ class Registry(RegistryKindsMixin):
         # the index alone decides a selector that is just spec.nodeName=X: no decoding needed
         by_index = indexed and sel.labels.empty() and len(sel.fields.requirements) == 1
         raw = raw and getattr(st, "raw_watch", False) is True and (not filtered or by_index)
-        kw = {"raw": True} if raw else {}
+        kw: dict = {"raw": True} if raw else {}
+        # an indexed watch sees only its node's events: its bookmarks take the cache's
+        # revision from the cache (as Kubernetes' do), or a client that reconnects after a
+        # quiet spell would resume from before the pods ring and have to relist
+        progress: dict = {}
+        if indexed:
+            kw["progress"] = progress
         try:
             if indexed:
                 peek, list_rv = await st.peek_node(prefix, node)
@@ -342,6 +348,9 @@ class Registry(RegistryKindsMixin):
                     if not done:
                         if deadline is not None and loop.time() >= deadline:
                             return
+                        now = progress["rev"]() if "rev" in progress else None
+                        if now is not None and now > last_rv:
+                            last_rv = now
                         yield "BOOKMARK", {"kind": r.kind, "apiVersion": r.api_version,
                                            "metadata": {"resourceVersion": str(last_rv)}}
                         continue

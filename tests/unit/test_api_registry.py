@@ -303,6 +303,36 @@ async def test_watch_from_rv_bookmarks_timeout(reg):
     assert ("BOOKMARK", None, "Pod") in got[1:]
 
 
+async def test_node_watch_bookmarks_carry_the_cache_revision(reg):
+    """An agent's watch (spec.nodeName=X) sees only its node's pods, but its bookmarks carry
+    the cache's revision, as Kubernetes' do: resuming from one after a quiet spell must not
+    fall off the ring while other nodes' pods went by."""
+    await reg.create("pods", pod("mine", nodeName="n1"), "default")
+    lst = await reg.list("pods", field_selector="spec.nodeName=n1")
+    got = []
+    stream = reg.watch("pods", None, field_selector="spec.nodeName=n1", bookmarks=True,
+                       resource_version=lst["metadata"]["resourceVersion"], timeout_seconds=1.0)
+    it = stream.__aiter__()
+    others = [await reg.create("pods", pod(f"other-{i}", nodeName="n2"), "default") for i in range(3)]
+    last = int(others[-1]["metadata"]["resourceVersion"])
+    try:
+        async for t, o in it:
+            got.append((t, int(o["metadata"]["resourceVersion"])))
+    finally:
+        await stream.aclose()
+    assert got and all(t == "BOOKMARK" for t, _ in got)    # nothing of n1 changed
+    assert got[-1][1] >= last
+    # and resuming from that bookmark gives the events that came after it, and only those
+    mine = await reg.create("pods", pod("mine-2", nodeName="n1"), "default")
+    resumed = reg.watch("pods", None, field_selector="spec.nodeName=n1", resource_version=str(got[-1][1]))
+    try:
+        t, o = await asyncio.wait_for(resumed.__anext__(), 2)
+    finally:
+        await resumed.aclose()
+    assert (t, o["metadata"]["name"]) == ("ADDED", "mine-2")
+    assert o["metadata"]["resourceVersion"] == mine["metadata"]["resourceVersion"]
+
+
 async def test_watch_too_old_is_410(tmp_path):
     store = SqliteStore(str(tmp_path / "s.db"))
     cache = WatchCache(store, capacity=3)

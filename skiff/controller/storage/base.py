@@ -466,11 +466,18 @@ class WatchCache(Storage):
         return out, list_rv, None
 
     async def watch_keyed(self, prefix: str, from_rev: int | None = None, *,
-                          node: str | None = None, raw: bool = False) -> AsyncIterator[KeyedEvent]:
+                          node: str | None = None, raw: bool = False,
+                          progress: dict | None = None) -> AsyncIterator[KeyedEvent]:
         """``node``: only events of pods that are or were on that spec.nodeName ("" for
         unscheduled pods) -- for watches selecting ``spec.nodeName=node`` (see INDEXED_PREFIX).
         ``raw``: the objects come as :class:`RawObject` (not decoded; ``node`` is the pod's
-        spec.nodeName after the event, None outside INDEXED_PREFIX)."""
+        spec.nodeName after the event, None outside INDEXED_PREFIX).
+        ``progress``: given a dict, its "rev" is set to a callable that returns the cache's
+        revision when this watch has nothing queued, else None. Called while the caller waits
+        on the next event (it is not done), that revision is one up to which the watch has
+        yielded everything of its own: events go onto the queues in the same step that moves
+        the revision on, and stay there until this generator takes them and yields. For
+        bookmarks of a node-filtered watch, whose own events may be few and far between."""
         conv = _dec if not raw else None
         if self._direct(prefix):     # from the backend, decoded
             it = self.storage.watch_keyed(prefix, from_rev)
@@ -501,6 +508,8 @@ class WatchCache(Storage):
         if len(rings) > 1:
             backlog.sort(key=lambda ev: ev[3])
         w = _CacheWatcher(prefix, node)
+        if progress is not None:
+            progress["rev"] = lambda: self._rev if w.queue.empty() else None
         if node is None:
             self._watchers.add(w)
         else:
