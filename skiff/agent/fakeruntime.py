@@ -11,12 +11,12 @@ do not watch pidfds (nothing would ever exit on its own).
 """
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import itertools
 import os
 import tempfile
 
+from skiff.api.timefmt import rfc3339
 from ..errors import InvalidArgument, NotFound
 from .images import ImageManager
 from .podruntime import ContainerInfo, Sandbox, _meta
@@ -25,8 +25,7 @@ FAKE_IMAGE_ID = "sha256:" + "0" * 64
 _LOG_FILE: str | None = None   # one empty log file for every hollow container of the process
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+_now = rfc3339
 
 
 class _Instance:

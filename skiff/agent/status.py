@@ -12,14 +12,14 @@ container name to the (reason, message) the agent has for it while it is not run
 """
 from __future__ import annotations
 
-import datetime
 from typing import Any
+
+from skiff.api.timefmt import rfc3339
 
 RUNTIME = "skiff"
 
 
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+now_rfc3339 = rfc3339
 
 
 def _ts(t: str | None) -> str | None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import datetime
 import uuid
 from typing import Any
 
+from skiff.api.timefmt import rfc3339
 from skiff.controller.storage.base import StoreError, already_exists, conflict
 
 __all__ = ["DRY_RUN", "DryRunStorage", "check_dry_run", "dry_run_scope"]
@@ -51,8 +51,7 @@ def dry_run_scope(values):
         DRY_RUN.reset(token)
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+_now = rfc3339
 
 
 class DryRunStorage:

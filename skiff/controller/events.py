@@ -29,6 +29,7 @@ import logging
 import time
 from typing import Any
 
+from skiff.api.timefmt import rfc3339
 from skiff.api.errors import APIError
 from skiff.api.resources import RESOURCES
 
@@ -47,8 +48,6 @@ COALESCE_AT = 100
 BATCH = 64
 
 
-def rfc3339(t: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if t is None else t))
 
 
 class _Seen:

@@ -34,6 +34,7 @@ import asyncio
 import logging
 import time
 
+from skiff.api.timefmt import rfc3339
 from skiff.api.errors import APIError
 from skiff.api.informer import Informer
 from skiff.controller.events import EventRecorder
@@ -49,8 +50,7 @@ UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
 COMPONENT = "node-controller"
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+_now = rfc3339
 
 
 def _cond(obj: dict, typ: str) -> dict | None:

@@ -15,12 +15,12 @@ until their finalizers are removed.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import random
 import time
 from typing import Any, AsyncIterator
 
+from skiff.api.timefmt import rfc3339
 from skiff.api import errors as E
 from skiff.api.errors import APIError
 from skiff.api.jsontree import json_copy
@@ -42,8 +42,7 @@ _RETRIES = 8
 
 
 def now_rfc3339(offset: float = 0.0) -> str:
-    return datetime.datetime.fromtimestamp(time.time() + offset, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(time.time() + offset if offset else None)
 
 
 def _qos(spec: dict) -> str:

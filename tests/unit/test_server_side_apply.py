@@ -56,6 +56,14 @@ async def test_field_set_and_fields_v1():
             "f:ports": {'k:{"containerPort":80,"protocol":"TCP"}': {".": {}, "f:containerPort": {}}}}},
             "f:tolerations": {}}}
     assert MF.from_fields_v1(fv1) == paths
+    # encode keeps the trees of sets that come again (every pod of a ReplicaSet): the same
+    # tree for the same set, built afresh for another
+    a = MF.encode([({"manager": "m"}, set(paths))])[0]["fieldsV1"]
+    b = MF.encode([({"manager": "n"}, set(paths))])[0]["fieldsV1"]
+    assert a == fv1 and b is a
+    fewer = set(paths) - {("f:spec", "f:tolerations")}
+    c = MF.encode([({"manager": "m"}, fewer)])[0]["fieldsV1"]
+    assert "f:tolerations" not in c["f:spec"] and MF.from_fields_v1(c) == fewer
     assert MF.path_string(("f:spec", "f:containers", 'k:{"name":"c"}', "f:image")) == \
         '.spec.containers[name="c"].image'
     assert MF.path_string(("f:spec", "f:containers", 'k:{"name":"c"}', "f:ports",

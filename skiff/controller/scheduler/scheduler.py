@@ -32,15 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
 
+from skiff.api.timefmt import rfc3339
 from skiff.api.errors import APIError
 from skiff.api.informer import Informer
 from skiff.controller.events import EventRecorder
 from skiff.controller.workqueue import WorkQueue, run_workers
 
-from .cache import SchedulerCache, pod_counts
+from .cache import SchedulerCache
 from .filters import (PodInfo, R_PORTS, fit_error_message, fits_resources, host_ports_conflict,
                       static_reasons)
 from .score import RoundRobin, score_and_select
@@ -64,8 +64,7 @@ def num_feasible_nodes_to_find(num_all: int, percentage: int = 0) -> int:
     return max(n, MIN_FEASIBLE_NODES_TO_FIND)
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+_now = rfc3339
 
 
 def _spec_view(pod: dict | None):

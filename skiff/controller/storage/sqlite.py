@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import datetime
 import sqlite3
 import threading
 import uuid
 from typing import Any, AsyncIterator, Callable
 
 from skiff.api import jsoncodec
+from skiff.api.timefmt import rfc3339
 
 from .base import (ADDED, DELETED, MODIFIED, KeyedEvent, Obj, Storage, StoreError,
                    already_exists, conflict, decode_continue, encode_continue, expired,
@@ -48,8 +48,7 @@ INSERT OR IGNORE INTO meta VALUES ('compacted', 0);
 _END = object()  # posted to watchers when the store closes
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+_now = rfc3339
 
 
 _dumps = jsoncodec.dumps    # compact JSON bytes

@@ -11,6 +11,7 @@ import json
 import math
 import time
 
+from skiff.api.timefmt import rfc3339
 from skiff.api.jsontree import json_copy
 from skiff.controller.selectors import LabelRequirement, LabelSelector
 
@@ -42,8 +43,6 @@ _ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
 
 
 # -- time ----------------------------------------------------------------------------------------
-def rfc3339(t: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if t is None else t))
 
 
 def parse_time(s: str | None) -> float | None:
