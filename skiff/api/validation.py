@@ -444,34 +444,68 @@ UNSUPPORTED_POD_FIELDS += [
 ]
 
 
-def _walk(obj: Any, parts: list[str], prefix: list) -> Iterable[tuple[list, Any]]:
-    if not parts:
-        yield prefix, obj
+_RULE_TRIES: dict[int, tuple] = {}
+
+
+def _rule_trie(rules: list) -> dict:
+    """The rules' paths as a tree, (name, star) -> (children, [(rule index, action, pred)]):
+    one walk of the object then serves every rule (a pod has 60 rules; walking each path on
+    its own was 2% of the API server's CPU on pod creates)."""
+    got = _RULE_TRIES.get(id(rules))
+    if got is None or got[0] is not rules or got[1] != len(rules):
+        root: dict = {}
+        for idx, (path, action, pred) in enumerate(rules):
+            node, parts = root, path.split(".")
+            for j, head in enumerate(parts):
+                key = (head[:-3], True) if head.endswith("[*]") else (head, False)
+                entry = node.get(key)
+                if entry is None:
+                    entry = node[key] = ({}, [])
+                if j == len(parts) - 1:
+                    entry[1].append((idx, action, pred))
+                node = entry[0]
+        got = _RULE_TRIES[id(rules)] = (rules, len(rules), root)
+    return got[2]
+
+
+def _rule_hits(obj: Any, node: dict, prefix: list, hits: list) -> None:
+    if not isinstance(obj, dict):
         return
-    head, rest = parts[0], parts[1:]
-    name, star = (head[:-3], True) if head.endswith("[*]") else (head, False)
-    if not isinstance(obj, dict) or name not in obj:
-        return
-    val = obj[name]
-    if star:
-        if isinstance(val, list):
-            for i, item in enumerate(val):
-                yield from _walk(item, rest, prefix + [name, i]) if rest else iter([(prefix + [name, i], item)])
-    else:
-        yield from _walk(val, rest, prefix + [name])
+    for (name, star), (children, terms) in node.items():
+        if name not in obj:
+            continue
+        val = obj[name]
+        if star:
+            if isinstance(val, list):
+                for i, item in enumerate(val):
+                    p = prefix + [name, i]
+                    for t in terms:
+                        hits.append((t, p, item))
+                    if children:
+                        _rule_hits(item, children, p, hits)
+        else:
+            p = prefix + [name]
+            for t in terms:
+                hits.append((t, p, val))
+            if children:
+                _rule_hits(val, children, p, hits)
 
 
 def _unsupported(obj: dict, rules) -> tuple[list[dict], list[Warning]]:
+    """Causes and warnings of the fields ``rules`` name (path, REJECT|WARN, predicate on the
+    value), in the rules' order, and within a rule in the object's."""
     causes, warnings = [], []
-    for path, action, pred in rules:
-        for parts, value in _walk(obj, path.split("."), []):
-            if not pred(value):
-                continue
-            field = json_path(parts)
-            if action == REJECT:
-                causes.append(_cause(field, NOT_SUPPORTED, f"{field} is not supported by skiff"))
-            else:
-                warnings.append(Warning(field, f"{field} is accepted but not supported by skiff"))
+    hits: list = []
+    _rule_hits(obj, _rule_trie(rules), [], hits)
+    hits.sort(key=lambda h: h[0][0])      # stable: a rule's own hits keep the walk's order
+    for (_idx, action, pred), parts, value in hits:
+        if not pred(value):
+            continue
+        field = json_path(parts)
+        if action == REJECT:
+            causes.append(_cause(field, NOT_SUPPORTED, f"{field} is not supported by skiff"))
+        else:
+            warnings.append(Warning(field, f"{field} is accepted but not supported by skiff"))
     return causes, warnings
 
 

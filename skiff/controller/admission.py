@@ -190,14 +190,17 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
 
 def admit(obj: dict, namespace_from_path: str | None = None, *,
           toleration_seconds: int | None = None,
-          field_validation: str | None = None) -> tuple[dict, list[Warning]]:
+          field_validation: str | None = None, owned: bool = False) -> tuple[dict, list[Warning]]:
     """Default and validate ``obj`` (not modified; a copy is returned with the warnings).
+    ``owned``: the caller hands ``obj`` over (a request body it decoded): it is defaulted in
+    place and returned, not copied.
     ``field_validation`` (Strict|Warn|Ignore) is the API's directive for unknown fields
     (see :func:`skiff.api.validation.validate`).
 
     When the request path names a namespace and the body names another, that is an error
     (as in Kubernetes)."""
-    obj = json_copy(obj)
+    if not owned:
+        obj = json_copy(obj)
     kind = kind_of(obj)
     if kind is not None and namespace_from_path and isinstance(obj.get("metadata"), dict):
         ns = obj["metadata"].get("namespace")

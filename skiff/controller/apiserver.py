@@ -1,7 +1,8 @@
 """The Kubernetes-shaped REST API over aiohttp (contracts §2).
 
-``make_app(registry, tokens, apiserver_token=None) -> web.Application``. One catch-all route
-parses Kubernetes paths (``/api/v1/...``, ``/apis/<group>/<version>/...``) for every
+``APIServer(registry, tokens).make_server() -> web.Server``: aiohttp's low-level server with
+one handler (no Application, router or middleware chain: 4-5% of the API server's CPU under
+load went to them). The handler parses Kubernetes paths (``/api/v1/...``, ``/apis/<group>/<version>/...``) for every
 resource of :data:`skiff.api.resources.RESOURCES`; plus discovery (``/api``, ``/apis``,
 ``/api/v1``, ``/apis/<group>/<version>``), ``/version``, ``/healthz``, ``/readyz``,
 ``/livez``, the skiff.dev join/node token endpoints, TokenReview, and the pods/log proxy to
@@ -10,6 +11,7 @@ the agents. Every error is a Kubernetes Status. Bearer token auth on everything 
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -42,6 +44,7 @@ _PATCH_TYPES = {"application/merge-patch+json": "merge", "application/json-patch
                 "application/strategic-merge-patch+json": "strategic"}
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "binding": ["create"],
                       "scale": ["get", "patch", "update"], "finalize": ["update"]}
+MAX_BODY = 3 * 1024 * 1024
 _LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "previous", "limitBytes")
 
 
@@ -271,19 +274,27 @@ class APIServer:
         self.ca_pem: bytes | None = None     # the cluster CA (served at /cacerts) when on TLS
         self.ca_hash: str | None = None      # its SHA-256: join tokens carry it (K10<hash>::secret)
 
-    def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware], client_max_size=3 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self.dispatch)
-        app.on_cleanup.append(self._cleanup)
-        return app
+    def make_server(self, **kwargs) -> web.Server:
+        """The aiohttp server, for a ServerRunner: every request goes to :meth:`handle`.
+        (aiohttp's RawTestServer takes ``handle`` and ``request_factory`` the same way.)"""
+        return web.Server(self.handle, request_factory=self.request_factory, **kwargs)
 
-    async def _cleanup(self, app) -> None:
+    @staticmethod
+    def request_factory(message, payload, protocol, writer, task) -> web.BaseRequest:
+        """Requests whose bodies may be up to MAX_BODY (the kube-apiserver takes 3 MB)."""
+        return web.BaseRequest(message, payload, protocol, writer, task, asyncio.get_running_loop(),
+                               client_max_size=MAX_BODY)
+
+    async def close(self) -> None:
+        """Let go of the client session of the pods/log proxy."""
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler):
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        return await self._middleware(request, self.dispatch)
+
+    async def _middleware(self, request: web.BaseRequest, handler):
         try:
             if request.path not in PUBLIC:
                 auth = request.headers.get("Authorization", "")
@@ -450,7 +461,7 @@ class APIServer:
                 fv = _field_validation(request)
                 out = await reg.create(r.plural, await self._body(request, strict=r), ns, user=user,
                                        warnings=warnings, field_manager=_field_manager(request),
-                                       field_validation=fv)
+                                       field_validation=fv, owned=True)
                 return json_response(out, 201, warnings)
             raise E.method_not_allowed()
         if sub == "log":
@@ -745,5 +756,3 @@ class APIServer:
                               "metadata": {"creationTimestamp": None}, "spec": {}, "status": status}, 201)
 
 
-def make_app(registry, tokens: TokenManager, apiserver_token: str | None = None) -> web.Application:
-    return APIServer(registry, tokens, apiserver_token).make_app()

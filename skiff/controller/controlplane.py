@@ -139,7 +139,8 @@ class ControlPlane:
         self.kubeconfig_path = os.path.join(self.data_dir, "kubeconfig")
         self._store: SqliteStore | None = None
         self._cache: WatchCache | None = None
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
+        self._api = None
         self._factories: list[ControllerFactory] = []
         self._tasks: list[asyncio.Task] = []
         self._started = False
@@ -210,9 +211,9 @@ class ControlPlane:
                 _small_tls_buffers()
                 server.ca_pem, server.ca_hash = pki.ca_pem, pki.ca_hash
                 self.ca_file, self.ca_hash = pki.ca_file, pki.ca_hash
-            app = server.make_app()
-            self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                                        shutdown_timeout=2.0)
+            self._api = server
+            self._runner = web.ServerRunner(server.make_server(access_log=None, handler_cancellation=True),
+                                            shutdown_timeout=2.0)
             await self._runner.setup()
             site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=ssl_context)
             await site.start()
@@ -239,6 +240,9 @@ class ControlPlane:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
         self._cache = None
         if self._store is not None:
             await self._store.close()

@@ -66,7 +66,24 @@ now = rfc3339
 
 # ------------------------------------------------------------------------- paths and sets
 
+try:
+    import orjson as _orjson
+    _SORTED = _orjson.OPT_SORT_KEYS
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+
 def _jdump(v: Any) -> str:
+    """Compact JSON with sorted keys, ASCII as the stdlib writes it (list-item keys such as
+    ``k:{"containerPort":80,"protocol":"TCP"}``): orjson for the common case (5x faster; one of
+    these per list item on every write), the stdlib for anything else."""
+    if _orjson is not None:
+        try:
+            out = _orjson.dumps(v, option=_SORTED)
+            if out.isascii():
+                return out.decode()
+        except TypeError:
+            pass
     return json.dumps(v, separators=(",", ":"), sort_keys=True)
 
 

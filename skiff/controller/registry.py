@@ -400,7 +400,9 @@ class Registry(RegistryKindsMixin):
                      subresource: str | None = None, name: str | None = None,
                      user: User = ADMIN, warnings: list | None = None,
                      field_manager: str | None = None, _managed: list | None = None,
-                     field_validation: str | None = None) -> dict:
+                     field_validation: str | None = None, owned: bool = False) -> dict:
+        """``owned``: ``obj`` is handed over (a decoded request body) and may be written into;
+        otherwise it is the caller's, and only its top level is replaced."""
         r = self.resource(resource)
         if subresource == "binding" and r.plural == "pods":
             return await self.bind(namespace or "default", name, obj, user=user)
@@ -424,7 +426,8 @@ class Registry(RegistryKindsMixin):
         md["generation"] = 1
         try:
             new, warns = admit(obj, namespace if r.namespaced else None,
-                               toleration_seconds=self.pod_eviction_timeout, field_validation=field_validation)
+                               toleration_seconds=self.pod_eviction_timeout, field_validation=field_validation,
+                               owned=owned)
         except ValidationError as e:
             raise APIError(e.to_status()) from None
         if warnings is not None:

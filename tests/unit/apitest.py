@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import RawTestServer, TestClient
 
 from skiff.controller.apiserver import APIServer
 from skiff.controller.auth import TokenManager
@@ -23,11 +23,13 @@ async def api_test_client(tmp_path, **registry_options):
         reg = Registry(cache, **registry_options)
         await reg.ensure_namespaces()
         token = await TokenManager(cache).create_admin_token()
-        client = TestClient(TestServer(APIServer(reg, TokenManager(cache)).make_app()))
+        api = APIServer(reg, TokenManager(cache))
+        client = TestClient(RawTestServer(api.handle, request_factory=api.request_factory))
         await client.start_server()
         yield client, reg, token
     finally:
         if client is not None:
             await client.close()
+            await api.close()
         await cache.close()
         await store.close()

@@ -149,6 +149,18 @@ async def test_422_with_causes(api):
     assert "metadata.name" in fields
 
 
+async def test_request_bodies_up_to_3_mib(api):
+    """As the kube-apiserver: bodies up to 3 MiB are read (aiohttp's own limit is 1 MiB),
+    larger ones are a 413 Status."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": {"a": "x" * 1_500_000}}
+    st, body, _ = await api("POST", "/api/v1/namespaces/default/configmaps", cm)
+    assert st != 413, body
+    cm["metadata"]["name"], cm["data"]["a"] = "huge", "x" * (3 * 1024 * 1024 + 10)
+    st, body, _ = await api("POST", "/api/v1/namespaces/default/configmaps", cm)
+    assert st == 413
+    assert_status(body, 413, "RequestEntityTooLarge")
+
+
 async def test_warning_header(api):
     p = pod()
     p["spec"]["containers"][0]["readinessProbe"] = {"exec": {"command": ["true"]}}
