@@ -29,7 +29,6 @@ import time
 
 from skiff.api.errors import APIError
 from skiff.api.informer import Informer, key_of
-from skiff.api.jsontree import json_copy
 from skiff.controller.events import EventRecorder
 from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads import logic as L
@@ -286,7 +285,9 @@ class ReplicaSetController(QueueController):
         first_error: APIError | None = None
         while done < n:
             size = min(batch, n - done)
-            results = await asyncio.gather(*(self.client.create("pods", json_copy(template), ns)
+            # a new top level is enough: creating replaces the body's metadata and copies the
+            # rest before defaulting (admission), and nothing nested is written before that
+            results = await asyncio.gather(*(self.client.create("pods", dict(template), ns)
                                              for _ in range(size)), return_exceptions=True)
             ok = 0
             for r in results:

@@ -303,6 +303,22 @@ async def test_watch_from_rv_bookmarks_timeout(reg):
     assert ("BOOKMARK", None, "Pod") in got[1:]
 
 
+async def test_create_leaves_what_is_nested_in_the_callers_object_alone(reg):
+    """The ReplicaSet controller creates every pod from one template with only a new top level
+    (dict(template)): creating must not write into anything nested in it."""
+    import copy
+    template = pod("", containers=("a", "b"))
+    template["metadata"] = {"generateName": "rs-", "labels": {"app": "x"},
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                                                 "uid": "u1", "controller": True}]}
+    template["spec"]["volumes"] = [{"name": "v", "emptyDir": {}}]
+    before = copy.deepcopy(template)
+    made = [await reg.create("pods", dict(template), "default") for _ in range(2)]
+    assert template == before
+    assert made[0]["metadata"]["name"] != made[1]["metadata"]["name"]
+    assert made[0]["spec"]["restartPolicy"] == "Always"       # defaulted: in the copies only
+
+
 async def test_node_watch_bookmarks_carry_the_cache_revision(reg):
     """An agent's watch (spec.nodeName=X) sees only its node's pods, but its bookmarks carry
     the cache's revision, as Kubernetes' do: resuming from one after a quiet spell must not
