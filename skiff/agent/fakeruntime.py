@@ -17,6 +17,7 @@ import os
 import tempfile
 
 from skiff.api.timefmt import rfc3339
+
 from ..errors import InvalidArgument, NotFound
 from .images import ImageManager
 from .podruntime import ContainerInfo, Sandbox, _meta
@@ -24,8 +25,6 @@ from .podruntime import ContainerInfo, Sandbox, _meta
 FAKE_IMAGE_ID = "sha256:" + "0" * 64
 _LOG_FILE: str | None = None   # one empty log file for every hollow container of the process
 
-
-_now = rfc3339
 
 
 class _Instance:
@@ -40,7 +39,7 @@ class _Instance:
         self.image = image
         self.state = "running"
         self.exit_code = 0
-        self.started_at: str | None = _now()
+        self.started_at: str | None = rfc3339()
         self.finished_at: str | None = None
         self.reason = ""
         self.created = seq
@@ -58,7 +57,7 @@ class _Instance:
         self.state = "exited"
         self.exit_code = code
         self.reason = "Completed" if code == 0 else "Error"
-        self.finished_at = _now()
+        self.finished_at = rfc3339()
 
 
 class _FakePod:

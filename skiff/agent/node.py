@@ -9,6 +9,7 @@ import socket
 import urllib.parse
 
 from skiff.api.resources import NODE_LEASE_NAMESPACE
+from skiff.api.timefmt import rfc3339
 
 AGENT_VERSION = "v1.32.0-skiff"
 MAX_PODS = 110
@@ -16,10 +17,6 @@ MAX_PODS = 110
 
 def micro_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def host_ip_for(server_url: str) -> str:
@@ -70,7 +67,7 @@ def _os_image() -> str:
 
 def ready_condition(ready: bool, old: dict | None = None) -> dict:
     status = "True" if ready else "False"
-    t = now()
+    t = rfc3339()
     trans = old.get("lastTransitionTime") if old and old.get("status") == status else t
     return {"type": "Ready", "status": status, "lastHeartbeatTime": t, "lastTransitionTime": trans or t,
             "reason": "KubeletReady" if ready else "KubeletNotReady",

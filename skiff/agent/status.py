@@ -19,9 +19,6 @@ from skiff.api.timefmt import rfc3339
 RUNTIME = "skiff"
 
 
-now_rfc3339 = rfc3339
-
-
 def _ts(t: str | None) -> str | None:
     """The runtime's nanosecond timestamps, cut to seconds as the API shows them."""
     if not t:
@@ -132,7 +129,7 @@ def _condition(old: dict[str, dict], ctype: str, status: str, reason: str | None
                message: str | None = None) -> dict:
     prev = old.get(ctype)
     when = prev["lastTransitionTime"] if prev and prev.get("status") == status and \
-        prev.get("lastTransitionTime") else now_rfc3339()
+        prev.get("lastTransitionTime") else rfc3339()
     c = {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": when}
     if reason:
         c["reason"] = reason
@@ -177,7 +174,7 @@ def pod_status(pod: dict, sandbox, infos: list, waiting: dict[str, tuple[str, st
     ]
     st: dict[str, Any] = {"phase": ph, "conditions": conds, "hostIP": host_ip,
                           "hostIPs": [{"ip": host_ip}] if host_ip else [],
-                          "startTime": old.get("startTime") or now_rfc3339(),
+                          "startTime": old.get("startTime") or rfc3339(),
                           "containerStatuses": statuses, "qosClass": qos_class(pod)}
     if sandbox is not None and sandbox.ip:
         st["podIP"] = sandbox.ip

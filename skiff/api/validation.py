@@ -444,28 +444,26 @@ UNSUPPORTED_POD_FIELDS += [
 ]
 
 
-_RULE_TRIES: dict[int, tuple] = {}
+def rule_trie(rules: list) -> dict:
+    """Rules (path, REJECT|WARN, predicate on the value) as a tree of their paths,
+    (name, star) -> (children, [(rule index, action, pred)]): one walk of the object then
+    serves every rule (a pod has 60; walking each path on its own was 2% of the API server's
+    CPU on pod creates)."""
+    root: dict = {}
+    for idx, (path, action, pred) in enumerate(rules):
+        node, parts = root, path.split(".")
+        for j, head in enumerate(parts):
+            key = (head[:-3], True) if head.endswith("[*]") else (head, False)
+            entry = node.get(key)
+            if entry is None:
+                entry = node[key] = ({}, [])
+            if j == len(parts) - 1:
+                entry[1].append((idx, action, pred))
+            node = entry[0]
+    return root
 
 
-def _rule_trie(rules: list) -> dict:
-    """The rules' paths as a tree, (name, star) -> (children, [(rule index, action, pred)]):
-    one walk of the object then serves every rule (a pod has 60 rules; walking each path on
-    its own was 2% of the API server's CPU on pod creates)."""
-    got = _RULE_TRIES.get(id(rules))
-    if got is None or got[0] is not rules or got[1] != len(rules):
-        root: dict = {}
-        for idx, (path, action, pred) in enumerate(rules):
-            node, parts = root, path.split(".")
-            for j, head in enumerate(parts):
-                key = (head[:-3], True) if head.endswith("[*]") else (head, False)
-                entry = node.get(key)
-                if entry is None:
-                    entry = node[key] = ({}, [])
-                if j == len(parts) - 1:
-                    entry[1].append((idx, action, pred))
-                node = entry[0]
-        got = _RULE_TRIES[id(rules)] = (rules, len(rules), root)
-    return got[2]
+POD_RULES = rule_trie(UNSUPPORTED_POD_FIELDS)
 
 
 def _rule_hits(obj: Any, node: dict, prefix: list, hits: list) -> None:
@@ -491,12 +489,12 @@ def _rule_hits(obj: Any, node: dict, prefix: list, hits: list) -> None:
                 _rule_hits(val, children, p, hits)
 
 
-def _unsupported(obj: dict, rules) -> tuple[list[dict], list[Warning]]:
-    """Causes and warnings of the fields ``rules`` name (path, REJECT|WARN, predicate on the
-    value), in the rules' order, and within a rule in the object's."""
+def _unsupported(obj: dict, trie: dict) -> tuple[list[dict], list[Warning]]:
+    """Causes and warnings of the fields the rules of ``trie`` (:func:`rule_trie`) name, in
+    the rules' order, and within a rule in the object's."""
     causes, warnings = [], []
     hits: list = []
-    _rule_hits(obj, _rule_trie(rules), [], hits)
+    _rule_hits(obj, trie, [], hits)
     hits.sort(key=lambda h: h[0][0])      # stable: a rule's own hits keep the walk's order
     for (_idx, action, pred), parts, value in hits:
         if not pred(value):
@@ -739,7 +737,7 @@ def _check_workload(obj: dict, kind: str) -> tuple[list[dict], list[Warning]]:
                 causes.extend(_prefixed(_check_pod(fake), "spec", "spec.template.spec"))
             except (AttributeError, TypeError):
                 pass
-            more, warns = _unsupported(fake, UNSUPPORTED_POD_FIELDS)
+            more, warns = _unsupported(fake, POD_RULES)
             causes.extend(_prefixed(more, "spec", "spec.template.spec"))
             for w in warns:
                 nf = "spec.template.spec" + w.field[len("spec"):]
@@ -951,7 +949,7 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
             # a shape the schema has already reported (a list where a mapping belongs...)
             if not causes:
                 raise
-        more, warns = _unsupported(obj, UNSUPPORTED_POD_FIELDS)
+        more, warns = _unsupported(obj, POD_RULES)
         causes.extend(more)
         warnings.extend(warns)
     if kind.kind in ("Deployment", "ReplicaSet"):

@@ -2,8 +2,8 @@
 
 ``APIServer(registry, tokens).make_server() -> web.Server``: aiohttp's low-level server with
 one handler (no Application, router or middleware chain: 4-5% of the API server's CPU under
-load went to them). The handler parses Kubernetes paths (``/api/v1/...``, ``/apis/<group>/<version>/...``) for every
-resource of :data:`skiff.api.resources.RESOURCES`; plus discovery (``/api``, ``/apis``,
+load went to them). The handler parses Kubernetes paths (``/api/v1/...``,
+``/apis/<group>/<version>/...``) for every resource of :data:`skiff.api.resources.RESOURCES`; plus discovery (``/api``, ``/apis``,
 ``/api/v1``, ``/apis/<group>/<version>``), ``/version``, ``/healthz``, ``/readyz``,
 ``/livez``, the skiff.dev join/node token endpoints, TokenReview, and the pods/log proxy to
 the agents. Every error is a Kubernetes Status. Bearer token auth on everything but

@@ -51,9 +51,6 @@ def dry_run_scope(values):
         DRY_RUN.reset(token)
 
 
-_now = rfc3339
-
-
 class DryRunStorage:
     """The real store for reads; writes are verified and simulated, never persisted."""
 
@@ -80,7 +77,7 @@ class DryRunStorage:
             raise already_exists(key)
         md = dict(obj.get("metadata") or {})
         md.setdefault("uid", str(uuid.uuid4()))
-        md.setdefault("creationTimestamp", _now())
+        md.setdefault("creationTimestamp", rfc3339())
         md.pop("resourceVersion", None)
         return {**obj, "metadata": md}
 

@@ -29,9 +29,9 @@ import logging
 import time
 from typing import Any
 
-from skiff.api.timefmt import rfc3339
 from skiff.api.errors import APIError
 from skiff.api.resources import RESOURCES
+from skiff.api.timefmt import rfc3339
 
 __all__ = ["EventRecorder", "NORMAL", "WARNING", "rfc3339"]
 
@@ -46,8 +46,6 @@ SPAM_BURST = 25              # client-go: defaultSpamBurst
 SPAM_REFILL = 300.0          # client-go: defaultSpamQPS = 1/300
 COALESCE_AT = 100
 BATCH = 64
-
-
 
 
 class _Seen:

@@ -24,6 +24,8 @@ import copy
 import json
 from typing import Any, Iterable
 
+import orjson
+
 from skiff.api.timefmt import rfc3339
 from skiff.controller.patch import MERGE_KEYS
 
@@ -61,29 +63,18 @@ class Conflicts(Exception):
                  "field": path_string(p)} for e, p in self.items]
 
 
-now = rfc3339
-
-
 # ------------------------------------------------------------------------- paths and sets
-
-try:
-    import orjson as _orjson
-    _SORTED = _orjson.OPT_SORT_KEYS
-except ImportError:  # pragma: no cover
-    _orjson = None
-
 
 def _jdump(v: Any) -> str:
     """Compact JSON with sorted keys, ASCII as the stdlib writes it (list-item keys such as
     ``k:{"containerPort":80,"protocol":"TCP"}``): orjson for the common case (5x faster; one of
     these per list item on every write), the stdlib for anything else."""
-    if _orjson is not None:
-        try:
-            out = _orjson.dumps(v, option=_SORTED)
-            if out.isascii():
-                return out.decode()
-        except TypeError:
-            pass
+    try:
+        out = orjson.dumps(v, option=orjson.OPT_SORT_KEYS)
+        if out.isascii():
+            return out.decode()
+    except TypeError:
+        pass
     return json.dumps(v, separators=(",", ":"), sort_keys=True)
 
 
@@ -348,7 +339,7 @@ def track_update(managed: Any, old: dict | None, new: dict, manager: str, api_ve
     if not changed and not removed:
         return encode(entries)
     exists = fnew.keys() if scope is None else None
-    me = {"manager": manager, "operation": "Update", "apiVersion": api_version, "time": now(),
+    me = {"manager": manager, "operation": "Update", "apiVersion": api_version, "time": rfc3339(),
           "subresource": subresource or ""}
     ident = entry_id(me)
     out: list[dict] = []
@@ -518,7 +509,7 @@ def apply(live: dict | None, cfg: dict, managed: Any, manager: str, api_version:
         fl = flatten(live, scope)
         if fl:
             entries = [({"manager": BEFORE_FIRST_APPLY, "operation": "Update", "apiVersion": api_version,
-                         "time": now()}, {p for p in fl if fl[p] is not _LIST and
+                         "time": rfc3339()}, {p for p in fl if fl[p] is not _LIST and
                                           not (fl[p] is _MAP and p[-1][2:] in _STRUCTURAL)})]
     ccfg = {k: v for k, v in cfg.items()
             if not ((scope == "main" and k == "status") or (scope == "status" and k not in
@@ -526,7 +517,7 @@ def apply(live: dict | None, cfg: dict, managed: Any, manager: str, api_version:
     if scope == "status" and isinstance(ccfg.get("metadata"), dict):
         ccfg["metadata"] = {k: v for k, v in ccfg["metadata"].items() if k in IGNORED_META}
     applied = owned_paths(flatten(ccfg, scope))
-    me = {"manager": manager, "operation": "Apply", "apiVersion": api_version, "time": now(),
+    me = {"manager": manager, "operation": "Apply", "apiVersion": api_version, "time": rfc3339(),
           "subresource": subresource or ""}
     ident = entry_id(me)
     before = next((p for m, p in entries if entry_id(m) == ident), set())

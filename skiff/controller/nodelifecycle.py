@@ -34,9 +34,9 @@ import asyncio
 import logging
 import time
 
-from skiff.api.timefmt import rfc3339
 from skiff.api.errors import APIError
 from skiff.api.informer import Informer
+from skiff.api.timefmt import rfc3339
 from skiff.controller.events import EventRecorder
 
 __all__ = ["NodeLifecycleController", "run_node_lifecycle", "NODE_LEASE_NAMESPACE",
@@ -48,9 +48,6 @@ NODE_LEASE_NAMESPACE = "kube-node-lease"
 UNKNOWN_REASON = "NodeStatusUnknown"
 UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
 COMPONENT = "node-controller"
-
-
-_now = rfc3339
 
 
 def _cond(obj: dict, typ: str) -> dict | None:
@@ -247,7 +244,7 @@ class NodeLifecycleController:
 
     async def reconcile_expired(self, node: dict) -> None:
         name = node["metadata"]["name"]
-        now = _now()
+        now = rfc3339()
         conds = unknown_conditions(node, now)
         if conds is not None:
             await self.client.patch("nodes", name, {

@@ -20,11 +20,11 @@ import random
 import time
 from typing import Any, AsyncIterator
 
-from skiff.api.timefmt import rfc3339
 from skiff.api import errors as E
 from skiff.api.errors import APIError
 from skiff.api.jsontree import json_copy
 from skiff.api.resources import RESOURCES, Resource, namespace_for
+from skiff.api.timefmt import rfc3339
 from skiff.api.validation import ValidationError, dns1123_subdomain_error, validate_update
 from skiff.controller.admission import admit
 from skiff.controller.auth import ADMIN, User, authorize

@@ -484,3 +484,13 @@ def test_teardown_network_removes_rules_then_bridge(root, monkeypatch):
     # no bridge (never used here): an unreadable nftables is no reason to refuse `rm`
     monkeypatch.setattr(store_mod, "_bridge_ports", lambda name: None)
     store_mod.teardown_network(root, net)
+    # another root's veth stays on the bridge: refused after one drain wait, no rule touched
+    import time
+    monkeypatch.setattr(store_mod, "DRAIN_SECONDS", 0.2)
+    monkeypatch.setattr(store_mod, "_bridge_ports", lambda name: ["vethother"])
+    kept = FakeTable()
+    fake_endpoint(monkeypatch, kept)
+    t0 = time.monotonic()
+    with pytest.raises(Conflict, match="vethother"):
+        store_mod.teardown_network(root, net)
+    assert time.monotonic() - t0 < 0.35 and kept.removed == [] and not kept.deleted

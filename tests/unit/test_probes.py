@@ -169,8 +169,8 @@ class FakePodWorker:
 
 
 def _info(cid="c1", name="web"):
-    from skiff.agent.status import now_rfc3339
-    return SimpleNamespace(id=cid, name=name, state="running", pid=0, started_at=now_rfc3339(), attempt=0)
+    from skiff.api.timefmt import rfc3339
+    return SimpleNamespace(id=cid, name=name, state="running", pid=0, started_at=rfc3339(), attempt=0)
 
 
 def _pod(**probes):

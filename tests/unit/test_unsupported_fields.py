@@ -60,7 +60,7 @@ def test_one_walk_reports_what_a_walk_per_rule_reports():
             if rnd.random() < .4:
                 spec[k] = copy.deepcopy(v)
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}
-        causes, warnings = V._unsupported(pod, V.UNSUPPORTED_POD_FIELDS)
+        causes, warnings = V._unsupported(pod, V.POD_RULES)
         got = [(V.REJECT, c["field"]) for c in causes] + [(V.WARN, w.field) for w in warnings]
         want = _reference(pod, V.UNSUPPORTED_POD_FIELDS)
         assert got == [x for x in want if x[0] == V.REJECT] + [x for x in want if x[0] == V.WARN]

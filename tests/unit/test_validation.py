@@ -125,6 +125,17 @@ def test_nginx_from_the_kubernetes_docs_is_valid():
     assert validate(NGINX) == []
 
 
+def test_admit_copies_unless_the_object_is_handed_over():
+    import copy
+    mine = copy.deepcopy(NGINX)
+    out, _ = admit(mine)
+    assert out is not mine and mine == NGINX          # the caller's object is left alone
+    assert out["spec"]["restartPolicy"] == "Always"
+    body = copy.deepcopy(NGINX)
+    out, _ = admit(body, owned=True)                  # a decoded request body: no copy
+    assert out is body and body["spec"]["restartPolicy"] == "Always"
+
+
 def test_multi_container_pod_with_probes_resources_and_volumes_is_valid():
     assert validate(MULTI) == []
 

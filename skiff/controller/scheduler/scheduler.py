@@ -34,9 +34,9 @@ import asyncio
 import logging
 from collections import Counter
 
-from skiff.api.timefmt import rfc3339
 from skiff.api.errors import APIError
 from skiff.api.informer import Informer
+from skiff.api.timefmt import rfc3339
 from skiff.controller.events import EventRecorder
 from skiff.controller.workqueue import WorkQueue, run_workers
 
@@ -62,9 +62,6 @@ def num_feasible_nodes_to_find(num_all: int, percentage: int = 0) -> int:
         pct = max(50 - num_all // 125, 5)
     n = num_all * pct // 100
     return max(n, MIN_FEASIBLE_NODES_TO_FIND)
-
-
-_now = rfc3339
 
 
 def _spec_view(pod: dict | None):
@@ -278,7 +275,7 @@ class Scheduler:
             return
         new = {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
                "lastTransitionTime": (cur.get("lastTransitionTime") if cur and cur.get("status") == "False"
-                                      else None) or _now(),
+                                      else None) or rfc3339(),
                "reason": "Unschedulable", "message": message}
         conds = [c for c in conds if c.get("type") != "PodScheduled"] + [new]
         patch = {"metadata": {"resourceVersion": pod["metadata"].get("resourceVersion")},

@@ -48,9 +48,6 @@ INSERT OR IGNORE INTO meta VALUES ('compacted', 0);
 _END = object()  # posted to watchers when the store closes
 
 
-_now = rfc3339
-
-
 _dumps = jsoncodec.dumps    # compact JSON bytes
 _loads = jsoncodec.loads
 
@@ -242,7 +239,7 @@ class SqliteStore(Storage):
             md = obj.get("metadata") or {}
             new = _with_meta(obj, resourceVersion=str(rev),
                              uid=md.get("uid") or str(uuid.uuid4()),
-                             creationTimestamp=md.get("creationTimestamp") or _now())
+                             creationTimestamp=md.get("creationTimestamp") or rfc3339())
             data = _dumps(new)
             self._db.execute("INSERT INTO objects VALUES (?,?,?,?)", (key, data, rev, rev))
             return key, ADDED, data, new

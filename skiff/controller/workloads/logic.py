@@ -11,8 +11,8 @@ import json
 import math
 import time
 
-from skiff.api.timefmt import rfc3339
 from skiff.api.jsontree import json_copy
+from skiff.api.timefmt import rfc3339
 from skiff.controller.selectors import LabelRequirement, LabelSelector
 
 HASH_LABEL = "pod-template-hash"
@@ -43,8 +43,6 @@ _ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
 
 
 # -- time ----------------------------------------------------------------------------------------
-
-
 def parse_time(s: str | None) -> float | None:
     if not s:
         return None

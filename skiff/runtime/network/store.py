@@ -118,6 +118,12 @@ def _ports_after_drain(name: str) -> list[str] | None:
     return ports
 
 
+def _refuse_attached(net: dict, ports: list[str]) -> None:
+    if ports:
+        raise Conflict(f"bridge {net.get('Bridge')} of network {net['Name']} still has interfaces "
+                       f"attached ({', '.join(sorted(ports))}): containers of another skiff root?")
+
+
 def delete_bridge_of(net: dict) -> bool:
     """Delete a network's Linux bridge if the bridge module is there; False if there was no
     such bridge (or no module yet). Conflict if links are still attached to it once exited
@@ -129,9 +135,7 @@ def delete_bridge_of(net: dict) -> bool:
     ports = _ports_after_drain(name)
     if ports is None:
         return False
-    if ports:
-        raise Conflict(f"bridge {name} of network {net['Name']} still has interfaces attached "
-                       f"({', '.join(sorted(ports))}): containers of another skiff root?")
+    _refuse_attached(net, ports)
     try:
         from .bridge import delete_bridge
         return bool(delete_bridge(name))
@@ -145,8 +149,7 @@ def teardown_network(root: Root, net: dict) -> None:
     ``default`` (``teardown=store.teardown``). Raises, leaving the definition in place, if
     the bridge cannot be deleted."""
     ports = _ports_after_drain(net.get("Bridge") or "")
-    if ports:
-        delete_bridge_of(net)  # raises Conflict, before any rule is touched
+    _refuse_attached(net, ports or [])  # before any rule is touched
     try:
         from .endpoint import nft_table
         table = nft_table(root.path)
