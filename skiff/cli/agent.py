@@ -55,17 +55,22 @@ def agent_config(values, ctx, server: str, token: str, root: str | None = None):
 
 
 def run_until_signalled(start, stop) -> int:
-    """Run ``start()`` then wait for SIGINT/SIGTERM, then ``stop()``."""
+    """Run ``start()`` then wait for SIGINT/SIGTERM, then ``stop()``; with the garbage
+    collector set for a daemon (skiff.gctune)."""
     import asyncio
     import signal
+
+    from .. import gctune
 
     async def body():
         loop = asyncio.get_running_loop()
         done = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, done.set)
+        gctune.for_daemon()
         try:
             await start()
+            gctune.started()
             await done.wait()
         finally:
             await stop()

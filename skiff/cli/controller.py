@@ -91,8 +91,10 @@ async def serve(data_dir: str, listen: str, log_format: str, controllers=(), **c
     import signal
     import sys
 
+    from .. import gctune
     from ..controller.controlplane import ControlPlane
 
+    gctune.for_daemon()
     cp = ControlPlane(data_dir, listen=listen, log_format=log_format, **cp_options)
     for c in controllers:
         cp.add_controller(c)
@@ -101,6 +103,7 @@ async def serve(data_dir: str, listen: str, log_format: str, controllers=(), **c
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await cp.start()
+    gctune.started()
     try:
         sys.stderr.write(f"skiff controller: serving on {cp.url}; kubeconfig {cp.kubeconfig_path}\n")
         sys.stderr.flush()
