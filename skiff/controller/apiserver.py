@@ -28,7 +28,7 @@ from skiff.api import tables as T
 from skiff.api.validation import dns1123_subdomain_error
 from skiff.controller.auth import TokenManager, User
 from skiff.controller.dryrun import dry_run_scope
-from skiff.controller.storage.base import RawObject
+from skiff.controller.storage.base import IDLE, RawObject
 
 log = logging.getLogger("skiff.apiserver")
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -45,6 +45,7 @@ _PATCH_TYPES = {"application/merge-patch+json": "merge", "application/json-patch
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "binding": ["create"],
                       "scale": ["get", "patch", "update"], "finalize": ["update"]}
 MAX_BODY = 3 * 1024 * 1024
+WATCH_BURST = 64 * 1024     # a watch's gathered event lines are sent once they reach this size
 _LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "previous", "limitBytes")
 
 
@@ -564,7 +565,8 @@ class APIServer:
         stream = self.registry.watch(
             r.plural, ns, resource_version=q.get("resourceVersion"), label_selector=q.get("labelSelector"),
             field_selector=q.get("fieldSelector"), bookmarks=_bool(q.get("allowWatchBookmarks")),
-            timeout_seconds=_int(q.get("timeoutSeconds"), "timeoutSeconds"), user=user, raw=not topts)
+            timeout_seconds=_int(q.get("timeoutSeconds"), "timeoutSeconds"), user=user, raw=not topts,
+            marks=True)
         # with a Table Accept, each event's object is a one-row Table; only the first has the columns
         ctype = _table_ctype(topts) if topts else "application/json"
         resp = web.StreamResponse(status=200, headers={"Content-Type": ctype,
@@ -572,25 +574,42 @@ class APIServer:
         resp.enable_chunked_encoding()
         try:
             await resp.prepare(request)
+            # the lines of a burst of events go out in one write (one chunk, one TLS record):
+            # the stream marks (IDLE) where it would wait, or a burst grows past WATCH_BURST
+            lines: list[bytes] = []
+            size = 0
             try:
                 first = True
                 async for etype, obj in stream:
-                    if type(obj) is RawObject:   # the stored JSON as it is
-                        await resp.write(b'{"type":"' + etype.encode() + b'","object":' + obj.encoded() + b"}\n")
+                    if etype is IDLE:
+                        if lines:
+                            data, lines, size = b"".join(lines), [], 0
+                            await resp.write(data)
                         continue
-                    if topts and etype in ("ADDED", "MODIFIED", "DELETED"):
-                        obj = T.table(r.plural, [obj], include=topts[1], list_meta=obj.get("metadata"),
-                                      headers=first, kind=(r.api_version, r.kind), api_version=topts[0])
-                        first = False
-                    await resp.write(_dumps({"type": etype, "object": obj}) + b"\n")
+                    if type(obj) is RawObject:   # the stored JSON as it is
+                        line = b'{"type":"' + etype.encode() + b'","object":' + obj.encoded() + b"}\n"
+                    else:
+                        if topts and etype in ("ADDED", "MODIFIED", "DELETED"):
+                            obj = T.table(r.plural, [obj], include=topts[1], list_meta=obj.get("metadata"),
+                                          headers=first, kind=(r.api_version, r.kind), api_version=topts[0])
+                            first = False
+                        line = _dumps({"type": etype, "object": obj}) + b"\n"
+                    lines.append(line)
+                    size += len(line)
+                    if size >= WATCH_BURST:
+                        data, lines, size = b"".join(lines), [], 0
+                        await resp.write(data)
+                if lines:
+                    data, lines = b"".join(lines), []
+                    await resp.write(data)
             except APIError as e:
-                await resp.write(_dumps({"type": "ERROR", "object": e.status}) + b"\n")
+                await resp.write(b"".join(lines) + _dumps({"type": "ERROR", "object": e.status}) + b"\n")
             except (ConnectionResetError, aiohttp.ClientConnectionResetError):
                 raise
             except Exception as e:  # noqa: BLE001 - the headers are sent: report in the stream
                 log.exception("watch of %s failed", r.plural)
                 st = E.internal(f"{type(e).__name__}: {e}").status
-                await resp.write(_dumps({"type": "ERROR", "object": st}) + b"\n")
+                await resp.write(b"".join(lines) + _dumps({"type": "ERROR", "object": st}) + b"\n")
             await resp.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass

@@ -34,7 +34,7 @@ from skiff.controller.registry_kinds import (RegistryKindsMixin, check_propagati
                                              patched)
 from skiff.controller.selectors import Selector, parse_selectors
 from skiff.controller.storage import StoreError, key_for, prefix_for
-from skiff.controller.storage.base import encode_continue
+from skiff.controller.storage.base import IDLE, TICK, encode_continue
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-node-lease")
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -241,12 +241,14 @@ class Registry(RegistryKindsMixin):
               resource_version: str | None = None, label_selector: str | None = None,
               field_selector: str | None = None, bookmarks: bool = False,
               timeout_seconds: float | None = None, user: User = ADMIN,
-              raw: bool = False) -> AsyncIterator[tuple[str, Any]]:
+              raw: bool = False, marks: bool = False) -> AsyncIterator[tuple[str, Any]]:
         """Validates and authorizes now (raising APIError), then returns the event stream.
         The stream raises APIError 410 when ``resource_version`` is too old. ``raw``: the
         caller takes :class:`~skiff.controller.storage.base.RawObject` events too (the stored
         JSON, streamed as it is), which the cache hands out where no selector needs the
-        decoded object."""
+        decoded object. ``marks``: the stream also yields ``(IDLE, None)`` whenever it is
+        about to wait for more: a reader may gather the events before it and send them at
+        once (after every event where the store cannot tell)."""
         r = self.resource(resource)
         ns = namespace if r.namespaced else None
         sel = parse_selectors(r.plural, label_selector, field_selector)
@@ -264,11 +266,14 @@ class Registry(RegistryKindsMixin):
             timeout_seconds = float(timeout_seconds)
             if timeout_seconds <= 0:
                 timeout_seconds = None
-        return self._watch(r, prefix_for(r.plural, ns), rv, sel, bookmarks, timeout_seconds, raw)
+        return self._watch(r, prefix_for(r.plural, ns), rv, sel, bookmarks, timeout_seconds, raw, marks)
 
-    async def _watch(self, r: Resource, prefix: str, rv: int | None, sel: Selector,
-                     bookmarks: bool, timeout: float | None, raw: bool = False) -> AsyncIterator[tuple[str, Any]]:
+    async def _watch(self, r: Resource, prefix: str, rv: int | None, sel: Selector, bookmarks: bool,
+                     timeout: float | None, raw: bool = False, marks: bool = False) -> AsyncIterator[tuple[str, Any]]:
         st = self.storage
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout else None
+        interval = self.bookmark_interval if bookmarks else None
         filtered = not sel.empty()
         matched: dict[str, bool] = {}
         unknown_upto = 0
@@ -286,6 +291,14 @@ class Registry(RegistryKindsMixin):
         progress: dict = {}
         if indexed:
             kw["progress"] = progress
+        cache_marks = getattr(st, "marks_for", None) is not None and st.marks_for(prefix)
+        if cache_marks:
+            kw["marks"] = marks
+            if interval is not None or deadline is not None:
+                def next_tick() -> float:
+                    d = interval if interval is not None else deadline - loop.time()
+                    return d if deadline is None else min(d, deadline - loop.time())
+                kw["ticks"] = next_tick
         try:
             if indexed:
                 peek, list_rv = await st.peek_node(prefix, node)
@@ -323,73 +336,105 @@ class Registry(RegistryKindsMixin):
         # a watch lives long: let go of the initial list (every pod of an agent's node)
         peek = items = obj = None  # noqa: F841
         last_rv = from_rev
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout if timeout else None
-        interval = self.bookmark_interval if bookmarks else None
-        pending: asyncio.Future | None = None
+
+        def step(etype: str, key: str, obj, rev: int):
+            """The event (type, object) this watch sends for a store event, or None."""
+            nonlocal last_rv
+            last_rv = rev
+            if not filtered:
+                return etype, obj
+            m = obj.node == node if raw else sel.matches(obj)
+            if rev <= unknown_upto and key not in backlog_seen:
+                backlog_seen.add(key)
+                prev = None if etype != "ADDED" else False
+            else:
+                prev = matched.get(key, False)
+            if etype == "DELETED":
+                matched.pop(key, None)
+                return ("DELETED", obj) if m or prev else None
+            matched[key] = m
+            if etype == "ADDED":
+                return ("ADDED", obj) if m else None
+            if m:
+                return ("ADDED" if prev is False else "MODIFIED"), obj
+            if prev is not False:  # True, or unknown: tell the client it is gone
+                return "DELETED", obj
+            return None
+
+        def bookmark():
+            nonlocal last_rv
+            now = progress["rev"]() if "rev" in progress else None
+            if now is not None and now > last_rv:
+                last_rv = now
+            return "BOOKMARK", {"kind": r.kind, "apiVersion": r.api_version,
+                                "metadata": {"resourceVersion": str(last_rv)}}
+
         try:
-            while True:
-                if interval is None and deadline is None:
-                    try:
-                        etype, key, obj, rev = await it.__anext__()
-                    except StopAsyncIteration:
-                        return
-                else:
-                    if pending is None:
-                        pending = asyncio.ensure_future(it.__anext__())
-                    wait = interval
-                    if deadline is not None:
-                        left = deadline - loop.time()
-                        if left <= 0:
-                            return
-                        wait = left if wait is None else min(wait, left)
-                    done, _ = await asyncio.wait((pending,), timeout=wait)
-                    if not done:
-                        if deadline is not None and loop.time() >= deadline:
-                            return
-                        now = progress["rev"]() if "rev" in progress else None
-                        if now is not None and now > last_rv:
-                            last_rv = now
-                        yield "BOOKMARK", {"kind": r.kind, "apiVersion": r.api_version,
-                                           "metadata": {"resourceVersion": str(last_rv)}}
+            if cache_marks:
+                # the cache's own marks: IDLE when its queue runs dry, TICK for bookmarks and
+                # the timeout (a timer into the same queue: no task per event)
+                next_bookmark = loop.time() + interval if interval else None
+                async for etype, key, obj, rev in it:
+                    if etype is IDLE:
+                        yield IDLE, None
                         continue
-                    fut, pending = pending, None
+                    if etype is TICK:
+                        now = loop.time()
+                        if deadline is not None and now >= deadline:
+                            return
+                        if next_bookmark is not None and now >= next_bookmark - 0.001:
+                            next_bookmark = now + interval
+                            yield bookmark()
+                        continue
+                    ev = step(etype, key, obj, rev)
+                    if ev is not None:
+                        yield ev
+                return
+            pending: asyncio.Future | None = None
+            try:
+                while True:
+                    if interval is None and deadline is None:
+                        try:
+                            etype, key, obj, rev = await it.__anext__()
+                        except StopAsyncIteration:
+                            return
+                    else:
+                        if pending is None:
+                            pending = asyncio.ensure_future(it.__anext__())
+                        wait = interval
+                        if deadline is not None:
+                            left = deadline - loop.time()
+                            if left <= 0:
+                                return
+                            wait = left if wait is None else min(wait, left)
+                        done, _ = await asyncio.wait((pending,), timeout=wait)
+                        if not done:
+                            if deadline is not None and loop.time() >= deadline:
+                                return
+                            yield bookmark()
+                            if marks:
+                                yield IDLE, None
+                            continue
+                        fut, pending = pending, None
+                        try:
+                            etype, key, obj, rev = fut.result()
+                        except StopAsyncIteration:
+                            return
+                    ev = step(etype, key, obj, rev)
+                    if ev is not None:
+                        yield ev
+                        if marks:       # no marks from the store: every event is a burst of one
+                            yield IDLE, None
+            finally:
+                if pending is not None:
+                    pending.cancel()
                     try:
-                        etype, key, obj, rev = fut.result()
-                    except StopAsyncIteration:
-                        return
-                last_rv = rev
-                if not filtered:
-                    yield etype, obj
-                    continue
-                m = obj.node == node if raw else sel.matches(obj)
-                if rev <= unknown_upto and key not in backlog_seen:
-                    backlog_seen.add(key)
-                    prev = None if etype != "ADDED" else False
-                else:
-                    prev = matched.get(key, False)
-                if etype == "DELETED":
-                    matched.pop(key, None)
-                    if m or prev:
-                        yield "DELETED", obj
-                    continue
-                matched[key] = m
-                if etype == "ADDED":
-                    if m:
-                        yield "ADDED", obj
-                elif m:
-                    yield ("ADDED" if prev is False else "MODIFIED"), obj
-                elif prev is not False:  # True, or unknown: tell the client it is gone
-                    yield "DELETED", obj
+                        await pending
+                    except BaseException:  # noqa: BLE001 - cancelled / ended
+                        pass
         except StoreError as e:
             raise self._store_error(e, r, "") from None
         finally:
-            if pending is not None:
-                pending.cancel()
-                try:
-                    await pending
-                except BaseException:  # noqa: BLE001 - cancelled / ended
-                    pass
             try:
                 await it.aclose()
             except (RuntimeError, StoreError):

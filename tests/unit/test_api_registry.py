@@ -303,6 +303,34 @@ async def test_watch_from_rv_bookmarks_timeout(reg):
     assert ("BOOKMARK", None, "Pod") in got[1:]
 
 
+async def test_watch_marks_where_a_burst_ends(reg):
+    """watch(marks=True): an IDLE mark when nothing more is queued, once per burst, whatever
+    the selector filtered out of it."""
+    from skiff.controller.storage.base import IDLE
+    stream = reg.watch("pods", "default", label_selector="app=web", marks=True)
+    it = stream.__aiter__()
+    try:
+        assert await asyncio.wait_for(it.__anext__(), 2) == (IDLE, None)     # nothing yet
+        def labelled(name, app):
+            p = pod(name)
+            p["metadata"]["labels"] = {"app": app}
+            return p
+        await asyncio.gather(*(reg.create("pods", labelled(f"m{i}", "web" if i % 2 else "db"), "default")
+                               for i in range(6)))
+        got = []
+        while True:
+            t, o = await asyncio.wait_for(it.__anext__(), 2)
+            got.append((t, o["metadata"]["name"] if o else None))
+            if t is IDLE:
+                break
+        assert got == [("ADDED", "m1"), ("ADDED", "m3"), ("ADDED", "m5"), (IDLE, None)]
+        # only db pods: filtered out, yet the burst still ends with a mark
+        await asyncio.gather(*(reg.create("pods", labelled(f"d{i}", "db"), "default") for i in range(2)))
+        assert await asyncio.wait_for(it.__anext__(), 2) == (IDLE, None)
+    finally:
+        await stream.aclose()
+
+
 async def test_create_leaves_what_is_nested_in_the_callers_object_alone(reg):
     """The ReplicaSet controller creates every pod from one template with only a new top level
     (dict(template)): creating must not write into anything nested in it."""

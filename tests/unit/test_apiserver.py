@@ -255,6 +255,45 @@ async def test_watch_bookmarks_and_timeout(api):
     assert bms and bms[0]["object"]["kind"] == "Pod" and bms[0]["object"]["metadata"]["resourceVersion"]
 
 
+async def test_a_burst_of_watch_events_goes_out_in_one_chunk(api):
+    """Events that reach a watch together (one group commit) are sent in one write: one HTTP
+    chunk (one TLS record), not one per line. A lone event still goes out at once."""
+    headers = {"Authorization": f"Bearer {api.token}"}
+    _, lst, _ = await api("GET", PODS)
+    params = {"watch": "true", "resourceVersion": lst["metadata"]["resourceVersion"]}
+    async with api.s.get(api.cp.url + PODS, params=params, headers=headers) as resp:
+        reg = api.cp.registry
+        await asyncio.gather(*(reg.create("pods", pod(f"b{i}"), "default") for i in range(5)))
+        chunk, end = await asyncio.wait_for(resp.content.readchunk(), 5)
+        while not end:                  # the client may hand one HTTP chunk over in pieces
+            more, end = await asyncio.wait_for(resp.content.readchunk(), 5)
+            chunk += more
+        lines = chunk.splitlines()
+        assert [json.loads(x)["object"]["metadata"]["name"] for x in lines] == [f"b{i}" for i in range(5)]
+        await reg.create("pods", pod("alone"), "default")
+        evs = await read_events(resp, 1)
+        assert evs[0]["object"]["metadata"]["name"] == "alone"
+
+
+async def test_watch_bookmarks_come_while_events_flow(api):
+    """Bookmarks come every interval (0.2 s here), also to a watch that keeps getting events,
+    as the kube-apiserver's do; and timeoutSeconds still ends the watch."""
+    headers = {"Authorization": f"Bearer {api.token}"}
+    params = {"watch": "true", "allowWatchBookmarks": "true", "timeoutSeconds": "1", "resourceVersion": "1"}
+    reg = api.cp.registry
+
+    async def churn():
+        for i in range(40):
+            await reg.create("pods", pod(f"c{i}"), "default")
+            await asyncio.sleep(0.02)
+    async with api.s.get(api.cp.url + PODS, params=params, headers=headers) as resp:
+        t = asyncio.ensure_future(churn())
+        body = await asyncio.wait_for(resp.read(), 5)
+        await t
+    types = [json.loads(line)["type"] for line in body.splitlines()]
+    assert types.count("ADDED") >= 20 and types.count("BOOKMARK") >= 2
+
+
 async def test_watch_too_old_gives_error_line(api):
     for i in range(60):
         await api("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"n{i}"}})

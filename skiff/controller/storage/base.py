@@ -29,7 +29,7 @@ import bisect
 import collections
 import json
 import logging
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from skiff.api import jsoncodec
 
@@ -202,6 +202,12 @@ def node_of(obj: Obj | None) -> str:
 
 
 _END = object()
+_TICK = object()
+
+# Marks of ``WatchCache.watch_keyed(marks=True)``, in the event type's place (the key is "",
+# the object None, the revision the last one yielded):
+IDLE = "IDLE"   # nothing more is queued for this watch: what the reader has gathered, it may send
+TICK = "TICK"   # the reader's ``ticks`` timer fired (bookmarks, timeouts)
 
 
 _enc = jsoncodec.dumps_str
@@ -465,9 +471,14 @@ class WatchCache(Storage):
             i += 1
         return out, list_rv, None
 
+    def marks_for(self, prefix: str) -> bool:
+        """Whether ``watch_keyed(prefix, ...)`` gives the marks asked for (a cached prefix)."""
+        return not self._direct(prefix)
+
     async def watch_keyed(self, prefix: str, from_rev: int | None = None, *,
                           node: str | None = None, raw: bool = False,
-                          progress: dict | None = None) -> AsyncIterator[KeyedEvent]:
+                          progress: dict | None = None, marks: bool = False,
+                          ticks: Callable[[], float | None] | None = None) -> AsyncIterator[KeyedEvent]:
         """``node``: only events of pods that are or were on that spec.nodeName ("" for
         unscheduled pods) -- for watches selecting ``spec.nodeName=node`` (see INDEXED_PREFIX).
         ``raw``: the objects come as :class:`RawObject` (not decoded; ``node`` is the pod's
@@ -477,7 +488,13 @@ class WatchCache(Storage):
         on the next event (it is not done), that revision is one up to which the watch has
         yielded everything of its own: events go onto the queues in the same step that moves
         the revision on, and stay there until this generator takes them and yields. For
-        bookmarks of a node-filtered watch, whose own events may be few and far between."""
+        bookmarks of a node-filtered watch, whose own events may be few and far between.
+        ``marks`` and ``ticks`` (a cached prefix only: see :meth:`marks_for`): ``marks``, an
+        IDLE mark whenever the queue runs dry, so that a reader may gather a burst of events
+        and send it at once (one write, not one a line); ``ticks``, a TICK mark each time
+        ``ticks()`` seconds have gone by (asked again after each; None: no more ticks). The
+        timer's mark goes through the queue, so a reader needs no task of its own to wait for
+        "an event or a timeout"."""
         conv = _dec if not raw else None
         if self._direct(prefix):     # from the backend, decoded
             it = self.storage.watch_keyed(prefix, from_rev)
@@ -514,20 +531,42 @@ class WatchCache(Storage):
             self._watchers.add(w)
         else:
             self._by_node.setdefault(node, set()).add(w)
+        timer = None
+        if ticks is not None:
+            loop = asyncio.get_running_loop()
+
+            def arm() -> None:
+                nonlocal timer
+                delay = ticks()
+                timer = None if delay is None else loop.call_later(max(delay, 0.0), w.queue.put_nowait, _TICK)
+            arm()
         try:
             last = from_rev
             for ev in backlog:
                 last = ev[3]
                 yield ev[0], ev[1], (conv(ev[2]) if conv else _raw(ev)), ev[3]
+            idle_told = False
+            queue = w.queue
             while True:
-                ev = await w.queue.get()
+                if marks and not idle_told and queue.empty():
+                    idle_told = True
+                    yield IDLE, "", None, last
+                    continue
+                ev = await queue.get()
                 if ev is _END:
                     return
+                if ev is _TICK:
+                    arm()
+                    yield TICK, "", None, last
+                    continue
                 if ev[3] <= last:
                     continue
                 last = ev[3]
+                idle_told = False
                 yield ev[0], ev[1], (conv(ev[2]) if conv else _raw(ev)), ev[3]
         finally:
+            if timer is not None:
+                timer.cancel()
             if node is None:
                 self._watchers.discard(w)
             else:
