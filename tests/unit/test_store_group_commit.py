@@ -58,3 +58,53 @@ async def test_failed_write_does_not_spoil_the_group(tmp_path):
         assert [i["metadata"]["name"] for i in items] == ["1", "2"] and rev == 2
     finally:
         await st.close()
+
+
+@pytest.mark.asyncio
+async def test_a_group_is_written_in_a_few_statements_whatever_its_size(tmp_path):
+    """The group is decided in memory and written with multi-row statements: the statements
+    do not grow with the number of writes (each one costs the worker thread a GIL hand-over)."""
+    st = SqliteStore(str(tmp_path / "s.db"))
+    try:
+        await st.create("/pods/default/x", {"metadata": {"name": "x"}})
+        stmts = []
+        st._db.set_trace_callback(stmts.append)
+        ops = [st.create(f"/pods/default/p{i}", {"metadata": {"name": f"p{i}"}}) for i in range(120)]
+        ops.append(st.delete("/pods/default/x"))
+        out = await asyncio.gather(*ops)
+        assert len(out) == 121
+        commits = stmts.count("COMMIT")
+        assert commits <= 3
+        assert len(stmts) <= 12 * commits, stmts
+        items, rev, _ = await st.list("/pods/")
+        assert len(items) == 120 and "x" not in {i["metadata"]["name"] for i in items}
+    finally:
+        await st.close()
+
+
+@pytest.mark.asyncio
+async def test_writes_of_one_key_in_one_group_see_each_other(tmp_path):
+    """Within a group, each write is checked against the object as the writes before it in
+    the group left it: a second create of a key fails, a delete after a create succeeds."""
+    st = SqliteStore(str(tmp_path / "s.db"))
+    try:
+        seen = []
+        w = st.watch_keyed("/a/", 0)
+        out = await asyncio.gather(st.create("/a/k", {"metadata": {"name": "k"}, "n": 1}),
+                                   st.create("/a/k", {"metadata": {"name": "k"}, "n": 2}),
+                                   st.delete("/a/k"),
+                                   st.create("/a/k", {"metadata": {"name": "k"}, "n": 3}),
+                                   return_exceptions=True)
+        assert isinstance(out[1], StoreError) and out[1].reason == "AlreadyExists"
+        assert out[0]["n"] == 1 and out[2]["n"] == 1 and out[3]["n"] == 3
+        assert out[3]["metadata"]["uid"] != out[0]["metadata"]["uid"]
+        async for etype, key, obj, rev in w:
+            seen.append((etype, obj["n"], rev))
+            if len(seen) == 3:
+                break
+        await w.aclose()
+        assert seen == [("ADDED", 1, 1), ("DELETED", 1, 2), ("ADDED", 3, 3)]
+        got = await st.get("/a/k")
+        assert got["n"] == 3 and got["metadata"]["resourceVersion"] == "3"
+    finally:
+        await st.close()

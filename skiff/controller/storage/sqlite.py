@@ -5,7 +5,8 @@ Every write bumps the revision, writes the object and appends the event, inside 
 ``synchronous=FULL`` has reached the disk, so an acknowledged write survives ``kill -9``
 (and a power cut). Group commit: the writes that queue up while one COMMIT is being
 synced go together in the next transaction (one fsync for the group), each still with its
-own revision and its own compare-and-swap (a SAVEPOINT each, see ``_flush``).
+own revision and its own compare-and-swap, decided in memory and written in a few
+multi-row statements (see ``_flush``).
 
 Tables::
 
@@ -46,6 +47,7 @@ INSERT OR IGNORE INTO meta VALUES ('compacted', 0);
 """
 
 _END = object()  # posted to watchers when the store closes
+_CHUNK = 200     # rows a statement (4 values each: well under SQLite's 32766 host parameters)
 
 
 _dumps = jsoncodec.dumps    # compact JSON bytes
@@ -135,23 +137,30 @@ class SqliteStore(Storage):
     def _meta(self, name: str) -> int:
         return self._db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()[0]
 
-    def _write(self, body: Callable[[int], tuple[str, str, bytes, Obj]]) -> Obj:
-        """One write: body(new_rev) writes the object row and returns (key, event type, the
-        object encoded once as JSON, the object); the event and the revision are written here.
-        Returns the object as written (a new top level and metadata; nested values are the
-        writer's own, not copied) once its transaction has committed (synchronous callers: not
-        grouped)."""
+    def _write(self, key: str, body: Callable) -> Obj:
+        """One write of ``key`` (see :meth:`_flush` for ``body``). Returns the object as
+        written (a new top level and metadata; nested values are the writer's own, not
+        copied) once its transaction has committed (synchronous callers: not grouped)."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
         with self._pending_lock:
-            self._pending.append((body, fut))
+            self._pending.append((key, body, fut))
         self._flush()
         return fut.result()
 
     def _flush(self) -> None:
         """Group commit: every write queued so far, in one ``BEGIN IMMEDIATE`` .. ``COMMIT``.
-        Each write still gets its own revision and its own compare-and-swap (a SAVEPOINT:
-        a failing write is rolled back alone and fails alone), and is acknowledged only
-        after the COMMIT (with ``synchronous=FULL``: on disk). One fsync serves the group."""
+        Each write still gets its own revision and its own compare-and-swap, fails alone, and
+        is acknowledged only after the COMMIT (with ``synchronous=FULL``: on disk). One fsync
+        serves the group.
+
+        The group is decided in memory, then written in a few statements, whatever its size:
+        one SELECT of the rows of every key in it, then each write's ``body(rev, row)``
+        checks the row as it stands after the writes before it in the group (None: no such
+        object) and returns ``(event type, the object encoded once, the object, create_rev)``
+        or raises (that write alone fails); then multi-row statements for the objects, the
+        deletions and the events. Every statement lets go of the GIL and must take it back:
+        one a write, at ~60 us a time on a busy controller, had made the thread take 0.27 ms
+        a write where the same writes alone take 0.03."""
         with self._pending_lock:
             batch, self._pending = self._pending, []
             self._flush_queued = False
@@ -163,20 +172,28 @@ class SqliteStore(Storage):
             db.execute("BEGIN IMMEDIATE")
             try:
                 rev = self._meta("revision")
-                for body, fut in batch:
-                    db.execute("SAVEPOINT w")
+                rows = self._rows({key for key, _body, _fut in batch})
+                final: dict[str, tuple | None] = {}     # key -> its row after the group (None: gone)
+                events: list[tuple] = []
+                for key, body, fut in batch:
                     try:
-                        key, etype, data, obj = body(rev + 1)   # the object, encoded once
-                        db.execute("INSERT INTO events(rev, key, type, value) VALUES (?,?,?,?)",
-                                   (rev + 1, key, etype, data))
+                        etype, data, obj, create_rev = body(rev + 1, rows.get(key))
                     except Exception as e:  # noqa: BLE001 - this write fails, the others go on
-                        db.execute("ROLLBACK TO w")
-                        db.execute("RELEASE w")
                         done.append((fut, None, e))
                         continue
-                    db.execute("RELEASE w")
                     rev += 1
+                    row = None if etype == DELETED else (data, create_rev, rev)
+                    rows[key] = final[key] = row
+                    events.append((rev, key, etype, data))
                     done.append((fut, (key, etype, data, rev, obj), None))
+                self._many("INSERT OR REPLACE INTO objects VALUES {}", 4,
+                           [(k, r[0], r[1], r[2]) for k, r in final.items() if r is not None])
+                gone = [(k,) for k, r in final.items() if r is None]
+                for i in range(0, len(gone), _CHUNK):
+                    part = gone[i:i + _CHUNK]
+                    db.execute(f"DELETE FROM objects WHERE key IN ({','.join('?' * len(part))})",
+                               [k for k, in part])
+                self._many("INSERT INTO events(rev, key, type, value) VALUES {}", 4, events)
                 db.execute("UPDATE meta SET value=? WHERE name='revision'", (rev,))
                 db.execute("COMMIT")
                 self._committed = rev
@@ -187,7 +204,7 @@ class SqliteStore(Storage):
         except BaseException as e:  # the whole group failed: nothing was written
             err = e if isinstance(e, Exception) else StoreError("InternalError", 500, repr(e))
             out: dict = {}
-            for _body, fut in batch:
+            for _key, _body, fut in batch:
                 self._resolve(out, fut, 2, err)
             self._send(out)
             if not isinstance(e, Exception):
@@ -206,6 +223,25 @@ class SqliteStore(Storage):
             # the object as written (not decoded again): the writer built it and hands it over
             self._resolve(out, fut, 1, obj)
         self._send(out)
+
+    def _rows(self, keys) -> dict[str, tuple]:
+        """key -> (value, create_rev, mod_rev) of those of ``keys`` that exist."""
+        keys = list(keys)
+        out: dict[str, tuple] = {}
+        for i in range(0, len(keys), _CHUNK):
+            part = keys[i:i + _CHUNK]
+            for k, v, c, m in self._db.execute(
+                    f"SELECT key, value, create_rev, mod_rev FROM objects WHERE key IN "
+                    f"({','.join('?' * len(part))})", part):
+                out[k] = (v, c, m)
+        return out
+
+    def _many(self, sql: str, width: int, rows: list[tuple]) -> None:
+        """``sql`` (its VALUES as ``{}``) for ``rows``, many rows a statement."""
+        for i in range(0, len(rows), _CHUNK):
+            part = rows[i:i + _CHUNK]
+            one = "(" + ",".join("?" * width) + ")"
+            self._db.execute(sql.format(",".join([one] * len(part))), [x for r in part for x in r])
 
     @staticmethod
     def _resolve(out: dict, fut, kind: int, value) -> None:
@@ -230,36 +266,34 @@ class SqliteStore(Storage):
             "SELECT value, create_rev, mod_rev FROM objects WHERE key=?", (key,)).fetchone()
 
     def _create(self, key: str, obj: Obj) -> Obj:
-        return self._write(self._create_body(key, obj))
+        return self._write(key, self._create_body(key, obj))
 
-    def _create_body(self, key: str, obj: Obj):
-        def body(rev: int):
-            if self._row(key) is not None:
+    @staticmethod
+    def _create_body(key: str, obj: Obj):
+        def body(rev: int, row):
+            if row is not None:
                 raise already_exists(key)
             md = obj.get("metadata") or {}
             new = _with_meta(obj, resourceVersion=str(rev),
                              uid=md.get("uid") or str(uuid.uuid4()),
                              creationTimestamp=md.get("creationTimestamp") or rfc3339())
-            data = _dumps(new)
-            self._db.execute("INSERT INTO objects VALUES (?,?,?,?)", (key, data, rev, rev))
-            return key, ADDED, data, new
+            return ADDED, _dumps(new), new, rev
         return body
 
-    def _current(self, key: str, expect_rv: str | None):
-        """The stored row of ``key``: 404 when missing, 409 when ``expect_rv`` is stale."""
-        row = self._row(key)
+    @staticmethod
+    def _check(key: str, row, expect_rv: str | None) -> None:
+        """404 when there is no ``row``, 409 when ``expect_rv`` is stale."""
         if row is None:
             raise not_found(key)
         if expect_rv is not None and str(expect_rv) != str(row[2]):
             raise conflict(key, str(expect_rv), str(row[2]))
-        return row
 
     def _update(self, key: str, obj: Obj, expect_rv: str | None) -> Obj:
-        return self._write(self._update_body(key, obj, expect_rv))
+        return self._write(key, self._update_body(key, obj, expect_rv))
 
     def _update_body(self, key: str, obj: Obj, expect_rv: str | None):
-        def body(rev: int):
-            row = self._current(key, expect_rv)
+        def body(rev: int, row):
+            self._check(key, row, expect_rv)
             md = obj.get("metadata") or {}
             # the stored identity, decoded only when the new object does not carry it
             old_md = md if md.get("uid") and md.get("creationTimestamp") else \
@@ -268,20 +302,17 @@ class SqliteStore(Storage):
                              uid=md.get("uid") or old_md.get("uid"),
                              creationTimestamp=md.get("creationTimestamp")
                              or old_md.get("creationTimestamp"))
-            data = _dumps(new)
-            self._db.execute("UPDATE objects SET value=?, mod_rev=? WHERE key=?", (data, rev, key))
-            return key, MODIFIED, data, new
+            return MODIFIED, _dumps(new), new, row[1]
         return body
 
     def _delete(self, key: str, expect_rv: str | None) -> Obj:
-        return self._write(self._delete_body(key, expect_rv))
+        return self._write(key, self._delete_body(key, expect_rv))
 
     def _delete_body(self, key: str, expect_rv: str | None):
-        def body(rev: int):
-            row = self._current(key, expect_rv)
+        def body(rev: int, row):
+            self._check(key, row, expect_rv)
             gone = _with_meta(_loads(row[0]), resourceVersion=str(rev))
-            self._db.execute("DELETE FROM objects WHERE key=?", (key,))
-            return key, DELETED, _dumps(gone), gone
+            return DELETED, _dumps(gone), gone, row[1]
         return body
 
     def _get(self, key: str) -> Obj:
@@ -351,14 +382,14 @@ class SqliteStore(Storage):
 
     # --- async API ----------------------------------------------------------------------
 
-    async def _group(self, fn: Callable, *args: Any) -> Obj:
-        """Queue a write for the next group commit (``fn`` builds its body on the worker)."""
+    async def _group(self, key: str, body: Callable) -> Obj:
+        """Queue a write of ``key`` for the next group commit (see :meth:`_flush`)."""
         if self._closed:
             raise StoreError("InternalError", 500, "store is closed")
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         with self._pending_lock:
-            self._pending.append((lambda rev: fn(*args)(rev), _Awaited(loop, fut)))
+            self._pending.append((key, body, _Awaited(loop, fut)))
             submit = not self._flush_queued     # one queued flush takes every pending write
             self._flush_queued = True
         if submit:
@@ -371,16 +402,16 @@ class SqliteStore(Storage):
         return await fut
 
     async def create(self, key: str, obj: Obj) -> Obj:
-        return await self._group(self._create_body, key, obj)
+        return await self._group(key, self._create_body(key, obj))
 
     async def get(self, key: str) -> Obj:
         return await self._run(self._get, key)
 
     async def update(self, key: str, obj: Obj, expect_rv: str | None = None) -> Obj:
-        return await self._group(self._update_body, key, obj, expect_rv)
+        return await self._group(key, self._update_body(key, obj, expect_rv))
 
     async def delete(self, key: str, expect_rv: str | None = None) -> Obj:
-        return await self._group(self._delete_body, key, expect_rv)
+        return await self._group(key, self._delete_body(key, expect_rv))
 
     async def list_keyed(self, prefix: str, limit: int | None = None,
                          continue_token: str | None = None
