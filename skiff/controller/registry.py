@@ -273,7 +273,7 @@ class Registry(RegistryKindsMixin):
         st = self.storage
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
-        interval = self.bookmark_interval if bookmarks else None
+        interval = self.bookmark_interval if bookmarks and self.bookmark_interval > 0 else None
         filtered = not sel.empty()
         matched: dict[str, bool] = {}
         unknown_upto = 0
