@@ -4,7 +4,6 @@ Usage: lib_run.py ROOT RUNS [SPACING]; prints a JSON list of milliseconds.
 """
 
 import json
-import os
 import sys
 import time
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 from ..errors import InvalidArgument
 from .parser import Command, Opt
 

@@ -499,9 +499,9 @@ class APIServer:
             ptype = _PATCH_TYPES.get(ctype)
             if ptype is None:
                 raise E.unsupported_media_type(
-                    f"the body of the request was in an unknown format - accepted media types include: "
-                    f"application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, "
-                    f"application/strategic-merge-patch+json")
+                    "the body of the request was in an unknown format - accepted media types include: "
+                    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, "
+                    "application/strategic-merge-patch+json")
             warnings = []
             fv = _field_validation(request)
             out = await reg.patch(r.plural, name, await self._body(request), ns, patch_type=ptype,

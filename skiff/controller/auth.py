@@ -244,7 +244,7 @@ def authorize(user: User, verb: str, resource: str, namespace: str | None = None
         if verb in ("get", "create", "update", "patch") and namespace == NODE_LEASE_NAMESPACE and name == n:
             return
         raise _deny(user, verb, resource, namespace, name, subresource,
-                    f'can only access node lease with the same name as the requesting node')
+                    'can only access node lease with the same name as the requesting node')
     if resource == "pods":
         if verb in ("list", "watch"):
             if field_node == n:

@@ -353,7 +353,7 @@ def _paths(r: Resource, kinds: dict[str, str]) -> dict[str, dict]:
     coll_params = ([_path_param("namespace", "object name and auth scope, such as for teams and projects")]
                    if r.namespaced else []) + common
     item_params = [_path_param("name", f"name of the {k}")] + coll_params
-    base = r.base + (f"/namespaces/{{namespace}}" if r.namespaced else "") + f"/{r.plural}"
+    base = r.base + ("/namespaces/{namespace}" if r.namespaced else "") + f"/{r.plural}"
     body = {"content": _json(obj, *_BODY_TYPES), "required": True}
     patch_body = {"content": _json(_ref(META + "Patch"), *_PATCH_TYPES), "required": True}
     delete_body = {"content": _json(_ref(META + "DeleteOptions"), *_BODY_TYPES)}

@@ -708,9 +708,9 @@ class Registry(RegistryKindsMixin):
             raise E.method_not_allowed()
         if patch_type not in ("merge", "json", "strategic"):
             raise E.unsupported_media_type(
-                f"the body of the request was in an unknown format - accepted media types include: "
-                f"application/json-patch+json, application/merge-patch+json, "
-                f"application/apply-patch+yaml, application/strategic-merge-patch+json")
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, "
+                "application/apply-patch+yaml, application/strategic-merge-patch+json")
         if force:
             raise E.invalid("PatchOptions.meta.k8s.io", "", [{"field": "force", "reason": "FieldValueForbidden",
                             "message": "Forbidden: may not be specified for non-apply patch"}],

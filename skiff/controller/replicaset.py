@@ -168,7 +168,6 @@ class ReplicaSetController(QueueController):
             self.expectations.pop(key, None)
             return None
         m = rs["metadata"]
-        ns = m.get("namespace")
         need_sync = self._satisfied(key)
         sel = L.selector_from((rs.get("spec") or {}).get("selector"))
         pods = await self._claim_pods(rs, sel)

@@ -279,7 +279,7 @@ class Client:
             try:
                 conn.request(method, url, body=data, headers=headers)
                 resp = conn.getresponse()
-            except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as e:
+            except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
                 if stream or method != "GET":
                     raise
                 import http.client  # noqa: F401 - a kept-alive connection the server closed: retry once

@@ -74,7 +74,7 @@ def run(ctx, args: list[str], opts: dict) -> int:
         obj["metadata"]["namespace"] = ns
     client = ctx.client()
     try:
-        client.request("POST", path_for(plural, ns), params={"fieldManager": f"kubectl-create"}, body=obj)
+        client.request("POST", path_for(plural, ns), params={"fieldManager": "kubectl-create"}, body=obj)
     except APIError as e:
         print(str(e), file=sys.stderr)
         return 1

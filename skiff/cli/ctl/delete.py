@@ -15,7 +15,6 @@ import time
 from .client import APIError, CtlError
 from .common import ns_for, targets
 from .flags import Flag, parse_duration
-from . import printers as P
 
 FLAGS = [
     Flag("-f --filename", "filename", "list", help="File, directory or - with the objects to delete"),

@@ -191,7 +191,7 @@ def scaled_value(v, total: int, round_up: bool) -> int:
         try:
             return int(s)
         except ValueError:
-            raise ValueError(f"invalid value for IntOrString: invalid type: string is not a percentage") from None
+            raise ValueError("invalid value for IntOrString: invalid type: string is not a percentage") from None
     p = int(s[:-1])
     x = p * total / 100
     return int(math.ceil(x)) if round_up else int(math.floor(x))
