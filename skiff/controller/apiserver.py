@@ -578,13 +578,17 @@ class APIServer:
             # the stream marks (IDLE) where it would wait, or a burst grows past WATCH_BURST
             lines: list[bytes] = []
             size = 0
+
+            async def send(tail: bytes = b"") -> None:
+                nonlocal lines, size
+                data, lines, size = b"".join(lines) + tail, [], 0
+                if data:
+                    await resp.write(data)
             try:
                 first = True
                 async for etype, obj in stream:
                     if etype is IDLE:
-                        if lines:
-                            data, lines, size = b"".join(lines), [], 0
-                            await resp.write(data)
+                        await send()
                         continue
                     if type(obj) is RawObject:   # the stored JSON as it is
                         line = b'{"type":"' + etype.encode() + b'","object":' + obj.encoded() + b"}\n"
@@ -597,19 +601,16 @@ class APIServer:
                     lines.append(line)
                     size += len(line)
                     if size >= WATCH_BURST:
-                        data, lines, size = b"".join(lines), [], 0
-                        await resp.write(data)
-                if lines:
-                    data, lines = b"".join(lines), []
-                    await resp.write(data)
+                        await send()
+                await send()
             except APIError as e:
-                await resp.write(b"".join(lines) + _dumps({"type": "ERROR", "object": e.status}) + b"\n")
+                await send(_dumps({"type": "ERROR", "object": e.status}) + b"\n")
             except (ConnectionResetError, aiohttp.ClientConnectionResetError):
                 raise
             except Exception as e:  # noqa: BLE001 - the headers are sent: report in the stream
                 log.exception("watch of %s failed", r.plural)
                 st = E.internal(f"{type(e).__name__}: {e}").status
-                await resp.write(b"".join(lines) + _dumps({"type": "ERROR", "object": st}) + b"\n")
+                await send(_dumps({"type": "ERROR", "object": st}) + b"\n")
             await resp.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass

@@ -295,9 +295,9 @@ class Registry(RegistryKindsMixin):
         if cache_marks:
             kw["marks"] = marks
             if interval is not None or deadline is not None:
-                def next_tick() -> float:
-                    d = interval if interval is not None else deadline - loop.time()
-                    return d if deadline is None else min(d, deadline - loop.time())
+                def next_tick() -> float:   # the next bookmark, or the deadline if sooner
+                    left = None if deadline is None else deadline - loop.time()
+                    return interval if left is None else left if interval is None else min(interval, left)
                 kw["ticks"] = next_tick
         try:
             if indexed:

@@ -57,20 +57,3 @@ def test_the_controller_runs_with_the_daemon_collector():
     assert got["threshold"] == [gctune.YOUNG, gctune.MIDDLE, gctune.OLD]
     assert got["frozen"][0] > 1000
 
-
-def test_a_frozen_object_is_still_freed_when_let_go():
-    import gc
-    import weakref
-
-    class Held:
-        pass
-    before = gc.get_freeze_count()
-    obj = Held()
-    ref = weakref.ref(obj)
-    gc.freeze()
-    try:
-        assert gc.get_freeze_count() > before
-        del obj
-        assert ref() is None        # reference counting still frees it
-    finally:
-        gc.unfreeze()

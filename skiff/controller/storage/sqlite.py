@@ -70,6 +70,14 @@ def _with_meta(obj: Obj, **fields: Any) -> Obj:
     return out
 
 
+def _check(key: str, row, expect_rv: str | None) -> None:
+    """404 when there is no ``row``, 409 when ``expect_rv`` is stale."""
+    if row is None:
+        raise not_found(key)
+    if expect_rv is not None and str(expect_rv) != str(row[2]):
+        raise conflict(key, str(expect_rv), str(row[2]))
+
+
 class _Watcher:
     __slots__ = ("prefix", "loop", "queue")
 
@@ -188,11 +196,7 @@ class SqliteStore(Storage):
                     done.append((fut, (key, etype, data, rev, obj), None))
                 self._many("INSERT OR REPLACE INTO objects VALUES {}", 4,
                            [(k, r[0], r[1], r[2]) for k, r in final.items() if r is not None])
-                gone = [(k,) for k, r in final.items() if r is None]
-                for i in range(0, len(gone), _CHUNK):
-                    part = gone[i:i + _CHUNK]
-                    db.execute(f"DELETE FROM objects WHERE key IN ({','.join('?' * len(part))})",
-                               [k for k, in part])
+                self._each_key("DELETE FROM objects", [k for k, r in final.items() if r is None])
                 self._many("INSERT INTO events(rev, key, type, value) VALUES {}", 4, events)
                 db.execute("UPDATE meta SET value=? WHERE name='revision'", (rev,))
                 db.execute("COMMIT")
@@ -226,14 +230,15 @@ class SqliteStore(Storage):
 
     def _rows(self, keys) -> dict[str, tuple]:
         """key -> (value, create_rev, mod_rev) of those of ``keys`` that exist."""
-        keys = list(keys)
-        out: dict[str, tuple] = {}
+        return {k: (v, c, m) for k, v, c, m in
+                self._each_key("SELECT key, value, create_rev, mod_rev FROM objects", list(keys))}
+
+    def _each_key(self, sql: str, keys: list[str]) -> list[tuple]:
+        """Run ``sql WHERE key IN (...)`` for ``keys``, many keys a statement; the rows it gives."""
+        out: list[tuple] = []
         for i in range(0, len(keys), _CHUNK):
             part = keys[i:i + _CHUNK]
-            for k, v, c, m in self._db.execute(
-                    f"SELECT key, value, create_rev, mod_rev FROM objects WHERE key IN "
-                    f"({','.join('?' * len(part))})", part):
-                out[k] = (v, c, m)
+            out += self._db.execute(f"{sql} WHERE key IN ({','.join('?' * len(part))})", part).fetchall()
         return out
 
     def _many(self, sql: str, width: int, rows: list[tuple]) -> None:
@@ -280,20 +285,13 @@ class SqliteStore(Storage):
             return ADDED, _dumps(new), new, rev
         return body
 
-    @staticmethod
-    def _check(key: str, row, expect_rv: str | None) -> None:
-        """404 when there is no ``row``, 409 when ``expect_rv`` is stale."""
-        if row is None:
-            raise not_found(key)
-        if expect_rv is not None and str(expect_rv) != str(row[2]):
-            raise conflict(key, str(expect_rv), str(row[2]))
-
     def _update(self, key: str, obj: Obj, expect_rv: str | None) -> Obj:
         return self._write(key, self._update_body(key, obj, expect_rv))
 
-    def _update_body(self, key: str, obj: Obj, expect_rv: str | None):
+    @staticmethod
+    def _update_body(key: str, obj: Obj, expect_rv: str | None):
         def body(rev: int, row):
-            self._check(key, row, expect_rv)
+            _check(key, row, expect_rv)
             md = obj.get("metadata") or {}
             # the stored identity, decoded only when the new object does not carry it
             old_md = md if md.get("uid") and md.get("creationTimestamp") else \
@@ -308,9 +306,10 @@ class SqliteStore(Storage):
     def _delete(self, key: str, expect_rv: str | None) -> Obj:
         return self._write(key, self._delete_body(key, expect_rv))
 
-    def _delete_body(self, key: str, expect_rv: str | None):
+    @staticmethod
+    def _delete_body(key: str, expect_rv: str | None):
         def body(rev: int, row):
-            self._check(key, row, expect_rv)
+            _check(key, row, expect_rv)
             gone = _with_meta(_loads(row[0]), resourceVersion=str(rev))
             return DELETED, _dumps(gone), gone, row[1]
         return body
