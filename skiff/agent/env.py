@@ -3,7 +3,9 @@
 ``env`` entries: ``value`` (with ``$(VAR)`` references to earlier entries expanded, ``$$``
 for a literal ``$``) or ``valueFrom.fieldRef.fieldPath`` (metadata.name, .namespace, .uid,
 .labels['k'], .annotations['k'], spec.nodeName, spec.serviceAccountName, status.podIP,
-status.hostIP), ``valueFrom.configMapKeyRef`` / ``valueFrom.secretKeyRef`` (``optional``);
+status.hostIP), ``valueFrom.resourceFieldRef`` (limits/requests of cpu, memory,
+ephemeral-storage, with ``divisor``; a missing limit is the node's allocatable, as the kubelet
+has it), ``valueFrom.configMapKeyRef`` / ``valueFrom.secretKeyRef`` (``optional``);
 ``envFrom`` (``configMapRef`` / ``secretRef``, ``prefix``, ``optional``) comes first and
 ``env`` overrides it. ``command`` and ``args`` are expanded against the final environment.
 
@@ -17,6 +19,7 @@ the container's waiting reason (CreateContainerConfigError).
 from __future__ import annotations
 
 import base64
+import math
 import re
 
 from skiff.errors import SkiffError
@@ -61,6 +64,41 @@ def field_value(pod: dict, path: str, pod_ip: str, host_ip: str) -> str:
     if m:
         return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
     raise SkiffError(f"unsupported fieldRef fieldPath: {path}")
+
+
+def resource_value(pod: dict, c: dict, ref: dict, allocatable: dict | None = None) -> str:
+    """A resourceFieldRef's value, as the kubelet computes it: the container's limit (the
+    node's allocatable when it has none) or request (0 when it has none), divided by
+    ``divisor`` (default 1) and rounded up; cpu in cores (or millicores with divisor 1m)."""
+    from .quantity import parse_quantity
+    cname = ref.get("containerName") or c.get("name")
+    spec = pod.get("spec") or {}
+    target = next((x for x in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+                   if x.get("name") == cname), None)
+    if target is None:
+        raise ConfigError(f"container {cname} not found")
+    resource = str(ref.get("resource", ""))
+    kind, _, rname = resource.partition(".")
+    res = target.get("resources") or {}
+    if kind == "limits" and rname in ("cpu", "memory", "ephemeral-storage"):
+        q = (res.get("limits") or {}).get(rname)
+        if q is None:
+            if allocatable is None:
+                from .node import capacity
+                allocatable = capacity()
+            q = allocatable.get(rname, 0)
+    elif kind == "requests" and rname in ("cpu", "memory", "ephemeral-storage"):
+        q = (res.get("requests") or {}).get(rname, (res.get("limits") or {}).get(rname, 0))
+    else:
+        raise ConfigError(f"unsupported container resource: {resource!r}")
+    try:
+        divisor = parse_quantity(ref.get("divisor") or "1")
+        value = parse_quantity(q)
+    except SkiffError as e:
+        raise ConfigError(f"resourceFieldRef {resource}: {e}") from None
+    if divisor == 0:
+        divisor = 1
+    return str(math.ceil(value / divisor))
 
 
 def object_data(resource: str, obj: dict) -> dict[str, bytes]:
@@ -136,9 +174,11 @@ def _lookup(objects: dict | None, resource: str, name: str) -> dict | None:
 
 
 def container_env(pod: dict, c: dict, pod_ip: str, host_ip: str,
-                  objects: dict[tuple[str, str], dict | None] | None = None) -> list[str]:
+                  objects: dict[tuple[str, str], dict | None] | None = None,
+                  allocatable: dict | None = None) -> list[str]:
     """The ``K=V`` strings for container ``c`` (image defaults are merged by the runtime).
-    ``objects``: (resource, name) -> the ConfigMap/Secret (None: it does not exist)."""
+    ``objects``: (resource, name) -> the ConfigMap/Secret (None: it does not exist);
+    ``allocatable``: the node's (for a resourceFieldRef to a limit not set; default: read)."""
     ns = (pod.get("metadata") or {}).get("namespace") or "default"
     env: dict[str, str] = {}
     for e in c.get("envFrom") or []:
@@ -167,6 +207,9 @@ def container_env(pod: dict, c: dict, pod_ip: str, host_ip: str,
             if vf.get("fieldRef") is not None:
                 env[name] = field_value(pod, vf["fieldRef"]["fieldPath"], pod_ip, host_ip)
                 continue
+            if vf.get("resourceFieldRef") is not None:
+                env[name] = resource_value(pod, c, vf["resourceFieldRef"], allocatable)
+                continue
             for key, resource in (("configMapKeyRef", "configmaps"), ("secretKeyRef", "secrets")):
                 ref = vf.get(key)
                 if ref is None:
@@ -185,8 +228,8 @@ def container_env(pod: dict, c: dict, pod_ip: str, host_ip: str,
                 env[name] = data[okey].decode(errors="replace")
                 break
             else:
-                raise SkiffError(f"env {name}: unsupported valueFrom (fieldRef, configMapKeyRef and "
-                                 f"secretKeyRef are supported)")
+                raise SkiffError(f"env {name}: unsupported valueFrom (fieldRef, resourceFieldRef, "
+                                 f"configMapKeyRef and secretKeyRef are supported)")
         else:
             env[name] = expand(str(e.get("value", "")), env)
     return [f"{k}={v}" for k, v in env.items()]

@@ -1,10 +1,11 @@
 """The agent's log server: ``GET /containerLogs/{namespace}/{pod}/{container}``, as the
-kubelet serves it to the API server.
+kubelet serves it to the API server, and ``/exec/{namespace}/{pod}/{container}`` (a
+WebSocket: :mod:`skiff.agent.execserver`).
 
 Query: ``follow``, ``tailLines``, ``sinceSeconds``, ``sinceTime``, ``timestamps``,
 ``previous``. Callers authenticate with a bearer token that the API server vouches for
 (a TokenReview, cached for a minute); only cluster admins (group ``system:masters``,
-which the API server's own token is in) may read logs.
+which the API server's own token is in) may read logs or exec.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class LogServer:
     async def start(self) -> int:
         app = web.Application()
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.logs)
+        app.router.add_route("*", "/exec/{ns}/{pod}/{container}", self.exec)
         app.router.add_get("/healthz", _healthz)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -75,11 +77,16 @@ class LogServer:
         self._reviews[token] = (time.monotonic() + 60, ok)
         return ok
 
+    async def exec(self, request: web.Request) -> web.StreamResponse:
+        if not await self._allowed(request):
+            return _unauthorized()
+        from .execserver import serve_exec
+        m = request.match_info
+        return await serve_exec(self.agent, request, m["ns"], m["pod"], m["container"])
+
     async def logs(self, request: web.Request) -> web.StreamResponse:
         if not await self._allowed(request):
-            return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                      "reason": "Unauthorized", "code": 401, "message": "Unauthorized"},
-                                     status=401)
+            return _unauthorized()
         ns, pod, cname = request.match_info["ns"], request.match_info["pod"], request.match_info["container"]
         q = request.query
         info = self.agent.container_instance(ns, pod, cname, previous=_bool(q.get("previous")))
@@ -147,6 +154,11 @@ class LogServer:
                 await asyncio.sleep(_FOLLOW_POLL)
         finally:
             os.close(fd)
+
+
+def _unauthorized() -> web.Response:
+    return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                              "reason": "Unauthorized", "code": 401, "message": "Unauthorized"}, status=401)
 
 
 def _entry(raw: bytes) -> bytes | None:

@@ -74,10 +74,13 @@ def ready_condition(ready: bool, old: dict | None = None) -> dict:
             "message": "skiff agent is posting ready status" if ready else "skiff agent is not ready"}
 
 
+def capacity() -> dict[str, str]:
+    """The node's capacity (= its allocatable: nothing is reserved), as quantities."""
+    return {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_bytes() // 1024}Ki", "pods": str(MAX_PODS)}
+
+
 def node_status(ip: str, log_port: int, old_ready: dict | None = None) -> dict:
-    cpu = str(os.cpu_count() or 1)
-    mem = f"{memory_bytes() // 1024}Ki"
-    cap = {"cpu": cpu, "memory": mem, "pods": str(MAX_PODS)}
+    cap = capacity()
     return {
         "capacity": dict(cap), "allocatable": dict(cap),
         "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": socket.gethostname()}],

@@ -299,11 +299,17 @@ class PodRuntime:
         except (NotFound, Conflict):
             pass
 
-    def exec_probe_start(self, cid: str, argv: list[str], stdio: tuple[int, int, int]) -> int:
-        """Start ``argv`` in running container ``cid`` (an exec probe) and return the pid of the
-        forked helper, whose exit status is the command's (the caller waits for it)."""
+    def exec_start(self, cid: str, argv: list[str], stdio: tuple[int, int, int], tty: bool = False) -> int:
+        """Start ``argv`` in running container ``cid`` (an exec probe, ``pods/exec``) and return
+        the pid of the forked helper, whose exit status is the command's (the caller waits for
+        it). ``tty``: stdio is a terminal, which becomes the command's controlling one."""
         from ..runtime.containers.exec import exec_in
-        return exec_in(self._get(cid), list(argv), stdio=stdio)
+        return exec_in(self._get(cid), list(argv), stdio=stdio, tty=tty)
+
+    def exec_pty(self, cid: str) -> tuple[int, int]:
+        """A pseudo-terminal (master, slave) in container ``cid``'s devpts, for an exec."""
+        from ..runtime.containers.exec import open_pty
+        return open_pty(self._get(cid))
 
     def remove_container(self, cid: str) -> None:
         try:

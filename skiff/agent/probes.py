@@ -208,9 +208,7 @@ async def exec_probe(start: Callable[[tuple[int, int, int]], int], argv: list[st
     pidfd = os.pidfd_open(pid)
     try:
         if not await wait_pidfd(pidfd, timeout):
-            for child in _children(pid):   # the command itself (the helper's child)
-                _kill(child)
-            _kill(pid)
+            kill_tree(pid)
             await wait_pidfd(pidfd, 5)
             os.waitpid(pid, os.WNOHANG)
             return FAILURE, f'command "{" ".join(argv)}" timed out'
@@ -232,6 +230,13 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL an exec helper and the command it forked (its children)."""
+    for child in _children(pid):
+        _kill(child)
+    _kill(pid)
 
 
 class ProbeWorker:
@@ -371,7 +376,7 @@ class ProbeManager:
             if not argv:
                 return FAILURE, "exec probe without a command"
             rt = self.pw.agent.runtime
-            starter = getattr(rt, "exec_probe_start", None)
+            starter = getattr(rt, "exec_start", None)
             if starter is None:   # a runtime without exec (the fake one): nothing to run
                 return SUCCESS, ""
             return await exec_probe(lambda stdio: starter(w.info.id, argv, stdio), argv, spec.timeout)

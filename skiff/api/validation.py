@@ -414,7 +414,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
 for _c in ("containers", "initContainers"):
     UNSUPPORTED_POD_FIELDS += [
         (f"spec.{_c}[*].lifecycle", WARN, _set),
-        (f"spec.{_c}[*].env[*].valueFrom.resourceFieldRef", WARN, _set),
         (f"spec.{_c}[*].resizePolicy", WARN, _nonempty),
         (f"spec.{_c}[*].restartPolicy", WARN, _set),
         (f"spec.{_c}[*].stdinOnce", WARN, _true),
@@ -574,6 +573,9 @@ def _check_pod(obj: dict) -> list[dict]:
                         causes.append(_cause(f"{f}.env[{j}].valueFrom", INVALID,
                                              "Invalid value: must specify exactly one of fieldRef, resourceFieldRef, "
                                              "configMapKeyRef or secretKeyRef"))
+                    rf = vf.get("resourceFieldRef")
+                    if isinstance(rf, dict):
+                        causes += _resource_field_ref(rf, f"{f}.env[{j}].valueFrom.resourceFieldRef")
             for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
                 pr = c.get(probe)
                 if isinstance(pr, dict):
@@ -589,6 +591,35 @@ def _check_pod(obj: dict) -> list[dict]:
         if isinstance(k, str) and (why := _qualified_name_error(k)):
             causes.append(_invalid(json_path(["spec", "nodeSelector", k]), k, why))
     return causes
+
+
+_RESOURCE_FIELDS = ("limits.cpu", "limits.ephemeral-storage", "limits.memory",
+                    "requests.cpu", "requests.ephemeral-storage", "requests.memory")
+_CPU_DIVISORS = ("1m", "1")
+_BYTE_DIVISORS = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei")
+
+
+def _resource_field_ref(rf: dict, f: str) -> list[dict]:
+    """A resourceFieldRef's resource and divisor, checked as Kubernetes does."""
+    from skiff.agent.quantity import parse_quantity
+    res = rf.get("resource")
+    if not isinstance(res, str) or not res:
+        return [_cause(f"{f}.resource", REQUIRED, "Required value: resource is required")]
+    if res not in _RESOURCE_FIELDS:
+        return [_cause(f"{f}.resource", NOT_SUPPORTED, f"Unsupported value: {_short(res)}: supported values: "
+                       + ", ".join(f'"{r}"' for r in _RESOURCE_FIELDS))]
+    div = rf.get("divisor")
+    if div in (None, "", 0, "0"):
+        return []
+    allowed = _CPU_DIVISORS if res.endswith(".cpu") else _BYTE_DIVISORS
+    try:
+        ok = any(parse_quantity(div) == parse_quantity(a) for a in allowed)
+    except Exception:  # noqa: BLE001 - a malformed quantity is one more unsupported value
+        ok = False
+    if not ok:
+        return [_cause(f"{f}.divisor", NOT_SUPPORTED, f"Unsupported value: {_short(div)}: supported values: "
+                       + ", ".join(f'"{a}"' for a in allowed))]
+    return []
 
 
 # ---------------------------------------------------------------- label selectors (metav1.LabelSelector)

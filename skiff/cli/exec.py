@@ -46,9 +46,9 @@ def _exec_tty(c, argv, interactive, common) -> int:
     import select
     import signal
     import fcntl
-    from ..runtime.containers.exec import exec_in
+    from ..runtime.containers.exec import exec_in, open_pty
     from .attach import RawTerminal, terminal_size
-    master, slave = os.openpty()
+    master, slave = open_pty(c)
     size = terminal_size(0)
     if size:
         import struct

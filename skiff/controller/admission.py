@@ -9,7 +9,8 @@ namespace in the request path), and for pods ``restartPolicy: Always``,
 ``terminationGracePeriodSeconds: 30``, ``dnsPolicy: ClusterFirst``, ``schedulerName:
 default-scheduler``, ``enableServiceLinks`` is left alone; per container
 ``imagePullPolicy``, ``terminationMessagePath: /dev/termination-log``,
-``terminationMessagePolicy: File``, ``protocol: TCP`` on ports, and probe timings.
+``terminationMessagePolicy: File``, ``protocol: TCP`` on ports, probe timings, and (pods
+only) ``resources.requests`` from ``resources.limits`` where a request is not given.
 
 Every pod also gets Kubernetes' default NoExecute tolerations for the not-ready and
 unreachable taints (``tolerationSeconds`` = ``admit(..., toleration_seconds=)``, default
@@ -89,6 +90,25 @@ def _default_pod(spec: Any) -> None:
     for v in spec.get("volumes") or []:
         if isinstance(v, dict) and isinstance(v.get("hostPath"), dict):
             v["hostPath"].setdefault("type", "")
+
+
+def _default_requests(spec: Any) -> None:
+    """A container's limits are its requests where it names none (Kubernetes' SetDefaults_Pod;
+    pods only, not templates: a template's hash must not change)."""
+    if not isinstance(spec, dict):
+        return
+    for group in ("initContainers", "containers"):
+        for c in spec.get(group) or []:
+            res = c.get("resources") if isinstance(c, dict) else None
+            lim = res.get("limits") if isinstance(res, dict) else None
+            if not isinstance(lim, dict) or not lim:
+                continue
+            req = res.get("requests")
+            if req is None:
+                req = res["requests"] = {}
+            if isinstance(req, dict):
+                for k, v in lim.items():
+                    req.setdefault(k, v)
 
 
 def default_tolerations(spec: Any, seconds: int | None = None) -> None:
@@ -174,6 +194,7 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
         meta["namespace"] = namespace_from_path or DEFAULT_NAMESPACE
     if kind.kind == "Pod":
         _default_pod(obj.get("spec"))
+        _default_requests(obj.get("spec"))
         default_tolerations(obj.get("spec"), toleration_seconds)
     elif kind.kind in ("Deployment", "ReplicaSet"):
         _default_template(obj.get("spec"), deployment=kind.kind == "Deployment")

@@ -43,7 +43,9 @@ USER_KEY = web.RequestKey("skiff_user", User) if hasattr(web, "RequestKey") else
 _PATCH_TYPES = {"application/merge-patch+json": "merge", "application/json-patch+json": "json",
                 "application/strategic-merge-patch+json": "strategic"}
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "binding": ["create"],
+                      "exec": ["create", "get"],
                       "scale": ["get", "patch", "update"], "finalize": ["update"]}
+_SUBRESOURCE_KINDS = {"binding": "Binding", "exec": "PodExecOptions"}
 MAX_BODY = 3 * 1024 * 1024
 WATCH_BURST = 64 * 1024     # a watch's gathered event lines are sent once they reach this size
 _LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "previous", "limitBytes")
@@ -175,7 +177,7 @@ def _resource_list(group: str, version: str) -> dict:
             d["categories"] = list(r.categories)
         res.append(d)
         for sub in r.subresources:
-            kind = "Binding" if sub == "binding" else r.kind
+            kind = _SUBRESOURCE_KINDS.get(sub, r.kind)
             d = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
                  "kind": kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])}
             if sub == "scale":
@@ -205,7 +207,7 @@ def _aggregated(core: bool, dv: str) -> dict:
             d["categories"] = list(r.categories)
         subs = []
         for sub in r.subresources:
-            kind = {"group": r.group, "version": r.version, "kind": "Binding" if sub == "binding" else r.kind}
+            kind = {"group": r.group, "version": r.version, "kind": _SUBRESOURCE_KINDS.get(sub, r.kind)}
             if sub == "scale":
                 kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
             subs.append({"subresource": sub, "responseKind": kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})
@@ -264,6 +266,30 @@ def _groups() -> list[dict]:
 
 
 # ------------------------------------------------------------------------ the server
+
+async def _relay(up, down) -> None:
+    """Binary messages both ways between two WebSockets until either side closes; then the
+    other is closed too."""
+    async def pipe(src, dst):
+        async for msg in src:
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                await dst.send_bytes(msg.data)
+            elif msg.type == aiohttp.WSMsgType.TEXT:
+                await dst.send_str(msg.data)
+    tasks = [asyncio.ensure_future(pipe(up, down)), asyncio.ensure_future(pipe(down, up))]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for ws in (up, down):
+            if not ws.closed:
+                try:
+                    await ws.close()
+                except (ConnectionError, RuntimeError):
+                    pass
+
 
 class APIServer:
     def __init__(self, registry, tokens: TokenManager, apiserver_token: str | None = None):
@@ -469,6 +495,10 @@ class APIServer:
             if method != "GET":
                 raise E.method_not_allowed()
             return await self.pod_log(request, ns, name, user)
+        if sub == "exec":
+            if method not in ("GET", "POST"):
+                raise E.method_not_allowed()
+            return await self.pod_exec(request, ns, name, user)
         if sub == "binding":
             if method != "POST":
                 raise E.method_not_allowed()
@@ -618,10 +648,13 @@ class APIServer:
             await stream.aclose()
         return resp
 
-    # ---------------------------------------------------------------- logs
-    async def pod_log(self, request: web.Request, ns: str, name: str, user: User) -> web.StreamResponse:
+    # ---------------------------------------------------------------- logs and exec
+    async def _pod_container(self, request: web.Request, ns: str, name: str, user: User, sub: str,
+                             verb: str) -> tuple[dict, str]:
+        """(the pod, the container) of a pods/log or pods/exec request: the ``container`` asked
+        for or the pod's only one; 400 when it names none of the pod's."""
         reg = self.registry
-        pod = await reg._fetch_authz(user, "get", RESOURCES["pods"], ns, name, "log")
+        pod = await reg._fetch_authz(user, verb, RESOURCES["pods"], ns, name, sub)
         spec = pod.get("spec") or {}
         names = [c.get("name") for c in spec.get("containers") or []]
         init = [c.get("name") for c in spec.get("initContainers") or []]
@@ -634,10 +667,14 @@ class APIServer:
             container = names[0]
         elif container not in names and container not in init:
             raise E.bad_request(f"container {container} is not valid for pod {name}")
-        node_name = spec.get("nodeName")
+        return pod, container
+
+    async def _agent_base(self, pod: dict) -> str:
+        """The base URL of the server of the agent that runs ``pod``."""
+        node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
-            raise E.bad_request(f"pod {name} does not have a host assigned")
-        node = await reg.get("nodes", node_name)
+            raise E.bad_request(f"pod {(pod.get('metadata') or {}).get('name')} does not have a host assigned")
+        node = await self.registry.get("nodes", node_name)
         st = node.get("status") or {}
         addrs = st.get("addresses") or []
         ip = next((a.get("address") for a in addrs if a.get("type") == "InternalIP"), None) or \
@@ -647,14 +684,23 @@ class APIServer:
             raise E.internal(f"no preferred addresses found for node {node_name}; known addresses: "
                              f"{[a.get('address') for a in addrs]}")
         host = f"[{ip}]" if ":" in ip else ip
-        url = f"http://{host}:{port}/containerLogs/{ns}/{name}/{container}"
-        params = {k: request.query[k] for k in _LOG_PARAMS if k in request.query}
-        headers = {"Authorization": f"Bearer {self.apiserver_token}"} if self.apiserver_token else {}
+        return f"http://{host}:{port}"
+
+    def _agent_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+        return self._session
+
+    def _agent_headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.apiserver_token}"} if self.apiserver_token else {}
+
+    async def pod_log(self, request: web.Request, ns: str, name: str, user: User) -> web.StreamResponse:
+        pod, container = await self._pod_container(request, ns, name, user, "log", "get")
+        url = f"{await self._agent_base(pod)}/containerLogs/{ns}/{name}/{container}"
+        params = {k: request.query[k] for k in _LOG_PARAMS if k in request.query}
         try:
-            up = await self._session.get(url, params=params, headers=headers)
+            up = await self._agent_session().get(url, params=params, headers=self._agent_headers())
         except (aiohttp.ClientError, OSError) as e:
             raise APIError(502, "InternalError",
                            f"Get \"{url}\": error dialing backend: {e}") from None
@@ -682,6 +728,32 @@ class APIServer:
             return resp
         finally:
             up.release()
+
+    async def pod_exec(self, request: web.Request, ns: str, name: str, user: User) -> web.StreamResponse:
+        """pods/NAME/exec: the client's WebSocket (a channel.k8s.io subprotocol) relayed,
+        message for message, to the agent's (:mod:`skiff.agent.execserver`)."""
+        from skiff.api import remotecommand as rc
+        pod, container = await self._pod_container(request, ns, name, user, "exec", "create")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise E.bad_request("Upgrade request required: skiff serves exec over WebSocket "
+                                "(v5.channel.k8s.io, v4.channel.k8s.io), not SPDY")
+        protos = [p for p in rc.offered(request.headers.get("Sec-WebSocket-Protocol")) if p in rc.PROTOCOLS]
+        if not protos:
+            raise E.bad_request(f"no supported WebSocket subprotocol offered (supported: {', '.join(rc.PROTOCOLS)})")
+        params = [(k, v) for k, v in request.query.items() if k in ("command", "stdin", "stdout", "stderr", "tty")]
+        url = f"{await self._agent_base(pod)}/exec/{ns}/{name}/{container}"
+        try:
+            up = await self._agent_session().ws_connect(url, params=params, headers=self._agent_headers(),
+                                                        protocols=protos, max_msg_size=0, autoping=True)
+        except (aiohttp.ClientError, OSError) as e:
+            raise APIError(502, "InternalError", f"error dialing backend: {e}") from None
+        try:
+            down = web.WebSocketResponse(protocols=(up.protocol,) if up.protocol else (), max_msg_size=0)
+            await down.prepare(request)
+            await _relay(up, down)
+            return down
+        finally:
+            await up.close()
 
     # ---------------------------------------------------------------- tokens
     async def join_token(self, request: web.Request) -> web.Response:

@@ -296,12 +296,19 @@ _P = {
     "sinceTime": _q("sinceTime", "string", "An RFC3339 timestamp from which to show logs."),
     "tailLines": _q("tailLines", "integer", "The number of lines from the end of the logs to show."),
     "timestamps": _q("timestamps", "boolean", "Add an RFC3339 timestamp at the beginning of every line."),
+    "command": _q("command", "string", "Command is the remote command to execute. argv array. Not executed "
+                  "within a shell."),
+    "stdin": _q("stdin", "boolean", "Redirect the standard input stream of the pod for this call."),
+    "stdout": _q("stdout", "boolean", "Redirect the standard output stream of the pod for this call."),
+    "stderr": _q("stderr", "boolean", "Redirect the standard error stream of the pod for this call."),
+    "tty": _q("tty", "boolean", "TTY if true indicates that a tty will be allocated for the exec call."),
 }
 _LIST = ("allowWatchBookmarks", "continue", "fieldSelector", "labelSelector", "limit", "resourceVersion",
          "resourceVersionMatch", "sendInitialEvents", "timeoutSeconds", "watch")
 _WRITE = ("dryRun", "fieldManager", "fieldValidation")
 _PATCH = ("dryRun", "fieldManager", "fieldValidation", "force")
 _DELETE = ("dryRun", "gracePeriodSeconds", "orphanDependents", "propagationPolicy")
+_EXEC = ("command", "container", "stderr", "stdin", "stdout", "tty")
 _LOG = ("container", "follow", "limitBytes", "previous", "sinceSeconds", "sinceTime", "tailLines", "timestamps")
 
 _PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json",
@@ -412,6 +419,16 @@ def _paths(r: Resource, kinds: dict[str, str]) -> dict[str, dict]:
                 "patch": _op(f"patch{nsd}{k}Scale", "patch", sgvk, tag,
                              f"partially update scale of the specified {k}", _PATCH, _ok(scale, "200", "201"),
                              patch_body),
+                "parameters": item_params}
+        elif sub == "exec":
+            connected = {"200": {"description": "OK", "content": {"*/*": {"schema": {"type": "string"}}}},
+                         "401": {"description": "Unauthorized"}}
+            egvk = _gvk("", "v1", "PodExecOptions")
+            out[p] = {
+                "get": _op(f"connectGet{nsd}{k}Exec", "connect", egvk, tag,
+                           f"connect GET requests to exec of {k}", _EXEC, connected),
+                "post": _op(f"connectPost{nsd}{k}Exec", "connect", egvk, tag,
+                            f"connect POST requests to exec of {k}", _EXEC, connected),
                 "parameters": item_params}
         elif sub == "log":
             out[p] = {

@@ -11,7 +11,7 @@ import re
 
 import yaml
 
-from tests.integration.kubectl import ctr, kube, pod, row, table  # noqa: F401 (kube is a fixture)
+from tests.integration.kubectl import ctr, deployment, kube, pod, row, table  # noqa: F401 (kube is a fixture)
 
 WEB = pod("web", ctr("main", "echo hello; echo two; trap 'exit 0' TERM; sleep 3600 & wait", env=[{"name": "A", "value": "1"}]),
           ctr("side", "echo side-car; trap 'exit 0' TERM; sleep 3600 & wait"),
@@ -232,6 +232,95 @@ def test_logs_previous(kube):
     out = k.ok("get", "pod", "twice")
     assert row(out, "twice")["RESTARTS"].startswith("1 ("), out  # "1 (3s ago)"
     k.ok("delete", "pod", "twice", "--wait=false")
+
+
+# ------------------------------------------------------------------ exec
+
+def test_exec_output_stderr_and_exit_code(kube):
+    _web(kube)
+    k = kube.kubectl
+    p = k("exec", "web", "-c", "main", "--", "sh", "-c", "echo out $A; echo err >&2; exit 3")
+    assert (p.returncode, p.stdout) == (3, "out 1\n"), p
+    assert "err\n" in p.stderr and "command terminated with exit code 3" in p.stderr, p.stderr
+    # the command runs in the container: its hostname, its filesystem, its process namespace
+    assert k.ok("exec", "web", "-c", "side", "--", "hostname") == "web\n"
+    assert k.ok("exec", "web", "-c", "main", "--", "cat", "/proc/1/cmdline").startswith("sh")
+    err = k.fails("exec", "web", "-c", "main", "--", "no-such-binary")
+    assert 'executable file not found in $PATH' in err, err
+    err = k.fails("exec", "web", "-c", "nope", "--", "true")
+    assert "container nope is not valid for pod web" in err, err
+
+
+def test_exec_stdin_reaches_eof(kube):
+    _web(kube)
+    # kubectl sends stdin, then v5's close signal: wc sees EOF and the command ends
+    p = kube.kubectl("exec", "-i", "web", "-c", "main", "--", "sh", "-c", "wc -l; cat", input="a\nb\nc\n",
+                     timeout=20)
+    assert (p.returncode, p.stdout.split()) == (0, ["3"]), p
+
+
+def test_exec_ends_the_command_when_the_client_goes(kube):
+    _web(kube)
+    k = kube.kubectl
+    with k.stream("exec", "web", "-c", "main", "--", "sh", "-c", "echo started; exec sleep 4242") as s:
+        s.wait_for("^started$")
+        assert "sleep 4242" in k.ok("exec", "web", "-c", "main", "--", "ps", "-o", "args")
+    kube.wait(lambda: "sleep 4242" not in k.ok("exec", "web", "-c", "main", "--", "ps", "-o", "args"),
+              10, "the exec'd command to be killed")
+
+
+def test_exec_with_a_terminal_over_the_websocket(kube):
+    """What `exec -it` does, driven here without a terminal: tty=true, a resize, stdin."""
+    _web(kube)
+    import asyncio
+    import aiohttp
+    from skiff.api import remotecommand as rc
+    from skiff.cli.ctl.client import load_config
+    from skiff.cli.ctl.exec import _ssl_context
+    cfg = load_config(kube.kubeconfig)
+
+    async def session():
+        url = f"{cfg.server}/api/v1/namespaces/default/pods/web/exec"
+        params = [("command", "sh"), ("container", "main"), ("stdin", "true"), ("stdout", "true"),
+                  ("tty", "true")]
+        out, status = b"", None
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(url, params=params, protocols=(rc.V5, rc.V4), ssl=_ssl_context(cfg),
+                                    headers={"Authorization": f"Bearer {cfg.token}"}) as ws:
+                assert ws.protocol == rc.V5
+                await ws.send_bytes(bytes([rc.RESIZE]) + json.dumps({"Width": 91, "Height": 33}).encode())
+                await ws.send_bytes(bytes([rc.STDIN]) + b"tty; stty size; exit 5\n")
+                async for msg in ws:
+                    ch, data = msg.data[0], msg.data[1:]
+                    if ch == rc.STDOUT:
+                        out += data
+                    elif ch == rc.ERROR:
+                        status = json.loads(data)
+        return out.decode(errors="replace"), status
+    out, status = asyncio.run(asyncio.wait_for(session(), 20))
+    # the terminal is the container's own (its devpts names it), with the size the client sent
+    assert re.search(r"^/dev/pts/\d+\r?$", out, re.M), out
+    assert re.search(r"^33 91\r?$", out, re.M), out
+    assert rc.exit_code_of(rc.V5, json.dumps(status).encode())[0] == 5, status
+
+
+def test_skiffctl_exec(kube):
+    k = kube.kubectl
+    k.ok("apply", "-f", kube.file("exec-deploy.yaml", deployment("execd", 1, ctr("c"))))
+    kube.wait(lambda: k.ok("get", "deploy", "execd", "-o", "jsonpath={.status.availableReplicas}") == "1",
+              30, "deployment execd available")
+    pod_name = k.ok("get", "pods", "-l", "app=execd", "-o", "jsonpath={.items[0].metadata.name}")
+    ctl = kube.host.ctl
+    assert ctl("exec", "deploy/execd", "--", "hostname").stdout == pod_name + "\n"
+    p = ctl("exec", "-i", pod_name, "--", "sh", "-c", "wc -c; exit 4", input="12345", check=False)
+    assert (p.returncode, p.stdout.strip()) == (4, "5"), p
+    assert "command terminated with exit code 4" in p.stderr
+    p = ctl("exec", pod_name, "-c", "nope", "--", "true", check=False)
+    assert p.returncode == 1 and f"container nope is not valid for pod {pod_name}" in p.stderr, p.stderr
+    p = ctl("exec", "deploy/execd", check=False)
+    assert p.returncode == 1 and "you must specify at least one command" in p.stderr, p.stderr
+    assert ctl("logs", "deploy/execd").returncode == 0
+    k.ok("delete", "deploy", "execd", "--wait=false")
 
 
 # ------------------------------------------------------------------ label, annotate, patch, edit

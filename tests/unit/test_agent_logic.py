@@ -31,6 +31,28 @@ def pod(policy="Always", names=("a",)):
                      "containers": [{"name": n, "image": "busybox"} for n in names]}}
 
 
+def test_env_resource_field_refs():
+    p = pod(names=("a", "b"))
+    p["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "250m", "memory": "64Mi"},
+                                               "requests": {"cpu": "100m", "memory": "48Mi"}}
+    p["spec"]["containers"][1]["resources"] = {"requests": {"memory": "1G"}}
+    c = p["spec"]["containers"][0]
+
+    def ref(name, resource, **kw):
+        return {"name": name, "valueFrom": {"resourceFieldRef": {"resource": resource, **kw}}}
+    c["env"] = [ref("CPU", "limits.cpu"), ref("MCPU", "limits.cpu", divisor="1m"),
+                ref("MEM", "limits.memory"), ref("MEM_MI", "limits.memory", divisor="1Mi"),
+                ref("REQ_MI", "requests.memory", divisor="1Mi", containerName="a"),
+                ref("B_CPU", "limits.cpu", containerName="b"), ref("B_MEM", "limits.memory", containerName="b"),
+                ref("B_REQ", "requests.memory", divisor="1M", containerName="b"),
+                ref("B_REQ_CPU", "requests.cpu", containerName="b", divisor="0")]
+    env = container_env(p, c, "", "", allocatable={"cpu": "2", "memory": "4Gi"})
+    assert env == ["CPU=1", "MCPU=250", f"MEM={64 * 2 ** 20}", "MEM_MI=64", "REQ_MI=48",
+                   "B_CPU=2", f"B_MEM={4 * 2 ** 30}", "B_REQ=1000", "B_REQ_CPU=0"]
+    with pytest.raises(SkiffError, match="container nope not found"):
+        container_env(p, {"name": "a", "env": [ref("X", "limits.cpu", containerName="nope")]}, "", "")
+
+
 def test_backoff_doubles_caps_and_resets():
     b = Backoff(initial=10, cap=40, reset_after=600)
     k = ("u", "c")

@@ -512,6 +512,20 @@ async def test_node_restriction(api):
     assert st == 403
     st, body, _ = await n1("POST", "/apis/skiff.dev/v1/jointokens", {})
     assert st == 403
+    # a node may not run commands in pods, not even in its own
+    st, body, _ = await n1("POST", PODS + "/mine/exec", params={"command": "true"})
+    assert st == 403 and "cannot create resource \"pods/exec\"" in body["message"], body
+
+
+async def test_exec_needs_a_websocket_and_a_valid_container(api):
+    await api("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+    await api("POST", PODS, pod("mine", nodeName="n1"))
+    st, body, _ = await api("POST", PODS + "/mine/exec", params={"command": "true", "container": "nope"})
+    assert_status(body, 400, "BadRequest", "container nope is not valid for pod mine")
+    st, body, _ = await api("POST", PODS + "/mine/exec", params={"command": "true"})
+    assert st == 400 and body["message"].startswith("Upgrade request required"), body
+    st, body, _ = await api("PUT", PODS + "/mine/exec", {})
+    assert st == 405
 
 
 async def test_token_exchange_and_review(api):

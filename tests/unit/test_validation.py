@@ -352,6 +352,35 @@ def test_admission_keeps_given_values_and_defaults_every_container():
     assert admit(p)[0]["spec"]["containers"][0]["imagePullPolicy"] == "Never"
 
 
+def test_a_pods_limits_default_its_requests_but_not_a_templates():
+    p = copy.deepcopy(NGINX)
+    p["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "500m", "memory": "64Mi"},
+                                               "requests": {"cpu": "100m"}}
+    got = admit(p)[0]["spec"]["containers"][0]["resources"]
+    assert got["requests"] == {"cpu": "100m", "memory": "64Mi"}           # a given request is kept
+    d = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+         "spec": {"selector": {"matchLabels": {"a": "b"}},
+                  "template": {"metadata": {"labels": {"a": "b"}}, "spec": copy.deepcopy(p["spec"])}}}
+    del d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+    tmpl = admit(d)[0]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert "requests" not in tmpl                                          # the pod-template-hash stays
+
+
+def test_resource_field_refs_are_checked():
+    def env(ref):
+        p = copy.deepcopy(NGINX)
+        p["spec"]["containers"][0]["env"] = [{"name": "X", "valueFrom": {"resourceFieldRef": ref}}]
+        return p
+    assert validate(env({"resource": "limits.memory", "divisor": "1Mi"})) == []
+    assert validate(env({"containerName": "nginx", "resource": "requests.cpu", "divisor": "1m"})) == []
+    assert validate(env({"resource": "limits.cpu", "divisor": "0"})) == []
+    f = "spec.containers[0].env[0].valueFrom.resourceFieldRef"
+    assert fields(env({"resource": "limits.gpu"})) == {f"{f}.resource": "FieldValueNotSupported"}
+    assert fields(env({"resource": "limits.cpu", "divisor": "1Mi"})) == {f"{f}.divisor": "FieldValueNotSupported"}
+    assert fields(env({"resource": "limits.memory", "divisor": "2"})) == {f"{f}.divisor": "FieldValueNotSupported"}
+    assert fields(env({"divisor": "1"})) == {f"{f}.resource": "FieldValueRequired"}
+
+
 def test_admission_namespace_from_path():
     obj, _ = admit(NGINX, namespace_from_path="shop")
     assert obj["metadata"]["namespace"] == "shop"

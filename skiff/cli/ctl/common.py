@@ -60,3 +60,47 @@ def ns_for(res, ctx, all_namespaces: bool = False):
     if not res.namespaced or all_namespaces:
         return None
     return ctx.namespace
+
+
+def pod_for(client, ns: str, ref: str) -> dict:
+    """The pod a command on one container means: ``NAME`` or ``pod/NAME``, or for
+    ``deploy/NAME``, ``rs/NAME`` a pod its selector matches, running and ready ones first
+    (as kubectl picks one for logs and exec)."""
+    if "/" not in ref:
+        return client.get("pods", ref, ns)
+    kind, _, name = ref.partition("/")
+    r = resolve(kind)
+    if r.plural == "pods":
+        return client.get("pods", name, ns)
+    if r.plural not in ("deployments", "replicasets"):
+        raise CtlError(f"error: cannot attach to {r.kind.lower()}/{name}: selector for "
+                       f"*{r.kind} not implemented")
+    obj = client.get(r.plural, name, ns)
+    sel = ((obj.get("spec") or {}).get("selector") or {})
+    from skiff.api.validation import label_selector_matches
+    pods = [p for p in client.list("pods", ns).get("items") or []
+            if label_selector_matches(sel, (p.get("metadata") or {}).get("labels"))
+            and not (p.get("metadata") or {}).get("deletionTimestamp")]
+    if not pods:
+        raise CtlError(f"error: no pods found for {r.singular or r.kind.lower()}/{name}")
+
+    def rank(p):
+        st = p.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
+        return (st.get("phase") != "Running", not ready, (p.get("metadata") or {}).get("creationTimestamp", ""))
+    return sorted(pods, key=rank)[0]
+
+
+def default_container(pod: dict, container: str | None) -> str:
+    """``container``, or the pod's default (its kubectl.kubernetes.io/default-container, else
+    the first), saying so on stderr when there was a choice, as kubectl does."""
+    import sys
+    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    if container or not names:
+        return container or ""
+    if len(names) > 1:
+        default = ((pod.get("metadata") or {}).get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+        container = default if default in names else names[0]
+        print(f'Defaulted container "{container}" out of: {", ".join(names)}', file=sys.stderr)
+        return container
+    return names[0]

@@ -1,13 +1,16 @@
 """Print the logs for a container in a pod.
 
 Usage:
-  skiffctl logs [-f] [--tail N] [-c CONTAINER] [--previous] [--timestamps] [--since 10s] POD
+  skiffctl logs [-f] [--tail N] [-c CONTAINER] [--previous] [--timestamps] [--since 10s] (POD | TYPE/NAME)
+
+TYPE/NAME: pod/NAME, or deploy/NAME and rs/NAME for one of their pods (running and ready first).
 """
 from __future__ import annotations
 
 import sys
 
 from .client import CtlError
+from .common import default_container, pod_for
 from .flags import Flag, parse_duration
 
 FLAGS = [
@@ -29,24 +32,16 @@ def run(ctx, args: list[str], opts: dict) -> int:
     if len(args) != 1:
         raise CtlError("error: expected 'logs [-f] [-p] (POD | TYPE/NAME) [-c CONTAINER]'.\n"
                        "POD or TYPE/NAME is a required argument for the logs command")
-    name = args[0]
-    if "/" in name:
-        kind, _, name = name.partition("/")
-        if kind not in ("pod", "pods", "po"):
-            raise CtlError(f"error: cannot get the logs from {kind}: only pods have logs")
+    ref = args[0]
+    if "/" in ref and ref.partition("/")[0] not in ("pod", "pods", "po", "deploy", "deployment", "deployments",
+                                                   "rs", "replicaset", "replicasets"):
+        raise CtlError(f"error: cannot get the logs from {ref.partition('/')[0]}: only pods "
+                       f"(and the pods of deployments and replica sets) have logs")
     client = ctx.client()
     ns = ctx.namespace
-    container = opts["container"]
-    pod = client.get("pods", name, ns)
-    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
-    if not container:
-        if len(names) > 1:
-            default = ((pod.get("metadata") or {}).get("annotations") or {}).get(
-                "kubectl.kubernetes.io/default-container")
-            container = default if default in names else names[0]
-            print(f'Defaulted container "{container}" out of: {", ".join(names)}', file=sys.stderr)
-        elif names:
-            container = names[0]
+    pod = pod_for(client, ns, ref)
+    name = pod["metadata"]["name"]
+    container = default_container(pod, opts["container"])
     params = {"container": container}
     if opts["follow"]:
         params["follow"] = "true"

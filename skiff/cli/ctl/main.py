@@ -21,6 +21,7 @@ COMMANDS = {
     "scale": "Set a new size for a deployment or replica set",
     "rollout": "Manage the rollout of a deployment (status, history, undo, restart, pause, resume)",
     "logs": "Print the logs for a container in a pod",
+    "exec": "Execute a command in a container",
     "events": "List events",
     "token": "Manage join tokens (token create --node)",
     "version": "Print the client and server version information",

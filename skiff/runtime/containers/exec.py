@@ -60,6 +60,28 @@ def exec_in(c: Container, argv: list[str], env: list[str] = (), user: str = "", 
     return pid
 
 
+def open_pty(c: Container) -> tuple[int, int]:
+    """A new pseudo-terminal in the container's own devpts (so that ``tty`` names it there):
+    (master, slave), both for the caller to close. Opened from the host through
+    /proc/<init>/root, the slave through TIOCGPTPEER (no path lookup)."""
+    import fcntl
+    import struct
+    st = c.state()
+    if not st.running:
+        raise Conflict(f"container {c.id} is not running")
+    try:
+        master = os.open(f"/proc/{st.pid}/root/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return os.openpty()    # no devpts of its own: a host terminal still works
+    try:
+        fcntl.ioctl(master, 0x40045431, struct.pack("i", 0))    # TIOCSPTLCK: unlock
+        slave = fcntl.ioctl(master, 0x5441, os.O_RDWR | os.O_NOCTTY)   # TIOCGPTPEER
+    except OSError:
+        os.close(master)
+        raise
+    return master, slave
+
+
 def _helper(k, procs, ns_fds, errw, argv, env, user, workdir, tty, stdio) -> None:
     from . import init
     import fcntl  # noqa: F401 - after setns(mnt) the host's Python library is out of reach
@@ -83,7 +105,10 @@ def _helper(k, procs, ns_fds, errw, argv, env, user, workdir, tty, stdio) -> Non
                 init.exec_process(argv, env, workdir, home)
             except BaseException as e:  # noqa: BLE001
                 init.fail(errw, e)
-        os.close(errw)
+        # Let go of every fd inherited from the caller (forked, not exec'd: its pipes and
+        # sockets are all here): the caller's end of the command's stdin pipe must close
+        # when the caller closes it, or the command never sees EOF.
+        os.closerange(3, 1 << 20)
         status = os.waitpid(child, 0)[1]
         code = os.waitstatus_to_exitcode(status)
         os._exit(128 - code if code < 0 else code)
