@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from skiff.errors import SkiffError
 
 from . import status as pstatus
+from .hooks import POST_START_TIMEOUT, run_hook, stop_container
 from .env import ConfigError, container_env, env_refs, expand_argv, fetch_refs, volume_files, volume_refs
 from .probes import ProbeManager
 
@@ -278,6 +279,15 @@ class PodWorker:
                  extra={"fields": {"pod": pod_ref(pod), "container": name, "restartCount": attempt,
                                    "containerID": info.id}})
         self._watch(info.id, info.pid)
+        post = (c.get("lifecycle") or {}).get("postStart")
+        if post:
+            msg = await run_hook(a.runtime, pod, c, info.id, post, POST_START_TIMEOUT, sb.ip)
+            if msg:
+                a.events.record(pod, "Warning", "FailedPostStartHook", msg, field_path=fp)
+                a.events.record(pod, "Normal", "Killing", "FailedPostStartHook", field_path=fp)
+                log.warning("pod %s: container %s: %s", pod_ref(pod), name, msg)
+                grace = float(pod["spec"].get("terminationGracePeriodSeconds", 30) or 0)
+                await stop_container(a, None, info, grace)
         # keep the current and the previous instance (for logs --previous), drop older ones
         for old in infos:
             if old.name == name and old.attempt < attempt - 1 and old.state != "running":
@@ -342,31 +352,14 @@ class PodWorker:
 
     # -- stopping --
     async def kill_containers(self, infos: list, grace: float) -> None:
-        """SIGTERM (the image's stop signal) to every running container, SIGKILL after ``grace``."""
-        rt = self.agent.runtime
+        """Stop every running container at once, each as :func:`hooks.stop_container` does:
+        its preStop hook, the stop signal (the image's), SIGKILL after ``grace``."""
         running = [i for i in infos if i.state == "running"]
-        if not running:
-            return
         for i in running:
             if self.pod is not None:
                 self.agent.events.record(self.pod, "Normal", "Killing", f"Stopping container {i.name}",
                                          field_path=f"spec.containers{{{i.name}}}")
-            rt.signal_container(i.id, None if grace > 0 else "KILL")
-        deadline = time.monotonic() + grace
-        killed = grace <= 0
-        while True:
-            left = [i for i in rt.containers(self.uid) if i.state == "running"]
-            if not left:
-                return
-            if not killed and time.monotonic() >= deadline:
-                for i in left:
-                    rt.signal_container(i.id, "KILL")
-                killed = True
-                deadline = time.monotonic() + 10
-            elif killed and time.monotonic() >= deadline:
-                log.warning("pod %s: containers did not die after SIGKILL", self.uid)
-                return
-            await asyncio.sleep(0.05)
+        await asyncio.gather(*(stop_container(self.agent, self.pod, i, grace, self.pod_ip()) for i in running))
 
     async def terminate(self) -> None:
         a = self.agent

@@ -424,26 +424,9 @@ class ProbeManager:
         t.add_done_callback(self._kills.discard)
 
     async def _stop_container(self, info, grace: float) -> None:
-        rt = self.pw.agent.runtime
+        from .hooks import stop_container
         log.info("pod %s: stopping container %s (failed probe), grace %ss", self.pw.uid, info.name, grace)
-        pidfd = None
-        try:
-            pidfd = os.pidfd_open(info.pid) if info.pid else None
-        except OSError:
-            pidfd = None
-        rt.signal_container(info.id, None if grace > 0 else "KILL")
-        try:
-            if pidfd is not None:
-                if not await wait_pidfd(pidfd, grace if grace > 0 else 10):
-                    rt.signal_container(info.id, "KILL")
-            else:
-                deadline = time.monotonic() + grace
-                while rt.is_running(info.id) and time.monotonic() < deadline:
-                    await asyncio.sleep(0.1)
-                rt.signal_container(info.id, "KILL")
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
+        await stop_container(self.pw.agent, self.pod, info, grace, self.pw.pod_ip())
         self.pw.wake_after(0.05)
 
 

@@ -413,7 +413,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
 ]
 for _c in ("containers", "initContainers"):
     UNSUPPORTED_POD_FIELDS += [
-        (f"spec.{_c}[*].lifecycle", WARN, _set),
         (f"spec.{_c}[*].resizePolicy", WARN, _nonempty),
         (f"spec.{_c}[*].restartPolicy", WARN, _set),
         (f"spec.{_c}[*].stdinOnce", WARN, _true),
@@ -576,6 +575,14 @@ def _check_pod(obj: dict) -> list[dict]:
                     rf = vf.get("resourceFieldRef")
                     if isinstance(rf, dict):
                         causes += _resource_field_ref(rf, f"{f}.env[{j}].valueFrom.resourceFieldRef")
+            for hook in ("postStart", "preStop"):
+                h = (c.get("lifecycle") or {}).get(hook) if isinstance(c.get("lifecycle"), dict) else None
+                if isinstance(h, dict):
+                    handlers = [k for k in ("exec", "httpGet", "tcpSocket", "sleep") if h.get(k) is not None]
+                    if len(handlers) != 1:
+                        causes.append(_cause(f"{f}.lifecycle.{hook}", REQUIRED if not handlers else INVALID,
+                                             "must specify a handler type" if not handlers else
+                                             "may not specify more than 1 handler type"))
             for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
                 pr = c.get(probe)
                 if isinstance(pr, dict):

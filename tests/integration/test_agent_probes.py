@@ -208,3 +208,53 @@ def test_agent_restart_keeps_probed_pod_ready(host):
     assert next(c["lastTransitionTime"] for c in p["status"]["conditions"] if c["type"] == "Ready") == since
     cs = cstatus(p, "main")
     assert cs["restartCount"] == 0 and cs["started"] is True and cs["ready"] is True
+
+
+def test_lifecycle_hooks_post_start_and_pre_stop(host):
+    """postStart runs after the start; preStop before the stop signal, which comes only once the
+    hook is done (the file's order says so); both in the container."""
+    log_dir = os.path.join(host.workdir, "hooklog")
+    os.makedirs(log_dir)
+    host.apply(pod("hooked", ctr(
+        "c", "trap 'echo term >> /h/log; exit 0' TERM; echo main >> /h/log; while true; do sleep 0.1; done",
+        lifecycle={"postStart": {"exec": {"command": ["sh", "-c", "echo poststart $(hostname) >> /h/log"]}},
+                   "preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /h/log; sleep 1; "
+                                                    "echo prestop-done >> /h/log"]}}},
+        volumeMounts=[{"name": "h", "mountPath": "/h"}]),
+        volumes=[{"name": "h", "hostPath": {"path": log_dir}}], terminationGracePeriodSeconds=10))
+    host.wait_phase("hooked", "Running")
+    path = os.path.join(log_dir, "log")
+    wait_for(lambda: "poststart" in open(path).read(), 10, what="the postStart hook")
+    assert open(path).read().splitlines()[-1] == "poststart hooked"
+    host.ctl("delete", "pod", "hooked")
+    assert open(path).read().splitlines() == ["main", "poststart hooked", "prestop", "prestop-done", "term"]
+
+
+def test_failing_post_start_hook_kills_the_container(host):
+    host.apply(pod("badhook", ctr("c", "exec sleep 3600",
+                                  lifecycle={"postStart": {"httpGet": {"port": 9, "path": "/ready"}}}),
+                   terminationGracePeriodSeconds=1))
+    p = wait_pod(host, "badhook", lambda p: cstatus(p, "c").get("restartCount", 0) >= 1, 40, "a restart")
+    ev = events(host, "badhook")
+    failed = [e for e in ev if e["reason"] == "FailedPostStartHook"]
+    assert failed and failed[0]["type"] == "Warning", ev
+    assert failed[0]["message"].startswith('HTTP lifecycle hook (/ready) for Container "c" in Pod "badhook_default(')
+    assert "connection refused" in failed[0]["message"]
+    assert any(e["reason"] == "Killing" and e["message"] == "FailedPostStartHook" for e in ev)
+
+
+def test_env_resource_field_refs(host):
+    host.apply(pod("res", ctr(
+        "main", "echo MEM=$MEM CPU=$CPU REQ=$REQ NODE_CPU=$NODE_CPU; exec sleep 3600",
+        resources={"limits": {"cpu": "500m", "memory": "64Mi"}},
+        env=[{"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+             {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1m"}}},
+             {"name": "REQ", "valueFrom": {"resourceFieldRef": {"resource": "requests.memory"}}},
+             {"name": "NODE_CPU", "valueFrom": {"resourceFieldRef": {"containerName": "side",
+                                                                       "resource": "limits.cpu"}}}]),
+        ctr("side", "exec sleep 3600")))
+    p = host.wait_phase("res", "Running")
+    # the pod's requests were defaulted from its limits; a container without a limit has the node's
+    assert p["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "500m", "memory": "64Mi"}
+    out = wait_for(lambda: host.ctl("logs", "res", "-c", "main").stdout or None, 20, what="the pod's output")
+    assert out.strip() == f"MEM=64 CPU=500 REQ={64 * 2 ** 20} NODE_CPU={os.cpu_count()}"

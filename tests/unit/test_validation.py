@@ -280,8 +280,8 @@ def test_unsupported_fields_warn():
     p["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["nginx", "-s", "quit"]}}}
     ws = validate(p)
     assert "spec.affinity is accepted but not supported by skiff" in ws
-    assert {w.field for w in ws} == {"spec.affinity", "spec.serviceAccountName", "spec.priority",
-                                     "spec.containers[0].lifecycle"}
+    # lifecycle hooks are served since issue 6's review: no warning
+    assert {w.field for w in ws} == {"spec.affinity", "spec.serviceAccountName", "spec.priority"}
     assert all(isinstance(w, str) for w in ws)
 
 
@@ -379,6 +379,18 @@ def test_resource_field_refs_are_checked():
     assert fields(env({"resource": "limits.cpu", "divisor": "1Mi"})) == {f"{f}.divisor": "FieldValueNotSupported"}
     assert fields(env({"resource": "limits.memory", "divisor": "2"})) == {f"{f}.divisor": "FieldValueNotSupported"}
     assert fields(env({"divisor": "1"})) == {f"{f}.resource": "FieldValueRequired"}
+
+
+def test_lifecycle_hooks_need_exactly_one_handler():
+    def hooked(**lc):
+        p = copy.deepcopy(NGINX)
+        p["spec"]["containers"][0]["lifecycle"] = lc
+        return p
+    assert validate(hooked(preStop={"sleep": {"seconds": 5}}, postStart={"exec": {"command": ["true"]}})) == []
+    f = "spec.containers[0].lifecycle"
+    assert fields(hooked(preStop={})) == {f"{f}.preStop": "FieldValueRequired"}
+    assert fields(hooked(postStart={"exec": {"command": ["x"]}, "httpGet": {"port": 80}})) == \
+        {f"{f}.postStart": "FieldValueInvalid"}
 
 
 def test_admission_namespace_from_path():
