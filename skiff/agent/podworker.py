@@ -287,7 +287,7 @@ class PodWorker:
                 a.events.record(pod, "Normal", "Killing", "FailedPostStartHook", field_path=fp)
                 log.warning("pod %s: container %s: %s", pod_ref(pod), name, msg)
                 grace = float(pod["spec"].get("terminationGracePeriodSeconds", 30) or 0)
-                await stop_container(a, None, info, grace)
+                await stop_container(a, pod, info, grace, sb.ip)   # its preStop too, as the kubelet
         # keep the current and the previous instance (for logs --previous), drop older ones
         for old in infos:
             if old.name == name and old.attempt < attempt - 1 and old.state != "running":

@@ -275,8 +275,7 @@ def test_exec_with_a_terminal_over_the_websocket(kube):
     import asyncio
     import aiohttp
     from skiff.api import remotecommand as rc
-    from skiff.cli.ctl.client import load_config
-    from skiff.cli.ctl.exec import _ssl_context
+    from skiff.cli.ctl.client import load_config, ssl_context
     cfg = load_config(kube.kubeconfig)
 
     async def session():
@@ -285,7 +284,7 @@ def test_exec_with_a_terminal_over_the_websocket(kube):
                   ("tty", "true")]
         out, status = b"", None
         async with aiohttp.ClientSession() as s:
-            async with s.ws_connect(url, params=params, protocols=(rc.V5, rc.V4), ssl=_ssl_context(cfg),
+            async with s.ws_connect(url, params=params, protocols=(rc.V5, rc.V4), ssl=ssl_context(cfg),
                                     headers={"Authorization": f"Bearer {cfg.token}"}) as ws:
                 assert ws.protocol == rc.V5
                 await ws.send_bytes(bytes([rc.RESIZE]) + json.dumps({"Width": 91, "Height": 33}).encode())

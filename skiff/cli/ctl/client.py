@@ -227,6 +227,18 @@ class Response:
             pass
 
 
+def ssl_context(config: Config):
+    """The TLS context for the cluster: its CA (file or kubeconfig data), or no checks at all
+    with --insecure-skip-tls-verify."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=config.ca_file,
+                                     cadata=config.ca_data.decode() if config.ca_data else None)
+    if config.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 class Client:
     def __init__(self, config: Config, timeout: float | None = 30, verbosity: int = 0):
         self.config = config
@@ -243,13 +255,8 @@ class Client:
     def _connect(self, timeout):
         import http.client
         if self.scheme == "https":
-            import ssl
-            ctx = ssl.create_default_context(cafile=self.config.ca_file,
-                                             cadata=self.config.ca_data.decode() if self.config.ca_data else None)
-            if self.config.insecure:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=ctx)
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=ssl_context(self.config))
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def _send(self, method, path, params=None, body=None, content_type="application/json",

@@ -65,16 +65,6 @@ def run(ctx, args: list[str], opts: dict) -> int:
     return code
 
 
-def _ssl_context(config):
-    import ssl
-    ctx = ssl.create_default_context(cafile=config.ca_file,
-                                     cadata=config.ca_data.decode() if config.ca_data else None)
-    if config.insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 async def _session(config, client, path: str, params: list, stdin: bool, tty: bool) -> tuple[int, str]:
     """Run the remote command over a WebSocket; (exit code, message)."""
     import asyncio
@@ -82,7 +72,8 @@ async def _session(config, client, path: str, params: list, stdin: bool, tty: bo
     from skiff.api import remotecommand as rc
     url = config.server.rstrip("/") + path
     headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
-    ssl = _ssl_context(config) if url.startswith("https") else None
+    from .client import ssl_context
+    ssl = ssl_context(config) if url.startswith("https") else None
     async with aiohttp.ClientSession() as s:
         try:
             ws = await s.ws_connect(url, params=params, headers=headers, protocols=(rc.V5, rc.V4),
