@@ -66,15 +66,20 @@ def field_value(pod: dict, path: str, pod_ip: str, host_ip: str) -> str:
     raise SkiffError(f"unsupported fieldRef fieldPath: {path}")
 
 
+def container_spec(pod: dict, name: str) -> dict | None:
+    """The pod's container (or init container) of that name."""
+    spec = pod.get("spec") or {}
+    return next((c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+                 if c.get("name") == name), None)
+
+
 def resource_value(pod: dict, c: dict, ref: dict, allocatable: dict | None = None) -> str:
     """A resourceFieldRef's value, as the kubelet computes it: the container's limit (the
     node's allocatable when it has none) or request (0 when it has none), divided by
     ``divisor`` (default 1) and rounded up; cpu in cores (or millicores with divisor 1m)."""
     from .quantity import parse_quantity
     cname = ref.get("containerName") or c.get("name")
-    spec = pod.get("spec") or {}
-    target = next((x for x in (spec.get("containers") or []) + (spec.get("initContainers") or [])
-                   if x.get("name") == cname), None)
+    target = container_spec(pod, cname)
     if target is None:
         raise ConfigError(f"container {cname} not found")
     resource = str(ref.get("resource", ""))

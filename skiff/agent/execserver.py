@@ -30,8 +30,8 @@ from .probes import kill_tree, wait_pidfd
 
 log = logging.getLogger("skiff.agent")
 
-# After the command exits, how long its output pipes may take to reach EOF (a forked helper
-# of another exec can hold a copy of a write end for as long as that exec runs).
+# After the command exits, how long its output pipes may take to reach EOF (a background
+# child of the command may keep them open; its status is sent anyway).
 DRAIN_SECONDS = 1.0
 
 

@@ -22,6 +22,7 @@ import logging
 import os
 import time
 
+from .env import container_spec
 from .probes import FAILURE, exec_probe, http_probe, resolve_port, wait_pidfd
 
 log = logging.getLogger("skiff.agent")
@@ -67,12 +68,6 @@ async def run_hook(runtime, pod: dict, c: dict, cid: str, handler: dict, timeout
         await asyncio.sleep(max(0.0, min(float(seconds), timeout)))
         return None
     return None    # tcpSocket, or nothing: as the kubelet, no action
-
-
-def container_spec(pod: dict, name: str) -> dict | None:
-    spec = pod.get("spec") or {}
-    return next((c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
-                 if c.get("name") == name), None)
 
 
 async def stop_container(agent, pod: dict | None, info, grace: float, pod_ip: str = "") -> None:

@@ -17,18 +17,11 @@ from __future__ import annotations
 import json
 
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
+# those served, newest first (which one a session uses is the first of these the client
+# offers, in the client's order: aiohttp's negotiation)
 PROTOCOLS = (V5, V4, "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io")
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
-
-
-def choose(offered: list[str] | tuple[str, ...]) -> str | None:
-    """The protocol the server takes of those a client offers (its best, not the client's
-    first), or None."""
-    for p in PROTOCOLS:
-        if p in offered:
-            return p
-    return None
 
 
 def offered(header: str | None) -> list[str]:

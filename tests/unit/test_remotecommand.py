@@ -7,11 +7,10 @@ import json
 from skiff.api import remotecommand as rc
 
 
-def test_the_server_prefers_the_newest_protocol_offered():
-    assert rc.choose(["v4.channel.k8s.io", "v5.channel.k8s.io"]) == rc.V5
-    assert rc.choose(rc.offered("v4.channel.k8s.io, base64.channel.k8s.io")) == rc.V4
-    assert rc.choose(rc.offered("base64.channel.k8s.io")) is None
-    assert rc.offered(None) == []
+def test_offered_protocols_are_read_in_the_clients_order():
+    assert rc.offered("v5.channel.k8s.io, v4.channel.k8s.io,base64.channel.k8s.io") == \
+        [rc.V5, rc.V4, "base64.channel.k8s.io"]
+    assert rc.offered(None) == [] and rc.offered("") == []
 
 
 def test_exit_codes_round_trip_through_the_error_channel():
