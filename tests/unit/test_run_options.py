@@ -61,6 +61,16 @@ def test_simple_fields_copied():
     assert o.dns_options == ["ndots:2"]
 
 
+def test_security_flags_repeat_and_keep_the_names_as_given():
+    o = opts("--cap-drop", "ALL", "--cap-add", "net_bind_service", "--cap-add=CAP_NET_ADMIN",
+             "--read-only", "--group-add", "1234", "--group-add", "audio")
+    assert o.cap_drop == ["ALL"] and o.cap_add == ["net_bind_service", "CAP_NET_ADMIN"]
+    assert o.read_only is True and o.group_add == ["1234", "audio"]
+    o = opts()
+    assert (o.cap_add, o.cap_drop, o.read_only, o.group_add) == ([], [], False, [])
+    assert "--cap-add" in COMMAND.format_help() and "--read-only" in COMMAND.format_help()
+
+
 def test_empty_entrypoint_kept_as_empty_string():
     assert opts("--entrypoint=").entrypoint == ""
 

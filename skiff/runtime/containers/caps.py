@@ -1,12 +1,13 @@
-"""Capabilities and no_new_privs: docker's default set, nothing more.
+"""Capabilities and no_new_privs: docker's default set, or what --cap-add/--cap-drop make of it.
 
-Bounding set: everything outside the default set is dropped. Permitted and
-effective: the default set (a non-root user loses them at execve, as in docker).
+Bounding set: everything outside the kept set is dropped. Permitted and
+effective: the kept set (a non-root user loses them at execve, as in docker).
 Inheritable: empty (as moby does since CVE-2022-24769).
 """
 
 from __future__ import annotations
 
+from ...errors import InvalidArgument
 from ..kernel import PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, Kernel
 
 CAP_NUMBERS = {
@@ -43,6 +44,37 @@ def last_cap() -> int:
             return int(f.read())
     except OSError:
         return max(CAP_NUMBERS.values())
+
+
+def normalize(names: list[str], what: str) -> list[str]:
+    """--cap-add/--cap-drop values as docker stores them: upper case with the CAP_ prefix, or
+    ALL. A name this kernel does not know is an InvalidArgument (``what``: CapAdd, CapDrop)."""
+    known = last_cap()
+    out = []
+    for name in names:
+        n = name.strip().upper()
+        if n != "ALL":
+            n = n if n.startswith("CAP_") else "CAP_" + n
+            if CAP_NUMBERS.get(n[4:], known + 1) > known:
+                raise InvalidArgument(f'invalid {what}: unknown capability: "{n}"')
+        out.append(n)
+    return out
+
+
+def keep_mask(add: list[str], drop: list[str]) -> int:
+    """The capabilities a container keeps, from ``normalize``d names, by docker's rules: add ALL
+    is every capability less the named drops; drop ALL is the named adds alone; otherwise the
+    default set less the drops, plus the adds."""
+    if not add and not drop:
+        return DEFAULT_MASK
+    if "ALL" in add:
+        return ((1 << (last_cap() + 1)) - 1) & ~_named(drop)
+    kept = 0 if "ALL" in drop else DEFAULT_MASK & ~_named(drop)
+    return kept | _named(add)
+
+
+def _named(names: list[str]) -> int:
+    return mask(n[4:] for n in names if n != "ALL")
 
 
 def drop_bounding(k: Kernel, keep: int = DEFAULT_MASK) -> None:

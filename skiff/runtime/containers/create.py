@@ -43,6 +43,10 @@ class CreateOptions(Record):
     mounts: list[dict] = []         # bind mounts: {"source", "destination", "readonly"}
     ipc: str = ""                   # "" (private), "private", "shareable", "host", "container:NAME"
     uts: str = ""                   # "" (private), "host", "container:NAME"
+    cap_add: list[str] = []         # capability names, with or without CAP_, any case; ALL
+    cap_drop: list[str] = []
+    read_only: bool = False
+    group_add: list[str] = []       # extra supplementary groups: gids or names
 
 
 def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
@@ -84,6 +88,10 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
     if opts.mounts:
         from .volumes import check_mounts
         mounts = check_mounts(opts.mounts)
+    cap_add, cap_drop = opts.cap_add, opts.cap_drop
+    if cap_add or cap_drop:
+        from .caps import normalize
+        cap_add, cap_drop = normalize(cap_add, "CapAdd"), normalize(cap_drop, "CapDrop")
     cfg = (image.config or {}).get("config") or {}
     entrypoint = cfg.get("Entrypoint") or []
     if opts.entrypoint is not None:
@@ -116,6 +124,8 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
         mounts=mounts,
         ipc="container:" + ipc_target.id if ipc_target is not None else opts.ipc,
         uts="container:" + uts_target.id if uts_target is not None else opts.uts,
+        cap_add=cap_add, cap_drop=cap_drop, read_only=opts.read_only,
+        group_add=list(opts.group_add),
     )
     if net is not None:
         spec.network, spec.network_id, spec.bridge = net["Name"], net["Id"], net["Bridge"]
@@ -194,22 +204,28 @@ def etc_files(spec: ContainerSpec, target: Container | None = None) -> dict[str,
     return {"hostname": spec.hostname + "\n", "hosts": hosts, "resolv.conf": resolv_conf(spec)}
 
 
-def resolv_conf(spec: ContainerSpec) -> str:
-    """The host's resolv.conf, less loopback resolvers unless sharing the host's network,
-    overridden by --dns, --dns-search and --dns-option."""
-    host = _read("/etc/resolv.conf")
+def host_resolv(host_network: bool = False) -> tuple[list[str], list[str], list[str]]:
+    """The host's resolv.conf as (nameservers, search domains, options); loopback resolvers
+    are left out unless the container shares the host's network."""
     servers, search, options = [], [], []
-    for line in host.splitlines():
+    for line in _read("/etc/resolv.conf").splitlines():
         parts = line.split()
         if not parts or parts[0].startswith(("#", ";")):
             continue
         if parts[0] == "nameserver" and len(parts) > 1:
-            if spec.network == "host" or not parts[1].startswith(("127.", "::1")):
+            if host_network or not parts[1].startswith(("127.", "::1")):
                 servers.append(parts[1])
         elif parts[0] in ("search", "domain"):
             search = parts[1:]
         elif parts[0] == "options":
             options += parts[1:]
+    return servers, search, options
+
+
+def resolv_conf(spec: ContainerSpec) -> str:
+    """The host's resolv.conf, less loopback resolvers unless sharing the host's network,
+    overridden by --dns, --dns-search and --dns-option."""
+    servers, search, options = host_resolv(spec.network == "host")
     if not servers and not spec.dns and spec.network != "host":
         servers = ["8.8.8.8", "8.8.4.4"]  # docker's fallback when the host has only local resolvers
     servers = spec.dns or servers

@@ -44,7 +44,7 @@ def exec_in(c: Container, argv: list[str], env: list[str] = (), user: str = "", 
     errr, errw = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
-        _helper(k, procs, ns_fds, errw, argv, full_env, user or spec.user,
+        _helper(k, procs, ns_fds, errw, argv, full_env, user or spec.user, spec,
                 workdir or spec.workdir or "/", tty, stdio)
     for fd, _ in ns_fds:
         os.close(fd)
@@ -82,7 +82,7 @@ def open_pty(c: Container) -> tuple[int, int]:
     return master, slave
 
 
-def _helper(k, procs, ns_fds, errw, argv, env, user, workdir, tty, stdio) -> None:
+def _helper(k, procs, ns_fds, errw, argv, env, user, spec, workdir, tty, stdio) -> None:
     from . import init
     import fcntl  # noqa: F401 - after setns(mnt) the host's Python library is out of reach
     try:
@@ -100,7 +100,7 @@ def _helper(k, procs, ns_fds, errw, argv, env, user, workdir, tty, stdio) -> Non
                     import fcntl
                     os.setsid()
                     fcntl.ioctl(0, 0x540E, 0)  # TIOCSCTTY
-                home = init.switch_user(k, user)
+                home = init.switch_user(k, user, spec)   # the container's groups and capabilities
                 init.default_signals()
                 init.exec_process(argv, env, workdir, home)
             except BaseException as e:  # noqa: BLE001

@@ -4,8 +4,9 @@ Runs in the child that the monitor forked after unshare(CLONE_NEWPID), so it is
 PID 1 of the new PID namespace. Steps, in order:
 
   die_with_monitor -> join the cgroup -> unshare -> rootfs (overlay, /proc,
-  /dev, /sys, masks, /etc files) -> hostname -> console -> pivot_root ->
-  stdio -> rlimits -> user + capabilities + no_new_privs -> workdir -> execve
+  /dev, /sys, masks, /etc files, volumes, --read-only) -> hostname -> console ->
+  pivot_root -> stdio -> rlimits -> user + groups + capabilities + no_new_privs ->
+  workdir -> execve
 
 The child joins its cgroup itself, while it still has one thread: on cgroup v1
 it writes "0" to `tasks`, which spares the kernel's global threadgroup lock and
@@ -127,6 +128,8 @@ def build_rootfs(k: Kernel, spec: ContainerSpec, cdir: str) -> str:
                                     if os.path.exists(f"{cdir}/{n}")})
     if spec.mounts:
         rootfs.bind_mounts(k, root, spec.mounts)
+    if spec.read_only:
+        rootfs.make_read_only(k, root, spec.workdir)
     return root
 
 
@@ -206,10 +209,12 @@ def set_rlimits(ulimits: dict[str, list[int]]) -> None:
         resource.setrlimit(res, (soft, hard))
 
 
-def switch_user(k: Kernel, user: str) -> str:
-    """Drop to the container's user keeping docker's capability set; returns $HOME."""
-    u = resolve_user(user, "/etc")
-    caps.drop_bounding(k)
+def switch_user(k: Kernel, user: str, spec: ContainerSpec) -> str:
+    """Drop to ``user`` with the container's extra groups (--group-add), keeping its
+    capabilities (docker's set, changed by --cap-add/--cap-drop); returns $HOME."""
+    u = resolve_user(user, "/etc", spec.group_add)
+    keep = caps.keep_mask(spec.cap_add, spec.cap_drop)
+    caps.drop_bounding(k, keep)
     if u.uid != 0 or u.gid != 0:
         k.prctl(PR_SET_KEEPCAPS, 1)
         os.setgroups(u.groups)
@@ -218,7 +223,7 @@ def switch_user(k: Kernel, user: str) -> str:
         k.prctl(PR_SET_KEEPCAPS, 0)
     else:
         os.setgroups(u.groups)
-    caps.apply(k)
+    caps.apply(k, keep)
     return u.home
 
 
@@ -291,7 +296,7 @@ def run(k: Kernel, cfg: InitConfig) -> None:
             set_stdio(cfg.stdio)
         if spec.ulimits:
             set_rlimits(spec.ulimits)
-        home = switch_user(k, spec.user)
+        home = switch_user(k, spec.user, spec)
         default_signals()
         if cfg.net_sync is not None:
             wait_for_network(cfg.net_sync[0])

@@ -2,9 +2,10 @@
 
 overlayfs (image layers as lowerdirs, a private upper), then a fresh /proc,
 a read-only /sys, a minimal /dev, docker's masked and read-only /proc paths,
-the bind-mounted /etc/hostname, /etc/hosts and /etc/resolv.conf, and finally
-pivot_root. Because all of this happens after unshare(CLONE_NEWNS), every
-mount disappears with the container: nothing is left in the host's table.
+the bind-mounted /etc/hostname, /etc/hosts and /etc/resolv.conf, the user's
+bind mounts, the root made read-only (--read-only), and finally pivot_root.
+Because all of this happens after unshare(CLONE_NEWNS), every mount
+disappears with the container: nothing is left in the host's table.
 """
 
 from __future__ import annotations
@@ -192,6 +193,15 @@ def bind_mounts(k: Kernel, rootfs: str, mounts: list[dict]) -> None:
             from ...errors import SkiffError
             raise SkiffError(f"error mounting \"{source}\" to rootfs at \"{m['destination']}\": "
                              f"{e.strerror}") from None
+
+
+def make_read_only(k: Kernel, rootfs: str, workdir: str = "") -> None:
+    """--read-only: remount the root itself read-only. The mounts on it (/proc, /dev, /sys,
+    the /etc files, volumes) keep their own modes. The working directory is made first, as
+    docker makes it at create."""
+    if workdir:
+        _mkdirs(secure_join(rootfs, workdir))
+    k.mount(None, rootfs, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
 def mask_paths(k: Kernel, rootfs: str) -> None:

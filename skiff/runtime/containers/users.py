@@ -22,8 +22,9 @@ def _read(path: str) -> list[list[str]]:
         return []
 
 
-def resolve(spec: str, etc: str = "/etc") -> User:
-    """Resolve a docker user spec (name, uid, name:group, uid:gid) inside ``etc``."""
+def resolve(spec: str, etc: str = "/etc", group_add: list[str] | tuple[str, ...] = ()) -> User:
+    """Resolve a docker user spec (name, uid, name:group, uid:gid) inside ``etc``, with the
+    extra supplementary groups of --group-add (gids, or names in ``etc``/group)."""
     spec = spec or "0"
     user_part, _, group_part = spec.partition(":")
     passwd = _read(f"{etc}/passwd")
@@ -54,4 +55,15 @@ def resolve(spec: str, etc: str = "/etc") -> User:
     if name:
         u.groups = sorted({int(r[2]) for r in groups
                            if len(r) >= 4 and r[2].isdigit() and name in r[3].split(",")})
+    if group_add:
+        u.groups = sorted(set(u.groups) | {_gid(g, groups) for g in group_add})
     return u
+
+
+def _gid(group: str, groups: list[list[str]]) -> int:
+    if group.isdigit():
+        return int(group)
+    for row in groups:
+        if len(row) >= 3 and row[0] == group and row[2].isdigit():
+            return int(row[2])
+    raise SkiffError(f"unable to find group {group}: no matching entries in group file")

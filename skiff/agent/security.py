@@ -1,0 +1,52 @@
+"""A pod container's securityContext as runtime options, as the kubelet makes the CRI config.
+
+``apply_security_context``: ``capabilities.add/drop`` (Kubernetes names, no CAP_ prefix) become
+--cap-add/--cap-drop, ``readOnlyRootFilesystem`` --read-only, the pod's ``fsGroup`` and
+``supplementalGroups`` extra groups (--group-add; fsGroup first, as the kubelet adds it).
+``allowPrivilegeEscalation: false`` needs nothing: no_new_privs is always set.
+
+``verify_run_as_non_root``: the kubelet's check before a container with ``runAsNonRoot`` is
+created; a ConfigError (the container waits in CreateContainerConfigError) when the user it
+would run as is root, or cannot be shown not to be.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .env import ConfigError
+
+
+def apply_security_context(opts, pod_spec: dict, c: dict) -> None:
+    """Set ``opts`` (CreateOptions) from the pod's and container ``c``'s securityContext."""
+    pod_sc = pod_spec.get("securityContext") or {}
+    sc = c.get("securityContext") or {}
+    caps = sc.get("capabilities") or {}
+    opts.cap_add = [str(n) for n in caps.get("add") or []]
+    opts.cap_drop = [str(n) for n in caps.get("drop") or []]
+    opts.read_only = sc.get("readOnlyRootFilesystem") is True
+    groups = [pod_sc["fsGroup"]] if pod_sc.get("fsGroup") is not None else []
+    opts.group_add = [str(g) for g in groups + list(pod_sc.get("supplementalGroups") or [])]
+
+
+def verify_run_as_non_root(pod: dict, c: dict, image_user: Callable[[], str]) -> None:
+    """With runAsNonRoot (the container's over the pod's): a runAsUser must not be 0; without
+    one, the image's user (``image_user()``, its config's User) must be a non-zero uid."""
+    pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
+    sc = c.get("securityContext") or {}
+    if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
+        return
+    md = pod.get("metadata") or {}
+    where = (f'(pod: "{md.get("name")}_{md.get("namespace") or "default"}({md.get("uid")})", '
+             f'container: {c.get("name")})')
+    uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    if uid is not None:
+        if uid == 0:
+            raise ConfigError(f"container's runAsUser breaks non-root policy {where}")
+        return
+    user = image_user().partition(":")[0]   # the runtime reports a uid, or else a name
+    if not user or (user.isdigit() and int(user) == 0):
+        raise ConfigError(f"container has runAsNonRoot and image will run as root {where}")
+    if not user.isdigit():
+        raise ConfigError(f"container has runAsNonRoot and image has non-numeric user ({user}), "
+                          f"cannot verify user is non-root {where}")
