@@ -1,7 +1,8 @@
 """Label and field selectors, as in the Kubernetes query parameters ``labelSelector`` and
 ``fieldSelector``.
 
-``parse_label_selector("app=web,tier in (a,b),!canary")`` and
+``parse_label_selector("app=web,tier in (a,b),!canary")``, ``selector_from(sel)`` (a
+metav1.LabelSelector object: matchLabels and matchExpressions) and
 ``parse_field_selector("spec.nodeName=n1,status.phase!=Failed", "pods")`` return a
 selector whose ``matches(obj)`` says whether an object is selected. A syntax error or an
 unsupported field raises :class:`skiff.api.errors.APIError` 400 BadRequest.
@@ -65,7 +66,10 @@ class LabelSelector:
 
     def matches_labels(self, labels: dict | None) -> bool:
         labels = labels or {}
-        return all(r.matches(labels) for r in self.requirements)
+        for r in self.requirements:
+            if not r.matches(labels):
+                return False
+        return True
 
     def matches(self, obj: dict) -> bool:
         if not self.requirements:
@@ -151,6 +155,23 @@ def parse_label_selector(sel: str | None) -> LabelSelector:
                     raise _label_error(sel, f"found '{p.split()[1]}', expected: ',', '!=', '=', '==', 'in', notin'")
                 _check_key(p, sel)
                 reqs.append(LabelRequirement(p, "exists"))
+    return LabelSelector(reqs)
+
+
+_OPS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
+
+
+def selector_from(sel: dict | None) -> LabelSelector | None:
+    """metav1.LabelSelectorAsSelector: None (nothing) for a nil selector; an empty one selects
+    everything."""
+    if sel is None:
+        return None
+    reqs = [LabelRequirement(k, "=", (str(v),)) for k, v in sorted((sel.get("matchLabels") or {}).items())]
+    for e in sel.get("matchExpressions") or ():
+        op = _OPS.get(e.get("operator"))
+        if op is None:
+            return None
+        reqs.append(LabelRequirement(e.get("key"), op, tuple(e.get("values") or ())))
     return LabelSelector(reqs)
 
 

@@ -195,6 +195,39 @@ async def test_host_port_conflict(cluster):
                                  "for the requested pod ports.")
 
 
+async def test_replica_set_with_hostname_anti_affinity_one_pod_per_node(cluster):
+    for n in ("n1", "n2", "n3"):
+        await cluster.add_node(n)
+    anti = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    await cluster.c.create("replicasets", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
+        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"affinity": anti, "containers": [
+                                  {"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]}}}}, "default")
+
+    async def three_bound():
+        pods = (await cluster.c.list("pods", "default", label_selector="app=web"))["items"]
+        bound = [p for p in pods if p["spec"].get("nodeName")]
+        return pods if len(pods) == 4 and len(bound) == 3 else None
+    pods = await wait_for(three_bound)
+    assert sorted(p["spec"]["nodeName"] for p in pods if p["spec"].get("nodeName")) == ["n1", "n2", "n3"]
+    (pending,) = [p for p in pods if not p["spec"].get("nodeName")]
+    want = "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."
+    evs = await wait_for(lambda: cluster.events(pending["metadata"]["name"], "FailedScheduling"))
+    assert evs[0]["type"] == "Warning" and evs[0]["message"] == want
+
+    async def unschedulable():
+        c = cond(await cluster.get(pending["metadata"]["name"]), "PodScheduled")
+        return c if c and c["status"] == "False" else None
+    c = await wait_for(unschedulable)
+    assert c["reason"] == "Unschedulable" and c["message"] == want
+    # a fourth node takes it
+    await cluster.add_node("n4")
+    assert await wait_for(lambda: cluster.node_of(pending["metadata"]["name"]), timeout=8) == "n4"
+
+
 async def test_expired_lease_node_not_ready_and_pods_not_ready(cluster):
     await cluster.add_node("n1")
     await cluster.add_node("n2")

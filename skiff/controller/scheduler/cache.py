@@ -5,7 +5,9 @@ internal cache.
 Pods are accounted by key ("ns/name"): adding a pod that is already accounted first removes its
 old accounting, so assume + the watch event that confirms it count the pod once, and every
 operation is idempotent. Pods in phase Succeeded/Failed hold nothing (kube-scheduler only watches
-non-terminal assigned pods).
+non-terminal assigned pods). Each pod's PodInfo (namespace, labels, terms) stays in ``pods`` for
+the plugins that look at other pods (spread.py, interpod.py); ``with_affinity`` names the pods
+with pod (anti-)affinity terms, which the InterPodAffinity plugin checks for every pod.
 """
 from __future__ import annotations
 
@@ -118,6 +120,7 @@ class SchedulerCache:
         self.node_list: list[NodeInfo] = []       # the nodes that exist, by name
         self.pods: dict[str, tuple[str, PodInfo]] = {}   # pod key -> (node name, info)
         self.assumed: set[str] = set()
+        self.with_affinity: set[str] = set()      # keys of the pods with pod (anti-)affinity terms
         self.static_generation = 0                # bumped when a node's static signature changes
 
     # -- nodes --------------------------------------------------------------------------------
@@ -166,23 +169,29 @@ class SchedulerCache:
             self.remove_pod(key)
             return
         cur = self.pods.get(key)
-        if cur is not None and cur[0] == node and key in self.assumed:
-            self.assumed.discard(key)          # confirmed: keep the assumed accounting
-            return
-        if cur is not None and cur[0] == node and (pi is None) and cur[1].uid == (md.get("uid") or ""):
-            return                              # same pod on the same node: requests are immutable
+        # labels and deletion are the only things accounted that change on a bound pod
+        if (cur is not None and cur[0] == node and cur[1].labels == (md.get("labels") or {})
+                and cur[1].terminating == (md.get("deletionTimestamp") is not None)):
+            if key in self.assumed:
+                self.assumed.discard(key)      # confirmed: keep the assumed accounting
+                return
+            if pi is None and cur[1].uid == (md.get("uid") or ""):
+                return                          # same pod on the same node: requests are immutable
         self.remove_pod(key)
         self._add(key, node, pi or PodInfo(pod))
 
     def _add(self, key: str, node: str, pi: PodInfo) -> None:
         self.pods[key] = (node, pi)
         self._info(node).add(pi, 1)
+        if pi.terms is not None and pi.terms.inter_pod:
+            self.with_affinity.add(key)
 
     def remove_pod(self, key: str) -> None:
         cur = self.pods.pop(key, None)
         self.assumed.discard(key)
         if cur is None:
             return
+        self.with_affinity.discard(key)
         node, pi = cur
         ni = self.nodes.get(node)
         if ni is not None:

@@ -6,9 +6,17 @@ event reads like Kubernetes'::
     NodeUnschedulable   "node(s) were unschedulable"
     NodeName            "node(s) didn't match the requested node name"
     TaintToleration     "node(s) had untolerated taint {key: value}"
-    NodeAffinity        "node(s) didn't match Pod's node affinity/selector"   (nodeSelector)
+    NodeAffinity        "node(s) didn't match Pod's node affinity/selector"   (nodeSelector and
+                        required node affinity, see terms.py)
     NodePorts           "node(s) didn't have free ports for the requested pod ports"
     NodeResourcesFit    "Too many pods", "Insufficient cpu", "Insufficient memory" (all that apply)
+    PodTopologySpread   "node(s) didn't match pod topology spread constraints"   (spread.py)
+    InterPodAffinity    "node(s) didn't match pod affinity rules", "node(s) didn't match pod
+                        anti-affinity rules", "node(s) didn't satisfy existing pods anti-affinity
+                        rules"   (interpod.py)
+
+The last two look at the pods placed on other nodes too; the scheduler runs them only for a pod
+with such terms, or when existing pods have pod (anti-)affinity terms.
 
 A node's Ready condition is turned into the taint Kubernetes' node lifecycle controller puts on
 it (TaintNodesByCondition): Ready False -> ``node.kubernetes.io/not-ready:NoSchedule``, Ready
@@ -28,10 +36,12 @@ from typing import Iterable
 
 from skiff.agent.quantity import cpu_millis, memory_bytes
 
+from .terms import node_affinity_matches, pod_terms, required_node_affinity
+
 __all__ = [
     "PodInfo", "pod_info", "pod_requests", "pod_host_ports", "parse_cpu", "parse_memory",
-    "node_selector_matches", "tolerates", "untolerated_taint", "node_taints", "node_ready_status",
-    "fits_resources", "host_ports_conflict", "static_reasons", "dynamic_reasons", "filter_node",
+    "node_selector_matches", "node_affinity_ok", "tolerates", "untolerated_taint", "node_taints",
+    "node_ready_status", "fits_resources", "host_ports_conflict", "static_reasons", "dynamic_reasons", "filter_node",
     "fit_error_message",
     "R_UNSCHEDULABLE", "R_NODE_NAME", "R_SELECTOR", "R_PORTS", "R_TOO_MANY_PODS", "R_CPU", "R_MEMORY",
     "TAINT_NOT_READY", "TAINT_UNREACHABLE", "DEFAULT_MILLI_CPU", "DEFAULT_MEMORY",
@@ -140,26 +150,33 @@ def pod_host_ports(pod: dict) -> tuple[tuple[str, int, str], ...]:
 
 class PodInfo:
     """What the filters and scores need of a pod, parsed once."""
-    __slots__ = ("key", "namespace", "name", "uid", "cpu", "mem", "nz_cpu", "nz_mem", "ports",
-                 "selector", "tolerations", "node_name", "group", "static_key")
+    __slots__ = ("key", "namespace", "name", "uid", "labels", "terminating", "cpu", "mem", "nz_cpu",
+                 "nz_mem", "ports", "selector", "node_affinity", "tolerations", "node_name", "group",
+                 "terms", "static_key")
 
     def __init__(self, pod: dict):
         md = pod.get("metadata") or {}
         spec = pod.get("spec") or {}
-        # (no reference to ``pod`` is kept: the cache holds a PodInfo per bound pod, and the
-        # informer replaces the dict at every update)
+        # (no reference to ``pod`` is kept, only to its labels: the cache holds a PodInfo per bound
+        # pod, and the informer replaces the dict at every update)
         self.namespace = md.get("namespace") or "default"
         self.name = md.get("name") or ""
         self.key = f"{self.namespace}/{self.name}"
         self.uid = md.get("uid") or ""
+        self.labels = md.get("labels") or {}
+        self.terminating = md.get("deletionTimestamp") is not None
         self.cpu, self.mem, self.nz_cpu, self.nz_mem = pod_requests(pod)
         self.ports = pod_host_ports(pod)
         self.selector = tuple(sorted((spec.get("nodeSelector") or {}).items()))
+        affinity = spec.get("affinity")
+        self.node_affinity = required_node_affinity(affinity) if affinity else None
         self.tolerations = tuple(_toleration(t) for t in spec.get("tolerations") or ())
         self.node_name = spec.get("nodeName") or ""
         self.group = spread_group(pod)
+        self.terms = (pod_terms(spec, self.namespace, self.labels)
+                      if affinity or spec.get("topologySpreadConstraints") else None)
         # everything the static filters look at: pods with the same key get the same answer
-        self.static_key = (self.selector, self.tolerations, self.node_name)
+        self.static_key = (self.selector, self.tolerations, self.node_name, self.node_affinity)
 
 
 def pod_info(pod: dict) -> PodInfo:
@@ -251,8 +268,9 @@ def _taint_reason(taint: dict) -> str:
 
 def static_reasons(pi: PodInfo, ni) -> list[str]:
     """Reasons from the filters that look only at specs: NodeUnschedulable, NodeName,
-    TaintToleration, NodeAffinity (nodeSelector). A failing filter stops the chain for the node
-    (kube-scheduler runs the next plugin only when the previous passed)."""
+    TaintToleration, NodeAffinity (nodeSelector, then required node affinity). A failing filter
+    stops the chain for the node (kube-scheduler runs the next plugin only when the previous
+    passed)."""
     if ni.unschedulable and not any(
             tolerates(t, {"key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"}) for t in pi.tolerations):
         return [R_UNSCHEDULABLE]
@@ -261,9 +279,16 @@ def static_reasons(pi: PodInfo, ni) -> list[str]:
     taint = untolerated_taint(pi.tolerations, ni.taints)
     if taint is not None:
         return [_taint_reason(taint)]
-    if pi.selector and not node_selector_matches(pi.selector, ni.labels):
+    if not node_affinity_ok(pi, ni):
         return [R_SELECTOR]
     return []
+
+
+def node_affinity_ok(pi: PodInfo, ni) -> bool:
+    """NodeAffinity: the node matches the pod's nodeSelector and required node affinity."""
+    if pi.selector and not node_selector_matches(pi.selector, ni.labels):
+        return False
+    return pi.node_affinity is None or node_affinity_matches(pi.node_affinity, ni.labels, ni.name)
 
 
 # -- dynamic filters (depend on the pods already on the node) -----------------------------------

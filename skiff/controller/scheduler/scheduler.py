@@ -1,8 +1,9 @@
 """The scheduler: binds pending pods to nodes, one pod at a time, as kube-scheduler does.
 
 Sources: one informer on all pods (unbound ones feed the queue; bound, non-terminal ones are the
-nodes' usage) and one on nodes. One worker takes a pod key from the queue and runs a scheduling
-cycle on the cache: filters (filters.py) then scores (score.py); the pod is "assumed" on the chosen
+nodes' usage), one on nodes and one on namespaces (their labels, for the namespaceSelector of pod
+affinity terms). One worker takes a pod key from the queue and runs a scheduling cycle on the
+cache: filters (filters.py) then scores (score.py); the pod is "assumed" on the chosen
 node at once (so the next cycle sees the node's new usage) and the binding is POSTed in the
 background (at most ``max_inflight_binds`` at a time), like kube-scheduler's binding cycle.
 
@@ -17,16 +18,19 @@ background (at most ``max_inflight_binds`` at a time), like kube-scheduler's bin
   backoff, 1 s doubling to 10 s, like kube-scheduler's), and at least every ``retry_interval``
   seconds otherwise.
 
-Per-pod work is O(nodes): the spec-only filters (unschedulable, nodeName, taints, nodeSelector)
-are evaluated once per distinct pod "static key" and cached until a node's labels, taints or
-schedulability change; what remains per pod is the resource and port check and the scores. Like
-kube-scheduler, in clusters of more than 100 nodes a cycle stops looking once it has found
+Per-pod work is O(nodes): the spec-only filters (unschedulable, nodeName, taints, nodeSelector,
+required node affinity) are evaluated once per distinct pod "static key" and cached until a node's
+labels, taints or schedulability change; what remains per pod is the resource and port check and
+the scores. PodTopologySpread and InterPodAffinity (spread.py, interpod.py) add one pass over the
+placed pods, only for a pod with such terms; while placed pods have pod (anti-)affinity terms,
+every pod also gets a pass over those pods (their terms may concern it). Like kube-scheduler, in
+clusters of more than 100 nodes a cycle stops looking once it has found
 ``percentage_of_nodes_to_score`` percent of them feasible (adaptive by default: 50% - nodes/125,
 at least 100 nodes), starting each cycle where the previous one stopped.
 
 The pod and node objects the scheduler reads are the informers' cached ones, which may be shared
 with other controllers (``shared=``): they are never modified here (status writes build new
-dicts; PodInfo and NodeInfo copy what they keep).
+dicts; PodInfo and NodeInfo copy what they keep, but for a pod's labels, only read).
 """
 from __future__ import annotations
 
@@ -43,7 +47,9 @@ from skiff.controller.workqueue import WorkQueue, run_workers
 from .cache import SchedulerCache
 from .filters import (PodInfo, R_PORTS, fit_error_message, fits_resources, host_ports_conflict,
                       static_reasons)
-from .score import RoundRobin, score_and_select
+from .interpod import InterPodAffinity
+from .score import RoundRobin, score_and_select, score_with_terms, select_host
+from .spread import TopologySpread
 
 __all__ = ["Scheduler", "run_scheduler", "num_feasible_nodes_to_find", "DEFAULT_SCHEDULER"]
 
@@ -91,9 +97,11 @@ class Scheduler:
         self.shared = shared
         self.pods: Informer | None = None
         self.nodes: Informer | None = None
+        self.namespaces: Informer | None = None
         if shared is None:
             self.pods = Informer(client, "pods", name="scheduler-pods")
             self.nodes = Informer(client, "nodes", name="scheduler-nodes")
+            self.namespaces = Informer(client, "namespaces", name="scheduler-namespaces")
             self.pods.add_handler(self._on_pod)
             self.nodes.add_handler(self._on_node)
         self.unschedulable: dict[str, int] = {}     # pod key -> failed attempts
@@ -113,9 +121,11 @@ class Scheduler:
             self.nodes.add_handler(self._on_node)
             self.pods = await self.shared.acquire(self.client, "pods")
             self.pods.add_handler(self._on_pod)
+            self.namespaces = await self.shared.acquire(self.client, "namespaces")
         else:
             await self.nodes.start()
             await self.pods.start()
+            await self.namespaces.start()
         self._workers = asyncio.create_task(run_workers(self.queue, self.reconcile, 1),
                                             name="scheduler-worker")
 
@@ -132,9 +142,12 @@ class Scheduler:
                 if inf is not None:
                     inf.remove_handler(h)
                     await self.shared.release(self.client, res)
+            if self.namespaces is not None:
+                await self.shared.release(self.client, "namespaces")
         else:
             await self.pods.stop()
             await self.nodes.stop()
+            await self.namespaces.stop()
         if self._own_recorder:
             await self.recorder.close()
 
@@ -199,18 +212,30 @@ class Scheduler:
         if key in self.cache.pods:          # assumed: a binding is in flight
             return None
         pi = PodInfo(pod)
-        feasible, reasons, total = self.find_feasible(pi)
-        if not feasible:
+        ni, feasible, reasons, total = self.schedule(pi)
+        if ni is None:
             await self._unschedulable(pod, pi, fit_error_message(total, reasons))
             return self.retry_interval
-        ni = score_and_select(pi, feasible, self.rr)
         self.unschedulable.pop(key, None)
         self.cache.assume(pi, ni.name)
         await self._binds.acquire()
-        t = asyncio.create_task(self._bind(pod, pi, ni.name, len(feasible), total))
+        t = asyncio.create_task(self._bind(pod, pi, ni.name, feasible, total))
         self._bind_tasks.add(t)
         t.add_done_callback(self._bind_tasks.discard)
         return None
+
+    def schedule(self, pi: PodInfo):
+        """One cycle's decision on the cache: (the chosen NodeInfo, or None when no node fits; the
+        number of feasible nodes; Counter of the reasons of the others; number of nodes)."""
+        spread, interpod = self.plugin_states(pi)
+        feasible, reasons, total = self.find_feasible(pi, spread, interpod)
+        if not feasible:
+            return None, 0, reasons, total
+        if pi.terms is None and interpod is None:
+            ni = score_and_select(pi, feasible, self.rr)
+        else:
+            ni = select_host(feasible, score_with_terms(pi, feasible, spread, interpod), self.rr)
+        return ni, len(feasible), reasons, total
 
     def _static_ok(self, pi: PodInfo):
         """(nodes passing the spec-only filters, Counter of reasons of the others), cached."""
@@ -231,7 +256,25 @@ class Scheduler:
         self._static[pi.static_key] = (gen, ok, reasons)
         return ok, reasons
 
-    def find_feasible(self, pi: PodInfo):
+    def namespace_labels(self, name: str) -> dict:
+        """The labels of a namespace ({} when unknown), for namespaceSelectors."""
+        ns = self.namespaces.get(name) if self.namespaces is not None else None
+        return ((ns or {}).get("metadata") or {}).get("labels") or {}
+
+    def plugin_states(self, pi: PodInfo):
+        """This cycle's (TopologySpread, InterPodAffinity), each None when it has nothing to
+        filter or score: both for a pod without such terms while no placed pod's terms concern it."""
+        terms = pi.terms
+        spread = TopologySpread(pi, self.cache) if terms is not None and terms.spread else None
+        interpod = None
+        if (terms is not None and terms.inter_pod) or self.cache.with_affinity:
+            interpod = InterPodAffinity(pi, self.cache, self.namespace_labels)
+            if not interpod.active:
+                interpod = None
+        return spread, interpod
+
+    def find_feasible(self, pi: PodInfo, spread: TopologySpread | None = None,
+                      interpod: InterPodAffinity | None = None):
         """(feasible nodes, Counter of reasons, number of nodes)."""
         total = len(self.cache.node_list)
         ok, static_reasons_ = self._static_ok(pi)
@@ -243,6 +286,7 @@ class Scheduler:
         start = self._next_start % n if want < n else 0
         order = ok[start:] + ok[:start] if start else ok
         cpu, mem, ports = pi.cpu, pi.mem, pi.ports
+        plugins = spread is not None or interpod is not None
         feasible = []
         processed = 0
         for ni in order:
@@ -255,6 +299,12 @@ class Scheduler:
                 for r in fits_resources(pi, ni):
                     reasons[r] += 1
                 continue
+            if plugins:
+                r = ((spread is not None and spread.reason(ni))
+                     or (interpod is not None and interpod.reason(ni)))
+                if r:
+                    reasons[r] += 1
+                    continue
             feasible.append(ni)
             if len(feasible) >= want:
                 break

@@ -5,7 +5,12 @@
   requests use the non-zero defaults (100m, 200Mi) so empty pods still weigh something.
 - spread (selector spread / PodTopologySpread by hostname, weight 2): pods of the same group
   (same controller, else same namespace and labels) already on the node:
-  ``100 * (max - count) // max`` over the feasible nodes (100 everywhere when max is 0).
+  ``100 * (max - count) // max`` over the feasible nodes (100 everywhere when max is 0). A pod
+  with topologySpreadConstraints gets PodTopologySpread's score of its own ScheduleAnyway
+  constraints instead (spread.py; 0 everywhere when it has none).
+- node affinity (NodeAffinity, weight 2): the sum of the weights of the pod's preferred node
+  affinity terms the node matches, ``100 * sum // max`` over the feasible nodes.
+- inter-pod affinity (InterPodAffinity, weight 2): see interpod.py.
 
 The best total wins; ties go to the node with the fewest pods, then round-robin (the first tied
 node after the one chosen last time, in node order), so equal nodes fill evenly.
@@ -14,12 +19,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["MAX_SCORE", "W_LEAST_ALLOCATED", "W_SPREAD", "least_allocated", "spread_score",
-           "score_nodes", "RoundRobin", "select_host", "score_and_select"]
+from .terms import term_matches
+
+__all__ = ["MAX_SCORE", "W_LEAST_ALLOCATED", "W_SPREAD", "W_NODE_AFFINITY", "W_INTER_POD_AFFINITY",
+           "least_allocated", "spread_score", "node_affinity_scores", "score_nodes", "score_with_terms",
+           "RoundRobin", "select_host", "score_and_select"]
 
 MAX_SCORE = 100
 W_LEAST_ALLOCATED = 1
 W_SPREAD = 2
+W_NODE_AFFINITY = 2
+W_INTER_POD_AFFINITY = 2
 
 
 def least_allocated(alloc_cpu: int, alloc_mem: int, req_cpu: int, req_mem: int) -> int:
@@ -38,8 +48,16 @@ def spread_score(count: int, max_count: int) -> int:
     return MAX_SCORE * (max_count - count) // max_count
 
 
-def score_nodes(pi, nodes: Sequence) -> list[int]:
-    """The weighted total score of each node (same order as ``nodes``)."""
+def node_affinity_scores(preferred: Sequence[tuple[int, tuple]], nodes: Sequence) -> list[int]:
+    """0..100 per node: the weights of the (weight, node selector term) the node matches, summed."""
+    raw = [sum(w for w, term in preferred if term_matches(term, ni.labels, ni.name)) for ni in nodes]
+    mx = max(raw, default=0)
+    return [MAX_SCORE * s // mx for s in raw] if mx > 0 else raw
+
+
+def score_nodes(pi, nodes: Sequence, spread: Sequence[int] | None = None) -> list[int]:
+    """The weighted total score of each node (same order as ``nodes``); ``spread`` (0..100 per
+    node) replaces the default spread score."""
     cpu, mem = pi.nz_cpu, pi.nz_mem
     out = []
     for ni in nodes:
@@ -49,7 +67,9 @@ def score_nodes(pi, nodes: Sequence) -> list[int]:
              + (((am - rm) * 100 // am) if 0 < am and rm <= am else 0)) // 2
         out.append(s * W_LEAST_ALLOCATED)
     group = pi.group
-    if group is not None:
+    if spread is not None:
+        out = [s + W_SPREAD * sp for s, sp in zip(out, spread)]
+    elif group is not None:
         counts = [ni.groups.get(group, 0) for ni in nodes]
         mx = max(counts, default=0)
         if mx > 0:
@@ -59,6 +79,21 @@ def score_nodes(pi, nodes: Sequence) -> list[int]:
             out = [s + W_SPREAD * MAX_SCORE for s in out]
     else:
         out = [s + W_SPREAD * MAX_SCORE for s in out]
+    return out
+
+
+def score_with_terms(pi, nodes: Sequence, spread=None, interpod=None) -> list[int]:
+    """score_nodes for a pod with scheduling terms, or concerned by other pods' terms: with
+    PodTopologySpread's score when it has spread constraints (``spread``, a TopologySpread), and
+    NodeAffinity's and InterPodAffinity's (``interpod``, an InterPodAffinity)."""
+    terms = pi.terms
+    out = score_nodes(pi, nodes, spread.scores(nodes) if spread is not None else None)
+    if terms is not None and terms.preferred_nodes:
+        affinity = node_affinity_scores(terms.preferred_nodes, nodes)
+        out = [s + W_NODE_AFFINITY * a for s, a in zip(out, affinity)]
+    ipa = interpod.scores(nodes) if interpod is not None else None
+    if ipa is not None:
+        out = [s + W_INTER_POD_AFFINITY * a for s, a in zip(out, ipa)]
     return out
 
 

@@ -14,6 +14,7 @@ import time
 from skiff.api.jsontree import json_copy
 from skiff.api.timefmt import rfc3339
 from skiff.controller.selectors import LabelRequirement, LabelSelector
+from skiff.controller.selectors import selector_from  # noqa: F401 - the controllers use L.selector_from
 
 HASH_LABEL = "pod-template-hash"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
@@ -104,23 +105,6 @@ def creation_key(obj: dict) -> tuple:
 
 
 # -- selectors -----------------------------------------------------------------------------------
-_OPS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
-
-
-def selector_from(sel: dict | None) -> LabelSelector | None:
-    """metav1.LabelSelectorAsSelector: None (nothing) for a nil selector; an empty one selects
-    everything."""
-    if sel is None:
-        return None
-    reqs = [LabelRequirement(k, "=", (str(v),)) for k, v in sorted((sel.get("matchLabels") or {}).items())]
-    for e in sel.get("matchExpressions") or ():
-        op = _OPS.get(e.get("operator"))
-        if op is None:
-            return None
-        reqs.append(LabelRequirement(e.get("key"), op, tuple(e.get("values") or ())))
-    return LabelSelector(reqs)
-
-
 def selects(sel: LabelSelector | None, obj: dict) -> bool:
     return sel is not None and not sel.empty() and sel.matches_labels(md(obj).get("labels"))
 
