@@ -1,11 +1,12 @@
 """The agent's log server: ``GET /containerLogs/{namespace}/{pod}/{container}``, as the
-kubelet serves it to the API server, and ``/exec/{namespace}/{pod}/{container}`` (a
-WebSocket: :mod:`skiff.agent.execserver`).
+kubelet serves it to the API server, ``/exec/{namespace}/{pod}/{container}`` (a
+WebSocket: :mod:`skiff.agent.execserver`) and ``/portForward/{namespace}/{pod}?port=N`` (a
+WebSocket per forwarded connection: :mod:`skiff.agent.portforward`).
 
 Query: ``follow``, ``tailLines``, ``sinceSeconds``, ``sinceTime``, ``timestamps``,
 ``previous``. Callers authenticate with a bearer token that the API server vouches for
 (a TokenReview, cached for a minute); only cluster admins (group ``system:masters``,
-which the API server's own token is in) may read logs or exec.
+which the API server's own token is in) may read logs, exec or forward ports.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class LogServer:
         app = web.Application()
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.logs)
         app.router.add_route("*", "/exec/{ns}/{pod}/{container}", self.exec)
+        app.router.add_get("/portForward/{ns}/{pod}", self.port_forward)
         app.router.add_get("/healthz", _healthz)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -83,6 +85,12 @@ class LogServer:
         from .execserver import serve_exec
         m = request.match_info
         return await serve_exec(self.agent, request, m["ns"], m["pod"], m["container"])
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        if not await self._allowed(request):
+            return _unauthorized()
+        from .portforward import serve_port_forward
+        return await serve_port_forward(self.agent, request, request.match_info["ns"], request.match_info["pod"])
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
         if not await self._allowed(request):

@@ -43,9 +43,9 @@ USER_KEY = web.RequestKey("skiff_user", User) if hasattr(web, "RequestKey") else
 _PATCH_TYPES = {"application/merge-patch+json": "merge", "application/json-patch+json": "json",
                 "application/strategic-merge-patch+json": "strategic"}
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "binding": ["create"],
-                      "exec": ["create", "get"],
+                      "exec": ["create", "get"], "portforward": ["create", "get"],
                       "scale": ["get", "patch", "update"], "finalize": ["update"]}
-_SUBRESOURCE_KINDS = {"binding": "Binding", "exec": "PodExecOptions"}
+_SUBRESOURCE_KINDS = {"binding": "Binding", "exec": "PodExecOptions", "portforward": "PodPortForwardOptions"}
 MAX_BODY = 3 * 1024 * 1024
 WATCH_BURST = 64 * 1024     # a watch's gathered event lines are sent once they reach this size
 _LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "previous", "limitBytes")
@@ -499,6 +499,10 @@ class APIServer:
             if method not in ("GET", "POST"):
                 raise E.method_not_allowed()
             return await self.pod_exec(request, ns, name, user)
+        if sub == "portforward":
+            if method not in ("GET", "POST"):
+                raise E.method_not_allowed()
+            return await self.pod_port_forward(request, ns, name, user)
         if sub == "binding":
             if method != "POST":
                 raise E.method_not_allowed()
@@ -754,6 +758,41 @@ class APIServer:
             return down
         finally:
             await up.close()
+
+    async def pod_port_forward(self, request: web.Request, ns: str, name: str, user: User) -> web.StreamResponse:
+        """pods/NAME/portforward: kubectl's SPDY streams tunnelled through a WebSocket
+        (``SPDY/3.1+portforward.k8s.io``); each forwarded connection goes to the agent
+        (:mod:`skiff.controller.portforward`)."""
+        from skiff.api import remotecommand as rc
+        from . import portforward as pf
+        pod = await self.registry._fetch_authz(user, "create", RESOURCES["pods"], ns, name, "portforward")
+        if request.headers.get("Upgrade", "").lower() != "websocket" or \
+                pf.WS_PROTOCOL not in rc.offered(request.headers.get("Sec-WebSocket-Protocol")):
+            raise E.bad_request(f"Upgrade request required: skiff serves port-forward as SPDY streams in a "
+                                f"WebSocket ({pf.WS_PROTOCOL}; kubectl 1.31 or later)")
+        if (pod.get("status") or {}).get("phase") != "Running":
+            raise E.bad_request(f"unable to upgrade connection: pod {name} is not running")
+        base = f"{await self._agent_base(pod)}/portForward/{ns}/{name}"
+        down = web.WebSocketResponse(protocols=(pf.WS_PROTOCOL,), max_msg_size=0)
+        await down.prepare(request)
+
+        async def dial(port: int):
+            return await self._agent_session().ws_connect(base, params={"port": str(port)},
+                                                          headers=self._agent_headers(), max_msg_size=0)
+        session = pf.Session(down.send_bytes, dial)
+        try:
+            async for msg in down:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    await session.feed(msg.data)
+                if session.closed:
+                    break
+        except pf.spdy.SpdyError as e:
+            log.warning("port-forward to %s/%s: %s", ns, name, e)
+        finally:
+            await session.close()
+            if not down.closed:
+                await down.close()
+        return down
 
     # ---------------------------------------------------------------- tokens
     async def join_token(self, request: web.Request) -> web.Response:

@@ -302,6 +302,7 @@ _P = {
     "stdout": _q("stdout", "boolean", "Redirect the standard output stream of the pod for this call."),
     "stderr": _q("stderr", "boolean", "Redirect the standard error stream of the pod for this call."),
     "tty": _q("tty", "boolean", "TTY if true indicates that a tty will be allocated for the exec call."),
+    "ports": _q("ports", "integer", "List of ports to forward Required when using WebSockets"),
 }
 _LIST = ("allowWatchBookmarks", "continue", "fieldSelector", "labelSelector", "limit", "resourceVersion",
          "resourceVersionMatch", "sendInitialEvents", "timeoutSeconds", "watch")
@@ -309,6 +310,9 @@ _WRITE = ("dryRun", "fieldManager", "fieldValidation")
 _PATCH = ("dryRun", "fieldManager", "fieldValidation", "force")
 _DELETE = ("dryRun", "gracePeriodSeconds", "orphanDependents", "propagationPolicy")
 _EXEC = ("command", "container", "stderr", "stdin", "stdout", "tty")
+# connect subresources: (the operation's title, its options kind, its query parameters)
+_CONNECT = {"exec": ("Exec", "PodExecOptions", _EXEC),
+            "portforward": ("Portforward", "PodPortForwardOptions", ("ports",))}
 _LOG = ("container", "follow", "limitBytes", "previous", "sinceSeconds", "sinceTime", "tailLines", "timestamps")
 
 _PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json",
@@ -420,15 +424,16 @@ def _paths(r: Resource, kinds: dict[str, str]) -> dict[str, dict]:
                              f"partially update scale of the specified {k}", _PATCH, _ok(scale, "200", "201"),
                              patch_body),
                 "parameters": item_params}
-        elif sub == "exec":
+        elif sub in _CONNECT:
             connected = {"200": {"description": "OK", "content": {"*/*": {"schema": {"type": "string"}}}},
                          "401": {"description": "Unauthorized"}}
-            egvk = _gvk("", "v1", "PodExecOptions")
+            title, opts, params = _CONNECT[sub]
+            egvk = _gvk("", "v1", opts)
             out[p] = {
-                "get": _op(f"connectGet{nsd}{k}Exec", "connect", egvk, tag,
-                           f"connect GET requests to exec of {k}", _EXEC, connected),
-                "post": _op(f"connectPost{nsd}{k}Exec", "connect", egvk, tag,
-                            f"connect POST requests to exec of {k}", _EXEC, connected),
+                "get": _op(f"connectGet{nsd}{k}{title}", "connect", egvk, tag,
+                           f"connect GET requests to {sub} of {k}", params, connected),
+                "post": _op(f"connectPost{nsd}{k}{title}", "connect", egvk, tag,
+                            f"connect POST requests to {sub} of {k}", params, connected),
                 "parameters": item_params}
         elif sub == "log":
             out[p] = {

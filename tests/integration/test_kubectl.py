@@ -303,6 +303,66 @@ def test_exec_with_a_terminal_over_the_websocket(kube):
     assert rc.exit_code_of(rc.V5, json.dumps(status).encode())[0] == 5, status
 
 
+def test_port_forward(kube):
+    """kubectl port-forward: SPDY streams in a WebSocket, relayed through the agent into the pod's
+    network namespace (the server listens on the pod's 127.0.0.1 only); two connections at once
+    carry 2 MiB each intact; a port nobody listens on reports the kubelet's error."""
+    import hashlib
+    import urllib.request
+    _web(kube)
+    k = kube.kubectl
+    k.ok("exec", "web", "-c", "side", "--", "sh", "-c",
+         "mkdir -p /www && head -c 2097152 /dev/urandom > /www/blob && echo hi > /www/hi && "
+         "(httpd -p 127.0.0.1:8181 -h /www &)")
+    want = k.ok("exec", "web", "-c", "side", "--", "sha256sum", "/www/blob").split()[0]
+    with k.stream("port-forward", "pod/web", ":8181") as s:
+        local = int(re.search(r"127\.0\.0\.1:(\d+) -> 8181", s.wait_for("Forwarding from 127.0.0.1")).group(1))
+        assert urllib.request.urlopen(f"http://127.0.0.1:{local}/hi", timeout=10).read() == b"hi\n"
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(2) as pool:
+            got = list(pool.map(lambda _: hashlib.sha256(urllib.request.urlopen(
+                f"http://127.0.0.1:{local}/blob", timeout=20).read()).hexdigest(), range(2)))
+        assert got == [want, want]
+    with k.stream("port-forward", "pod/web", ":8182") as s:
+        local = int(re.search(r"127\.0\.0\.1:(\d+) ->", s.wait_for("Forwarding from 127.0.0.1")).group(1))
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10).read()
+        except OSError:
+            pass
+        s.proc.wait(timeout=15)     # kubectl gives up on an error from the pod's side
+        err = s.stderr()
+        assert "connect: connection refused" in err and "8182" in err, err
+
+
+def test_skiffctl_port_forward(kube):
+    """skiffctl's own SPDY client against the same endpoint: data both ways, then the error a
+    closed port gives."""
+    import subprocess
+    import sys
+    import urllib.request
+    _web(kube)
+    kube.kubectl.ok("exec", "web", "-c", "side", "--", "sh", "-c",
+                    "mkdir -p /www2 && echo fwd > /www2/f && (httpd -p 127.0.0.1:8281 -h /www2 &)")
+    argv = [sys.executable, "-m", "skiff.cli.ctl.main", "--kubeconfig", kube.host.kubeconfig, "port-forward"]
+    p = subprocess.Popen(argv + ["pod/web", ":8281", "0:8282"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        first, second = p.stdout.readline(), p.stdout.readline()
+        ok = int(re.search(r"127\.0\.0\.1:(\d+) -> 8281", first).group(1))
+        bad = int(re.search(r"127\.0\.0\.1:(\d+) -> 8282", second).group(1))
+        for _ in range(2):
+            assert urllib.request.urlopen(f"http://127.0.0.1:{ok}/f", timeout=10).read() == b"fwd\n"
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{bad}/", timeout=10).read()
+        except OSError:
+            pass
+    finally:
+        p.kill()
+        out, err = p.communicate(timeout=10)
+    assert f"Handling connection for {ok}" in out
+    assert "an error occurred forwarding" in err and "8282" in err and "connection refused" in err, err
+
+
 def test_skiffctl_exec(kube):
     k = kube.kubectl
     k.ok("apply", "-f", kube.file("exec-deploy.yaml", deployment("execd", 1, ctr("c"))))

@@ -515,6 +515,8 @@ async def test_node_restriction(api):
     # a node may not run commands in pods, not even in its own
     st, body, _ = await n1("POST", PODS + "/mine/exec", params={"command": "true"})
     assert st == 403 and "cannot create resource \"pods/exec\"" in body["message"], body
+    st, body, _ = await n1("POST", PODS + "/mine/portforward", params={"ports": "80"})
+    assert st == 403 and "cannot create resource \"pods/portforward\"" in body["message"], body
 
 
 async def test_exec_needs_a_websocket_and_a_valid_container(api):
@@ -526,6 +528,18 @@ async def test_exec_needs_a_websocket_and_a_valid_container(api):
     assert st == 400 and body["message"].startswith("Upgrade request required"), body
     st, body, _ = await api("PUT", PODS + "/mine/exec", {})
     assert st == 405
+
+
+async def test_port_forward_needs_the_spdy_websocket(api):
+    await api("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+    await api("POST", PODS, pod("mine", nodeName="n1"))
+    st, body, _ = await api("POST", PODS + "/mine/portforward", params={"ports": "80"})
+    assert st == 400 and body["message"].startswith("Upgrade request required") \
+        and "SPDY/3.1+portforward.k8s.io" in body["message"], body
+    st, body, _ = await api("PUT", PODS + "/mine/portforward", {})
+    assert st == 405
+    st, body, _ = await api("GET", PODS + "/nope/portforward")
+    assert st == 404
 
 
 async def test_token_exchange_and_review(api):

@@ -22,6 +22,7 @@ COMMANDS = {
     "rollout": "Manage the rollout of a deployment (status, history, undo, restart, pause, resume)",
     "logs": "Print the logs for a container in a pod",
     "exec": "Execute a command in a container",
+    "port-forward": "Forward one or more local ports to a pod",
     "events": "List events",
     "token": "Manage join tokens (token create --node)",
     "version": "Print the client and server version information",
