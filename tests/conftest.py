@@ -59,6 +59,8 @@ def cleanup_root(root: str) -> None:
                 pass
     subprocess.run([sys.executable, "-m", "skiff", "--root", root, "rm", "-f",
                     *os.listdir(cdir)], capture_output=True, timeout=60)
+    from skiff.runtime.fsutil import unmount_under
+    unmount_under(root)      # a pod's memory-backed emptyDir left by a failed test
 
 
 def cleanup_networks(root: str) -> None:

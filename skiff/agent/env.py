@@ -14,7 +14,7 @@ exist); ``fetch_refs`` gets them through the agent's client. A missing object or
 is not optional raises ConfigError, whose message is the kubelet's and whose ``reason`` is
 the container's waiting reason (CreateContainerConfigError).
 
-``volume_files`` makes the files of a configMap or secret volume (items, defaultMode, mode).
+The files of configMap, secret, downwardAPI and projected volumes are made in ``volumefiles``.
 """
 from __future__ import annotations
 
@@ -71,6 +71,19 @@ def container_spec(pod: dict, name: str) -> dict | None:
     spec = pod.get("spec") or {}
     return next((c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
                  if c.get("name") == name), None)
+
+
+def field_path(pod: dict, name: str) -> str:
+    """The fieldPath an event about container ``name`` names (``spec.initContainers{x}`` for an
+    init container)."""
+    inits = (pod.get("spec") or {}).get("initContainers") or []
+    group = "initContainers" if any(c.get("name") == name for c in inits) else "containers"
+    return f"spec.{group}{{{name}}}"
+
+
+def is_sidecar(c: dict) -> bool:
+    """An init container that keeps running beside the others (restartPolicy Always)."""
+    return c.get("restartPolicy") == "Always"
 
 
 def resource_value(pod: dict, c: dict, ref: dict, allocatable: dict | None = None) -> str:
@@ -140,20 +153,6 @@ def env_refs(c: dict) -> set[tuple[str, str]]:
             out.add(("configmaps", vf["configMapKeyRef"].get("name", "")))
         if vf.get("secretKeyRef"):
             out.add(("secrets", vf["secretKeyRef"].get("name", "")))
-    return out
-
-
-def volume_refs(spec: dict, c: dict | None = None) -> set[tuple[str, str]]:
-    """The (resource, name) of the configMap/secret volumes (those ``c`` mounts, if given)."""
-    mounted = None if c is None else {vm.get("name") for vm in c.get("volumeMounts") or []}
-    out = set()
-    for v in spec.get("volumes") or []:
-        if mounted is not None and v.get("name") not in mounted:
-            continue
-        if v.get("configMap") is not None:
-            out.add(("configmaps", v["configMap"].get("name", "")))
-        if v.get("secret") is not None:
-            out.add(("secrets", v["secret"].get("secretName", "")))
     return out
 
 
@@ -238,48 +237,6 @@ def container_env(pod: dict, c: dict, pod_ip: str, host_ip: str,
         else:
             env[name] = expand(str(e.get("value", "")), env)
     return [f"{k}={v}" for k, v in env.items()]
-
-
-def volume_files(vol: dict, objects: dict[tuple[str, str], dict | None]) -> list[tuple[str, bytes, int]] | None:
-    """The files (relative path, content, mode) of a configMap or secret volume; None when
-    the object is missing and the volume is optional (an empty directory). Raises
-    ConfigError (reason FailedMount) for a missing object or item key."""
-    if vol.get("configMap") is not None:
-        resource, src = "configmaps", vol["configMap"]
-        name = src.get("name", "")
-    else:
-        resource, src = "secrets", vol["secret"]
-        name = src.get("secretName", "")
-    obj = objects.get((resource, name))
-    vname = vol.get("name", "")
-    if obj is None:
-        if src.get("optional"):
-            return None
-        raise ConfigError(f'MountVolume.SetUp failed for volume "{vname}" : {KIND_WORD[resource]} '
-                          f'"{name}" not found', reason="FailedMount")
-    mode = src.get("defaultMode")
-    mode = 0o644 if mode is None else int(mode)
-    data = object_data(resource, obj)
-    items = src.get("items")
-    out = []
-    if items:
-        for it in items:
-            key, path = it.get("key", ""), it.get("path", "")
-            if key not in data:
-                if src.get("optional"):
-                    continue
-                what = "configmap" if resource == "configmaps" else "secret"
-                raise ConfigError(f'MountVolume.SetUp failed for volume "{vname}" : {what} references '
-                                  f'non-existent {"config " if what == "configmap" else "secret "}key: {key}',
-                                  reason="FailedMount")
-            m = it.get("mode")
-            out.append((path, data[key], mode if m is None else int(m)))
-    else:
-        out = [(k, v, mode) for k, v in sorted(data.items())]
-    for path, _, _ in out:
-        if not path or path.startswith("/") or ".." in path.split("/"):
-            raise ConfigError(f'volume "{vname}": invalid path {path!r}', reason="FailedMount")
-    return out
 
 
 def expand_argv(words: list[str] | None, env_list: list[str]) -> list[str] | None:

@@ -22,7 +22,7 @@ import logging
 import os
 import time
 
-from .env import container_spec
+from .env import container_spec, field_path
 from .probes import FAILURE, exec_probe, http_probe, resolve_port, wait_pidfd
 
 log = logging.getLogger("skiff.agent")
@@ -90,7 +90,7 @@ async def stop_container(agent, pod: dict | None, info, grace: float, pod_ip: st
                 msg = None   # the grace period is spent: on with the stop
             if msg:
                 agent.events.record(pod, "Warning", "FailedPreStopHook", msg,
-                                    field_path=f"spec.containers{{{info.name}}}")
+                                    field_path=field_path(pod, info.name))
                 log.warning("pod %s: %s", _pod_word(pod), msg)
             deadline = max(deadline, time.monotonic() + MIN_GRACE_AFTER_HOOK)
         rt.signal_container(info.id, None if grace > 0 else "KILL")

@@ -13,6 +13,8 @@ import time
 
 from skiff.errors import NotFound, SkiffError
 
+from .env import field_path
+
 log = logging.getLogger("skiff.agent")
 
 
@@ -44,7 +46,7 @@ class ImageManager:
     async def ensure(self, pod: dict, c: dict) -> None:
         ref = c["image"]
         policy = c.get("imagePullPolicy", "IfNotPresent")
-        fp = f"spec.containers{{{c['name']}}}"
+        fp = field_path(pod, c["name"])
         if policy != "Always" and self.present(ref):
             self.events.record(pod, "Normal", "Pulled",
                                f'Container image "{ref}" already present on machine', field_path=fp)

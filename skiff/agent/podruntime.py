@@ -21,11 +21,13 @@ from ..runtime.containers.remove import remove
 from ..runtime.containers.start import start, start_async
 from ..runtime.containers.stop import stop
 from ..runtime.containers.store import Container, ContainerStore
-from ..runtime.fsutil import FileLock, remove_tree
+from ..runtime.fsutil import FileLock, remove_tree, unmount_under
 from ..runtime.images.store import ImageStore
 from ..runtime.network.store import NetworkStore
 from ..runtime.root import Root
 from . import quantity
+from .security import apply_security_context, verify_run_as_non_root
+from .volumefiles import is_file_volume
 
 PAUSE_IMAGE = "skiff/pause:latest"
 PAUSE_COMMAND = ["sleep", "2147483647"]
@@ -178,12 +180,22 @@ class PodRuntime:
             hostname=hostname[:63], network=self.pod_network, ports=ports,
             labels=self._labels(uid, name, ns, POD_CONTAINER, attempt),
             stop_signal="SIGKILL", cgroup_parent=self._pod_cgroup(uid),
-            log_max_size=LOG_MAX_SIZE, log_max_files=1)
+            log_max_size=LOG_MAX_SIZE, log_max_files=1,
+            extra_hosts=[f"{h}:{a.get('ip')}" for a in spec.get("hostAliases") or [] for h in a.get("hostnames") or []])
+        opts.dns, opts.dns_search, opts.dns_options = pod_dns(spec)
         return create(self.store, self.images, opts)
 
     def sandbox(self, pod_uid: str) -> Sandbox | None:
         c = self._sandbox_container(pod_uid)
         return self._sandbox_of(c) if c is not None else None
+
+    def sandbox_netns(self, pod_uid: str) -> str | None:
+        """The pod's network namespace (/proc/PID/ns/net of its running sandbox), or None."""
+        c = self._sandbox_container(pod_uid)
+        if c is None:
+            return None
+        st = c.state()
+        return f"/proc/{st.pid}/ns/net" if st.running and st.pid else None
 
     def _sandbox_of(self, c: Container) -> Sandbox:
         st = c.state()
@@ -221,6 +233,7 @@ class PodRuntime:
         cname = c.get("name")
         if not cname or not c.get("image"):
             raise InvalidArgument("container has no name or image")
+        verify_run_as_non_root(pod, c, lambda: self._image_user(c["image"]))
         name = f"k8s_{cname}_{pod_name}_{ns}_{uid[:8]}_{attempt}"
         self._clear_name(name)
         opts = CreateOptions(image=c["image"], name=name, env=list(env),
@@ -250,8 +263,13 @@ class PodRuntime:
         if cpu_request is not None:
             opts.cpu_shares = quantity.cpu_shares(cpu_request)
         opts.user = run_as(spec.get("securityContext") or {}, c.get("securityContext") or {})
+        apply_security_context(opts, spec, c)
         opts.mounts = self._mounts(uid, spec, c)
         return create(self.store, self.images, opts)
+
+    def _image_user(self, ref: str) -> str:
+        """The User of image ``ref``'s config ("" when it has none)."""
+        return ((self.images.resolve(ref).config or {}).get("config") or {}).get("User") or ""
 
     def _clear_name(self, name: str) -> None:
         """A leftover of the same name (an agent that died between start and record): an
@@ -436,12 +454,13 @@ class PodRuntime:
     def _remove_volumes(self, pod_uid: str) -> None:
         d = os.path.join(self.pods_dir, pod_uid)
         if pod_uid and "/" not in pod_uid and os.path.isdir(d):
+            unmount_under(d)       # memory-backed emptyDirs
             remove_tree(d)
 
     def write_config_volume(self, uid: str, vname: str, files: list[tuple[str, bytes, int]] | None,
                             secret: bool = False, owner: tuple[int, int] | None = None) -> str:
-        """Write a configMap or secret volume's files under <root>/pods/<uid>/volumes/<vname>,
-        replacing what was there. The pod's directory is 0700 (root only on the host); a secret
+        """Write a file volume's files (configMap, secret, downwardAPI, projected) under
+        <root>/pods/<uid>/volumes/<vname>, replacing what was there. The pod's directory is 0700 (root only on the host); a secret
         volume's directory is 0700 too (owned by ``owner``, the containers' runAsUser/fsGroup,
         when given), a configMap's 0755; each file has its mode (defaultMode or the item's)."""
         d = os.path.join(self.volumes_dir(uid), vname)
@@ -496,15 +515,22 @@ class PodRuntime:
             if not dest.startswith("/"):
                 raise InvalidArgument(f"container {c.get('name')}: mountPath {dest!r} must be absolute")
             if "emptyDir" in vol:
-                medium = (vol.get("emptyDir") or {}).get("medium") or ""
-                if medium:
+                ed = vol.get("emptyDir") or {}
+                medium = ed.get("medium") or ""
+                if medium not in ("", "Memory"):
                     raise InvalidArgument(f"volume {vname}: emptyDir medium {medium!r} is not supported by skiff")
                 source = os.path.join(self.volumes_dir(uid), vname)
                 os.makedirs(source, exist_ok=True)
+                if medium == "Memory" and not os.path.ismount(source):
+                    mount_tmpfs(source, tmpfs_size(spec, ed.get("sizeLimit")))
                 os.chmod(source, 0o777)  # as the kubelet makes it: any runAsUser may write
+                fs_group = (spec.get("securityContext") or {}).get("fsGroup")
+                if fs_group is not None:  # the kubelet's volume ownership: fsGroup's, setgid
+                    os.chown(source, 0, fs_group)
+                    os.chmod(source, 0o2777)
             elif "hostPath" in vol:
                 source = prepare_host_path(vname, vol["hostPath"] or {})
-            elif vol.get("configMap") is not None or vol.get("secret") is not None:
+            elif is_file_volume(vol):
                 source = os.path.join(self.volumes_dir(uid), vname)
                 if not os.path.isdir(source):
                     raise SkiffError(f"volume {vname}: its files were not written")
@@ -521,6 +547,44 @@ class PodRuntime:
                     os.makedirs(source, 0o755)
             out.append({"source": source, "destination": dest, "readonly": bool(vm.get("readOnly"))})
         return out
+
+
+def pod_dns(spec: dict) -> tuple[list[str], list[str], list[str]]:
+    """The pod's resolv.conf as (nameservers, searches, options) for the runtime; empty lists
+    keep the runtime's own (the host's). dnsPolicy None: ``dnsConfig`` alone; otherwise the
+    host's with ``dnsConfig`` merged in, as the kubelet merges it (skiff has no cluster DNS, so
+    ClusterFirst is Default, as on a kubelet without --cluster-dns)."""
+    cfg = spec.get("dnsConfig") or {}
+    none = spec.get("dnsPolicy") == "None"
+    if not cfg and not none:
+        return [], [], []
+    from ..runtime.containers.create import host_resolv
+    servers, search, options = ([], [], []) if none else host_resolv()
+    servers = list(dict.fromkeys(servers + list(cfg.get("nameservers") or [])))[:3]
+    search = list(dict.fromkeys(search + list(cfg.get("searches") or [])))[:32]
+    merged = {o.split(":")[0]: o for o in options}
+    for o in cfg.get("options") or []:
+        merged[o.get("name", "")] = o["name"] + (f":{o['value']}" if o.get("value") is not None else "")
+    return servers, search, [o for o in merged.values() if o]
+
+
+def tmpfs_size(spec: dict, size_limit) -> int:
+    """A memory-backed emptyDir's size, as the kubelet sizes it: its sizeLimit, else the pod's
+    memory limit (when every container has one), else the host's memory; the smallest of them."""
+    sizes = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    limits = [((c.get("resources") or {}).get("limits") or {}).get("memory") for c in spec.get("containers") or []]
+    if limits and all(q is not None for q in limits):
+        sizes.append(sum(quantity.memory_bytes(q) for q in limits))
+    if size_limit is not None:
+        sizes.append(quantity.memory_bytes(size_limit))
+    return max(min(sizes), 4096)
+
+
+def mount_tmpfs(target: str, size: int) -> None:
+    """A tmpfs on the host at ``target`` (nosuid, nodev; any user may write), for a
+    memory-backed emptyDir shared by the pod's containers; removed with the pod's volumes."""
+    from ..runtime.kernel import MS_NODEV, MS_NOSUID, Kernel
+    Kernel().mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0777,size={size}")
 
 
 def run_as(pod_sc: dict, ctr_sc: dict) -> str:

@@ -17,7 +17,8 @@ from skiff.errors import SkiffError
 
 from . import status as pstatus
 from .hooks import POST_START_TIMEOUT, run_hook, stop_container
-from .env import ConfigError, container_env, env_refs, expand_argv, fetch_refs, volume_files, volume_refs
+from .env import ConfigError, container_env, env_refs, expand_argv, fetch_refs, field_path, is_sidecar
+from .volumefiles import has_downward_files, holds_secrets, is_file_volume, volume_files, volume_refs
 from .probes import ProbeManager
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ class PodWorker:
         self._watched: dict[str, int] = {}  # container id -> pidfd being watched
         self.done = False
         self.sb_ip = ""
-        self._objects: dict = {}
+        self._objects: dict = {}           # (resource, name) -> the ConfigMap/Secret last read
+        self._written: dict[str, list | None] = {}   # file volume -> the files written
         self.probes = ProbeManager(self)
         self.task = asyncio.create_task(self._run(), name=f"pod-{uid[:8]}")
 
@@ -153,6 +155,10 @@ class PodWorker:
         spec = pod["spec"]
         infos = rt.containers(self.uid)
         if self._finished(spec, infos):
+            sidecars = [i for i in infos if i.state == "running"]
+            if sidecars:   # the regular containers are done: so are the sidecars
+                await self.kill_containers(sidecars, float(spec.get("terminationGracePeriodSeconds", 30) or 0))
+                infos = rt.containers(self.uid)
             self.probes.sync(pod, infos)
             await self.write_status(rt.sandbox(self.uid), infos)
             return False
@@ -173,8 +179,12 @@ class PodWorker:
                 self.wake_after(a.config.sandbox_retry)
                 return False
             infos = rt.containers(self.uid)
-        for c in spec["containers"]:
-            await self.sync_container(pod, sb, c, infos)
+        if await self.sync_init_containers(pod, sb, infos):
+            for c in spec["containers"]:
+                await self.sync_container(pod, sb, c, infos)
+        else:
+            for c in spec["containers"]:
+                self.waiting[c["name"]] = ("PodInitializing", "")
         infos = rt.containers(self.uid)
         for i in infos:
             if i.state == "running":
@@ -183,15 +193,51 @@ class PodWorker:
                 else:
                     self._watch(i.id, i.pid)
         self.sb_ip = sb.ip
+        if self._written:
+            self.refresh_downward_volumes(pod)
         self.probes.sync(pod, infos)
         await self.write_status(sb, infos)
         return False
 
+    async def sync_init_containers(self, pod: dict, sb, infos: list) -> bool:
+        """Run the init containers in order, each to success before the next starts (a
+        sidecar, restartPolicy Always, only has to be running); True when the regular
+        containers may run. Once one of those has started, the sidecars are only kept
+        running, as the kubelet does."""
+        inits = pod["spec"].get("initContainers")
+        if not inits:
+            return True
+        regular = {c["name"] for c in pod["spec"]["containers"]}
+        initialized = any(i.name in regular for i in infos)
+        for c in inits:
+            name = c["name"]
+            if is_sidecar(c):
+                await self.sync_container(pod, sb, c, infos)
+                cur, _ = pstatus.latest_two(self.agent.runtime.containers(self.uid), name)
+                if not initialized and (cur is None or cur.state != "running"):
+                    return False
+                continue
+            if initialized:
+                continue
+            cur, _ = pstatus.latest_two(infos, name)
+            if cur is not None and cur.state == "exited" and cur.exit_code == 0:
+                self.waiting.pop(name, None)
+                continue
+            await self.sync_container(pod, sb, c, infos)
+            return False
+        return True
+
     def _finished(self, spec: dict, infos: list) -> bool:
-        """Nothing will run again: every container exited for good under the policy."""
+        """Nothing will run again: every container exited for good under the policy (or, with
+        restartPolicy Never, an init container failed)."""
         policy = spec.get("restartPolicy", "Always")
         if policy == "Always":
             return False
+        if policy == "Never":
+            for c in spec.get("initContainers") or []:
+                cur, _ = pstatus.latest_two(infos, c["name"])
+                if not is_sidecar(c) and cur is not None and cur.state == "exited" and cur.exit_code != 0:
+                    return True
         for c in spec["containers"]:
             cur, _ = pstatus.latest_two(infos, c["name"])
             if cur is None or cur.state != "exited":
@@ -209,8 +255,15 @@ class PodWorker:
         if cur is not None and cur.state == "running":
             self.waiting.pop(name, None)
             return
+        fp = field_path(pod, name)
         if cur is not None and cur.state == "exited":
-            if not (policy == "Always" or (policy == "OnFailure" and cur.exit_code != 0)):
+            if is_sidecar(c):
+                restart = True
+            elif fp.startswith("spec.initContainers"):
+                restart = cur.exit_code != 0 and policy != "Never"
+            else:
+                restart = policy == "Always" or (policy == "OnFailure" and cur.exit_code != 0)
+            if not restart:
                 self.waiting.pop(name, None)
                 return
             key = (self.uid, name)
@@ -225,7 +278,7 @@ class PodWorker:
                     self.announced[name] = cur.id
                     a.events.record(pod, "Warning", "BackOff", f"Back-off restarting failed container "
                                     f"{name} in pod {m['name']}_{m.get('namespace', 'default')}({self.uid})",
-                                    field_path=f"spec.containers{{{name}}}")
+                                    field_path=fp)
                 self.wake_after(left)
                 return
             a.backoff.restarted(key)
@@ -245,7 +298,6 @@ class PodWorker:
         except (ConfigError, SkiffError, OSError) as e:
             if not isinstance(e, ConfigError):
                 e = ConfigError(str(e))
-            fp = f"spec.containers{{{name}}}"
             if e.reason == "FailedMount":
                 self.waiting[name] = ("ContainerCreating", "")
                 a.events.record(pod, "Warning", "FailedMount", str(e))
@@ -262,9 +314,10 @@ class PodWorker:
             cc["args"] = expand_argv(c.get("args"), env)
             info = await a.runtime.start_container_async(pod, sb, cc, attempt, env)
         except SkiffError as e:
-            reason = "CreateContainerError" if "exec" not in str(e) else "RunContainerError"
+            reason = getattr(e, "reason", "") or (  # a ConfigError: CreateContainerConfigError
+                "CreateContainerError" if "exec" not in str(e) else "RunContainerError")
             self.waiting[name] = (reason, str(e))
-            a.events.record(pod, "Warning", "Failed", f"Error: {e}", field_path=f"spec.containers{{{name}}}")
+            a.events.record(pod, "Warning", "Failed", f"Error: {e}", field_path=fp)
             log.warning("pod %s: container %s failed to start: %s", pod_ref(pod), name, e,
                         extra={"fields": {"pod": pod_ref(pod), "container": name, "reason": reason}})
             # a failed start counts as a crash for the back-off
@@ -272,7 +325,6 @@ class PodWorker:
             self.wake_after(a.backoff._delay.get((self.uid, name), 1.0))
             return
         self.waiting.pop(name, None)
-        fp = f"spec.containers{{{name}}}"
         a.events.record(pod, "Normal", "Created", f"Created container {name}", field_path=fp)
         a.events.record(pod, "Normal", "Started", f"Started container {name}", field_path=fp)
         log.info("pod %s: started container %s (attempt %d)", pod_ref(pod), name, attempt,
@@ -297,26 +349,44 @@ class PodWorker:
                     pass
 
     async def prepare_config(self, pod: dict, c: dict) -> None:
-        """Get the ConfigMaps and Secrets container ``c`` uses (env and volumes) and write its
-        configMap/secret volumes; ConfigError when a required one is missing."""
+        """Get the ConfigMaps and Secrets container ``c`` uses (env and volumes) and write the
+        file volumes it mounts (configMap, secret, downwardAPI, projected); ConfigError when a
+        required object or key is missing."""
         spec = pod["spec"]
         refs = env_refs(c) | volume_refs(spec, c)
-        self._objects = {}
-        if not refs:
-            return
-        ns = pod["metadata"].get("namespace") or "default"
-        self._objects = await fetch_refs(self.agent.client, ns, refs)
+        if refs:
+            ns = pod["metadata"].get("namespace") or "default"
+            self._objects.update(await fetch_refs(self.agent.client, ns, refs))
         mounted = {vm.get("name") for vm in c.get("volumeMounts") or []}
-        rt = self.agent.runtime
-        writer = getattr(rt, "write_config_volume", None)
-        owner = _owner(spec, c)
         for vol in spec.get("volumes") or []:
-            if vol.get("name") not in mounted or (vol.get("configMap") is None and vol.get("secret") is None):
+            if vol.get("name") in mounted and is_file_volume(vol):
+                self._write_volume(pod, vol, c)
+
+    def _write_volume(self, pod: dict, vol: dict, c: dict) -> None:
+        files = volume_files(vol, self._objects, pod)
+        writer = getattr(self.agent.runtime, "write_config_volume", None)
+        if writer is not None:
+            secret = holds_secrets(vol)
+            owner = _owner(pod["spec"], c) if secret else None
+            writer(self.uid, vol["name"], files, secret=secret, owner=owner)
+        self._written[vol["name"]] = files
+
+    def refresh_downward_volumes(self, pod: dict) -> None:
+        """Rewrite the written downwardAPI files whose pod fields changed (a label or an
+        annotation), as the kubelet does; the containers see the new files in place."""
+        for vol in pod["spec"].get("volumes") or []:
+            name = vol.get("name")
+            if name not in self._written or not has_downward_files(vol):
                 continue
-            files = volume_files(vol, self._objects)
-            if writer is not None:
-                secret = vol.get("secret") is not None
-                writer(self.uid, vol["name"], files, secret=secret, owner=owner if secret else None)
+            try:
+                files = volume_files(vol, self._objects, pod)
+            except ConfigError as e:
+                log.warning("pod %s: volume %s: %s", pod_ref(pod), name, e)
+                continue
+            if files != self._written[name]:
+                c = next(c for c in pod["spec"]["containers"] + (pod["spec"].get("initContainers") or [])
+                         if any(vm.get("name") == name for vm in c.get("volumeMounts") or []))
+                self._write_volume(pod, vol, c)
 
     def pod_ip(self) -> str:
         return self.sb_ip or (self.last_status or {}).get("podIP", "")
@@ -358,7 +428,7 @@ class PodWorker:
         for i in running:
             if self.pod is not None:
                 self.agent.events.record(self.pod, "Normal", "Killing", f"Stopping container {i.name}",
-                                         field_path=f"spec.containers{{{i.name}}}")
+                                         field_path=field_path(self.pod, i.name))
         await asyncio.gather(*(stop_container(self.agent, self.pod, i, grace, self.pod_ip()) for i in running))
 
     async def terminate(self) -> None:

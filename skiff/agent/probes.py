@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .env import field_path, is_sidecar
+
 log = logging.getLogger("skiff.agent")
 
 KINDS = ("startup", "readiness", "liveness")
@@ -310,7 +312,8 @@ class ProbeManager:
     def sync(self, pod: dict, infos: list) -> None:
         self.pod = pod
         want: dict[tuple[str, str], tuple[dict, Any, ProbeSpec]] = {}
-        specs = {c["name"]: c for c in pod["spec"].get("containers", [])}
+        specs = {c["name"]: c for c in pod["spec"].get("containers", [])
+                 + [c for c in pod["spec"].get("initContainers") or [] if is_sidecar(c)]}
         for i in infos:
             c = specs.get(i.name)
             if c is None or i.state != "running":
@@ -325,7 +328,8 @@ class ProbeManager:
                 if not w.task.done():
                     w.task.cancel()
         known = {}   # what the API says of the instances: kept over an agent restart
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        st = pod.get("status") or {}
+        for cs in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []):
             known[(cs.get("containerID") or "").partition("://")[2]] = cs
         for key, (c, i, spec) in want.items():
             if key not in self.workers:
@@ -401,7 +405,7 @@ class ProbeManager:
         if pod is None:
             return
         self.pw.agent.events.record(pod, "Warning", "Unhealthy", f"{TITLE[w.kind]} probe failed: {msg}",
-                                    field_path=f"spec.containers{{{w.info.name}}}")
+                                    field_path=field_path(self.pod, w.info.name))
 
     def changed(self, w: ProbeWorker) -> None:
         log.info("pod %s: container %s %s probe result %s", self.pw.uid, w.info.name, w.kind, w.result)
@@ -414,7 +418,7 @@ class ProbeManager:
         name = w.info.name
         self.pw.agent.events.record(pod, "Normal", "Killing",
                                     f"Container {name} failed {w.kind} probe, will be restarted",
-                                    field_path=f"spec.containers{{{name}}}")
+                                    field_path=field_path(self.pod, name))
         grace = w.spec.grace
         if grace is None:
             grace = pod["spec"].get("terminationGracePeriodSeconds", 30)

@@ -4,7 +4,10 @@
 ``status`` dict: phase, conditions (PodScheduled, Initialized, ContainersReady, Ready, with
 lastTransitionTime kept while a condition's status stays the same), hostIP(s), podIP(s),
 startTime, qosClass and one containerStatus per spec container (state, lastState, ready,
-restartCount, image, imageID, containerID, started).
+restartCount, image, imageID, containerID, started), and initContainerStatuses: while the init
+containers run the pod is Pending, Initialized is False (ContainersNotInitialized) and waiting
+containers say PodInitializing; a completed init container is ready; an init container that
+failed under restartPolicy Never fails the pod.
 
 ``infos`` are the runtime's container instances of the pod (any order), ``waiting`` maps a
 container name to the (reason, message) the agent has for it while it is not running
@@ -74,8 +77,38 @@ def container_status(c: dict, cur, prev, waiting: tuple[str, str] | None,
     return st
 
 
-def phase(pod: dict, statuses: list[dict]) -> str:
-    """kubelet's getPhase for the regular containers."""
+def init_progress(pod: dict, init_statuses: list[dict]) -> tuple[list[str], bool]:
+    """(the init containers not done yet, whether one failed for good): an init container is
+    done once it exited 0 (a sidecar once it has started); under restartPolicy Never a
+    failed one fails the pod."""
+    never = pod["spec"].get("restartPolicy", "Always") == "Never"
+    specs = {c["name"]: c for c in pod["spec"].get("initContainers") or []}
+    pending, failed = [], False
+    for s in init_statuses:
+        state, last = s["state"], s.get("lastState") or {}
+        if specs.get(s["name"], {}).get("restartPolicy") == "Always":
+            if not s.get("started"):
+                pending.append(s["name"])
+            continue
+        term = state.get("terminated") or ("waiting" in state and last.get("terminated")) or None
+        if term and term.get("exitCode") == 0 and "terminated" in state:
+            continue
+        pending.append(s["name"])
+        if term and term.get("exitCode") != 0 and never:
+            failed = True
+    return pending, failed
+
+
+def phase(pod: dict, statuses: list[dict], init_statuses: list[dict] | None = None) -> str:
+    """kubelet's getPhase: Failed when an init container failed under restartPolicy Never,
+    Pending while the init containers run, then from the regular containers."""
+    if init_statuses:
+        pending_init, failed = init_progress(pod, init_statuses)
+        if failed:
+            return "Failed"
+        started = any("waiting" not in s["state"] or s.get("lastState") for s in statuses)
+        if pending_init and not started:
+            return "Pending"
     policy = pod["spec"].get("restartPolicy", "Always")
     pending = running = stopped = succeeded = 0
     for s in statuses:
@@ -109,7 +142,7 @@ def phase(pod: dict, statuses: list[dict]) -> str:
 
 def qos_class(pod: dict) -> str:
     reqs, lims, any_set = [], [], False
-    for c in pod["spec"].get("containers", []):
+    for c in pod["spec"].get("containers", []) + (pod["spec"].get("initContainers") or []):
         r = (c.get("resources") or {})
         req, lim = r.get("requests") or {}, r.get("limits") or {}
         if req or lim:
@@ -151,9 +184,23 @@ def pod_status(pod: dict, sandbox, infos: list, waiting: dict[str, tuple[str, st
         if probes is not None and cur is not None and cur.state == "running":
             probed = (probes.started(cur.id), probes.ready(cur.id))
         statuses.append(container_status(c, cur, prev, waiting.get(c["name"]), probed))
-    ph = phase(pod, statuses)
+    init_statuses = []
+    for c in pod["spec"].get("initContainers") or []:
+        cur, prev = latest_two(infos, c["name"])
+        probed = None
+        if probes is not None and cur is not None and cur.state == "running":
+            probed = (probes.started(cur.id), probes.ready(cur.id))
+        w = waiting.get(c["name"]) or (("PodInitializing", "") if cur is None else None)
+        st = container_status(c, cur, prev, w, probed)
+        if "terminated" in st["state"] and st["state"]["terminated"]["exitCode"] == 0:
+            st["ready"] = True       # as the kubelet reports a completed init container
+        init_statuses.append(st)
+    ph = phase(pod, statuses, init_statuses)
     old_conds = {c.get("type"): c for c in old.get("conditions") or []}
-    not_ready = [s["name"] for s in statuses if not s["ready"]]
+    pending_init, _ = init_progress(pod, init_statuses)
+    sidecars = [s for c, s in zip(pod["spec"].get("initContainers") or [], init_statuses)
+                if c.get("restartPolicy") == "Always"]
+    not_ready = [s["name"] for s in sidecars + statuses if not s["ready"]]
     if ph in ("Succeeded", "Failed"):
         cr = _condition(old_conds, "ContainersReady", "False", "PodCompleted")
         ready = _condition(old_conds, "Ready", "False", "PodCompleted")
@@ -168,7 +215,9 @@ def pod_status(pod: dict, sandbox, infos: list, waiting: dict[str, tuple[str, st
     conds = [
         _condition(old_conds, "PodReadyToStartContainers",
                    "True" if sandbox is not None and sandbox.running else "False"),
-        _condition(old_conds, "Initialized", "True"),
+        _condition(old_conds, "Initialized", "True") if not pending_init or ph in ("Succeeded", "Running") else
+        _condition(old_conds, "Initialized", "False", "ContainersNotInitialized",
+                   f"containers with incomplete status: [{' '.join(pending_init)}]"),
         ready, cr,
         _condition(old_conds, "PodScheduled", "True"),
     ]
@@ -176,6 +225,8 @@ def pod_status(pod: dict, sandbox, infos: list, waiting: dict[str, tuple[str, st
                           "hostIPs": [{"ip": host_ip}] if host_ip else [],
                           "startTime": old.get("startTime") or rfc3339(),
                           "containerStatuses": statuses, "qosClass": qos_class(pod)}
+    if init_statuses:
+        st["initContainerStatuses"] = init_statuses
     if sandbox is not None and sandbox.ip:
         st["podIP"] = sandbox.ip
         st["podIPs"] = [{"ip": sandbox.ip}]

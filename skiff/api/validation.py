@@ -22,6 +22,7 @@ from skiff.errors import SkiffError
 REQUIRED = "FieldValueRequired"
 INVALID = "FieldValueInvalid"
 NOT_SUPPORTED = "FieldValueNotSupported"
+FORBIDDEN = "FieldValueForbidden"
 
 
 @dataclass(frozen=True)
@@ -378,8 +379,6 @@ _true = lambda v: v is True  # noqa: E731
 _nonempty = lambda v: bool(v)  # noqa: E731
 
 UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
-    ("spec.affinity", WARN, _set),
-    ("spec.topologySpreadConstraints", WARN, _nonempty),
     ("spec.priorityClassName", WARN, _set),
     ("spec.priority", WARN, _set),
     ("spec.preemptionPolicy", WARN, _set),
@@ -389,21 +388,16 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
     ("spec.imagePullSecrets", WARN, _nonempty),
     ("spec.readinessGates", WARN, _nonempty),
     ("spec.runtimeClassName", WARN, _set),
-    ("spec.dnsConfig", WARN, _set),
-    ("spec.hostAliases", WARN, _nonempty),
     ("spec.setHostnameAsFQDN", WARN, _true),
     ("spec.shareProcessNamespace", WARN, _true),
     ("spec.activeDeadlineSeconds", WARN, _set),
     ("spec.overhead", WARN, _set),
     ("spec.os", WARN, _set),
     ("spec.resources", WARN, _set),
-    ("spec.securityContext.fsGroup", WARN, _set),
-    ("spec.securityContext.supplementalGroups", WARN, _nonempty),
     ("spec.securityContext.sysctls", WARN, _nonempty),
     ("spec.securityContext.seLinuxOptions", WARN, _set),
     ("spec.securityContext.seccompProfile", WARN, _set),
     ("spec.securityContext.appArmorProfile", WARN, _set),
-    ("spec.securityContext.runAsNonRoot", WARN, _true),
     ("spec.hostPID", REJECT, _true),
     ("spec.hostIPC", REJECT, _true),
     ("spec.hostUsers", REJECT, lambda v: v is False),
@@ -414,7 +408,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
 for _c in ("containers", "initContainers"):
     UNSUPPORTED_POD_FIELDS += [
         (f"spec.{_c}[*].resizePolicy", WARN, _nonempty),
-        (f"spec.{_c}[*].restartPolicy", WARN, _set),
         (f"spec.{_c}[*].stdinOnce", WARN, _true),
         (f"spec.{_c}[*].livenessProbe.grpc", WARN, _set),
         (f"spec.{_c}[*].readinessProbe.grpc", WARN, _set),
@@ -422,24 +415,16 @@ for _c in ("containers", "initContainers"):
         (f"spec.{_c}[*].terminationMessagePolicy", WARN, lambda v: v not in (None, "File")),
         (f"spec.{_c}[*].volumeMounts[*].subPathExpr", WARN, _set),
         (f"spec.{_c}[*].volumeMounts[*].mountPropagation", WARN, lambda v: v not in (None, "None")),
-        (f"spec.{_c}[*].securityContext.capabilities.drop", WARN, _nonempty),
-        (f"spec.{_c}[*].securityContext.allowPrivilegeEscalation", WARN, lambda v: v is False),
-        (f"spec.{_c}[*].securityContext.readOnlyRootFilesystem", WARN, _true),
-        (f"spec.{_c}[*].securityContext.runAsNonRoot", WARN, _true),
         (f"spec.{_c}[*].securityContext.seLinuxOptions", WARN, _set),
         (f"spec.{_c}[*].securityContext.seccompProfile", WARN, _set),
         (f"spec.{_c}[*].securityContext.appArmorProfile", WARN, _set),
         (f"spec.{_c}[*].securityContext.procMount", WARN, lambda v: v not in (None, "Default")),
         (f"spec.{_c}[*].securityContext.privileged", REJECT, _true),
-        (f"spec.{_c}[*].securityContext.capabilities.add", REJECT, _nonempty),
         (f"spec.{_c}[*].volumeDevices", REJECT, _nonempty),
         (f"spec.{_c}[*].resources.claims", REJECT, _nonempty),
     ]
 # Volume types skiff can mount; every other Kubernetes volume type is rejected.
-SUPPORTED_VOLUME_TYPES = ("emptyDir", "hostPath", "configMap", "secret")
-UNSUPPORTED_POD_FIELDS += [
-    ("spec.volumes[*].emptyDir.medium", WARN, lambda v: v == "Memory"),
-]
+SUPPORTED_VOLUME_TYPES = ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected")
 
 
 def rule_trie(rules: list) -> dict:
@@ -507,6 +492,115 @@ def _unsupported(obj: dict, trie: dict) -> tuple[list[dict], list[Warning]]:
 
 # ---------------------------------------------------------------- pod rules
 
+# fieldPaths a downwardAPI volume may hold (env takes status.podIP and the like as well)
+DOWNWARD_VOLUME_FIELDS = ("metadata.annotations", "metadata.labels", "metadata.name",
+                          "metadata.namespace", "metadata.uid")
+_MAP_FIELD_PATH = re.compile(r"^metadata\.(labels|annotations)\['.+'\]$")
+PROJECTION_TYPES = ("configMap", "secret", "downwardAPI", "serviceAccountToken", "clusterTrustBundle")
+
+
+def _check_path(path: Any, field: str) -> list[dict]:
+    """A file path inside a volume (Kubernetes' validateLocalNonReservedPath)."""
+    if not isinstance(path, str):
+        return []
+    if not path:
+        return [_cause(field, REQUIRED, "Required value")]
+    if path.startswith("/"):
+        return [_invalid(field, path, "must be a relative path")]
+    if ".." in path.split("/"):
+        return [_invalid(field, path, "must not contain '..'")]
+    if path.startswith(".."):
+        return [_invalid(field, path, "must not start with '..'")]
+    return []
+
+
+def _check_downward_items(items: Any, f: str, paths: set) -> list[dict]:
+    causes: list[dict] = []
+    for i, it in enumerate(items if isinstance(items, list) else []):
+        fi = f"{f}.items[{i}]"
+        if not isinstance(it, dict):
+            continue
+        causes += _check_path(it.get("path"), f"{fi}.path")
+        if it.get("path") in paths:
+            causes.append(_invalid(f"{fi}.path", it.get("path"), "conflicting duplicate paths"))
+        paths.add(it.get("path"))
+        fr, rr = it.get("fieldRef"), it.get("resourceFieldRef")
+        if fr is not None and rr is not None:
+            causes.append(_cause(fi, INVALID, "Invalid value: fieldRef and resourceFieldRef can not be specified simultaneously"))
+        elif fr is None and rr is None:
+            causes.append(_cause(fi, REQUIRED, "Required value: one of fieldRef and resourceFieldRef is required"))
+        if isinstance(fr, dict) and isinstance(fr.get("fieldPath"), str):
+            fp = fr["fieldPath"]
+            if fp not in DOWNWARD_VOLUME_FIELDS and not _MAP_FIELD_PATH.match(fp):
+                causes.append(_cause(f"{fi}.fieldRef.fieldPath", NOT_SUPPORTED,
+                                     f"Unsupported value: {json.dumps(fp)}: supported values: "
+                                     + ", ".join(f'"{x}"' for x in DOWNWARD_VOLUME_FIELDS)))
+        if isinstance(rr, dict):
+            if not rr.get("containerName"):
+                causes.append(_cause(f"{fi}.resourceFieldRef.containerName", REQUIRED, "Required value"))
+            causes += _resource_field_ref(rr, f"{fi}.resourceFieldRef")
+    return causes
+
+
+def _check_key_items(items: Any, f: str, paths: set) -> list[dict]:
+    causes: list[dict] = []
+    for i, it in enumerate(items if isinstance(items, list) else []):
+        if isinstance(it, dict):
+            causes += _check_path(it.get("path"), f"{f}.items[{i}].path")
+            if it.get("path") in paths:
+                causes.append(_invalid(f"{f}.items[{i}].path", it.get("path"), "conflicting duplicate paths"))
+            paths.add(it.get("path"))
+    return causes
+
+
+def _check_restart_policy(group: str, c: dict, f: str) -> list[dict]:
+    """A container's restartPolicy: only "Always", only on init containers (sidecars); an
+    init container without it may not have probes or lifecycle hooks (it runs to completion)."""
+    rp = c.get("restartPolicy")
+    if group == "containers":
+        return [] if rp is None else [_cause(f"{f}.restartPolicy", FORBIDDEN,
+                                             "Forbidden: may not be set for non-init containers")]
+    if rp is not None and rp != "Always":
+        return [_cause(f"{f}.restartPolicy", NOT_SUPPORTED,
+                       f'Unsupported value: {json.dumps(rp)}: supported values: "Always"')]
+    if rp == "Always":
+        return []
+    return [_cause(f"{f}.{k}", FORBIDDEN, "Forbidden: may not be set for init containers without restartPolicy=Always")
+            for k in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe") if c.get(k) is not None]
+
+
+def _check_file_volume(kind: str, src: dict, f: str) -> list[dict]:
+    """The items of configMap, secret, downwardAPI and projected volumes."""
+    if kind in ("configMap", "secret"):
+        return _check_key_items(src.get("items"), f, set())
+    if kind == "downwardAPI":
+        return _check_downward_items(src.get("items"), f, set())
+    if kind != "projected":
+        return []
+    causes: list[dict] = []
+    paths: set = set()
+    for j, s in enumerate(src.get("sources") or []):
+        fs = f"{f}.sources[{j}]"
+        if not isinstance(s, dict):
+            continue
+        given = [t for t in PROJECTION_TYPES if s.get(t) is not None]
+        if len(given) > 1:
+            causes.append(_cause(fs, FORBIDDEN, "Forbidden: may not specify more than 1 volume type per source"))
+        elif not given:
+            causes.append(_cause(fs, REQUIRED, "Required value: must specify exactly one volume type per source"))
+        for t in given:
+            if t in ("serviceAccountToken", "clusterTrustBundle"):
+                causes.append(_cause(f"{fs}.{t}", NOT_SUPPORTED, f"{fs}.{t} is not supported by skiff "
+                                     "(projected sources: configMap, secret, downwardAPI)"))
+            elif t == "downwardAPI":
+                causes += _check_downward_items((s[t] or {}).get("items"), f"{fs}.{t}", paths)
+            else:
+                if not (s[t] or {}).get("name"):
+                    causes.append(_cause(f"{fs}.{t}.name", REQUIRED, "Required value"))
+                causes += _check_key_items((s[t] or {}).get("items"), f"{fs}.{t}", paths)
+    return causes
+
+
 def _check_pod(obj: dict) -> list[dict]:
     causes = []
     spec = obj.get("spec") or {}
@@ -528,6 +622,8 @@ def _check_pod(obj: dict) -> list[dict]:
             if t not in SUPPORTED_VOLUME_TYPES:
                 causes.append(_cause(f"{f}.{t}", NOT_SUPPORTED,
                                      f"{f}.{t} is not supported by skiff (volume types: {', '.join(SUPPORTED_VOLUME_TYPES)})"))
+            elif isinstance(v.get(t), dict):
+                causes += _check_file_volume(t, v[t], f"{f}.{t}")
     seen, host_ports = set(), set()
     for group in ("initContainers", "containers"):
         for i, c in enumerate(spec.get(group) or []):
@@ -541,6 +637,7 @@ def _check_pod(obj: dict) -> list[dict]:
                 seen.add(n)
             if not c.get("image"):
                 causes.append(_cause(f + ".image", REQUIRED, "Required value"))
+            causes += _check_restart_policy(group, c, f)
             port_names = set()
             for j, p in enumerate(c.get("ports") or []):
                 pn = p.get("name")
@@ -597,6 +694,43 @@ def _check_pod(obj: dict) -> list[dict]:
     for k, v in (spec.get("nodeSelector") or {}).items():
         if isinstance(k, str) and (why := _qualified_name_error(k)):
             causes.append(_invalid(json_path(["spec", "nodeSelector", k]), k, why))
+    causes += _check_scheduling(spec)
+    causes += _check_dns(spec)
+    return causes
+
+
+def _check_dns(spec: dict) -> list[dict]:
+    """hostAliases and dnsConfig as Kubernetes checks them (IPs, the policy None, the limits)."""
+    import ipaddress
+    causes: list[dict] = []
+    for i, a in enumerate(spec.get("hostAliases") or []):
+        ip = a.get("ip") if isinstance(a, dict) else None
+        try:
+            ipaddress.ip_address(ip if isinstance(ip, str) else "")
+        except ValueError:
+            causes.append(_invalid(f"spec.hostAliases[{i}].ip", ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))
+    cfg = spec.get("dnsConfig")
+    if spec.get("dnsPolicy") == "None":
+        if not isinstance(cfg, dict):
+            return causes + [_cause("spec.dnsConfig", REQUIRED, "Required value: must provide `dnsConfig` when `dnsPolicy` is None")]
+        if not cfg.get("nameservers"):
+            causes.append(_cause("spec.dnsConfig.nameservers", REQUIRED,
+                                 "Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"))
+    if not isinstance(cfg, dict):
+        return causes
+    servers = cfg.get("nameservers") or []
+    if len(servers) > 3:
+        causes.append(_invalid("spec.dnsConfig.nameservers", servers, "must not have more than 3 nameservers"))
+    for i, ns in enumerate(servers):
+        try:
+            ipaddress.ip_address(ns if isinstance(ns, str) else "")
+        except ValueError:
+            causes.append(_invalid(f"spec.dnsConfig.nameservers[{i}]", ns, "must be a valid IP address"))
+    if len(cfg.get("searches") or []) > 32:
+        causes.append(_invalid("spec.dnsConfig.searches", cfg["searches"], "must not have more than 32 search paths"))
+    for i, o in enumerate(cfg.get("options") or []):
+        if isinstance(o, dict) and not o.get("name"):
+            causes.append(_cause(f"spec.dnsConfig.options[{i}].name", REQUIRED, "Required value: Option.Name must not be empty"))
     return causes
 
 
@@ -627,6 +761,234 @@ def _resource_field_ref(rf: dict, f: str) -> list[dict]:
         return [_cause(f"{f}.divisor", NOT_SUPPORTED, f"Unsupported value: {_short(div)}: supported values: "
                        + ", ".join(f'"{a}"' for a in allowed))]
     return []
+
+
+# ---------------------------------------------------------------- scheduling (affinity, topology spread)
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "integer"}
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_LABEL_VALUE_WHY = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+                    "'.', at most 63, starting and ending with an alphanumeric character")
+_WHEN_UNSATISFIABLE = ("DoNotSchedule", "ScheduleAnyway")
+_NODE_INCLUSION_POLICIES = ("Honor", "Ignore")
+_REQUIRED_TERMS = "requiredDuringSchedulingIgnoredDuringExecution"
+_PREFERRED_TERMS = "preferredDuringSchedulingIgnoredDuringExecution"
+
+
+def _typed(v: Any, kind: type, field: str, causes: list) -> Any:
+    """``v`` when it is None or of ``kind`` (dict, list, str or int); else None, with the cause the
+    schema would give (the schema leaves affinity and topologySpreadConstraints open)."""
+    if v is None or (isinstance(v, kind) and not (kind is int and isinstance(v, bool))):
+        return v
+    causes.append(_invalid(field, v, f"must be of type {_JSON_TYPES[kind]}"))
+    return None
+
+
+def _object(v: Any, field: str, causes: list) -> dict | None:
+    """A list item that must be an object; null is its zero value {} (as Go decodes it)."""
+    return {} if v is None else _typed(v, dict, field, causes)
+
+
+def _label_name(key: Any, field: str, causes: list) -> None:
+    """ValidateLabelName (also for topology keys and matchLabelKeys)."""
+    if _typed(key, str, field, causes) is not None and (why := _qualified_name_error(key)):
+        causes.append(_invalid(field, key, why))
+
+
+def _values(e: dict, f: str, causes: list) -> list:
+    vals = _typed(e.get("values"), list, f + ".values", causes) or []
+    for i, v in enumerate(vals):
+        _typed(v, str, f"{f}.values[{i}]", causes)
+    return vals
+
+
+def _selector_requirement(e: Any, f: str, causes: list, node: bool) -> None:
+    """A LabelSelectorRequirement, or with ``node`` a NodeSelectorRequirement (Gt and Lt too), as
+    ValidateLabelSelectorRequirement and ValidateNodeSelectorRequirement."""
+    e = _object(e, f, causes)
+    if e is None:
+        return
+    op, vals = e.get("operator") or "", _values(e, f, causes)
+    if op in ("In", "NotIn"):
+        if not vals:
+            causes.append(_cause(f + ".values", REQUIRED,
+                                 "Required value: must be specified when `operator` is 'In' or 'NotIn'"))
+    elif op in ("Exists", "DoesNotExist"):
+        if vals:
+            causes.append(_cause(f + ".values", "FieldValueForbidden",
+                                 "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
+    elif node and op in ("Gt", "Lt"):
+        if len(vals) != 1:
+            causes.append(_cause(f + ".values", REQUIRED,
+                                 "Required value: must be specified single value when `operator` is 'Lt' or 'Gt'"))
+        elif isinstance(vals[0], str) and not _INTEGER.match(vals[0]):
+            causes.append(_invalid(f + ".values[0]", vals[0], "for 'Gt', 'Lt' operators, the value must be an integer"))
+    else:
+        causes.append(_invalid(f + ".operator", op, "not a valid selector operator"))
+    _label_name(e.get("key") or "", f + ".key", causes)
+
+
+def _label_selector(sel: Any, f: str, causes: list) -> None:
+    """A metav1.LabelSelector, as ValidateLabelSelector."""
+    sel = _typed(sel, dict, f, causes)
+    if sel is None:
+        return
+    for k, v in (_typed(sel.get("matchLabels"), dict, f + ".matchLabels", causes) or {}).items():
+        _label_name(k, f + ".matchLabels", causes)
+        if _typed(v, str, f + ".matchLabels", causes) is not None and (len(v) > 63 or not LABEL_VALUE.match(v)):
+            causes.append(_invalid(f + ".matchLabels", v, _LABEL_VALUE_WHY))
+    for i, e in enumerate(_typed(sel.get("matchExpressions"), list, f + ".matchExpressions", causes) or ()):
+        _selector_requirement(e, f"{f}.matchExpressions[{i}]", causes, node=False)
+
+
+def _node_selector_term(term: Any, f: str, causes: list) -> None:
+    """ValidateNodeSelectorTerm: matchExpressions on labels, matchFields on metadata.name."""
+    term = _object(term, f, causes)
+    if term is None:
+        return
+    for i, e in enumerate(_typed(term.get("matchExpressions"), list, f + ".matchExpressions", causes) or ()):
+        _selector_requirement(e, f"{f}.matchExpressions[{i}]", causes, node=True)
+    for i, e in enumerate(_typed(term.get("matchFields"), list, f + ".matchFields", causes) or ()):
+        fe = f"{f}.matchFields[{i}]"
+        e = _object(e, fe, causes)
+        if e is None:
+            continue
+        op, vals = e.get("operator") or "", _values(e, fe, causes)
+        if op not in ("In", "NotIn"):
+            causes.append(_invalid(fe + ".operator", op, "not a valid selector operator"))
+        elif len(vals) != 1:
+            causes.append(_cause(fe + ".values", REQUIRED, "Required value: must be only one value when `operator` "
+                                                           "is 'In' or 'NotIn' for node field selector"))
+        if e.get("key") != "metadata.name":
+            causes.append(_invalid(fe + ".key", e.get("key", ""), "not a valid field selector key"))
+
+
+def _weight(w: Any, f: str, causes: list) -> None:
+    if _typed(w, int, f, causes) is not None and not 1 <= w <= 100:
+        causes.append(_invalid(f, w, "must be in the range 1-100"))
+
+
+def _label_keys(term: dict, name: str, f: str, causes: list) -> list:
+    """matchLabelKeys or mismatchLabelKeys: label names, only with a labelSelector."""
+    keys = _typed(term.get(name), list, f"{f}.{name}", causes) or []
+    if keys and term.get("labelSelector") is None:
+        causes.append(_cause(f"{f}.{name}", "FieldValueForbidden",
+                             "Forbidden: must not be specified when labelSelector is not set"))
+    for i, k in enumerate(keys):
+        _label_name(k, f"{f}.{name}[{i}]", causes)
+    return keys
+
+
+def _pod_affinity_term(term: Any, f: str, causes: list) -> None:
+    """validatePodAffinityTerm."""
+    term = _object(term, f, causes)
+    if term is None:
+        return
+    _label_selector(term.get("labelSelector"), f + ".labelSelector", causes)
+    _label_selector(term.get("namespaceSelector"), f + ".namespaceSelector", causes)
+    for n in _typed(term.get("namespaces"), list, f + ".namespaces", causes) or ():
+        if _typed(n, str, f + ".namespace", causes) is not None and (why := dns1123_label_error(n)):
+            causes.append(_invalid(f + ".namespace", n, why))
+    match = _label_keys(term, "matchLabelKeys", f, causes)
+    mismatch = _label_keys(term, "mismatchLabelKeys", f, causes)
+    for i, k in enumerate(match):
+        if k in mismatch:
+            causes.append(_invalid(f"{f}.matchLabelKeys[{i}]", k, "exists in both matchLabelKeys and mismatchLabelKeys"))
+    key = term.get("topologyKey") or ""
+    if not key:
+        causes.append(_cause(f + ".topologyKey", REQUIRED, "Required value: can not be empty"))
+    else:
+        _label_name(key, f + ".topologyKey", causes)
+
+
+def _check_affinity(aff: Any, causes: list) -> None:
+    """ValidateAffinity: nodeAffinity, podAffinity and podAntiAffinity."""
+    aff = _typed(aff, dict, "spec.affinity", causes) or {}
+    na = _typed(aff.get("nodeAffinity"), dict, "spec.affinity.nodeAffinity", causes) or {}
+    f = "spec.affinity.nodeAffinity." + _REQUIRED_TERMS
+    req = _typed(na.get(_REQUIRED_TERMS), dict, f, causes)
+    if req is not None:
+        terms = req.get("nodeSelectorTerms")
+        if not terms:
+            causes.append(_cause(f + ".nodeSelectorTerms", REQUIRED,
+                                 "Required value: must have at least one node selector term"))
+        for i, t in enumerate(_typed(terms, list, f + ".nodeSelectorTerms", causes) or ()):
+            _node_selector_term(t, f"{f}.nodeSelectorTerms[{i}]", causes)
+    f = "spec.affinity.nodeAffinity." + _PREFERRED_TERMS
+    for i, p in enumerate(_typed(na.get(_PREFERRED_TERMS), list, f, causes) or ()):
+        p = _object(p, f"{f}[{i}]", causes)
+        if p is not None:
+            _weight(p.get("weight") or 0, f"{f}[{i}].weight", causes)
+            _node_selector_term(p.get("preference"), f"{f}[{i}].preference", causes)
+    for kind in ("podAffinity", "podAntiAffinity"):
+        pa = _typed(aff.get(kind), dict, f"spec.affinity.{kind}", causes) or {}
+        f = f"spec.affinity.{kind}.{_REQUIRED_TERMS}"
+        for i, t in enumerate(_typed(pa.get(_REQUIRED_TERMS), list, f, causes) or ()):
+            _pod_affinity_term(t, f"{f}[{i}]", causes)
+        f = f"spec.affinity.{kind}.{_PREFERRED_TERMS}"
+        for i, w in enumerate(_typed(pa.get(_PREFERRED_TERMS), list, f, causes) or ()):
+            w = _object(w, f"{f}[{i}]", causes)
+            if w is not None:
+                _weight(w.get("weight") or 0, f"{f}[{i}].weight", causes)
+                _pod_affinity_term(w.get("podAffinityTerm"), f"{f}[{i}].podAffinityTerm", causes)
+
+
+def _check_spread(constraints: Any, causes: list) -> None:
+    """validateTopologySpreadConstraints."""
+    items = _typed(constraints, list, "spec.topologySpreadConstraints", causes) or []
+    for i, c in enumerate(items):
+        f = f"spec.topologySpreadConstraints[{i}]"
+        c = _object(c, f, causes)
+        if c is None:
+            continue
+        skew = c.get("maxSkew", 0)
+        if _typed(skew, int, f + ".maxSkew", causes) is not None and skew <= 0:
+            causes.append(_invalid(f + ".maxSkew", skew, "must be greater than zero"))
+        key, when = c.get("topologyKey") or "", c.get("whenUnsatisfiable") or ""
+        if not key:
+            causes.append(_cause(f + ".topologyKey", REQUIRED, "Required value: can not be empty"))
+        else:
+            _typed(key, str, f + ".topologyKey", causes)
+        if when not in _WHEN_UNSATISFIABLE:
+            causes.append(_cause(f + ".whenUnsatisfiable", NOT_SUPPORTED, f"Unsupported value: {_short(when)}: "
+                                 "supported values: " + ", ".join(json.dumps(w) for w in _WHEN_UNSATISFIABLE)))
+        if any(isinstance(o, dict) and (o.get("topologyKey") or "", o.get("whenUnsatisfiable") or "") == (key, when)
+               for o in items[i + 1:]):
+            causes.append(_cause(f + ".{topologyKey, whenUnsatisfiable}", INVALID,
+                                 f"Duplicate value: {json.dumps(f'{{{key}, {when}}}')}"))
+        domains = c.get("minDomains")
+        if _typed(domains, int, f + ".minDomains", causes) is not None:
+            if domains <= 0:
+                causes.append(_invalid(f + ".minDomains", domains, "must be greater than zero"))
+            if when != "DoNotSchedule":
+                causes.append(_invalid(f + ".minDomains", domains,
+                                       f"can only use minDomains if whenUnsatisfiable=DoNotSchedule, not {when}"))
+        for policy in ("nodeAffinityPolicy", "nodeTaintsPolicy"):
+            v = c.get(policy)
+            if v is not None and v not in _NODE_INCLUSION_POLICIES:
+                causes.append(_cause(f"{f}.{policy}", NOT_SUPPORTED, f"Unsupported value: {_short(v)}: supported "
+                                     "values: " + ", ".join(json.dumps(p) for p in _NODE_INCLUSION_POLICIES)))
+        sel = c.get("labelSelector")
+        _label_selector(sel, f + ".labelSelector", causes)
+        in_selector = []
+        if isinstance(sel, dict):
+            if isinstance(sel.get("matchLabels"), dict):
+                in_selector += sel["matchLabels"]
+            if isinstance(sel.get("matchExpressions"), list):
+                in_selector += [e.get("key") for e in sel["matchExpressions"] if isinstance(e, dict)]
+        for j, k in enumerate(_label_keys(c, "matchLabelKeys", f, causes)):
+            if k in in_selector:
+                causes.append(_invalid(f"{f}.matchLabelKeys[{j}]", k, "exists in both matchLabelKeys and labelSelector"))
+
+
+def _check_scheduling(spec: dict) -> list[dict]:
+    """spec.affinity and spec.topologySpreadConstraints, as Kubernetes validates them."""
+    causes: list[dict] = []
+    if spec.get("affinity") is not None:
+        _check_affinity(spec["affinity"], causes)
+    if spec.get("topologySpreadConstraints") is not None:
+        _check_spread(spec["topologySpreadConstraints"], causes)
+    return causes
 
 
 # ---------------------------------------------------------------- label selectors (metav1.LabelSelector)
@@ -745,7 +1107,7 @@ def _check_workload(obj: dict, kind: str) -> tuple[list[dict], list[Warning]]:
             if op in ("In", "NotIn") and not vals:
                 causes.append(_cause(f, REQUIRED, "Required value: must be specified when `operator` is 'In' or 'NotIn'"))
             if op in ("Exists", "DoesNotExist") and vals:
-                causes.append(_cause(f, "FieldValueForbidden",
+                causes.append(_cause(f, FORBIDDEN,
                                      "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
         if tmpl is not None and (sel.get("matchLabels") or sel.get("matchExpressions")):
             tmeta = tmpl.get("metadata") if isinstance(tmpl.get("metadata"), dict) else {}
@@ -785,13 +1147,13 @@ def _check_workload(obj: dict, kind: str) -> tuple[list[dict], list[Warning]]:
                 causes.append(_cause("spec.template.spec.restartPolicy", NOT_SUPPORTED,
                                      f'Unsupported value: {_short(rp)}: supported values: "Always"'))
             if pspec.get("activeDeadlineSeconds") is not None:
-                causes.append(_cause("spec.template.spec.activeDeadlineSeconds", "FieldValueForbidden",
+                causes.append(_cause("spec.template.spec.activeDeadlineSeconds", FORBIDDEN,
                                      "Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported"))
     if kind == "Deployment":
         strat = spec.get("strategy") if isinstance(spec.get("strategy"), dict) else {}
         ru = strat.get("rollingUpdate")
         if strat.get("type") == "Recreate" and ru is not None:
-            causes.append(_cause("spec.strategy.rollingUpdate", "FieldValueForbidden",
+            causes.append(_cause("spec.strategy.rollingUpdate", FORBIDDEN,
                                  "Forbidden: may not be specified when strategy `type` is 'Recreate'"))
         elif isinstance(ru, dict):
             mu = _int_or_percent(ru.get("maxUnavailable"), "spec.strategy.rollingUpdate.maxUnavailable", causes, True)
@@ -918,11 +1280,11 @@ def validate_update(cur: dict, new: dict) -> None:
         causes.append(_invalid("type", new.get("type"), "field is immutable"))
     if kind.kind in ("Secret", "ConfigMap") and cur.get("immutable") is True:
         if new.get("immutable") is not True:
-            causes.append(_cause("immutable", "FieldValueForbidden",
+            causes.append(_cause("immutable", FORBIDDEN,
                                  "Forbidden: field is immutable when `immutable` is set"))
         for f in ("data", "binaryData") if kind.kind == "ConfigMap" else ("data",):
             if (cur.get(f) or {}) != (new.get(f) or {}):
-                causes.append(_cause(f, "FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set"))
+                causes.append(_cause(f, FORBIDDEN, "Forbidden: field is immutable when `immutable` is set"))
     if causes:
         raise ValidationError(causes, kind.kind, name)
 

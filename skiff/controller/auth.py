@@ -190,7 +190,7 @@ def _deny(user: User, verb: str, resource: str, namespace: str | None, name: str
 
 def pod_references(pod: dict) -> set[tuple[str, str]]:
     """The ("configmap"|"secret", name) pairs a pod uses: env valueFrom, envFrom, volumes
-    and imagePullSecrets (what the Node authorizer's graph links a pod to)."""
+    (projected sources too) and imagePullSecrets (what the Node authorizer's graph links a pod to)."""
     out: set[tuple[str, str]] = set()
     spec = pod.get("spec") or {}
     for group in ("initContainers", "containers", "ephemeralContainers"):
@@ -211,10 +211,13 @@ def pod_references(pod: dict) -> set[tuple[str, str]]:
                     out.add(("secret", e["secretRef"]["name"]))
     for v in spec.get("volumes") or []:
         v = v or {}
-        if isinstance(v.get("configMap"), dict) and v["configMap"].get("name"):
-            out.add(("configmap", v["configMap"]["name"]))
-        if isinstance(v.get("secret"), dict) and v["secret"].get("secretName"):
-            out.add(("secret", v["secret"]["secretName"]))
+        projected = v.get("projected") if isinstance(v.get("projected"), dict) else {}
+        sources = [(v, "secretName")] + [(s, "name") for s in projected.get("sources") or [] if isinstance(s, dict)]
+        for src, secret_key in sources:
+            if isinstance(src.get("configMap"), dict) and src["configMap"].get("name"):
+                out.add(("configmap", src["configMap"]["name"]))
+            if isinstance(src.get("secret"), dict) and src["secret"].get(secret_key):
+                out.add(("secret", src["secret"][secret_key]))
     for s in spec.get("imagePullSecrets") or []:
         if isinstance(s, dict) and s.get("name"):
             out.add(("secret", s["name"]))

@@ -94,3 +94,34 @@ def remove_tree(path: str) -> None:
     except OSError:
         import shutil
         shutil.rmtree(path, ignore_errors=True)
+
+
+def mounts_under(path: str) -> list[str]:
+    """The mount points at or below ``path`` (this mount namespace), deepest first."""
+    top = os.path.realpath(path).rstrip("/") + "/"
+    out = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                # field 5 is the mount point, with space, tab, newline and backslash octal-escaped
+                point = line.split(" ", 5)[4]
+                point = point.encode().decode("unicode_escape") if "\\" in point else point
+                if (point + "/").startswith(top):
+                    out.append(point)
+    except OSError:
+        return []
+    return sorted(set(out), key=len, reverse=True)
+
+
+def unmount_under(path: str) -> None:
+    """Detach every mount at or below ``path`` (before removing the tree)."""
+    points = mounts_under(path)
+    if not points:
+        return
+    from .kernel import MNT_DETACH, Kernel
+    k = Kernel()
+    for p in points:
+        try:
+            k.umount(p, MNT_DETACH)
+        except OSError:
+            pass

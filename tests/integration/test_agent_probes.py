@@ -159,6 +159,63 @@ def test_configmap_and_secret_env_and_volumes(host):
     wait_for(lambda: not os.path.exists(pod_dir), 30, what="the pod's volumes removed")
 
 
+def test_downward_api_and_projected_volumes(host):
+    host.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pcfg"}, "data": {"mode": "fast"}},
+               {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "psec"}, "data": {"token": _b64("t0k")}})
+    info = {"name": "info", "downwardAPI": {"items": [
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+        {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+        {"path": "mem", "resourceFieldRef": {"containerName": "main", "resource": "limits.memory",
+                                             "divisor": "1Mi"}}]}}
+    allv = {"name": "all", "projected": {"defaultMode": 0o440, "sources": [
+        {"configMap": {"name": "pcfg", "items": [{"key": "mode", "path": "conf/mode"}]}},
+        {"secret": {"name": "psec"}},
+        {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}
+    script = ("cat /etc/info/labels; echo; cat /etc/info/name; echo; cat /etc/info/mem; echo; "
+              "cat /etc/all/conf/mode /etc/all/token /etc/all/ns; echo; stat -c '%a %n' /etc/all/token; "
+              "echo DONE; exec sleep 3600")
+    p = pod("dwpod", ctr("main", script, resources={"limits": {"memory": "32Mi"}},
+                         volumeMounts=[{"name": "info", "mountPath": "/etc/info"},
+                                       {"name": "all", "mountPath": "/etc/all"}]),
+            volumes=[info, allv])
+    p["metadata"]["labels"] = {"app": "dw", "tier": "front"}
+    host.apply(p)
+    host.wait_phase("dwpod", "Running")
+    out = wait_for(lambda: (lambda t: t if "DONE" in t else None)(host.ctl("logs", "dwpod").stdout), 20,
+                   what="the pod's output")
+    assert 'app="dw"\ntier="front"\ndwpod\n32\nfastt0kdefault\n440 /etc/all/token\n' in out
+    # a label changed on the pod reaches the file in the running container (no restart)
+    p["metadata"]["labels"] = {"app": "dw", "tier": "back"}
+    host.apply(p)
+    wait_for(lambda: 'tier="back"' in host.ctl("exec", "dwpod", "--", "cat", "/etc/info/labels").stdout,
+             20, what="the labels file updated")
+    assert cstatus(host.pod("dwpod"), "main")["restartCount"] == 0
+    host.ctl("delete", "pod", "dwpod")
+
+
+def test_memory_backed_empty_dir(host):
+    from skiff.runtime.fsutil import mounts_under
+    mount = [{"name": "cache", "mountPath": "/cache"}]
+    writer = ctr("writer", "echo shared > /cache/f; df -k /cache | tail -1; "
+                 "dd if=/dev/zero of=/cache/big bs=1M count=16 2>&1; echo DD-DONE; exec sleep 3600", volumeMounts=mount)
+    reader = ctr("reader", "while [ ! -f /cache/f ]; do sleep 0.1; done; cat /cache/f; exec sleep 3600",
+                 volumeMounts=mount)
+    host.apply(pod("tmpfspod", writer, reader,
+                   volumes=[{"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}}]))
+    p = host.wait_phase("tmpfspod", "Running")
+    out = wait_for(lambda: (lambda t: t if "DD-DONE" in t else None)(
+        host.ctl("logs", "tmpfspod", "-c", "writer").stdout), 20, what="the writer's output")
+    fs, size = out.splitlines()[0].split()[:2]
+    assert fs == "tmpfs" and size == "8192"              # the sizeLimit, in KiB
+    assert "No space left on device" in out
+    wait_for(lambda: "shared" in host.ctl("logs", "tmpfspod", "-c", "reader").stdout, 20, what="the reader")
+    vol = os.path.join(host.root, "pods", p["metadata"]["uid"], "volumes", "cache")
+    assert mounts_under(host.root) == [vol]               # one tmpfs on the host, for the pod
+    host.ctl("delete", "pod", "tmpfspod", "--grace-period", "0")
+    wait_for(lambda: not mounts_under(host.root), 30, what="the tmpfs unmounted")
+    assert not os.path.exists(vol)
+
+
 def test_missing_configmap_is_create_container_config_error(host):
     host.apply(pod("cce", ctr("main", "echo $V; exec sleep 3600",
                               env=[{"name": "V", "valueFrom": {"configMapKeyRef": {"name": "later", "key": "v"}}}])))

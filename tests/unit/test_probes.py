@@ -13,7 +13,8 @@ import pytest
 
 from skiff.agent import probes as P
 from skiff.agent import status as pstatus
-from skiff.agent.env import ConfigError, container_env, env_refs, volume_files, volume_refs
+from skiff.agent.env import ConfigError, container_env, env_refs
+from skiff.agent.volumefiles import volume_files, volume_refs
 
 
 # -- a tiny HTTP server: GET /code/NNN answers NNN, /slow never answers --

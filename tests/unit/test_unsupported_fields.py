@@ -54,9 +54,10 @@ def test_one_walk_reports_what_a_walk_per_rule_reports():
         spec = {"containers": [_container(rnd, i) for i in range(rnd.randint(1, 3))]}
         if rnd.random() < .5:
             spec["initContainers"] = [_container(rnd, 9)]
-        for k, v in (("hostPID", True), ("affinity", {}), ("securityContext", {"fsGroup": 1, "sysctls": []}),
+        for k, v in (("hostPID", True), ("priorityClassName", "high"),
+                     ("securityContext", {"fsGroup": 1, "sysctls": []}),
                      ("volumes", [{"name": "v", "emptyDir": {"medium": "Memory"}}]), ("priority", None),
-                     ("topologySpreadConstraints", [{}]), ("hostUsers", False)):
+                     ("readinessGates", [{}]), ("hostUsers", False)):
             if rnd.random() < .4:
                 spec[k] = copy.deepcopy(v)
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}

@@ -275,27 +275,147 @@ def test_volume_mount_must_name_a_volume():
 
 
 def test_unsupported_fields_warn():
-    p = pod(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}},
-            serviceAccountName="builder", priority=5)
+    p = pod(priorityClassName="high", serviceAccountName="builder", priority=5)
     p["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["nginx", "-s", "quit"]}}}
     ws = validate(p)
-    assert "spec.affinity is accepted but not supported by skiff" in ws
+    assert "spec.priorityClassName is accepted but not supported by skiff" in ws
     # lifecycle hooks are served since issue 6's review: no warning
-    assert {w.field for w in ws} == {"spec.affinity", "spec.serviceAccountName", "spec.priority"}
+    assert {w.field for w in ws} == {"spec.priorityClassName", "spec.serviceAccountName", "spec.priority"}
     assert all(isinstance(w, str) for w in ws)
+
+
+NODE_AFFINITY = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+
+
+def test_affinity_and_spread_constraints_are_served_not_warned():
+    p = pod(affinity={
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]},
+                                      {"key": "cores", "operator": "Gt", "values": ["4"]}],
+                 "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n9"]}]}]},
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 10, "preference": {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}}]},
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname",
+                 "matchLabelKeys": ["pod-template-hash"]}],
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": {"labelSelector": {}, "namespaceSelector": {},
+                                                    "topologyKey": "zone"}}]}},
+        topologySpreadConstraints=[
+            {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "minDomains": 3,
+             "labelSelector": {"matchLabels": {"app": "web"}}, "nodeTaintsPolicy": "Honor"},
+            {"maxSkew": 2, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}])
+    assert validate(p) == []
+
+
+def test_node_affinity_is_validated_as_kubernetes_does():
+    p = pod(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}})
+    assert causes(p) == [{"field": NODE_AFFINITY + ".nodeSelectorTerms", "reason": "FieldValueRequired",
+                          "message": "Required value: must have at least one node selector term"}]
+    p = pod(affinity={"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
+            "matchExpressions": [{"key": "a", "operator": "Equals", "values": ["x"]},
+                                 {"key": "b", "operator": "In"},
+                                 {"key": "c", "operator": "Exists", "values": ["x"]},
+                                 {"key": "d", "operator": "Gt", "values": ["1", "2"]},
+                                 {"key": "e", "operator": "Lt", "values": ["ten"]}],
+            "matchFields": [{"key": "metadata.labels", "operator": "In", "values": ["n1"]},
+                            {"key": "metadata.name", "operator": "Exists"}]}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 0, "preference": {}}]}})
+    term = NODE_AFFINITY + ".nodeSelectorTerms[0]"
+    assert causes(p) == [
+        {"field": term + ".matchExpressions[0].operator", "reason": "FieldValueInvalid",
+         "message": 'Invalid value: "Equals": not a valid selector operator'},
+        {"field": term + ".matchExpressions[1].values", "reason": "FieldValueRequired",
+         "message": "Required value: must be specified when `operator` is 'In' or 'NotIn'"},
+        {"field": term + ".matchExpressions[2].values", "reason": "FieldValueForbidden",
+         "message": "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"},
+        {"field": term + ".matchExpressions[3].values", "reason": "FieldValueRequired",
+         "message": "Required value: must be specified single value when `operator` is 'Lt' or 'Gt'"},
+        {"field": term + ".matchExpressions[4].values[0]", "reason": "FieldValueInvalid",
+         "message": "Invalid value: \"ten\": for 'Gt', 'Lt' operators, the value must be an integer"},
+        {"field": term + ".matchFields[0].key", "reason": "FieldValueInvalid",
+         "message": 'Invalid value: "metadata.labels": not a valid field selector key'},
+        {"field": term + ".matchFields[1].operator", "reason": "FieldValueInvalid",
+         "message": 'Invalid value: "Exists": not a valid selector operator'},
+        {"field": "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+         "reason": "FieldValueInvalid", "message": "Invalid value: 0: must be in the range 1-100"}]
+
+
+def test_pod_affinity_is_validated_as_kubernetes_does():
+    p = pod(affinity={
+        "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchExpressions": [{"key": "app", "operator": "Gt", "values": ["1"]}]}}]},
+        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 101, "podAffinityTerm": {"topologyKey": "zone", "mismatchLabelKeys": ["app"]}}]}})
+    assert causes(p) == [
+        {"field": "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector"
+                  ".matchExpressions[0].operator", "reason": "FieldValueInvalid",
+         "message": 'Invalid value: "Gt": not a valid selector operator'},
+        {"field": "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey",
+         "reason": "FieldValueRequired", "message": "Required value: can not be empty"},
+        {"field": "spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+         "reason": "FieldValueInvalid", "message": "Invalid value: 101: must be in the range 1-100"},
+        {"field": "spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]"
+                  ".podAffinityTerm.mismatchLabelKeys", "reason": "FieldValueForbidden",
+         "message": "Forbidden: must not be specified when labelSelector is not set"}]
+    # the schema leaves affinity open: a wrong shape is a cause, not a crash
+    assert fields(pod(affinity={"podAffinity": [1]})) == {"spec.affinity.podAffinity": "FieldValueInvalid"}
+
+
+def test_topology_spread_constraints_are_validated_as_kubernetes_does():
+    p = pod(topologySpreadConstraints=[
+        {"maxSkew": 0, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway", "minDomains": 2},
+        {"maxSkew": 1, "whenUnsatisfiable": "Sometimes", "minDomains": 0, "nodeAffinityPolicy": "Always",
+         "labelSelector": {"matchLabels": {"app": "web"}}, "matchLabelKeys": ["app"]},
+        {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}])
+    c0, c1 = "spec.topologySpreadConstraints[0]", "spec.topologySpreadConstraints[1]"
+    assert causes(p) == [
+        {"field": c0 + ".maxSkew", "reason": "FieldValueInvalid", "message": "Invalid value: 0: must be greater than zero"},
+        {"field": c0 + ".{topologyKey, whenUnsatisfiable}", "reason": "FieldValueInvalid",
+         "message": 'Duplicate value: "{zone, ScheduleAnyway}"'},
+        {"field": c0 + ".minDomains", "reason": "FieldValueInvalid",
+         "message": "Invalid value: 2: can only use minDomains if whenUnsatisfiable=DoNotSchedule, not ScheduleAnyway"},
+        {"field": c1 + ".topologyKey", "reason": "FieldValueRequired", "message": "Required value: can not be empty"},
+        {"field": c1 + ".whenUnsatisfiable", "reason": "FieldValueNotSupported",
+         "message": 'Unsupported value: "Sometimes": supported values: "DoNotSchedule", "ScheduleAnyway"'},
+        {"field": c1 + ".minDomains", "reason": "FieldValueInvalid", "message": "Invalid value: 0: must be greater than zero"},
+        {"field": c1 + ".minDomains", "reason": "FieldValueInvalid",
+         "message": "Invalid value: 0: can only use minDomains if whenUnsatisfiable=DoNotSchedule, not Sometimes"},
+        {"field": c1 + ".nodeAffinityPolicy", "reason": "FieldValueNotSupported",
+         "message": 'Unsupported value: "Always": supported values: "Honor", "Ignore"'},
+        {"field": c1 + ".matchLabelKeys[0]", "reason": "FieldValueInvalid",
+         "message": 'Invalid value: "app": exists in both matchLabelKeys and labelSelector'}]
 
 
 def test_unsafe_fields_are_rejected():
     p = copy.deepcopy(NGINX)
     p["spec"]["containers"][0]["securityContext"] = {"privileged": True, "capabilities": {"add": ["NET_ADMIN"]}}
     cs = {c["field"]: c for c in causes(p)}
-    assert cs["spec.containers[0].securityContext.privileged"] == {
+    assert cs == {"spec.containers[0].securityContext.privileged": {
         "field": "spec.containers[0].securityContext.privileged", "reason": "FieldValueNotSupported",
-        "message": "spec.containers[0].securityContext.privileged is not supported by skiff"}
-    assert cs["spec.containers[0].securityContext.capabilities.add"]["reason"] == "FieldValueNotSupported"
+        "message": "spec.containers[0].securityContext.privileged is not supported by skiff"}}
     # privileged: false is what skiff does anyway
     p["spec"]["containers"][0]["securityContext"] = {"privileged": False, "capabilities": {"add": []}}
     assert validate(p) == []
+
+
+def test_hardened_security_context_is_served_not_warned():
+    """What hardened charts write is enforced by the agent: no warning, no rejection. Capability
+    names are not checked (as Kubernetes): a bad one fails the container at its start."""
+    sc = {"runAsNonRoot": True, "runAsUser": 1001, "readOnlyRootFilesystem": True,
+          "allowPrivilegeEscalation": False,
+          "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE", "CAP_CHOWN", "no_such_cap"]}}
+    p = pod(securityContext={"runAsNonRoot": True, "runAsUser": 1001, "fsGroup": 1001,
+                             "supplementalGroups": [3000]},
+            initContainers=[{"name": "init", "image": "busybox", "securityContext": copy.deepcopy(sc)}])
+    p["spec"]["containers"][0]["securityContext"] = sc
+    assert validate(p) == []
+    # what skiff does not enforce still warns
+    sc["seccompProfile"] = {"type": "RuntimeDefault"}
+    assert [w.field for w in validate(p)] == ["spec.containers[0].securityContext.seccompProfile"]
 
 
 def test_volume_types_skiff_cannot_mount_are_rejected():

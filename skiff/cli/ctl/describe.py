@@ -156,50 +156,37 @@ def describe_pod(pod: dict, events) -> str:
             w.w(1, f"IP:\t{ip}")
     else:
         w.w(0, "IPs:\t<none>")
-    statuses = {c.get("name"): c for c in st.get("containerStatuses") or []}
-    w.w(0, "Containers:")
-    for c in spec.get("containers") or []:
-        cs = statuses.get(c.get("name")) or {}
-        w.w(1, f"{c.get('name')}:")
-        if cs.get("containerID"):
-            w.w(2, f"Container ID:\t{cs['containerID']}")
-        w.w(2, f"Image:\t{c.get('image', '')}")
-        if cs.get("imageID"):
-            w.w(2, f"Image ID:\t{cs['imageID']}")
-        _ports_and_argv(w, c)
-        _state(w, "State", cs.get("state"), 2)
-        if (cs.get("lastState") or {}):
-            _state(w, "Last State", cs.get("lastState"), 2)
-        w.w(2, f"Ready:\t{'True' if cs.get('ready') else 'False'}")
-        w.w(2, f"Restart Count:\t{cs.get('restartCount', 0)}")
-        res = c.get("resources") or {}
-        for title in ("limits", "requests"):
-            if res.get(title):
-                w.w(2, f"{title.capitalize()}:")
-                for k, v in sorted(res[title].items()):
-                    w.w(3, f"{k}:\t{v}")
-        _env_and_mounts(w, c)
+    if _controller(pod):
+        w.w(0, f"Controlled By:\t{_controller(pod)}")
+    for title, group, key in (("Init Containers", "initContainers", "initContainerStatuses"),
+                              ("Containers", "containers", "containerStatuses")):
+        if group == "initContainers" and not spec.get(group):
+            continue
+        statuses = {c.get("name"): c for c in st.get(key) or []}
+        w.w(0, f"{title}:")
+        for c in spec.get(group) or []:
+            cs = statuses.get(c.get("name")) or {}
+            w.w(1, f"{c.get('name')}:")
+            if cs.get("containerID"):
+                w.w(2, f"Container ID:\t{cs['containerID']}")
+            w.w(2, f"Image:\t{c.get('image', '')}")
+            if cs.get("imageID"):
+                w.w(2, f"Image ID:\t{cs['imageID']}")
+            _ports_and_argv(w, c)
+            _state(w, "State", cs.get("state"), 2)
+            if (cs.get("lastState") or {}):
+                _state(w, "Last State", cs.get("lastState"), 2)
+            w.w(2, f"Ready:\t{'True' if cs.get('ready') else 'False'}")
+            w.w(2, f"Restart Count:\t{cs.get('restartCount', 0)}")
+            _resources_and_probes(w, c)
+            _env_and_mounts(w, c)
     conds = st.get("conditions") or []
     if conds:
         w.w(0, "Conditions:")
         w.w(1, "Type\tStatus")
         for c in conds:
             w.w(1, f"{c.get('type')}\t{c.get('status')} ")
-    vols = spec.get("volumes") or []
-    if vols:
-        w.w(0, "Volumes:")
-        for v in vols:
-            w.w(1, f"{v.get('name')}:")
-            if "emptyDir" in v:
-                w.w(2, "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)")
-                w.w(2, f"Medium:\t{(v.get('emptyDir') or {}).get('medium', '')}")
-            elif "hostPath" in v:
-                hp = v.get("hostPath") or {}
-                w.w(2, "Type:\tHostPath (bare host directory volume)")
-                w.w(2, f"Path:\t{hp.get('path', '')}")
-                w.w(2, f"HostPathType:\t{hp.get('type', '')}")
-    else:
-        w.w(0, "Volumes:\t<none>")
+    _volumes(w, spec.get("volumes") or [], "")
     w.w(0, f"QoS Class:\t{st.get('qosClass') or _qos(spec)}")
     ns_sel = spec.get("nodeSelector") or {}
     w.w(0, "Node-Selectors:\t" + (",".join(f"{k}={v}" for k, v in sorted(ns_sel.items())) or "<none>"))
@@ -325,17 +312,21 @@ def _containers(w: W, label: str, containers: list[dict], space: str = "  ") -> 
         w.w(1, f" {c.get('name')}:")
         w.w(2, f"Image:\t{c.get('image', '')}")
         _ports_and_argv(w, c)
-        res = c.get("resources") or {}
-        for title in ("limits", "requests"):
-            if res.get(title):
-                w.w(2, f"{title.capitalize()}:")
-                for k, v in sorted(res[title].items()):
-                    w.w(3, f"{k}:\t{v}")
-        for kind, title in (("livenessProbe", "Liveness"), ("readinessProbe", "Readiness"),
-                            ("startupProbe", "Startup")):
-            if c.get(kind):
-                w.w(2, f"{title}:\t{_probe(c[kind])}")
+        _resources_and_probes(w, c)
         _env_and_mounts(w, c)
+
+
+def _resources_and_probes(w: W, c: dict) -> None:
+    res = c.get("resources") or {}
+    for which in ("limits", "requests"):
+        if res.get(which):
+            w.w(2, f"{which.capitalize()}:")
+            for k, v in sorted(res[which].items()):
+                w.w(3, f"{k}:\t{v}")
+    for kind, title in (("livenessProbe", "Liveness"), ("readinessProbe", "Readiness"),
+                        ("startupProbe", "Startup")):
+        if c.get(kind):
+            w.w(2, f"{title}:\t{_probe(c[kind])}")
 
 
 def _ports_and_argv(w: W, c: dict) -> None:
@@ -420,7 +411,7 @@ def _volumes(w: W, vols: list[dict], space: str = "  ") -> None:
         return
     w.w(0, f"{space}Volumes:")
     for v in vols:
-        w.w(1, f" {v.get('name')}:")
+        w.w(1, f"{' ' if space else ''}{v.get('name')}:")   # as kubectl: indented in templates
         if "emptyDir" in v:
             w.w(2, "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)")
             w.w(2, f"Medium:\t{(v.get('emptyDir') or {}).get('medium', '')}")
@@ -440,6 +431,23 @@ def _volumes(w: W, vols: list[dict], space: str = "  ") -> None:
             w.w(2, "Type:\tSecret (a volume populated by a Secret)")
             w.w(2, f"SecretName:\t{se.get('secretName', '')}")
             w.w(2, f"Optional:\t{'true' if se.get('optional') else 'false'}")
+        elif "downwardAPI" in v:
+            w.w(2, "Type:\tDownwardAPI (a volume populated by information about the pod)")
+            w.w(2, "Items:")
+            for it in (v.get("downwardAPI") or {}).get("items") or []:
+                ref = it.get("fieldRef") or {}
+                w.w(3, f"{ref.get('fieldPath') or (it.get('resourceFieldRef') or {}).get('resource', '')} -> "
+                       f"{it.get('path', '')}")
+        elif "projected" in v:
+            w.w(2, "Type:\tProjected (a volume that contains injected data from multiple sources)")
+            for src in (v.get("projected") or {}).get("sources") or []:
+                for kind, word in (("secret", "Secret"), ("configMap", "ConfigMap")):
+                    if src.get(kind) is not None:
+                        opt = src[kind].get("optional")
+                        w.w(2, f"{word}Name:\t{src[kind].get('name', '')}")
+                        w.w(2, f"{word}Optional:\t{'<nil>' if opt is None else str(bool(opt)).lower()}")
+                if src.get("downwardAPI") is not None:
+                    w.w(2, "DownwardAPI:\ttrue")
 
 
 def pod_template(w: W, t: dict | None) -> None:
