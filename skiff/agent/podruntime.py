@@ -37,6 +37,9 @@ LABEL_NAME = "io.kubernetes.pod.name"
 LABEL_NAMESPACE = "io.kubernetes.pod.namespace"
 LABEL_CONTAINER = "io.kubernetes.container.name"
 LABEL_RESTARTS = "io.kubernetes.container.restartCount"
+LABEL_MESSAGE_POLICY = "io.kubernetes.container.terminationMessagePolicy"
+MAX_MESSAGE = 4096            # the kubelet's bound on a termination message
+FALLBACK_LINES, FALLBACK_BYTES = 80, 2048   # FallbackToLogsOnError: the log's end
 POD_CONTAINER = "POD"
 
 LOG_MAX_SIZE = 10 * 2 ** 20  # the kubelet's containerLogMaxSize / MaxFiles defaults
@@ -68,6 +71,7 @@ class ContainerInfo:
     finished_at: str | None
     reason: str          # "" while running; "Completed" | "Error" | "OOMKilled" once exited
     oom_killed: bool
+    message: str = ""    # once exited: its termination message (terminationMessagePath, or the log's end)
 
 
 def _rfc3339(text: str) -> str | None:
@@ -264,8 +268,41 @@ class PodRuntime:
             opts.cpu_shares = quantity.cpu_shares(cpu_request)
         opts.user = run_as(spec.get("securityContext") or {}, c.get("securityContext") or {})
         apply_security_context(opts, spec, c)
-        opts.mounts = self._mounts(uid, spec, c)
+        opts.mounts = self._mounts(uid, spec, c, env)
+        # the termination message: a file of the pod's on the host, bound where the container writes it
+        opts.mounts.append({"source": self._message_file(uid, cname, attempt, create=True),
+                            "destination": c.get("terminationMessagePath") or "/dev/termination-log",
+                            "readonly": False})
+        if c.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            opts.labels[LABEL_MESSAGE_POLICY] = "FallbackToLogsOnError"
         return create(self.store, self.images, opts)
+
+    def _message_file(self, uid: str, cname: str, attempt: int, create: bool = False) -> str:
+        d = os.path.join(self.pods_dir, uid, "containers", cname)
+        path = os.path.join(d, str(attempt))
+        if create:
+            os.makedirs(d, 0o700, exist_ok=True)
+            os.chmod(os.path.join(self.pods_dir, uid), 0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+            os.fchmod(fd, 0o666)      # any runAsUser may write it, as the kubelet's
+            os.close(fd)
+        return path
+
+    def _termination_message(self, c: Container, exit_code: int) -> str:
+        """What the container left at its terminationMessagePath (at most 4 KiB); with
+        FallbackToLogsOnError and a failure, the end of its log when it left nothing."""
+        s = c.spec
+        uid, cname = s.labels.get(LABEL_UID, ""), s.labels.get(LABEL_CONTAINER, "")
+        try:
+            with open(self._message_file(uid, cname, self._attempt(c)), "rb") as f:
+                msg = f.read(MAX_MESSAGE).decode(errors="replace")
+        except OSError:
+            msg = ""
+        if msg or exit_code == 0 or s.labels.get(LABEL_MESSAGE_POLICY) != "FallbackToLogsOnError":
+            return msg
+        from ..runtime.containers.logs import read_logs
+        tail = b"".join(data for _, data in read_logs(os.path.join(c.dir, "log"), tail=FALLBACK_LINES))
+        return tail[-FALLBACK_BYTES:].decode(errors="replace")
 
     def _image_user(self, ref: str) -> str:
         """The User of image ``ref``'s config ("" when it has none)."""
@@ -444,7 +481,8 @@ class PodRuntime:
             image=s.image, image_id=s.image_id, state=state, pid=st.pid if running else 0,
             exit_code=st.exit_code if state == "exited" else 0,
             started_at=_rfc3339(st.started_at), finished_at=_rfc3339(st.finished_at),
-            reason=reason, oom_killed=bool(st.oom_killed))
+            reason=reason, oom_killed=bool(st.oom_killed),
+            message=self._termination_message(c, st.exit_code) if state == "exited" else "")
 
     def volumes_dir(self, pod_uid: str) -> str:
         if not pod_uid or "/" in pod_uid or pod_uid.startswith("."):
@@ -504,7 +542,8 @@ class PodRuntime:
             os.rename(tmp, d)
         return d
 
-    def _mounts(self, uid: str, spec: dict, c: dict) -> list[dict]:
+    def _mounts(self, uid: str, spec: dict, c: dict, env: list[str] = ()) -> list[dict]:
+        """The container's volume mounts; ``env`` (its K=V environment) expands subPathExpr."""
         volumes = {v.get("name"): v for v in spec.get("volumes") or []}
         out = []
         for vm in c.get("volumeMounts") or []:
@@ -539,6 +578,9 @@ class PodRuntime:
                 kinds = [k for k in vol if k != "name"]
                 raise InvalidArgument(f"volume {vname}: type {kinds[0] if kinds else '?'} is not supported by skiff")
             sub = vm.get("subPath") or ""
+            if vm.get("subPathExpr"):
+                from .env import expand
+                sub = expand(vm["subPathExpr"], dict(e.split("=", 1) for e in env if "=" in e))
             if sub:
                 if sub.startswith("/") or ".." in sub.split("/"):
                     raise InvalidArgument(f"volume {vname}: subPath {sub!r} must be a relative path inside the volume")

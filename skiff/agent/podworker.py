@@ -57,6 +57,7 @@ class PodWorker:
         self._watched: dict[str, int] = {}  # container id -> pidfd being watched
         self.done = False
         self.sb_ip = ""
+        self.failed: tuple[str, str] | None = None   # (reason, message) once the agent failed the pod
         self._objects: dict = {}           # (resource, name) -> the ConfigMap/Secret last read
         self._written: dict[str, list | None] = {}   # file volume -> the files written
         self.probes = ProbeManager(self)
@@ -154,7 +155,10 @@ class PodWorker:
         rt = a.runtime
         spec = pod["spec"]
         infos = rt.containers(self.uid)
-        if self._finished(spec, infos):
+        if self.failed is None and self._past_deadline(pod):
+            self.failed = ("DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+            a.events.record(pod, "Warning", "DeadlineExceeded", self.failed[1])
+        if self.failed is not None or self._finished(spec, infos):
             sidecars = [i for i in infos if i.state == "running"]
             if sidecars:   # the regular containers are done: so are the sidecars
                 await self.kill_containers(sidecars, float(spec.get("terminationGracePeriodSeconds", 30) or 0))
@@ -226,6 +230,18 @@ class PodWorker:
             await self.sync_container(pod, sb, c, infos)
             return False
         return True
+
+    def _past_deadline(self, pod: dict) -> bool:
+        """activeDeadlineSeconds has run out since the pod started here (the kubelet then kills
+        its containers and fails it); otherwise wake when it will."""
+        limit = pod["spec"].get("activeDeadlineSeconds")
+        started = _epoch(((self.last_status or pod.get("status")) or {}).get("startTime"))
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            return False
+        left = started + limit - time.time()
+        if left > 0:
+            self.wake_after(left)
+        return left <= 0
 
     def _finished(self, spec: dict, infos: list) -> bool:
         """Nothing will run again: every container exited for good under the policy (or, with
@@ -399,7 +415,7 @@ class PodWorker:
         # changed it; a write that would change nothing there is skipped
         cur = pod.get("status") or {}
         st = pstatus.pod_status(pod, sb, infos, self.waiting, a.node_ready, a.host_ip,
-                                cur or self.last_status, self.probes)
+                                cur or self.last_status, self.probes, self.failed)
         from skiff.controller.patch import merge_patch
         if merge_patch(cur, st) == cur:
             self.last_status = st

@@ -41,6 +41,8 @@ def _terminated(i) -> dict:
     t = {"exitCode": i.exit_code, "reason": i.reason or ("Completed" if i.exit_code == 0 else "Error"),
          "startedAt": _ts(i.started_at), "finishedAt": _ts(i.finished_at),
          "containerID": f"{RUNTIME}://{i.id}"}
+    if getattr(i, "message", ""):
+        t["message"] = i.message
     return t
 
 
@@ -171,10 +173,28 @@ def _condition(old: dict[str, dict], ctype: str, status: str, reason: str | None
     return c
 
 
+# the conditions the kubelet owns; any other (a readiness gate's) is kept as others set it
+KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
+
+
+def _readiness_gate_pending(pod: dict, conds: dict[str, dict]) -> str:
+    """Why the pod's readinessGates keep it from Ready ("" when they do not), the kubelet's words."""
+    for g in pod["spec"].get("readinessGates") or []:
+        t = g.get("conditionType", "")
+        c = conds.get(t)
+        if c is None:
+            return f'corresponding condition of pod readiness gate "{t}" does not exist.'
+        if c.get("status") != "True":
+            return f'the status of pod readiness gate "{t}" is not "True", but {c.get("status")}'
+    return ""
+
+
 def pod_status(pod: dict, sandbox, infos: list, waiting: dict[str, tuple[str, str]],
-               node_ready: bool, host_ip: str, old: dict | None, probes=None) -> dict:
+               node_ready: bool, host_ip: str, old: dict | None, probes=None,
+               failed: tuple[str, str] | None = None) -> dict:
     """``probes``: an object with ``started(container_id)`` and ``ready(container_id)`` (the
-    pod's ProbeManager), or None (no probes: running is started and ready)."""
+    pod's ProbeManager), or None (no probes: running is started and ready). ``failed``: the
+    (reason, message) of a pod the agent ended (activeDeadlineSeconds)."""
     old = old or {}
     containers = pod["spec"].get("containers", [])
     statuses = []
@@ -195,7 +215,7 @@ def pod_status(pod: dict, sandbox, infos: list, waiting: dict[str, tuple[str, st
         if "terminated" in st["state"] and st["state"]["terminated"]["exitCode"] == 0:
             st["ready"] = True       # as the kubelet reports a completed init container
         init_statuses.append(st)
-    ph = phase(pod, statuses, init_statuses)
+    ph = "Failed" if failed is not None else phase(pod, statuses, init_statuses)
     old_conds = {c.get("type"): c for c in old.get("conditions") or []}
     pending_init, _ = init_progress(pod, init_statuses)
     sidecars = [s for c, s in zip(pod["spec"].get("initContainers") or [], init_statuses)
@@ -210,8 +230,13 @@ def pod_status(pod: dict, sandbox, infos: list, waiting: dict[str, tuple[str, st
         ready = _condition(old_conds, "Ready", "False", "ContainersNotReady", msg)
     else:
         cr = _condition(old_conds, "ContainersReady", "True")
-        ready = (_condition(old_conds, "Ready", "True") if node_ready else
-                 _condition(old_conds, "Ready", "False", "NodeNotReady", "node is not ready"))
+        gate = _readiness_gate_pending(pod, old_conds)
+        if not node_ready:
+            ready = _condition(old_conds, "Ready", "False", "NodeNotReady", "node is not ready")
+        elif gate:
+            ready = _condition(old_conds, "Ready", "False", "ReadinessGatesNotReady", gate)
+        else:
+            ready = _condition(old_conds, "Ready", "True")
     conds = [
         _condition(old_conds, "PodReadyToStartContainers",
                    "True" if sandbox is not None and sandbox.running else "False"),
@@ -220,13 +245,15 @@ def pod_status(pod: dict, sandbox, infos: list, waiting: dict[str, tuple[str, st
                    f"containers with incomplete status: [{' '.join(pending_init)}]"),
         ready, cr,
         _condition(old_conds, "PodScheduled", "True"),
-    ]
+    ] + [c for c in old.get("conditions") or [] if c.get("type") not in KUBELET_CONDITIONS]
     st: dict[str, Any] = {"phase": ph, "conditions": conds, "hostIP": host_ip,
                           "hostIPs": [{"ip": host_ip}] if host_ip else [],
                           "startTime": old.get("startTime") or rfc3339(),
                           "containerStatuses": statuses, "qosClass": qos_class(pod)}
     if init_statuses:
         st["initContainerStatuses"] = init_statuses
+    if failed is not None:
+        st["reason"], st["message"] = failed
     if sandbox is not None and sandbox.ip:
         st["podIP"] = sandbox.ip
         st["podIPs"] = [{"ip": sandbox.ip}]

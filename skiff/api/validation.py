@@ -386,11 +386,9 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
     ("spec.serviceAccount", WARN, _set),
     ("spec.automountServiceAccountToken", WARN, _true),
     ("spec.imagePullSecrets", WARN, _nonempty),
-    ("spec.readinessGates", WARN, _nonempty),
     ("spec.runtimeClassName", WARN, _set),
     ("spec.setHostnameAsFQDN", WARN, _true),
     ("spec.shareProcessNamespace", WARN, _true),
-    ("spec.activeDeadlineSeconds", WARN, _set),
     ("spec.overhead", WARN, _set),
     ("spec.os", WARN, _set),
     ("spec.resources", WARN, _set),
@@ -412,8 +410,6 @@ for _c in ("containers", "initContainers"):
         (f"spec.{_c}[*].livenessProbe.grpc", WARN, _set),
         (f"spec.{_c}[*].readinessProbe.grpc", WARN, _set),
         (f"spec.{_c}[*].startupProbe.grpc", WARN, _set),
-        (f"spec.{_c}[*].terminationMessagePolicy", WARN, lambda v: v not in (None, "File")),
-        (f"spec.{_c}[*].volumeMounts[*].subPathExpr", WARN, _set),
         (f"spec.{_c}[*].volumeMounts[*].mountPropagation", WARN, lambda v: v not in (None, "None")),
         (f"spec.{_c}[*].securityContext.seLinuxOptions", WARN, _set),
         (f"spec.{_c}[*].securityContext.seccompProfile", WARN, _set),
@@ -659,6 +655,12 @@ def _check_pod(obj: dict) -> list[dict]:
                 mn = m.get("name")
                 if isinstance(mn, str) and mn not in vol_names:
                     causes.append(_cause(f"{f}.volumeMounts[{j}].name", INVALID, f'Not found: "{mn}"'))
+                if m.get("subPath") and m.get("subPathExpr"):
+                    causes.append(_invalid(f"{f}.volumeMounts[{j}].subPathExpr", m["subPathExpr"],
+                                           "subPathExpr and subPath are mutually exclusive"))
+                for key in ("subPath", "subPathExpr"):
+                    if isinstance(m.get(key), str):
+                        causes += _check_path(m[key], f"{f}.volumeMounts[{j}].{key}") if m[key] else []
             for j, e in enumerate(c.get("env") or []):
                 vf = e.get("valueFrom")
                 if isinstance(vf, dict):

@@ -216,6 +216,71 @@ def test_memory_backed_empty_dir(host):
     assert not os.path.exists(vol)
 
 
+def test_termination_messages(host):
+    host.apply(pod("msgpod",
+                   ctr("file", "echo 'bad config: x' > /dev/termination-log; exit 2"),
+                   ctr("custom", "echo done > /tmp/why; exit 0", terminationMessagePath="/tmp/why",
+                       securityContext={"runAsUser": 1000}),
+                   ctr("logs", "for i in $(seq 1 100); do echo line $i; done; exit 1",
+                       terminationMessagePolicy="FallbackToLogsOnError"),
+                   ctr("quiet", "echo not a message; exit 1"),
+                   restartPolicy="Never"))
+    p = host.wait_phase("msgpod", "Failed", 40)
+    term = {c["name"]: c["state"]["terminated"] for c in p["status"]["containerStatuses"]}
+    assert term["file"]["message"] == "bad config: x\n" and term["file"]["exitCode"] == 2
+    assert term["custom"]["message"] == "done\n"           # another path, written by a non-root user
+    lines = term["logs"]["message"].splitlines()           # the log's last 80 lines
+    assert lines[0] == "line 21" and lines[-1] == "line 100" and len(lines) == 80
+    assert "message" not in term["quiet"]                   # File policy: the log is not used
+    host.ctl("delete", "pod", "msgpod", "--grace-period", "0")
+
+
+def test_sub_path_expr(host):
+    env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    host.apply(pod("subexpr",
+                   ctr("writer", "echo mine > /data/f; exec sleep 3600", env=env,
+                       volumeMounts=[{"name": "v", "mountPath": "/data", "subPathExpr": "$(POD_NAME)/logs"}]),
+                   ctr("reader", "while [ ! -f /all/subexpr/logs/f ]; do sleep 0.1; done; cat /all/subexpr/logs/f; "
+                       "exec sleep 3600", volumeMounts=[{"name": "v", "mountPath": "/all"}]),
+                   volumes=[{"name": "v", "emptyDir": {}}]))
+    host.wait_phase("subexpr", "Running")
+    wait_for(lambda: "mine" in host.ctl("logs", "subexpr", "-c", "reader").stdout, 20, what="the reader")
+    host.ctl("delete", "pod", "subexpr", "--grace-period", "0")
+
+
+def test_active_deadline_seconds(host):
+    host.apply(pod("deadline", ctr("main", "trap 'exit 0' TERM; sleep 3600 & wait"), activeDeadlineSeconds=2))
+    p = host.wait_phase("deadline", "Failed", 30)
+    assert p["status"]["reason"] == "DeadlineExceeded"
+    assert p["status"]["message"] == "Pod was active on the node longer than the specified deadline"
+    assert "terminated" in cstatus(p, "main")["state"]
+    assert any(e["reason"] == "DeadlineExceeded" for e in events(host, "deadline"))
+    host.ctl("delete", "pod", "deadline", "--grace-period", "0")
+
+
+def test_readiness_gate(host):
+    p = pod("gated", ctr("main", "exec sleep 3600"))
+    p["spec"]["readinessGates"] = [{"conditionType": "example.com/lb-ready"}]
+    host.apply(p)
+    q = wait_pod(host, "gated", lambda q: conditions(q).get("ContainersReady") == "True", 30, "containers ready")
+    ready = next(c for c in q["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "ReadinessGatesNotReady"
+    # an outside controller sets the gate's condition through the status subresource
+    from skiff.api.client import HTTPClient
+    import asyncio
+    async def set_gate(status):
+        async with HTTPClient.from_kubeconfig(host.kubeconfig) as c:
+            cur = await c.get("pods", "gated", "default")
+            conds = [x for x in cur["status"]["conditions"] if x["type"] != "example.com/lb-ready"]
+            conds.append({"type": "example.com/lb-ready", "status": status,
+                          "lastTransitionTime": "2026-11-28T10:00:00Z"})
+            await c.patch("pods", "gated", {"status": {"conditions": conds}}, "default", subresource="status")
+    asyncio.run(set_gate("True"))
+    q = wait_pod(host, "gated", lambda q: conditions(q).get("Ready") == "True", 30, "Ready through the gate")
+    assert conditions(q)["example.com/lb-ready"] == "True"    # the agent's writes keep it
+    host.ctl("delete", "pod", "gated", "--grace-period", "0")
+
+
 def test_missing_configmap_is_create_container_config_error(host):
     host.apply(pod("cce", ctr("main", "echo $V; exec sleep 3600",
                               env=[{"name": "V", "valueFrom": {"configMapKeyRef": {"name": "later", "key": "v"}}}])))

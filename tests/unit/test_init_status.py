@@ -134,3 +134,28 @@ def test_pod_dns_merges_as_the_kubelet():
     servers, search, _ = host_resolv()
     got = pod_dns({"dnsConfig": {"nameservers": ["192.0.2.1"], "searches": ["x.example"]}})
     assert got[0] == (servers + ["192.0.2.1"])[:3] and got[1] == search + ["x.example"]
+
+
+def test_readiness_gates_hold_ready_and_their_conditions_are_kept():
+    p = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "main"}],
+                                             "readinessGates": [{"conditionType": "example.com/lb"}]}}
+    running = [info("main", state="running")]
+    st, conds = status(p, running)
+    assert conds["ContainersReady"]["status"] == "True" and conds["Ready"]["status"] == "False"
+    assert conds["Ready"]["reason"] == "ReadinessGatesNotReady"
+    assert conds["Ready"]["message"] == 'corresponding condition of pod readiness gate "example.com/lb" does not exist.'
+    gate = {"type": "example.com/lb", "status": "False", "lastTransitionTime": "2026-11-28T10:00:00Z"}
+    st = pod_status(p, None, running, {}, True, "10.0.0.1", {"conditions": [gate]})
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert conds["Ready"]["message"] == 'the status of pod readiness gate "example.com/lb" is not "True", but False'
+    assert conds["example.com/lb"] == gate                     # someone else's condition, kept as it is
+    st = pod_status(p, None, running, {}, True, "10.0.0.1", {"conditions": [dict(gate, status="True")]})
+    assert {c["type"]: c["status"] for c in st["conditions"]}["Ready"] == "True"
+
+
+def test_a_pod_the_agent_failed_reports_why():
+    p = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "main"}]}}
+    st = pod_status(p, None, [info("main", state="exited", code=137)], {}, True, "10.0.0.1", None,
+                    failed=("DeadlineExceeded", "Pod was active on the node longer than the specified deadline"))
+    assert (st["phase"], st["reason"]) == ("Failed", "DeadlineExceeded")
+    assert {c["type"]: c.get("reason") for c in st["conditions"]}["Ready"] == "PodCompleted"
