@@ -223,7 +223,7 @@ class FakeImageManager(ImageManager):
     def present(self, ref: str) -> bool:
         return True
 
-    async def _pull(self, ref: str) -> None:
+    async def _pull(self, ref: str, auths: dict | None = None) -> None:
         return None
 
 

@@ -303,7 +303,7 @@ class PodWorker:
             a.runtime.remove_container(cur.id)
             attempt = cur.attempt
         try:
-            await a.images.ensure(pod, c)
+            await a.images.ensure(pod, c, lambda: self.pull_auths(pod))
         except SkiffError as e:
             self.waiting[name] = (getattr(e, "reason", "ErrImagePull"), str(e))
             self.wake_after(a.config.image_retry)
@@ -363,6 +363,27 @@ class PodWorker:
                     a.runtime.remove_container(old.id)
                 except SkiffError:
                     pass
+
+    async def pull_auths(self, pod: dict) -> dict:
+        """The registry credentials of the pod's imagePullSecrets; a missing one is an event
+        (FailedToRetrieveImagePullSecret) and the pull is tried without it, as the kubelet does."""
+        from .images import docker_auths
+        names = [s.get("name") for s in pod["spec"].get("imagePullSecrets") or [] if s.get("name")]
+        if not names:
+            return {}
+        objs = await fetch_refs(self.agent.client, pod["metadata"].get("namespace") or "default",
+                                {("secrets", n) for n in names})
+        auths, missing = {}, []
+        for n in names:
+            if objs.get(("secrets", n)) is None:
+                missing.append(n)
+            else:
+                auths.update(docker_auths(objs[("secrets", n)]))
+        if missing:
+            self.agent.events.record(pod, "Warning", "FailedToRetrieveImagePullSecret",
+                                     f"Unable to retrieve some image pull secrets ({', '.join(missing)}); "
+                                     f"attempting to pull the image may not succeed.")
+        return auths
 
     async def prepare_config(self, pod: dict, c: dict) -> None:
         """Get the ConfigMaps and Secrets container ``c`` uses (env and volumes) and write the
@@ -461,6 +482,7 @@ class PodWorker:
         self._unwatch_all()
         a.runtime.remove_pod(self.uid)
         a.backoff.forget(self.uid)
+        a.images.forget(self.uid)
         log.info("pod %s: stopped and removed", pod_ref(pod),
                  extra={"fields": {"pod": pod_ref(pod), "uid": self.uid}})
         if not self.gone:

@@ -385,7 +385,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
     ("spec.serviceAccountName", WARN, _set),
     ("spec.serviceAccount", WARN, _set),
     ("spec.automountServiceAccountToken", WARN, _true),
-    ("spec.imagePullSecrets", WARN, _nonempty),
     ("spec.runtimeClassName", WARN, _set),
     ("spec.setHostnameAsFQDN", WARN, _true),
     ("spec.shareProcessNamespace", WARN, _true),
