@@ -1,6 +1,6 @@
 """The agent's log server: ``GET /containerLogs/{namespace}/{pod}/{container}``, as the
-kubelet serves it to the API server, ``/exec/{namespace}/{pod}/{container}`` (a
-WebSocket: :mod:`skiff.agent.execserver`) and ``/portForward/{namespace}/{pod}?port=N`` (a
+kubelet serves it to the API server, ``/exec/{namespace}/{pod}/{container}`` and
+``/attach/...`` (WebSockets: :mod:`skiff.agent.execserver`, :mod:`skiff.agent.attachserver`) and ``/portForward/{namespace}/{pod}?port=N`` (a
 WebSocket per forwarded connection: :mod:`skiff.agent.portforward`).
 
 Query: ``follow``, ``tailLines``, ``sinceSeconds``, ``sinceTime``, ``timestamps``,
@@ -45,6 +45,7 @@ class LogServer:
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.logs)
         app.router.add_route("*", "/exec/{ns}/{pod}/{container}", self.exec)
         app.router.add_get("/portForward/{ns}/{pod}", self.port_forward)
+        app.router.add_route("*", "/attach/{ns}/{pod}/{container}", self.attach)
         app.router.add_get("/healthz", _healthz)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -85,6 +86,13 @@ class LogServer:
         from .execserver import serve_exec
         m = request.match_info
         return await serve_exec(self.agent, request, m["ns"], m["pod"], m["container"])
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        if not await self._allowed(request):
+            return _unauthorized()
+        from .attachserver import serve_attach
+        m = request.match_info
+        return await serve_attach(self.agent, request, m["ns"], m["pod"], m["container"])
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
         if not await self._allowed(request):

@@ -193,6 +193,11 @@ class PodRuntime:
         c = self._sandbox_container(pod_uid)
         return self._sandbox_of(c) if c is not None else None
 
+    def attach(self, cid: str):
+        """An Attachment to running container ``cid`` (one run with stdin or a tty)."""
+        from ..runtime.containers.attach import connect
+        return connect(self._get(cid))
+
     def sandbox_netns(self, pod_uid: str) -> str | None:
         """The pod's network namespace (/proc/PID/ns/net of its running sandbox), or None."""
         c = self._sandbox_container(pod_uid)

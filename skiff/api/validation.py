@@ -405,7 +405,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
 for _c in ("containers", "initContainers"):
     UNSUPPORTED_POD_FIELDS += [
         (f"spec.{_c}[*].resizePolicy", WARN, _nonempty),
-        (f"spec.{_c}[*].stdinOnce", WARN, _true),
         (f"spec.{_c}[*].livenessProbe.grpc", WARN, _set),
         (f"spec.{_c}[*].readinessProbe.grpc", WARN, _set),
         (f"spec.{_c}[*].startupProbe.grpc", WARN, _set),

@@ -54,8 +54,9 @@ def _write_all(fd: int, data: bytes) -> None:
             select.select([], [fd], [])
 
 
-def attach_and_wait(c, att, tty: bool, interactive: bool) -> int:
-    """Relay until the container exits; returns its exit status."""
+def attach_and_wait(c, att, tty: bool, interactive: bool, close_stdin: bool = True) -> int:
+    """Relay until the container exits; returns its exit status. At the end of our stdin the
+    container's is closed (``close_stdin``: a foreground run's), or left open (a later attach)."""
     code = None
     pid = att.pid
     forward = {}
@@ -96,7 +97,8 @@ def attach_and_wait(c, att, tty: bool, interactive: bool) -> int:
                         if data:
                             att.send(frames.STDIN, data)
                         else:
-                            att.send(frames.STDIN_EOF)
+                            if close_stdin:
+                                att.send(frames.STDIN_EOF)
                             poller.unregister(0)
                     elif fd == att.rfd:
                         got = att.next_frames()

@@ -15,6 +15,7 @@ from ..errors import SkiffError
 VERBS = {
     "run": ("run", "Create and run a new container from an image"),
     "exec": ("exec", "Execute a command in a running container"),
+    "attach": ("attach_cmd", "Attach local standard input, output, and error streams to a running container"),
     "ps": ("ps", "List containers"),
     "logs": ("logs", "Fetch the logs of a container"),
     "stop": ("stop", "Stop one or more running containers"),
@@ -161,7 +162,7 @@ def _alias(rest: list[str]) -> list[str]:
              ("container", "commit"): "commit", ("container", "logs"): "logs",
              ("container", "stop"): "stop", ("container", "kill"): "kill",
              ("container", "exec"): "exec", ("container", "run"): "run",
-             ("container", "port"): "port"}
+             ("container", "port"): "port", ("container", "attach"): "attach"}
     if (group, verb) == ("image", "prune"):  # skiff/cli/image.py: `image prune [-a] [-f]`
         return rest
     return [table.get((group, verb), verb), *rest[2:]]

@@ -43,9 +43,10 @@ USER_KEY = web.RequestKey("skiff_user", User) if hasattr(web, "RequestKey") else
 _PATCH_TYPES = {"application/merge-patch+json": "merge", "application/json-patch+json": "json",
                 "application/strategic-merge-patch+json": "strategic"}
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "binding": ["create"],
-                      "exec": ["create", "get"], "portforward": ["create", "get"],
+                      "exec": ["create", "get"], "attach": ["create", "get"], "portforward": ["create", "get"],
                       "scale": ["get", "patch", "update"], "finalize": ["update"]}
-_SUBRESOURCE_KINDS = {"binding": "Binding", "exec": "PodExecOptions", "portforward": "PodPortForwardOptions"}
+_SUBRESOURCE_KINDS = {"binding": "Binding", "exec": "PodExecOptions", "attach": "PodAttachOptions",
+                      "portforward": "PodPortForwardOptions"}
 MAX_BODY = 3 * 1024 * 1024
 WATCH_BURST = 64 * 1024     # a watch's gathered event lines are sent once they reach this size
 _LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "previous", "limitBytes")
@@ -495,10 +496,10 @@ class APIServer:
             if method != "GET":
                 raise E.method_not_allowed()
             return await self.pod_log(request, ns, name, user)
-        if sub == "exec":
+        if sub in ("exec", "attach"):
             if method not in ("GET", "POST"):
                 raise E.method_not_allowed()
-            return await self.pod_exec(request, ns, name, user)
+            return await self.pod_exec(request, ns, name, user, sub)
         if sub == "portforward":
             if method not in ("GET", "POST"):
                 raise E.method_not_allowed()
@@ -733,19 +734,21 @@ class APIServer:
         finally:
             up.release()
 
-    async def pod_exec(self, request: web.Request, ns: str, name: str, user: User) -> web.StreamResponse:
-        """pods/NAME/exec: the client's WebSocket (a channel.k8s.io subprotocol) relayed,
-        message for message, to the agent's (:mod:`skiff.agent.execserver`)."""
+    async def pod_exec(self, request: web.Request, ns: str, name: str, user: User,
+                       sub: str = "exec") -> web.StreamResponse:
+        """pods/NAME/exec and pods/NAME/attach: the client's WebSocket (a channel.k8s.io
+        subprotocol) relayed, message for message, to the agent's (:mod:`skiff.agent.execserver`,
+        :mod:`skiff.agent.attachserver`)."""
         from skiff.api import remotecommand as rc
-        pod, container = await self._pod_container(request, ns, name, user, "exec", "create")
+        pod, container = await self._pod_container(request, ns, name, user, sub, "create")
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            raise E.bad_request("Upgrade request required: skiff serves exec over WebSocket "
+            raise E.bad_request(f"Upgrade request required: skiff serves {sub} over WebSocket "
                                 "(v5.channel.k8s.io, v4.channel.k8s.io), not SPDY")
         protos = [p for p in rc.offered(request.headers.get("Sec-WebSocket-Protocol")) if p in rc.PROTOCOLS]
         if not protos:
             raise E.bad_request(f"no supported WebSocket subprotocol offered (supported: {', '.join(rc.PROTOCOLS)})")
         params = [(k, v) for k, v in request.query.items() if k in ("command", "stdin", "stdout", "stderr", "tty")]
-        url = f"{await self._agent_base(pod)}/exec/{ns}/{name}/{container}"
+        url = f"{await self._agent_base(pod)}/{sub}/{ns}/{name}/{container}"
         try:
             up = await self._agent_session().ws_connect(url, params=params, headers=self._agent_headers(),
                                                         protocols=protos, max_msg_size=0, autoping=True)

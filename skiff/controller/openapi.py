@@ -231,7 +231,8 @@ def _meta_schemas() -> dict[str, dict]:
                            "preconditions": {"type": "object", "properties": {"resourceVersion": s, "uid": s}},
                            "propagationPolicy": {**s, "description": "Orphan, Background or Foreground."}},
             "x-kubernetes-group-version-kind": [_gvk(g, v, "DeleteOptions") for g, v in
-                                                (("", "v1"), ("apps", "v1"), ("coordination.k8s.io", "v1"))]},
+                                                (("", "v1"), ("apps", "v1"), ("batch", "v1"),
+                                                 ("coordination.k8s.io", "v1"))]},
         META + "WatchEvent": {
             "type": "object", "required": ["type", "object"],
             "description": "Event represents a single event to a watched resource.",
@@ -312,6 +313,7 @@ _DELETE = ("dryRun", "gracePeriodSeconds", "orphanDependents", "propagationPolic
 _EXEC = ("command", "container", "stderr", "stdin", "stdout", "tty")
 # connect subresources: (the operation's title, its options kind, its query parameters)
 _CONNECT = {"exec": ("Exec", "PodExecOptions", _EXEC),
+            "attach": ("Attach", "PodAttachOptions", ("container", "stderr", "stdin", "stdout", "tty")),
             "portforward": ("Portforward", "PodPortForwardOptions", ("ports",))}
 _LOG = ("container", "follow", "limitBytes", "previous", "sinceSeconds", "sinceTime", "tailLines", "timestamps")
 

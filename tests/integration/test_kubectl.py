@@ -303,6 +303,40 @@ def test_exec_with_a_terminal_over_the_websocket(kube):
     assert rc.exit_code_of(rc.V5, json.dumps(status).encode())[0] == 5, status
 
 
+def test_run_interactive_and_attach(kube):
+    """kubectl run -i --rm (attach through the container's monitor; stdinOnce closes stdin when
+    the session ends; the exit code comes back) and kubectl attach -i to a pod that keeps its
+    stdin open across sessions."""
+    k = kube.kubectl
+    p = k("run", "-i", "--rm", "--restart=Never", "runi", "--image=busybox", "--", "sh",
+          input="echo hello-$((6*7)); exit 3\n", timeout=60)
+    assert p.returncode == 3 and "hello-42" in p.stdout, p
+    kube.wait(lambda: k("get", "pod", "runi").returncode != 0, 30, "pod runi deleted (--rm)")
+    k.ok("apply", "-f", kube.file("att.yaml", pod("att", ctr("main", "while read l; do echo in:$l; done; echo stdin-closed",
+                                                         stdin=True))))
+    kube.wait_running("att")
+    import subprocess
+    from tests.integration.kubectl import KUBECTL
+    for word in ("one", "two"):         # two sessions: the container keeps its stdin
+        s = subprocess.Popen([KUBECTL, "attach", "-i", "att"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=k.env())
+        try:
+            s.stdin.write(f"{word}\n")
+            s.stdin.close()             # our EOF: the session goes on, the container's stdin too
+            assert s.stdout.readline() == f"in:{word}\n"
+        finally:
+            s.kill()
+            s.wait(timeout=10)
+            s.stdout.close()
+            s.stderr.close()
+    kube.wait(lambda: "in:two" in k.ok("logs", "att"), 10, "both lines in one container's log")
+    assert k.ok("logs", "att").splitlines() == ["in:one", "in:two"]
+    _web(kube)
+    err = k.fails("attach", "web", "-c", "main")     # skiff attaches to stdin/tty containers only
+    assert "started without stdin or a terminal" in err, err
+    k.ok("delete", "pod", "att", "--wait=false")
+
+
 def test_port_forward(kube):
     """kubectl port-forward: SPDY streams in a WebSocket, relayed through the agent into the pod's
     network namespace (the server listens on the pod's 127.0.0.1 only); two connections at once

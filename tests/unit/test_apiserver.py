@@ -81,7 +81,7 @@ async def test_health_version_discovery(api):
     st, body, _ = await api("GET", "/api")
     assert body["kind"] == "APIVersions" and body["versions"] == ["v1"]
     st, body, _ = await api("GET", "/apis")
-    assert sorted(g["name"] for g in body["groups"]) == ["apps", "coordination.k8s.io"]
+    assert sorted(g["name"] for g in body["groups"]) == ["apps", "batch", "coordination.k8s.io"]
     st, body, _ = await api("GET", "/api/v1")
     names = {r["name"]: r for r in body["resources"]}
     assert {"pods", "pods/log", "pods/status", "pods/binding", "nodes", "events", "namespaces"} <= set(names)
@@ -515,6 +515,8 @@ async def test_node_restriction(api):
     # a node may not run commands in pods, not even in its own
     st, body, _ = await n1("POST", PODS + "/mine/exec", params={"command": "true"})
     assert st == 403 and "cannot create resource \"pods/exec\"" in body["message"], body
+    st, body, _ = await n1("POST", PODS + "/mine/attach", params={"stdin": "true"})
+    assert st == 403 and "cannot create resource \"pods/attach\"" in body["message"], body
     st, body, _ = await n1("POST", PODS + "/mine/portforward", params={"ports": "80"})
     assert st == 403 and "cannot create resource \"pods/portforward\"" in body["message"], body
 
@@ -528,6 +530,8 @@ async def test_exec_needs_a_websocket_and_a_valid_container(api):
     assert st == 400 and body["message"].startswith("Upgrade request required"), body
     st, body, _ = await api("PUT", PODS + "/mine/exec", {})
     assert st == 405
+    st, body, _ = await api("POST", PODS + "/mine/attach", params={"stdin": "true"})
+    assert st == 400 and body["message"].startswith("Upgrade request required: skiff serves attach"), body
 
 
 async def test_port_forward_needs_the_spdy_websocket(api):

@@ -96,6 +96,8 @@ class Monitor:
         self.master = -1
         self.port_fds: list[int] = []
         self.wired = False
+        self.listener = None                   # the attach socket (containers with stdin or a tty)
+        self.attached: dict[int, Client] = {}  # rfd -> a client attached later (skiff attach, the agent)
 
     # -- start ---------------------------------------------------------------------------
     def fail(self, code: int, message: str) -> None:
@@ -199,6 +201,9 @@ class Monitor:
         self.state.pid_start = proc_start_time(pid) or 0
         self.state.started_at = now_rfc3339()
         self.state.save(self.cdir + "/state.json")
+        if self.spec.stdin or self.spec.tty:
+            from .attach import listen
+            self.listener = listen(self.cdir)
         from .logs import LogWriter
         self.log = LogWriter(self.cdir + "/log", self.spec.log_max_size, self.spec.log_max_files)
         self.client.send(frames.STARTED, frames.json_payload({"pid": pid}))
@@ -288,6 +293,8 @@ class Monitor:
         poller.register(pidfd, select.POLLIN)
         if self.client.rfd >= 0:
             poller.register(self.client.rfd, select.POLLIN)
+        if self.listener is not None:
+            poller.register(self.listener.fileno(), select.POLLIN)
         status = None
         deadline = None
         while True:
@@ -303,8 +310,14 @@ class Monitor:
                     if not self._pump_output(fd):
                         poller.unregister(fd)
                 elif fd == self.client.rfd:
-                    if not self._pump_client(poller):
+                    if not self._pump_client(self.client, poller):
                         poller.unregister(fd)
+                elif fd in self.attached:
+                    if not self._pump_client(self.attached[fd], poller):
+                        poller.unregister(fd)
+                        del self.attached[fd]
+                elif self.listener is not None and fd == self.listener.fileno():
+                    self._accept(poller)
                 elif fd == self.stdin_fd:
                     self._flush_stdin(poller)
         os.close(pidfd)
@@ -324,18 +337,31 @@ class Monitor:
                 os.close(fd)
             return False
         self.log.write(stream, data)
-        self.client.send(frames.STDOUT if stream == "stdout" else frames.STDERR, data)
+        self._send(frames.STDOUT if stream == "stdout" else frames.STDERR, data)
         return True
 
-    def _pump_client(self, poller) -> bool:
+    def _send(self, kind: int, payload: bytes) -> None:
+        """To the caller that started the container and to every client attached since."""
+        self.client.send(kind, payload)
+        for c in self.attached.values():
+            c.send(kind, payload)
+
+    def _accept(self, poller) -> None:
+        from .attach import accept
+        fd = accept(self.listener)
+        if fd is not None:
+            self.attached[fd] = Client(os.dup(fd), fd)
+            poller.register(fd, select.POLLIN)
+
+    def _pump_client(self, client: Client, poller) -> bool:
         try:
-            data = os.read(self.client.rfd, 65536)
+            data = os.read(client.rfd, 65536)
         except OSError:
             data = b""
         if not data:
-            self.client.close()
+            client.close()
             return False
-        for kind, payload in self.client.reader.feed(data):
+        for kind, payload in client.reader.feed(data):
             if kind == frames.STDIN and self.stdin_fd >= 0:
                 self.stdin_buf += payload
             elif kind == frames.STDIN_EOF:
@@ -395,8 +421,13 @@ class Monitor:
             # skiff cannot restart an exited container, so its address goes back now
             from .create import release_address
             release_address(self.store, self.spec)
-        self.client.send(frames.EXIT, frames.json_payload({"code": code, "oom_killed": st.oom_killed}))
+        self._send(frames.EXIT, frames.json_payload({"code": code, "oom_killed": st.oom_killed}))
         self.client.close()
+        for c in self.attached.values():
+            c.close()
+        if self.listener is not None:
+            from .attach import close
+            close(self.listener, self.cdir)
 
 
 def _now() -> float:
