@@ -389,7 +389,7 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
     ("spec.setHostnameAsFQDN", WARN, _true),
     ("spec.shareProcessNamespace", WARN, _true),
     ("spec.overhead", WARN, _set),
-    ("spec.os", WARN, _set),
+    ("spec.os.name", REJECT, lambda v: v != "linux"),   # skiff's nodes are Linux
     ("spec.resources", WARN, _set),
     ("spec.securityContext.sysctls", WARN, _nonempty),
     ("spec.securityContext.seLinuxOptions", WARN, _set),

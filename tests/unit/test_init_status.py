@@ -159,3 +159,13 @@ def test_a_pod_the_agent_failed_reports_why():
                     failed=("DeadlineExceeded", "Pod was active on the node longer than the specified deadline"))
     assert (st["phase"], st["reason"]) == ("Failed", "DeadlineExceeded")
     assert {c["type"]: c.get("reason") for c in st["conditions"]}["Ready"] == "PodCompleted"
+
+
+def test_pod_os_linux_is_served_windows_refused():
+    obj = _pod_with()
+    obj["spec"]["os"] = {"name": "linux"}
+    assert validate(obj) == []
+    obj["spec"]["os"] = {"name": "windows"}
+    with pytest.raises(SkiffError) as e:
+        validate(obj)
+    assert "spec.os.name is not supported by skiff" in str(e.value)
