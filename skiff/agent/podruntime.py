@@ -249,6 +249,7 @@ class PodRuntime:
                              workdir=c.get("workingDir") or "",
                              network=f"container:{sandbox.id}", ipc=f"container:{sandbox.id}",
                              uts=f"container:{sandbox.id}", tty=bool(c.get("tty")),
+                             pid=f"container:{sandbox.id}" if spec.get("shareProcessNamespace") else "",
                              stdin=bool(c.get("stdin")),
                              labels=self._labels(uid, pod_name, ns, cname, attempt),
                              cgroup_parent=self._pod_cgroup(uid),

@@ -387,7 +387,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
     ("spec.automountServiceAccountToken", WARN, _true),
     ("spec.runtimeClassName", WARN, _set),
     ("spec.setHostnameAsFQDN", WARN, _true),
-    ("spec.shareProcessNamespace", WARN, _true),
     ("spec.overhead", WARN, _set),
     ("spec.os.name", REJECT, lambda v: v != "linux"),   # skiff's nodes are Linux
     ("spec.resources", WARN, _set),

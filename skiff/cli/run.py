@@ -44,6 +44,7 @@ COMMAND = Command(
             "Attach a filesystem mount (type=bind,source=..,target=..[,readonly])", "mount"),
         Opt(("--ipc",), "ipc", "str", "IPC mode to use (private, shareable, host, container:NAME)", "string"),
         Opt(("--uts",), "uts", "str", "UTS namespace to use (host, container:NAME)", "string"),
+        Opt(("--pid",), "pid", "str", "PID namespace to use (container:NAME)", "string"),
         Opt(("--cap-add",), "cap_add", "list", "Add Linux capabilities", "list"),
         Opt(("--cap-drop",), "cap_drop", "list", "Drop Linux capabilities", "list"),
         Opt(("--read-only",), "read_only", help="Mount the container's root filesystem as read only"),
@@ -112,7 +113,7 @@ def build_options(values: dict, args: list[str]):
         for m in opts.mounts:  # docker: -v makes a missing host directory
             if m.get("bind"):
                 parse_volume(m["bind"], create_missing=True)
-    opts.ipc, opts.uts = values["ipc"] or "", values["uts"] or ""
+    opts.ipc, opts.uts, opts.pid = values["ipc"] or "", values["uts"] or "", values["pid"] or ""
     opts.cap_add, opts.cap_drop = values["cap_add"], values["cap_drop"]
     opts.read_only, opts.group_add = values["read_only"], values["group_add"]
     return opts

@@ -281,6 +281,18 @@ def test_readiness_gate(host):
     host.ctl("delete", "pod", "gated", "--grace-period", "0")
 
 
+def test_share_process_namespace(host):
+    host.apply(pod("sharedpid", ctr("a", "exec sleep 3600"), ctr("b", "sleep 1; ps -o args; exec sleep 3600"),
+                   shareProcessNamespace=True))
+    host.wait_phase("sharedpid", "Running")
+    out = wait_for(lambda: (lambda t: t if "ps -o args" in t else None)(host.ctl("logs", "sharedpid", "-c", "b").stdout),
+                   20, what="b's process list")
+    procs = out.splitlines()[1:]
+    assert procs[0].startswith("sleep 2147483647")           # the pause container is PID 1
+    assert "sleep 3600" in procs                             # container a's process, seen from b
+    host.ctl("delete", "pod", "sharedpid", "--grace-period", "0")
+
+
 def test_missing_configmap_is_create_container_config_error(host):
     host.apply(pod("cce", ctr("main", "echo $V; exec sleep 3600",
                               env=[{"name": "V", "valueFrom": {"configMapKeyRef": {"name": "later", "key": "v"}}}])))

@@ -43,6 +43,7 @@ class CreateOptions(Record):
     mounts: list[dict] = []         # bind mounts: {"source", "destination", "readonly"}
     ipc: str = ""                   # "" (private), "private", "shareable", "host", "container:NAME"
     uts: str = ""                   # "" (private), "host", "container:NAME"
+    pid: str = ""                   # "" (private), "container:NAME" (a pod's shared PID namespace)
     cap_add: list[str] = []         # capability names, with or without CAP_, any case; ALL
     cap_drop: list[str] = []
     read_only: bool = False
@@ -81,6 +82,7 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
             raise SkiffError(f"cannot join network of a non running container: {mode.container}")
     ipc_target = _ns_target(store, "ipc", opts.ipc, ("", "private", "shareable", "host"))
     uts_target = _ns_target(store, "uts", opts.uts, ("", "host"))
+    pid_target = _ns_target(store, "pid", opts.pid, ("",))
     if uts_target is not None or opts.uts == "host":
         if opts.hostname:
             raise InvalidArgument("conflicting options: hostname and the UTS mode")
@@ -124,6 +126,7 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
         mounts=mounts,
         ipc="container:" + ipc_target.id if ipc_target is not None else opts.ipc,
         uts="container:" + uts_target.id if uts_target is not None else opts.uts,
+        pid="container:" + pid_target.id if pid_target is not None else "",
         cap_add=cap_add, cap_drop=cap_drop, read_only=opts.read_only,
         group_add=list(opts.group_add),
     )
@@ -149,13 +152,14 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
 
 
 def _ns_target(store: ContainerStore, kind: str, mode: str, plain: tuple[str, ...]):
-    """--ipc/--uts container:NAME: the running container whose namespace is joined (None
+    """--ipc/--uts/--pid container:NAME: the running container whose namespace is joined (None
     for the container's own namespace, or the host's)."""
     if mode in plain:
         return None
     if not mode.startswith("container:") or not mode[10:]:
+        named = [repr(p) for p in plain if p]
         raise InvalidArgument(f'invalid {kind.upper()} mode: "{mode}" (use '
-                              f'{", ".join(repr(p) for p in plain if p)} or container:NAME)')
+                              f'{", ".join(named) + " or " if named else ""}container:NAME)')
     target = store.get(mode[10:])
     if not target.state().running:
         raise Conflict(f"cannot join {kind.upper()} of a non running container: {mode[10:]}")

@@ -43,6 +43,7 @@ def inspect_container(c: Container, st: State | None = None) -> dict:
             "NetworkMode": s.network,
             "IpcMode": s.ipc or "private",
             "UTSMode": s.uts,
+            "PidMode": s.pid,
             **_host_mounts(s),
             "AutoRemove": s.autoremove,
             "Memory": s.memory or 0,

@@ -124,7 +124,14 @@ class Monitor:
         from . import init
         try:
             self.create_cgroup()
-            kernel.unshare(CLONE_NEWPID)
+            if self.spec.pid.startswith("container:"):   # --pid container:NAME: its children join
+                fd = self._target_ns(self.spec.pid[10:], "pid")
+                try:
+                    kernel.setns(fd, CLONE_NEWPID)
+                finally:
+                    os.close(fd)
+            else:
+                kernel.unshare(CLONE_NEWPID)
         except SkiffError as e:
             self.fail(e.exit_code, str(e))
         except OSError as e:
@@ -213,7 +220,7 @@ class Monitor:
         return self._target_ns(self.spec.netns_container, "net")
 
     def _target_ns(self, cid: str, ns: str) -> int:
-        """An fd on namespace ``ns`` (net, ipc, uts) of container ``cid``'s init."""
+        """An fd on namespace ``ns`` (net, ipc, uts, pid) of container ``cid``'s init."""
         from ...errors import SkiffError
         what = "network" if ns == "net" else ns.upper()
         target = self.store.by_id(cid)

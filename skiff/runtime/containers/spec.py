@@ -57,6 +57,7 @@ class ContainerSpec(Record):
     mounts: list[dict] = []         # bind mounts, in mount order (see volumes.py)
     ipc: str = ""                   # "" (own namespace), "host", or "container:<id>"
     uts: str = ""                   # "" (own namespace), "host", or "container:<id>"
+    pid: str = ""                   # "" (own namespace) or "container:<id>"
     cap_add: list[str] = []         # --cap-add/--cap-drop, normalized (CAP_NET_ADMIN, ALL)
     cap_drop: list[str] = []
     read_only: bool = False         # --read-only: the root file system is mounted read-only
