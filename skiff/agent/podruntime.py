@@ -187,6 +187,8 @@ class PodRuntime:
             log_max_size=LOG_MAX_SIZE, log_max_files=1,
             extra_hosts=[f"{h}:{a.get('ip')}" for a in spec.get("hostAliases") or [] for h in a.get("hostnames") or []])
         opts.dns, opts.dns_search, opts.dns_options = pod_dns(spec)
+        opts.sysctls = {s["name"].replace("/", "."): str(s.get("value", ""))
+                        for s in (spec.get("securityContext") or {}).get("sysctls") or []}
         return create(self.store, self.images, opts)
 
     def sandbox(self, pod_uid: str) -> Sandbox | None:

@@ -18,6 +18,7 @@ from skiff.errors import SkiffError
 from . import status as pstatus
 from .hooks import POST_START_TIMEOUT, run_hook, stop_container
 from .env import ConfigError, container_env, env_refs, expand_argv, fetch_refs, field_path, is_sidecar
+from .security import forbidden_sysctl
 from .volumefiles import has_downward_files, holds_secrets, is_file_volume, volume_files, volume_refs
 from .probes import ProbeManager
 
@@ -155,6 +156,9 @@ class PodWorker:
         rt = a.runtime
         spec = pod["spec"]
         infos = rt.containers(self.uid)
+        if self.failed is None and (why := forbidden_sysctl(spec)):
+            self.failed = ("SysctlForbidden", f"Pod was rejected: {why}")
+            a.events.record(pod, "Warning", "SysctlForbidden", why)
         if self.failed is None and self._past_deadline(pod):
             self.failed = ("DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
             a.events.record(pod, "Warning", "DeadlineExceeded", self.failed[1])

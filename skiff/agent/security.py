@@ -8,6 +8,10 @@
 ``verify_run_as_non_root``: the kubelet's check before a container with ``runAsNonRoot`` is
 created; a ConfigError (the container waits in CreateContainerConfigError) when the user it
 would run as is root, or cannot be shown not to be.
+
+``forbidden_sysctl``: the pod's ``securityContext.sysctls`` must all be in the kubelet's safe
+set; they are set in the sandbox's network and IPC namespaces (--sysctl), which its containers
+share.
 """
 
 from __future__ import annotations
@@ -50,3 +54,21 @@ def verify_run_as_non_root(pod: dict, c: dict, image_user: Callable[[], str]) ->
     if not user.isdigit():
         raise ConfigError(f"container has runAsNonRoot and image has non-numeric user ({user}), "
                           f"cannot verify user is non-root {where}")
+
+
+# The sysctls the kubelet allows by default (safe: namespaced, and unable to hurt other pods)
+SAFE_SYSCTLS = ("kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
+                "net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start",
+                "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout",
+                "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_rmem",
+                "net.ipv4.tcp_wmem")
+
+
+def forbidden_sysctl(spec: dict) -> str:
+    """The kubelet's message for a pod whose sysctls are not all safe ("" when they are): such a
+    pod is refused by the node (SysctlForbidden), as on a kubelet without --allowed-unsafe-sysctls."""
+    for s in (spec.get("securityContext") or {}).get("sysctls") or []:
+        name = str(s.get("name", "")).replace("/", ".")
+        if name not in SAFE_SYSCTLS:
+            return f'forbidden sysctl: "{name}" not allowlisted'
+    return ""

@@ -390,7 +390,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
     ("spec.overhead", WARN, _set),
     ("spec.os.name", REJECT, lambda v: v != "linux"),   # skiff's nodes are Linux
     ("spec.resources", WARN, _set),
-    ("spec.securityContext.sysctls", WARN, _nonempty),
     ("spec.securityContext.seLinuxOptions", WARN, _set),
     ("spec.securityContext.seccompProfile", WARN, _set),
     ("spec.securityContext.appArmorProfile", WARN, _set),

@@ -32,6 +32,7 @@ COMMAND = Command(
             "([IP:][HOSTPORT:]CONTAINERPORT[/PROTO])", "list"),
         Opt(("--log-opt",), "log_opt", "list", "Log driver options (max-size, max-file)", "list"),
         Opt(("--ulimit",), "ulimit", "list", "Ulimit options (e.g. nofile=1024:2048)", "ulimit"),
+        Opt(("--sysctl",), "sysctl", "list", "Sysctl options (namespaced: net.*, kernel.shm*...)", "map"),
         Opt(("-l", "--label"), "label", "list", "Set meta data on a container", "list"),
         Opt(("--stop-signal",), "stop_signal", "str", "Signal to stop the container", "string"),
         Opt(("--stop-timeout",), "stop_timeout", "int", "Timeout (in seconds) to stop a container", "int"),
@@ -97,6 +98,7 @@ def build_options(values: dict, args: list[str]):
         else:
             raise InvalidArgument(f'unknown log opt \'{k}\' for json-file log driver')
     opts.ulimits = parse_ulimits(values["ulimit"])
+    opts.sysctls = parse_sysctls(values["sysctl"])
     opts.labels = dict(_kv(l, "label") for l in values["label"])
     opts.stop_signal = values["stop_signal"]
     if opts.stop_signal:
@@ -117,6 +119,16 @@ def build_options(values: dict, args: list[str]):
     opts.cap_add, opts.cap_drop = values["cap_add"], values["cap_drop"]
     opts.read_only, opts.group_add = values["read_only"], values["group_add"]
     return opts
+
+
+def parse_sysctls(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidArgument(f'invalid argument "{item}" for "--sysctl" flag: use KEY=VALUE')
+        out[key.strip()] = value
+    return out
 
 
 def parse_ulimits(items: list[str]) -> dict[str, list[int]]:

@@ -293,6 +293,20 @@ def test_share_process_namespace(host):
     host.ctl("delete", "pod", "sharedpid", "--grace-period", "0")
 
 
+def test_pod_sysctls(host):
+    host.apply(pod("sysctlpod", ctr("main", "cat /proc/sys/net/ipv4/ping_group_range; exec sleep 3600"),
+                   securityContext={"sysctls": [{"name": "net.ipv4.ping_group_range", "value": "0 1000"}]}))
+    host.wait_phase("sysctlpod", "Running")
+    wait_for(lambda: host.ctl("logs", "sysctlpod").stdout.split() == ["0", "1000"], 20, what="the sysctl")
+    host.apply(pod("unsafe", ctr("main", "exec sleep 3600"),
+                   securityContext={"sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}))
+    p = host.wait_phase("unsafe", "Failed", 30)
+    assert p["status"]["reason"] == "SysctlForbidden"
+    assert p["status"]["message"] == 'Pod was rejected: forbidden sysctl: "net.core.somaxconn" not allowlisted'
+    for name in ("sysctlpod", "unsafe"):
+        host.ctl("delete", "pod", name, "--grace-period", "0")
+
+
 def test_missing_configmap_is_create_container_config_error(host):
     host.apply(pod("cce", ctr("main", "echo $V; exec sleep 3600",
                               env=[{"name": "V", "valueFrom": {"configMapKeyRef": {"name": "later", "key": "v"}}}])))

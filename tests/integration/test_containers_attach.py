@@ -58,3 +58,14 @@ def test_pid_namespace_of_another_container(busybox):
     p = busybox("run", "--rm", "--pid", "host", "busybox", "true")
     assert p.returncode == 125 and 'invalid PID mode: "host" (use container:NAME)' in p.stderr, p.stderr
     busybox.ok("rm", "-f", "pidroot")
+
+
+def test_sysctl_in_the_containers_namespaces(busybox):
+    out = busybox.ok("run", "--rm", "--sysctl", "net.ipv4.ip_unprivileged_port_start=80",
+                     "--sysctl", "kernel.shm_rmid_forced=1", "busybox", "sh", "-c",
+                     "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced")
+    assert out.split() == ["80", "1"]
+    p = busybox("run", "--rm", "--sysctl", "kernel.hostname=x", "busybox", "true")
+    assert p.returncode == 125 and "sysctl 'kernel.hostname' is not whitelisted" in p.stderr, p.stderr
+    p = busybox("run", "--rm", "--network", "host", "--sysctl", "net.ipv4.tcp_syncookies=1", "busybox", "true")
+    assert p.returncode == 125 and "not allowed in host network mode" in p.stderr, p.stderr

@@ -33,6 +33,7 @@ class CreateOptions(Record):
     log_max_size: int | None = None
     log_max_files: int = 1
     ulimits: dict[str, list[int]] = {}
+    sysctls: dict[str, str] = {}    # namespaced kernel parameters (--sysctl), set in the container's namespaces
     labels: dict[str, str] = {}
     stop_signal: str | None = None
     stop_timeout: int | None = None
@@ -117,6 +118,7 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
         network=network, memory=opts.memory, cpus=opts.cpus, cpu_shares=opts.cpu_shares,
         pids_limit=opts.pids_limit, cgroup_parent=opts.cgroup_parent,
         log_max_size=opts.log_max_size, log_max_files=opts.log_max_files, ulimits=opts.ulimits,
+        sysctls=check_sysctls(opts.sysctls, network, opts.ipc),
         labels={**(cfg.get("Labels") or {}), **opts.labels},
         stop_signal=opts.stop_signal or cfg.get("StopSignal") or "SIGTERM",
         stop_timeout=opts.stop_timeout, layer_dirs=image.layer_dirs(),
@@ -164,6 +166,29 @@ def _ns_target(store: ContainerStore, kind: str, mode: str, plain: tuple[str, ..
     if not target.state().running:
         raise Conflict(f"cannot join {kind.upper()} of a non running container: {mode[10:]}")
     return target
+
+
+# The kernel parameters that belong to a namespace (docker's list): IPC ones and net.*
+IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+               "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def check_sysctls(sysctls: dict[str, str], network: str, ipc: str) -> dict[str, str]:
+    """--sysctl KEY=VALUE: only namespaced parameters, and only in namespaces of the container's
+    own (net.* not with the host's network, IPC ones not with the host's IPC)."""
+    for key in sysctls:
+        if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if ipc == "host":
+                raise InvalidArgument(f"sysctl {key!r} is not allowed when the container shares the host's IPC namespace")
+        elif key.startswith("net."):
+            if network == "host":
+                raise InvalidArgument(f"sysctl {key!r} is not allowed in host network mode")
+        else:
+            raise InvalidArgument(f"sysctl {key!r} is not whitelisted (namespaced ones only: net.*, fs.mqueue.*, "
+                                  f"{', '.join(IPC_SYSCTLS)})")
+        if "/" in key or ".." in key.split("."):
+            raise InvalidArgument(f"invalid sysctl {key!r}")
+    return dict(sysctls)
 
 
 def release_address(store: ContainerStore, spec: ContainerSpec) -> None:

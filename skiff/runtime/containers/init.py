@@ -121,6 +121,9 @@ def build_rootfs(k: Kernel, spec: ContainerSpec, cdir: str) -> str:
     rootfs.make_private(k)
     rootfs.mount_overlay(k, spec.layer_dirs, cdir + "/upper", cdir + "/work", root)
     rootfs.mount_proc(k, root)
+    for key, value in spec.sysctls.items():    # before /proc/sys goes read-only
+        with open(rootfs.secure_join(root, "/proc/sys/" + key.replace(".", "/")), "w") as f:
+            f.write(value)
     rootfs.mount_dev(k, root)
     rootfs.mount_sys(k, root)
     rootfs.mask_paths(k, root)

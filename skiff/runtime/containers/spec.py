@@ -36,6 +36,7 @@ class ContainerSpec(Record):
     log_max_size: int | None = None
     log_max_files: int = 1
     ulimits: dict[str, list[int]] = {}
+    sysctls: dict[str, str] = {}
     labels: dict[str, str] = {}
     stop_signal: str = "SIGTERM"
     stop_timeout: int | None = None
