@@ -32,26 +32,12 @@ def _flag(q, name: str) -> bool:
 
 
 async def serve_attach(agent, request: web.Request, ns: str, pod: str, cname: str) -> web.StreamResponse:
-    ws = web.WebSocketResponse(protocols=rc.PROTOCOLS, max_msg_size=0)
-    if not ws.can_prepare(request).ok:
-        return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 400,
-                                  "reason": "BadRequest", "message": "Upgrade request required"}, status=400)
-    await ws.prepare(request)
-    proto = ws.ws_protocol
+    from .execserver import serve_channels
     q = request.query
-    try:
-        status = await _run(agent, ws, proto, ns, pod, cname, _flag(q, "stdin"),
-                            _flag(q, "stdout") or _flag(q, "stderr"), _flag(q, "tty"))
-    except Exception as e:  # noqa: BLE001 - whatever it is, the client hears of it
-        log.exception("attach to %s/%s %s failed", ns, pod, cname)
-        status = rc.error_status(f"error attaching to container: {e}")
-    if not ws.closed:
-        try:
-            await ws.send_bytes(rc.error_frame(proto, status))
-            await ws.close()
-        except (ConnectionError, RuntimeError):
-            pass
-    return ws
+    return await serve_channels(
+        request, f"attach to {ns}/{pod} {cname}", "error attaching to container",
+        lambda ws, proto: _run(agent, ws, proto, ns, pod, cname, _flag(q, "stdin"),
+                               _flag(q, "stdout") or _flag(q, "stderr"), _flag(q, "tty")))
 
 
 async def _run(agent, ws, proto, ns, pod, cname, want_in, want_out, tty) -> dict:

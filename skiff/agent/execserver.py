@@ -40,20 +40,29 @@ def _flag(q, *names: str) -> bool:
 
 
 async def serve_exec(agent, request: web.Request, ns: str, pod: str, cname: str) -> web.StreamResponse:
+    q = request.query
+    return await serve_channels(
+        request, f"exec in {ns}/{pod} {cname}", "error executing command in container",
+        lambda ws, proto: _run(agent, ws, proto, ns, pod, cname, q.getall("command", []),
+                               _flag(q, "stdin", "input"), _flag(q, "stdout", "output"),
+                               _flag(q, "stderr", "error"), _flag(q, "tty")))
+
+
+async def serve_channels(request: web.Request, what: str, failure: str, run) -> web.StreamResponse:
+    """A channel.k8s.io WebSocket session (exec, attach): ``run(ws, protocol)`` does the work
+    and returns the Status for the error channel, which is sent before the socket closes (a
+    failure of ``run`` itself too, as ``failure: <error>``)."""
     ws = web.WebSocketResponse(protocols=rc.PROTOCOLS, max_msg_size=0)
     if not ws.can_prepare(request).ok:
         return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 400,
                                   "reason": "BadRequest", "message": "Upgrade request required"}, status=400)
     await ws.prepare(request)
     proto = ws.ws_protocol
-    q = request.query
     try:
-        status = await _run(agent, ws, proto, ns, pod, cname, q.getall("command", []),
-                            _flag(q, "stdin", "input"), _flag(q, "stdout", "output"),
-                            _flag(q, "stderr", "error"), _flag(q, "tty"))
+        status = await run(ws, proto)
     except Exception as e:  # noqa: BLE001 - whatever it is, the client hears of it
-        log.exception("exec in %s/%s %s failed", ns, pod, cname)
-        status = rc.error_status(f"error executing command in container: {e}")
+        log.exception("%s failed", what)
+        status = rc.error_status(f"{failure}: {e}")
     if not ws.closed:
         try:
             await ws.send_bytes(rc.error_frame(proto, status))

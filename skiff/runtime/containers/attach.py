@@ -72,7 +72,7 @@ def connect(c):
     from .start import Attachment
     st = c.state()
     if not st.running:
-        raise SkiffError(f"You cannot attach to a stopped container, start it first")
+        raise SkiffError("You cannot attach to a stopped container, start it first")
     if not (c.spec.stdin or c.spec.tty):
         raise SkiffError(f"container {c.name} was started without stdin or a terminal: skiff attaches "
                          f"to those only (use `skiff logs -f` for its output)")
