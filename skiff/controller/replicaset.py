@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from skiff.api.errors import APIError
 from skiff.api.informer import Informer, key_of
 from skiff.controller.events import EventRecorder
 from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads import logic as L
+from skiff.controller.workloads.expectations import PodExpectations
 from skiff.controller.workloads.shared import OwnerIndex, SharedInformers
 
 __all__ = ["ReplicaSetController", "BURST_REPLICAS"]
@@ -40,16 +40,7 @@ log = logging.getLogger("skiff.replicaset")
 
 COMPONENT = "replicaset-controller"
 BURST_REPLICAS = 500
-EXPECTATIONS_TTL = 300.0
 
-
-class _Expectations:
-    __slots__ = ("creates", "deletes", "at")
-
-    def __init__(self):
-        self.creates: set[str] = set()
-        self.deletes: set[str] = set()
-        self.at = time.monotonic()
 
 
 class ReplicaSetController(QueueController):
@@ -65,7 +56,7 @@ class ReplicaSetController(QueueController):
         self.pod_index = OwnerIndex()
         self.rs_by_ns: dict[str, set[str]] = {}
         self.rs_by_uid: dict[str, str] = {}
-        self.expectations: dict[str, _Expectations] = {}
+        self.expectations = PodExpectations()
         self.pods: Informer | None = None
         self.rss: Informer | None = None
         self._task: asyncio.Task | None = None
@@ -121,7 +112,7 @@ class ReplicaSetController(QueueController):
             if r is not None and r.get("kind") == "ReplicaSet":
                 k = self._rs_for_owner_uid(r.get("uid"))
                 if k is not None:
-                    if typ == "ADDED" and self._observed_creation(k, key_of(pod)):
+                    if typ == "ADDED" and self.expectations.observed_creation(k, key_of(pod)):
                         # one of a burst this controller made: the burst's last one syncs at once,
                         # the others only refresh the status (batched as status changes are)
                         status_only = True
@@ -140,27 +131,8 @@ class ReplicaSetController(QueueController):
                     if rs is not None and L.selects(L.selector_from((rs.get("spec") or {}).get("selector")), pod):
                         self.queue.add(k)
 
-    def _observed_creation(self, rs_key: str, pod_key: str) -> bool:
-        """A pod this controller created has appeared; True while others of its burst are
-        still awaited (nothing to decide until they are)."""
-        e = self.expectations.get(rs_key)
-        if e is None or pod_key not in e.creates:
-            return False
-        e.creates.discard(pod_key)
-        return bool(e.creates) or bool(e.deletes)
-
-    # -- reconcile ----------------------------------------------------------------------------
     def _satisfied(self, key: str) -> bool:
-        e = self.expectations.get(key)
-        if e is None:
-            return True
-        cache = self.pods.cache
-        e.creates = {k for k in e.creates if k not in cache}
-        e.deletes = {k for k in e.deletes if k in cache and not L.md(cache[k]).get("deletionTimestamp")}
-        if (not e.creates and not e.deletes) or time.monotonic() - e.at > EXPECTATIONS_TTL:
-            del self.expectations[key]
-            return True
-        return False
+        return self.expectations.satisfied(key, self.pods.cache)
 
     async def reconcile(self, key: str) -> float | None:
         rs = self.rss.get(key)
@@ -274,8 +246,7 @@ class ReplicaSetController(QueueController):
             await self._delete(rs, key, victims)
 
     async def _create(self, rs: dict, key: str, n: int) -> None:
-        e = self.expectations.setdefault(key, _Expectations())
-        e.at = time.monotonic()
+        e = self.expectations.expect(key)
         template = L.pod_from_template(rs)
         ns = rs["metadata"].get("namespace")
         log.info("creating pods", extra={"fields": {"replicaset": key, "count": n,
@@ -317,8 +288,7 @@ class ReplicaSetController(QueueController):
             raise first_error
 
     async def _delete(self, rs: dict, key: str, victims: list[dict]) -> None:
-        e = self.expectations.setdefault(key, _Expectations())
-        e.at = time.monotonic()
+        e = self.expectations.expect(key)
         log.info("deleting pods", extra={"fields": {"replicaset": key, "count": len(victims),
                                                     "replicas": L.spec_replicas(rs)}})
         for p in victims:
