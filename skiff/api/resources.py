@@ -50,6 +50,9 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
              ("status", "scale")),
     Resource("replicasets", "ReplicaSet", "apps", "v1", True, "replicaset", ("rs",), ("all",),
              ("status", "scale")),
+    Resource("daemonsets", "DaemonSet", "apps", "v1", True, "daemonset", ("ds",), ("all",), ("status",)),
+    Resource("controllerrevisions", "ControllerRevision", "apps", "v1", True, "controllerrevision"),
+    Resource("jobs", "Job", "batch", "v1", True, "job", (), ("all",), ("status",)),
 ]}
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"

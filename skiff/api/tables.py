@@ -199,6 +199,49 @@ COLUMNS: dict[str, list[dict]] = {
                          "match the pod template's labels. More info: https://kubernetes.io/docs/concepts/"
                          "overview/working-with-objects/labels/#label-selectors", priority=1),
     ],
+    "daemonsets": [
+        NAME_COLUMN,
+        _col("Desired", "The total number of nodes that should be running the daemon pod (including nodes "
+                        "correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/"
+                        "workloads/controllers/daemonset/", "integer"),
+        _col("Current", "The number of nodes that are running at least 1 daemon pod and are supposed to run the "
+                        "daemon pod. More info: https://kubernetes.io/docs/concepts/workloads/controllers/"
+                        "daemonset/", "integer"),
+        _col("Ready", "numberReady is the number of nodes that should be running the daemon pod and have one or "
+                      "more of the daemon pod running with a Ready Condition.", "integer"),
+        _col("Up-to-date", "The total number of nodes that are running updated daemon pod", "integer"),
+        _col("Available", "The number of nodes that should be running the daemon pod and have one or more of the "
+                          "daemon pod running and available (ready for at least spec.minReadySeconds)", "integer"),
+        _col("Node Selector", "NodeSelector is a selector which must be true for the pod to fit on a node. "
+                              "Selector which must match a node's labels for the pod to be scheduled on that node. "
+                              "More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/"),
+        AGE_COLUMN,
+        _col("Containers", _D_CONTAINERS, priority=1),
+        _col("Images", _D_IMAGES, priority=1),
+        _col("Selector", "A label query over pods that are managed by the daemon set. Must match in order to be "
+                         "controlled. It must match the pod template's labels. More info: https://kubernetes.io/"
+                         "docs/concepts/overview/working-with-objects/labels/#label-selectors", priority=1),
+    ],
+    "controllerrevisions": [
+        NAME_COLUMN,
+        _col("Controller", "Controller of the object"),
+        _col("Revision", "Revision indicates the revision of the state represented by Data."),
+        AGE_COLUMN,
+    ],
+    "jobs": [
+        NAME_COLUMN,
+        _col("Status", "Status of the job."),
+        _col("Completions", "The number of pods which reached phase Succeeded. The value increases monotonically "
+                            "for a given spec. However, it may decrease in reaction to scale down of elastic "
+                            "indexed jobs."),
+        _col("Duration", "Time required to complete the job."),
+        AGE_COLUMN,
+        _col("Containers", _D_CONTAINERS, priority=1),
+        _col("Images", _D_IMAGES, priority=1),
+        _col("Selector", "A label query over pods that should match the pod count. Normally, the system sets "
+                         "this field for you. More info: https://kubernetes.io/docs/concepts/overview/"
+                         "working-with-objects/labels/#label-selectors", priority=1),
+    ],
     "events": [
         _col("Last Seen", "The time at which the most recent occurrence of this event was recorded."),
         _col("Type", "Type of this event (Normal, Warning), new types could be added in the future"),
@@ -495,6 +538,64 @@ def replicaset_cells(rs: dict, now: float | None = None) -> list:
             *_containers_cells(rs), selector_string(spec.get("selector"))]
 
 
+def daemonset_cells(ds: dict, now: float | None = None) -> list:
+    spec, st = ds.get("spec") or {}, ds.get("status") or {}
+    node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    return [meta(ds).get("name", ""), _int(st.get("desiredNumberScheduled")), _int(st.get("currentNumberScheduled")),
+            _int(st.get("numberReady")), _int(st.get("updatedNumberScheduled")), _int(st.get("numberAvailable")),
+            ",".join(f"{k}={v}" for k, v in sorted(node_selector.items())) or NONE, _age(ds, now),
+            *_containers_cells(ds), selector_string(spec.get("selector"))]
+
+
+def controllerrevision_cells(rev: dict, now: float | None = None) -> list:
+    """CONTROLLER is the controller's kind.group/name (daemonset.apps/web)."""
+    ctl = next((r for r in meta(rev).get("ownerReferences") or [] if r.get("controller")), None)
+    owner = NONE
+    if ctl is not None:
+        group = (ctl.get("apiVersion") or "").rpartition("/")[0]
+        owner = f"{(ctl.get('kind') or '').lower()}{'.' + group if group else ''}/{ctl.get('name', '')}"
+    return [meta(rev).get("name", ""), owner, _int(rev.get("revision")), _age(rev, now)]
+
+
+def _true_condition(obj: dict, typ: str) -> bool:
+    return any(c.get("type") == typ and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def job_status(job: dict) -> str:
+    """The STATUS column: the first of Complete, Failed, Terminating, Suspended, FailureTarget,
+    SuccessCriteriaMet that holds, else Running."""
+    if _true_condition(job, "Complete"):
+        return "Complete"
+    if _true_condition(job, "Failed"):
+        return "Failed"
+    if meta(job).get("deletionTimestamp"):
+        return "Terminating"
+    for typ in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if _true_condition(job, typ):
+            return typ
+    return "Running"
+
+
+def job_cells(job: dict, now: float | None = None) -> list:
+    spec, st = job.get("spec") or {}, job.get("status") or {}
+    succeeded = _int(st.get("succeeded"))
+    parallelism = _int(spec.get("parallelism"))
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{_int(spec['completions'])}"
+    elif parallelism > 1:
+        completions = f"{succeeded}/1 of {parallelism}"
+    else:
+        completions = f"{succeeded}/1"
+    start, end = parse_time(st.get("startTime")), parse_time(st.get("completionTime"))
+    duration = ""
+    if start is not None:
+        until = end if end is not None else (time.time() if now is None else now)
+        duration = human_duration(until - start)
+    return [meta(job).get("name", ""), job_status(job), completions, duration, _age(job, now),
+            *_containers_cells(job), selector_string(spec.get("selector"))]
+
+
 # ------------------------------------------------------------------ events
 
 def event_times(ev: dict, now: float | None = None) -> tuple[str, str, int]:
@@ -558,8 +659,9 @@ def default_cells(obj: dict, now: float | None = None) -> list:
 
 CELLS: dict[str, Callable[[dict, float | None], list]] = {
     "pods": pod_cells, "nodes": node_cells, "deployments": deployment_cells,
-    "replicasets": replicaset_cells, "events": event_cells, "namespaces": namespace_cells,
+    "replicasets": replicaset_cells, "jobs": job_cells, "events": event_cells, "namespaces": namespace_cells,
     "configmaps": configmap_cells, "secrets": secret_cells, "leases": lease_cells,
+    "daemonsets": daemonset_cells, "controllerrevisions": controllerrevision_cells,
 }
 
 

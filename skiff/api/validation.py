@@ -47,6 +47,10 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("v1", "Secret", "secrets", True, "core.v1.Secret.json", "subdomain"),
         Kind("apps/v1", "Deployment", "deployments", True, "apps.v1.Deployment.json", "subdomain"),
         Kind("apps/v1", "ReplicaSet", "replicasets", True, "apps.v1.ReplicaSet.json", "subdomain"),
+        Kind("apps/v1", "DaemonSet", "daemonsets", True, "apps.v1.DaemonSet.json", "subdomain"),
+        Kind("apps/v1", "ControllerRevision", "controllerrevisions", True, "apps.v1.ControllerRevision.json",
+             "subdomain"),
+        Kind("batch/v1", "Job", "jobs", True, "batch.v1.Job.json", "subdomain"),
     ]
 }
 
@@ -1262,7 +1266,8 @@ def _check_secret(obj: dict) -> list[dict]:
 
 def validate_update(cur: dict, new: dict) -> None:
     """Rules that compare an update with the stored object (ValidateXUpdate in Kubernetes):
-    apps/v1 selectors are immutable; Secret type; immutable ConfigMaps and Secrets."""
+    apps/v1 selectors are immutable; a Job's selector, template and more; Secret type;
+    immutable ConfigMaps and Secrets."""
     kind = kind_of(new)
     if kind is None:
         return
@@ -1274,6 +1279,15 @@ def validate_update(cur: dict, new: dict) -> None:
         if old_sel != new_sel:
             causes.append(_cause("spec.selector", INVALID, f"Invalid value: {go_label_selector(new_sel)}: "
                                                            f"field is immutable"))
+    if kind.kind == "Job":
+        from skiff.api.validation_job import check_job_update
+        causes.extend(check_job_update(cur, new))
+    if kind.kind == "DaemonSet":
+        from skiff.api.validation_daemonset import check_daemonset_update
+        causes.extend(check_daemonset_update(cur, new))
+    if kind.kind == "ControllerRevision":
+        from skiff.api.validation_daemonset import check_controller_revision_update
+        causes.extend(check_controller_revision_update(cur, new))
     if kind.kind == "Secret" and (cur.get("type") or "Opaque") != (new.get("type") or "Opaque"):
         causes.append(_invalid("type", new.get("type"), "field is immutable"))
     if kind.kind in ("Secret", "ConfigMap") and cur.get("immutable") is True:
@@ -1354,6 +1368,19 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
         more, warns = _check_workload(obj, kind.kind)
         causes.extend(more)
         warnings.extend(warns)
+    if kind.kind == "Job":
+        from skiff.api.validation_job import check_job
+        more, warns = check_job(obj)
+        causes.extend(more)
+        warnings.extend(warns)
+    if kind.kind == "DaemonSet":
+        from skiff.api.validation_daemonset import check_daemonset
+        more, warns = check_daemonset(obj)
+        causes.extend(more)
+        warnings.extend(warns)
+    if kind.kind == "ControllerRevision":
+        from skiff.api.validation_daemonset import check_controller_revision
+        causes.extend(check_controller_revision(obj))
     if kind.kind == "ConfigMap":
         causes.extend(_check_configmap(obj))
     if kind.kind == "Secret":

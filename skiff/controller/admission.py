@@ -17,6 +17,9 @@ unreachable taints (``tolerationSeconds`` = ``admit(..., toleration_seconds=)``,
 300, the controller's --pod-eviction-timeout). Deployments and ReplicaSets: replicas 1, the
 Deployment strategy (RollingUpdate 25%/25%), revisionHistoryLimit 10,
 progressDeadlineSeconds 600, minReadySeconds 0, and the pod defaults on the template.
+Jobs: see :func:`_default_job` (their generated selector and labels).
+DaemonSets: updateStrategy RollingUpdate with maxUnavailable 1 and maxSurge 0,
+revisionHistoryLimit 10, and the pod defaults on the template.
 Secrets: type Opaque, stringData merged into data (base64) and dropped.
 
 imagePullPolicy: the issue asks for ``IfNotPresent``; that is the default here for every
@@ -30,6 +33,8 @@ from typing import Any
 from skiff.api.jsontree import json_copy
 
 from skiff.api.validation import (INVALID, ValidationError, Warning, _cause, kind_of, validate)
+from skiff.api.validation_job import (CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_CONTROLLER_UID_LABEL,
+                                      LEGACY_JOB_NAME_LABEL)
 
 LATEST_PULL_ALWAYS = False
 DEFAULT_NAMESPACE = "default"
@@ -165,6 +170,77 @@ def _default_template(spec: Any, *, deployment: bool) -> None:
         _default_pod(tmpl.get("spec"))
 
 
+def _default_job(obj: dict) -> None:
+    """SetDefaults_Job (completions and parallelism 1 when neither is given, parallelism 1,
+    backoffLimit 6, completionMode NonIndexed, suspend and manualSelector false,
+    podReplacementPolicy TerminatingOrFailed), the pod defaults on the template, and unless
+    manualSelector what the API server generates from the Job's uid and name: the selector
+    ``batch.kubernetes.io/controller-uid=<uid>`` and the template labels
+    ``batch.kubernetes.io/controller-uid``, ``controller-uid``, ``batch.kubernetes.io/job-name``,
+    ``job-name`` (labels the user set are kept: validation refuses wrong ones). A Job without
+    labels gets its template's."""
+    spec, meta = obj.get("spec"), obj.get("metadata")
+    if not isinstance(spec, dict) or not isinstance(meta, dict):
+        return
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    for k, v in (("parallelism", 1), ("backoffLimit", 6), ("completionMode", "NonIndexed"), ("suspend", False),
+                 ("manualSelector", False),
+                 ("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")):
+        if spec.get(k) is None:
+            spec[k] = v
+    tmpl = spec.get("template")
+    if not isinstance(tmpl, dict):
+        return
+    _default_pod(tmpl.get("spec"))
+    if tmpl.get("metadata") is None:
+        tmpl["metadata"] = {}
+    tmeta = tmpl["metadata"]
+    if not isinstance(tmeta, dict) or not isinstance(tmeta.get("labels") or {}, dict) \
+            or not isinstance(meta.get("labels") or {}, dict):
+        return
+    if not meta.get("labels") and tmeta.get("labels"):
+        meta["labels"] = dict(tmeta["labels"])
+    uid, name = meta.get("uid"), meta.get("name")
+    if spec["manualSelector"] is True or not isinstance(uid, str) or not isinstance(name, str):
+        return
+    labels = tmeta["labels"] = dict(tmeta.get("labels") or {})
+    for key, value in ((LEGACY_JOB_NAME_LABEL, name), (JOB_NAME_LABEL, name),
+                       (LEGACY_CONTROLLER_UID_LABEL, uid), (CONTROLLER_UID_LABEL, uid)):
+        labels.setdefault(key, value)
+    sel = spec.get("selector")
+    if sel is None:
+        sel = spec["selector"] = {}
+    if isinstance(sel, dict) and isinstance(sel.get("matchLabels") or {}, dict):
+        sel["matchLabels"] = {**(sel.get("matchLabels") or {})}
+        sel["matchLabels"].setdefault(CONTROLLER_UID_LABEL, uid)
+    if not meta.get("labels"):
+        meta["labels"] = dict(labels)
+
+
+def _default_daemonset(spec: Any) -> None:
+    """SetDefaults_DaemonSet: updateStrategy RollingUpdate, its maxUnavailable 1 and maxSurge 0,
+    revisionHistoryLimit 10; the pod defaults on the template."""
+    if not isinstance(spec, dict):
+        return
+    strategy = spec.get("updateStrategy")
+    if strategy is None:
+        strategy = spec["updateStrategy"] = {}
+    if isinstance(strategy, dict):
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            ru = strategy.get("rollingUpdate")
+            if ru is None:
+                ru = strategy["rollingUpdate"] = {}
+            if isinstance(ru, dict):
+                ru.setdefault("maxUnavailable", 1)
+                ru.setdefault("maxSurge", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    tmpl = spec.get("template")
+    if isinstance(tmpl, dict):
+        _default_pod(tmpl.get("spec"))
+
+
 def _default_secret(obj: dict) -> None:
     """type Opaque; stringData merged into data (base64) and dropped, as Kubernetes does."""
     import base64
@@ -198,6 +274,10 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
         default_tolerations(obj.get("spec"), toleration_seconds)
     elif kind.kind in ("Deployment", "ReplicaSet"):
         _default_template(obj.get("spec"), deployment=kind.kind == "Deployment")
+    elif kind.kind == "Job":
+        _default_job(obj)
+    elif kind.kind == "DaemonSet":
+        _default_daemonset(obj.get("spec"))
     elif kind.kind == "Secret":
         _default_secret(obj)
     elif kind.kind == "Namespace" and isinstance(meta, dict) and isinstance(meta.get("name"), str) \

@@ -11,10 +11,13 @@ from typing import Awaitable, Callable
 from skiff.controller.nodeipam import DEFAULT_CLUSTER_CIDR, NodeIPAMController
 from skiff.controller.nodelifecycle import NodeLifecycleController
 from skiff.controller.scheduler import Scheduler
+from skiff.controller.daemonset import DaemonSetController
 from skiff.controller.deployment import DeploymentController
 from skiff.controller.gc import GarbageCollector
+from skiff.controller.job import JobController
 from skiff.controller.namespace import NamespaceController
 from skiff.controller.replicaset import ReplicaSetController
+from skiff.controller.ttlafterfinished import TTLAfterFinishedController
 from skiff.controller.workloads.shared import SharedInformers
 
 __all__ = ["standard_controllers"]
@@ -25,8 +28,8 @@ Factory = Callable[[object], Awaitable[None]]
 def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_CLUSTER_CIDR, *,
                          node_mask: int | None = None, scheduler_retry: float = 5.0,
                          monitor_interval: float | None = None) -> list[Factory]:
-    """[scheduler, node lifecycle, node IPAM, replicaset, deployment, garbage collector, namespace]
-    factories."""
+    """[scheduler, node lifecycle, node IPAM, replicaset, deployment, daemonset, job,
+    ttl-after-finished, garbage collector, namespace] factories."""
 
     # ONE informer per resource for all of them: at 10 000 pods each pods cache is ~100 MB. Its
     # objects are shared and read-only: a controller never modifies what it gets from it.
@@ -48,10 +51,20 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def deployment(client) -> None:
         await DeploymentController(client, shared=shared).run()
 
+    async def daemonset(client) -> None:
+        await DaemonSetController(client, shared=shared).run()
+
+    async def job(client) -> None:
+        await JobController(client, shared=shared).run()
+
+    async def ttlafterfinished(client) -> None:
+        await TTLAfterFinishedController(client, shared=shared).run()
+
     async def garbagecollector(client) -> None:
         await GarbageCollector(client, shared=shared).run()
 
     async def namespace(client) -> None:
         await NamespaceController(client).run()
 
-    return [scheduler, nodelifecycle, nodeipam, replicaset, deployment, garbagecollector, namespace]
+    return [scheduler, nodelifecycle, nodeipam, replicaset, deployment, daemonset, job, ttlafterfinished,
+            garbagecollector, namespace]

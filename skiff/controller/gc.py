@@ -1,4 +1,5 @@
-"""Garbage collector: ownerReferences across pods, replicasets and deployments.
+"""Garbage collector: ownerReferences across pods, replicasets, deployments, jobs, daemonsets and
+controllerrevisions.
 
 As Kubernetes' garbage collector (graph builder + attemptToDelete + orphan workers), over the
 shared informers:
@@ -29,7 +30,7 @@ __all__ = ["GarbageCollector", "GC_RESOURCES", "ORPHAN", "FOREGROUND"]
 
 log = logging.getLogger("skiff.gc")
 
-GC_RESOURCES = ("deployments", "replicasets", "pods")
+GC_RESOURCES = ("deployments", "replicasets", "jobs", "daemonsets", "controllerrevisions", "pods")
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 

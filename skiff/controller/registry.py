@@ -18,6 +18,7 @@ import asyncio
 import json
 import random
 import time
+import uuid
 from typing import Any, AsyncIterator
 
 from skiff.api import errors as E
@@ -31,7 +32,7 @@ from skiff.controller.auth import ADMIN, User, authorize
 from skiff.controller.dryrun import DRY_RUN, DryRunStorage
 from skiff.controller import managedfields as MF
 from skiff.controller.registry_kinds import (RegistryKindsMixin, check_propagation_policy, gc_finalizers,
-                                             patched)
+                                             patched, set_template_generation)
 from skiff.controller.selectors import Selector, parse_selectors
 from skiff.controller.storage import StoreError, key_for, prefix_for
 from skiff.controller.storage.base import IDLE, TICK, encode_continue
@@ -468,7 +469,13 @@ class Registry(RegistryKindsMixin):
         for k in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "selfLink", "managedFields"):
             md.pop(k, None)
+        # identity before admission, as Kubernetes' BeforeCreate: a Job's defaults (its selector
+        # and labels) are made of its uid and name
+        md["uid"] = str(uuid.uuid4())
         md["generation"] = 1
+        gen = md.get("generateName") if not md.get("name") else None
+        if gen:
+            md["name"] = self._generated_name(r, gen)
         try:
             new, warns = admit(obj, namespace if r.namespaced else None,
                                toleration_seconds=self.pod_eviction_timeout, field_validation=field_validation,
@@ -487,17 +494,16 @@ class Registry(RegistryKindsMixin):
             new["status"] = {"phase": "Pending", "qosClass": _qos(new.get("spec") or {})}
         elif r.plural == "namespaces":
             new["status"] = {"phase": "Active"}
+        elif r.plural == "jobs":
+            new.pop("status", None)     # the job controller's alone (Kubernetes' PrepareForCreate)
+        elif r.plural == "daemonsets":
+            new.pop("status", None)     # the daemon set controller's alone (PrepareForCreate)
+            set_template_generation(None, new)
         if r.namespaced:
             await self._require_namespace(ns, r, nmd.get("name") or None)
-        gen = nmd.get("generateName") if not nmd.get("name") else None
         for attempt in range(5 if gen else 1):
-            if gen:
-                nmd["name"] = gen + "".join(random.choice(_GEN_CHARS) for _ in range(5))
-                why = dns1123_subdomain_error(nmd["name"])
-                if why:
-                    raise E.invalid(r.kind, nmd["name"], [{"field": "metadata.generateName",
-                                    "reason": "FieldValueInvalid",
-                                    "message": f'Invalid value: "{gen}": {why}'}], r.plural, r.group)
+            if attempt:     # the generated name is taken: another one (admission saw the first)
+                nmd["name"] = self._generated_name(r, gen)
             try:
                 return await self.storage.create(key_for(r.plural, ns, nmd["name"]), new)
             except StoreError as e:
@@ -505,6 +511,16 @@ class Registry(RegistryKindsMixin):
                     continue
                 raise self._store_error(e, r, nmd["name"]) from None
         raise E.internal("could not generate a unique name")  # pragma: no cover
+
+    @staticmethod
+    def _generated_name(r: Resource, gen: str) -> str:
+        """``generateName`` and five random characters, or 422 when that is no valid name."""
+        name = gen + "".join(random.choice(_GEN_CHARS) for _ in range(5))
+        why = dns1123_subdomain_error(name)
+        if why:
+            raise E.invalid(r.kind, name, [{"field": "metadata.generateName", "reason": "FieldValueInvalid",
+                                            "message": f'Invalid value: "{gen}": {why}'}], r.plural, r.group)
+        return name
 
     async def _require_namespace(self, ns: str, r: Resource | None = None, name: str | None = None) -> None:
         try:
@@ -574,6 +590,8 @@ class Registry(RegistryKindsMixin):
             self._check_pod_update(cur, new)
         if spec_changed and "generation" in new["metadata"]:
             new["metadata"]["generation"] = int(new["metadata"]["generation"]) + 1
+        if r.plural == "daemonsets":
+            set_template_generation(cur, new)
         if new == _strip_rv(cur):
             return cur
         return new

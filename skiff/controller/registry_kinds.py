@@ -9,7 +9,8 @@
 - namespace deletion: Terminating (deletionTimestamp, status.phase, spec.finalizers
   ["kubernetes"]), the ``namespaces/NAME/finalize`` subresource, and the removal of the
   namespace once spec.finalizers is empty;
-- the node authorizer's relationship check for configmaps and secrets.
+- the node authorizer's relationship check for configmaps and secrets;
+- a DaemonSet's template generation (:func:`set_template_generation`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from skiff.api.validation import format_label_selector
 from skiff.controller.auth import User, pod_references
 from skiff.controller.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from skiff.controller.storage import StoreError, key_for, prefix_for
+from skiff.controller.workloads.daemonlogic import TEMPLATE_GENERATION_ANNOTATION
 
 ORPHAN_FINALIZER = "orphan"
 FOREGROUND_FINALIZER = "foregroundDeletion"
@@ -64,6 +66,29 @@ def gc_finalizers(existing: list | None, policy: str | None) -> list:
     if add and add not in fins:
         fins.append(add)
     return fins
+
+
+def set_template_generation(cur: dict | None, new: dict) -> None:
+    """A DaemonSet's template generation, which apps/v1 keeps in the
+    ``deprecated.daemonset.template.generation`` annotation (Kubernetes' spec.templateGeneration,
+    set by its registry strategy): on create the one given (an integer >= 1) or 1; on update the
+    stored one, plus 1 when the template changes (clients cannot set it). The controller labels
+    its pods with it (``pod-template-generation``)."""
+    md = new["metadata"]
+    ann = dict(md.get("annotations") or {})
+    if cur is None:
+        given = ann.get(TEMPLATE_GENERATION_ANNOTATION)
+        gen = int(given) if isinstance(given, str) and given.isdigit() and int(given) >= 1 else 1
+    else:
+        try:
+            gen = int(((cur.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_GENERATION_ANNOTATION))
+        except (TypeError, ValueError):
+            gen = 0
+        if (new.get("spec") or {}).get("template") != (cur.get("spec") or {}).get("template"):
+            gen += 1
+        gen = max(gen, 1)
+    ann[TEMPLATE_GENERATION_ANNOTATION] = str(gen)
+    md["annotations"] = ann
 
 
 def patched(doc: dict, patch: Any, patch_type: str) -> dict:
@@ -231,5 +256,5 @@ class RegistryKindsMixin:
         return False
 
 
-__all__ = ["RegistryKindsMixin", "gc_finalizers", "check_propagation_policy", "scale_of", "APIError",
-           "ORPHAN_FINALIZER", "FOREGROUND_FINALIZER", "NAMESPACE_FINALIZER"]
+__all__ = ["RegistryKindsMixin", "gc_finalizers", "check_propagation_policy", "scale_of", "set_template_generation",
+           "APIError", "ORPHAN_FINALIZER", "FOREGROUND_FINALIZER", "NAMESPACE_FINALIZER"]

@@ -40,7 +40,8 @@ def test_version_and_api_resources(kube):
             "replicasets": ("rs", "apps/v1", "true", "ReplicaSet")}
     for name, cells in want.items():
         assert tuple(row(out, name).values())[1:] == cells, out
-    assert k.ok("api-resources", "--categories=all", "-o", "name").split() == ["pods", "deployments.apps", "replicasets.apps"]
+    assert k.ok("api-resources", "--categories=all", "-o", "name").split() == [
+        "pods", "daemonsets.apps", "deployments.apps", "replicasets.apps", "jobs.batch"]
 
 
 def test_short_names(kube):

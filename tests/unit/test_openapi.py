@@ -50,7 +50,7 @@ async def test_root_lists_every_group_version_with_its_hash(client):
     r = await client.get("/openapi/v3", headers=client.auth)
     assert r.status == 200 and r.headers["Content-Type"] == "application/json"
     body = await r.json()
-    assert set(body["paths"]) == {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1"}
+    assert set(body["paths"]) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1"}
     for key, entry in body["paths"].items():
         url = entry["serverRelativeURL"]
         assert url == f"/openapi/v3/{key}?hash={O.document(key)[1]}"
@@ -65,7 +65,7 @@ async def test_root_lists_every_group_version_with_its_hash(client):
     r = await client.get("/openapi/v3")
     assert r.status == 401
     # unknown group-version or version: 404
-    for p in ("/openapi/v3/apis/batch/v1", "/openapi/v4"):
+    for p in ("/openapi/v3/apis/batch/v2", "/openapi/v4"):
         r = await client.get(p, headers=client.auth)
         assert r.status == 404 and (await r.json())["reason"] == "NotFound"
 
@@ -82,7 +82,7 @@ async def test_etag_and_stale_hash(client):
 
 
 async def test_every_patch_operation_carries_field_validation():
-    for key in ("api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1"):
+    for key in ("api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1"):
         d = doc(key)
         patches = [(p, item["patch"]) for p, item in d["paths"].items() if "patch" in item]
         assert patches
@@ -172,6 +172,16 @@ async def test_components_have_kubernetes_names_and_shapes():
     assert "io.k8s.api.autoscaling.v1.Scale" in apps and "io.k8s.api.core.v1.PodTemplateSpec" in apps
     lease = doc("apis/coordination.k8s.io/v1")["components"]["schemas"]
     assert "io.k8s.api.coordination.v1.Lease" in lease
+    bd = doc("apis/batch/v1")
+    batch = bd["components"]["schemas"]
+    assert batch["io.k8s.api.batch.v1.Job"]["x-kubernetes-group-version-kind"] == [
+        {"group": "batch", "version": "v1", "kind": "Job"}]
+    # kubectl explain job.spec.template.spec: the pod template the workloads share
+    jspec = resolve(bd, batch["io.k8s.api.batch.v1.Job"]["properties"]["spec"])
+    assert resolve(bd, jspec["properties"]["template"]) is batch["io.k8s.api.core.v1.PodTemplateSpec"]
+    status = resolve(bd, batch["io.k8s.api.batch.v1.Job"]["properties"]["status"])
+    assert {"active", "ready", "succeeded", "failed", "terminating", "startTime", "completionTime", "conditions",
+            "uncountedTerminatedPods"} <= set(status["properties"])
 
 
 async def test_generated_once_and_stable_across_processes():

@@ -229,6 +229,24 @@ REPLICASET = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
               "status": {"replicas": 2}}
 
 
+JOB = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": "shop", "uid": "j1"},
+       "spec": {"completions": 3, "parallelism": 2, "backoffLimit": 4, "activeDeadlineSeconds": 600,
+                "ttlSecondsAfterFinished": 100,
+                "template": dict(_template(), spec=dict(_template()["spec"], restartPolicy="Never"))},
+       "status": {"active": 1, "succeeded": 1, "startTime": "2024-01-02T03:04:05Z",
+                  "conditions": [{"type": "Complete", "status": "False"}]}}
+DAEMONSET = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": "shop"},
+             "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": _template(),
+                      "updateStrategy": {"type": "RollingUpdate",
+                                         "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": 0}},
+                      "minReadySeconds": 3},
+             "status": {"desiredNumberScheduled": 3, "currentNumberScheduled": 3, "numberReady": 2,
+                        "numberMisscheduled": 0}}
+CONTROLLERREVISION = {"apiVersion": "apps/v1", "kind": "ControllerRevision",
+                      "metadata": {"name": "agent-5d8f", "namespace": "shop"},
+                      "data": {"spec": {"template": {"$patch": "replace"}}}, "revision": 2}
+
+
 def defaulted(obj):
     return apply_defaults(copy.deepcopy(obj))
 
@@ -244,6 +262,9 @@ OBJECTS = {
     "core.v1.Secret.json": [defaulted(SECRET)],
     "apps.v1.Deployment.json": [defaulted(DEPLOYMENT)],
     "apps.v1.ReplicaSet.json": [defaulted(REPLICASET)],
+    "batch.v1.Job.json": [defaulted(JOB)],
+    "apps.v1.DaemonSet.json": [defaulted(DAEMONSET)],
+    "apps.v1.ControllerRevision.json": [CONTROLLERREVISION],
 }
 
 

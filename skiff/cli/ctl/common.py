@@ -64,15 +64,15 @@ def ns_for(res, ctx, all_namespaces: bool = False):
 
 def pod_for(client, ns: str, ref: str) -> dict:
     """The pod a command on one container means: ``NAME`` or ``pod/NAME``, or for
-    ``deploy/NAME``, ``rs/NAME`` a pod its selector matches, running and ready ones first
-    (as kubectl picks one for logs and exec)."""
+    ``deploy/NAME``, ``rs/NAME``, ``job/NAME``, ``ds/NAME`` a pod its selector matches, running
+    and ready ones first (as kubectl picks one for logs and exec)."""
     if "/" not in ref:
         return client.get("pods", ref, ns)
     kind, _, name = ref.partition("/")
     r = resolve(kind)
     if r.plural == "pods":
         return client.get("pods", name, ns)
-    if r.plural not in ("deployments", "replicasets"):
+    if r.plural not in ("deployments", "replicasets", "jobs", "daemonsets"):
         raise CtlError(f"error: cannot attach to {r.kind.lower()}/{name}: selector for "
                        f"*{r.kind} not implemented")
     obj = client.get(r.plural, name, ns)

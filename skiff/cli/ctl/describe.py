@@ -637,6 +637,19 @@ def run(ctx, args: list[str], opts: dict) -> int:
                 except APIError:
                     new_rs, old_rses, show = None, [], False
                 text = describe_deployment(obj, events, new_rs, old_rses, show)
+            elif res.plural == "jobs":
+                from .describe_job import describe_job
+                text = describe_job(obj, events)
+            elif res.plural == "daemonsets":
+                from .describe_daemonset import describe_daemonset
+                from .workloads import controlled_by, selector_query
+                try:
+                    sel = selector_query((obj.get("spec") or {}).get("selector"))
+                    pods = [p for p in client.list("pods", P.meta(obj).get("namespace"), sel).get("items") or []
+                            if controlled_by(p, obj)]
+                except APIError:
+                    pods = None
+                text = describe_daemonset(obj, events, pods)
             elif res.plural == "replicasets":
                 from .workloads import controlled_by, selector_query
                 try:

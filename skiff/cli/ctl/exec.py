@@ -3,7 +3,7 @@
 Usage:
   skiffctl exec [-i] [-t] (POD | TYPE/NAME) [-c CONTAINER] -- COMMAND [args...]
 
-TYPE/NAME: pod/NAME, or deploy/NAME and rs/NAME for one of their pods (running and ready first).
+TYPE/NAME: pod/NAME, or deploy/NAME, rs/NAME and job/NAME for one of their pods (running and ready first).
 The exit code is the command's ("command terminated with exit code N" on stderr, as kubectl).
 
 Examples:

@@ -3,7 +3,8 @@
 Usage:
   skiffctl logs [-f] [--tail N] [-c CONTAINER] [--previous] [--timestamps] [--since 10s] (POD | TYPE/NAME)
 
-TYPE/NAME: pod/NAME, or deploy/NAME and rs/NAME for one of their pods (running and ready first).
+TYPE/NAME: pod/NAME, or deploy/NAME, rs/NAME, job/NAME and ds/NAME for one of their pods (running and ready
+first).
 """
 from __future__ import annotations
 
@@ -34,9 +35,10 @@ def run(ctx, args: list[str], opts: dict) -> int:
                        "POD or TYPE/NAME is a required argument for the logs command")
     ref = args[0]
     if "/" in ref and ref.partition("/")[0] not in ("pod", "pods", "po", "deploy", "deployment", "deployments",
-                                                   "rs", "replicaset", "replicasets"):
+                                                   "rs", "replicaset", "replicasets", "job", "jobs",
+                                                   "ds", "daemonset", "daemonsets"):
         raise CtlError(f"error: cannot get the logs from {ref.partition('/')[0]}: only pods "
-                       f"(and the pods of deployments and replica sets) have logs")
+                       f"(and the pods of deployments, replica sets, jobs and daemon sets) have logs")
     client = ctx.client()
     ns = ctx.namespace
     pod = pod_for(client, ns, ref)

@@ -3,7 +3,7 @@
 Usage:
   skiffctl port-forward (POD | TYPE/NAME) [LOCAL_PORT:]REMOTE_PORT [...[LOCAL_PORT_N:]REMOTE_PORT_N]
 
-TYPE/NAME: pod/NAME, or deploy/NAME and rs/NAME for one of their pods (running and ready first).
+TYPE/NAME: pod/NAME, or deploy/NAME, rs/NAME and job/NAME for one of their pods (running and ready first).
 A LOCAL_PORT of 0 or none (":8080") picks a free one. Each local connection becomes a pair of
 SPDY streams in one WebSocket to the API server, as kubectl's (pods/NAME/portforward).
 

@@ -1,10 +1,10 @@
-"""Manage the rollout of a Deployment.
+"""Manage the rollout of a Deployment or a DaemonSet.
 
 Usage:
-  skiffctl rollout status deploy/NAME [--watch=false] [--timeout 5m] [--revision N]
-  skiffctl rollout history deploy/NAME [--revision N]
-  skiffctl rollout undo deploy/NAME [--to-revision N]
-  skiffctl rollout restart deploy/NAME
+  skiffctl rollout status deploy/NAME|ds/NAME [--watch=false] [--timeout 5m] [--revision N]
+  skiffctl rollout history deploy/NAME|ds/NAME [--revision N]
+  skiffctl rollout undo deploy/NAME|ds/NAME [--to-revision N]
+  skiffctl rollout restart deploy/NAME|ds/NAME
   skiffctl rollout pause|resume deploy/NAME
 
 `status` follows the Deployment (list, then watch) and prints kubectl's progress messages
@@ -12,7 +12,9 @@ until the rollout is done (exit 0), fails (progress deadline exceeded: exit 1) o
 passes. `history` lists the revisions of its ReplicaSets with their change causes. `undo`
 copies the pod template of an earlier revision (by default the previous one) back into the
 Deployment, as kubectl does, client side. `restart` stamps the pod template with a
-kubectl.kubernetes.io/restartedAt annotation, which rolls every pod.
+kubectl.kubernetes.io/restartedAt annotation, which rolls every pod. A DaemonSet's revisions are
+its ControllerRevisions; `undo` patches the chosen one's data (its template) back, as kubectl's
+DaemonSet rollbacker does.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import time
 from .client import APIError, CtlError
 from .common import ns_for, targets
 from .flags import Flag, parse_duration
+from . import daemonsets as DS
 from . import printers as P
 from . import workloads as WL
 
@@ -35,6 +38,7 @@ FLAGS = [
 ]
 
 SUBCOMMANDS = ("status", "history", "undo", "restart", "pause", "resume")
+DS_SUBCOMMANDS = ("status", "history", "undo", "restart")
 
 
 def run(ctx, args: list[str], opts: dict) -> int:
@@ -51,7 +55,7 @@ def run(ctx, args: list[str], opts: dict) -> int:
     for res, names in targets(rest):
         if not names:
             raise CtlError("error: resource(s) were provided, but no name was specified")
-        if res.plural != "deployments":
+        if res.plural != "deployments" and not (res.plural == "daemonsets" and sub in DS_SUBCOMMANDS):
             raise CtlError(f'error: no {_what(sub)} has been implemented for {{"{res.group}" "{res.kind}"}}')
         ns = ns_for(res, ctx)
         for name in names:
@@ -81,7 +85,9 @@ def do_status(client, res, ns, name, opts) -> int:
 
     def show(obj) -> bool:
         nonlocal last
-        msg, done = WL.status_message(obj, opts.get("revision") or 0)
+        # kubectl ignores --revision for DaemonSets
+        msg, done = DS.status_message(obj) if res.plural == "daemonsets" else \
+            WL.status_message(obj, opts.get("revision") or 0)
         if msg != last:
             print(msg)
             sys.stdout.flush()
@@ -128,7 +134,13 @@ def do_status(client, res, ns, name, opts) -> int:
 
 def do_history(client, res, ns, name, opts) -> int:
     d = client.get(res.plural, name, ns)
-    hist = WL.history(WL.replicasets_of(client, d))
+    if res.plural == "daemonsets":
+        revs = DS.revisions_of(client, d)
+        hist = {r: DS.template_of(rev) for r, rev in revs.items()}
+        table = DS.history_table(revs)
+    else:
+        hist = WL.history(WL.replicasets_of(client, d))
+        table = WL.history_table(hist)
     head = P.kind_name(res, d)
     rev = opts.get("revision") or 0
     if rev > 0:
@@ -142,7 +154,7 @@ def do_history(client, res, ns, name, opts) -> int:
     if not hist:
         sys.stdout.write(f"{head} \nNo rollout history found.\n")
         return 0
-    sys.stdout.write(f"{head} \n{WL.history_table(hist)}\n")
+    sys.stdout.write(f"{head} \n{table}\n")
     return 0
 
 
@@ -154,6 +166,8 @@ def do_undo(client, res, ns, name, opts) -> int:
     to = opts.get("to_revision") or 0
     if to < 0:
         raise CtlError(f"error: unable to find specified revision {to} in history")
+    if res.plural == "daemonsets":
+        return DS.rollback(client, path_for(res.plural, ns, name), P.kind_name(res, d), d, to)
     if (d.get("spec") or {}).get("paused"):
         raise CtlError("error: you cannot rollback a paused deployment; resume it first with "
                        "'skiffctl rollout resume' and try again")

@@ -1,0 +1,208 @@
+"""The rules of batch/v1 Jobs beyond their schema (Kubernetes' ValidateJob and
+ValidateJobUpdate), called by :func:`skiff.api.validation.validate` and
+:func:`skiff.api.validation.validate_update`:
+
+- parallelism, completions, activeDeadlineSeconds, backoffLimit, ttlSecondsAfterFinished >= 0;
+- completionMode NonIndexed (Indexed is refused: not supported by skiff), podReplacementPolicy
+  TerminatingOrFailed or Failed, managedBy a domain-prefixed path; backoffLimitPerIndex,
+  maxFailedIndexes, podFailurePolicy and successPolicy are refused as not supported by skiff;
+- the template: restartPolicy Never or OnFailure, valid labels, and every pod rule (under
+  ``spec.template.spec``, warnings too);
+- the selector matches the template's labels; with manualSelector it is required, otherwise it
+  and the template's labels must be the generated ones (ValidateGeneratedSelector: checked once
+  the object has a uid, i.e. on the server after admission, not in skiffctl's local check);
+- on update: selector, completions, completionMode, podFailurePolicy, backoffLimitPerIndex,
+  successPolicy and managedBy are immutable, and so is the template, except the scheduling
+  directives (labels, annotations, nodeSelector, tolerations, node affinity, schedulingGates) of a
+  suspended Job that has never started.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from skiff.api.jsontree import json_copy
+from skiff.api.validation import (INVALID, LABEL_VALUE, NOT_SUPPORTED, POD_RULES, REJECT, REQUIRED, Warning,
+                                  _cause, _check_pod, _invalid, _LABEL_VALUE_WHY, _label_selector, _prefixed,
+                                  _qualified_name_error, _short, _unsupported, dns1123_subdomain_error,
+                                  go_label_selector, go_string_map, json_path, label_selector_matches, rule_trie)
+
+__all__ = ["check_job", "check_job_update", "CONTROLLER_UID_LABEL", "JOB_NAME_LABEL",
+           "LEGACY_CONTROLLER_UID_LABEL", "LEGACY_JOB_NAME_LABEL", "DEFAULT_MANAGER"]
+
+# the labels the API server puts on a Job's pod template (and selects by) unless manualSelector
+CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+LEGACY_CONTROLLER_UID_LABEL = "controller-uid"
+LEGACY_JOB_NAME_LABEL = "job-name"
+DEFAULT_MANAGER = "kubernetes.io/job-controller"
+
+_COUNTS = ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished")
+_RESTART_POLICIES = '"OnFailure", "Never"'
+_REPLACEMENT_POLICIES = ("TerminatingOrFailed", "Failed")
+_UNSUPPORTED = rule_trie([(f"spec.{f}", REJECT, lambda v: v is not None)
+                          for f in ("backoffLimitPerIndex", "maxFailedIndexes", "podFailurePolicy", "successPolicy")])
+_IMMUTABLE = ("completionMode", "podFailurePolicy", "backoffLimitPerIndex", "successPolicy", "managedBy")
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_job(obj: dict) -> tuple[list[dict], list[Warning]]:
+    """The causes and warnings of a Job's own rules."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [], []
+    causes, warnings = _unsupported(obj, _UNSUPPORTED)
+    for f in _COUNTS:
+        v = spec.get(f)
+        if _int(v) and v < 0:
+            causes.append(_invalid(f"spec.{f}", v, "must be greater than or equal to 0"))
+    mode = spec.get("completionMode")
+    if mode == "Indexed":
+        causes.append(_cause("spec.completionMode", NOT_SUPPORTED,
+                             'Unsupported value: "Indexed": Indexed Jobs are not supported by skiff; '
+                             'supported values: "NonIndexed"'))
+    elif mode is not None and mode != "NonIndexed":
+        causes.append(_cause("spec.completionMode", NOT_SUPPORTED,
+                             f'Unsupported value: {_short(mode)}: supported values: "NonIndexed", "Indexed"'))
+    policy = spec.get("podReplacementPolicy")
+    if policy is not None and policy not in _REPLACEMENT_POLICIES:
+        causes.append(_cause("spec.podReplacementPolicy", NOT_SUPPORTED,
+                             f"Unsupported value: {_short(policy)}: supported values: "
+                             + ", ".join(f'"{p}"' for p in _REPLACEMENT_POLICIES)))
+    causes += _check_managed_by(spec.get("managedBy"))
+    tmpl = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+    tmeta = tmpl.get("metadata") if isinstance(tmpl.get("metadata"), dict) else {}
+    tlabels = tmeta.get("labels") if isinstance(tmeta.get("labels"), dict) else None
+    more, warns = _check_template(tmpl, tlabels)
+    causes += more
+    warnings += warns
+    causes += _check_selector(obj, spec, tlabels)
+    return causes, warnings
+
+
+def _check_managed_by(v: Any) -> list[dict]:
+    if not isinstance(v, str):
+        return []
+    if len(v) > 63:
+        return [_cause("spec.managedBy", "FieldValueTooLong", "Too long: may not be more than 63 bytes")]
+    host, _, path = v.partition("/")
+    if not host or not path:
+        return [_invalid("spec.managedBy", v, 'must be a domain-prefixed path (such as "acme.io/foo")')]
+    if why := dns1123_subdomain_error(host):
+        return [_invalid("spec.managedBy", host, why)]
+    return []
+
+
+def _check_template(tmpl: dict, tlabels: dict | None) -> tuple[list[dict], list[Warning]]:
+    """The template's labels, its pod rules and its restartPolicy."""
+    causes: list[dict] = []
+    warnings: list[Warning] = []
+    for k, v in (tlabels or {}).items():
+        f = json_path(["spec", "template", "metadata", "labels", k])
+        if isinstance(k, str) and (why := _qualified_name_error(k)):
+            causes.append(_invalid(f, k, why))
+        if isinstance(v, str) and (len(v) > 63 or not LABEL_VALUE.match(v)):
+            causes.append(_invalid(f, v, _LABEL_VALUE_WHY))
+    pspec = tmpl.get("spec")
+    if not isinstance(pspec, dict):
+        return causes, warnings
+    fake = {"spec": pspec}
+    try:
+        causes += _prefixed(_check_pod(fake), "spec", "spec.template.spec")
+    except (AttributeError, TypeError):
+        pass        # a shape the schema reports
+    more, warns = _unsupported(fake, POD_RULES)
+    causes += _prefixed(more, "spec", "spec.template.spec")
+    for w in warns:
+        nf = "spec.template.spec" + w.field[len("spec"):]
+        warnings.append(Warning(nf, str(w).replace(w.field, nf, 1)))
+    rp = pspec.get("restartPolicy")
+    if rp in (None, "", "Always"):
+        # the pod defaults make it Always: Kubernetes says Required, not Unsupported
+        causes.append(_cause("spec.template.spec.restartPolicy", REQUIRED,
+                             f"Required value: valid values: {_RESTART_POLICIES}"))
+    elif rp not in ("OnFailure", "Never"):
+        causes.append(_cause("spec.template.spec.restartPolicy", NOT_SUPPORTED,
+                             f"Unsupported value: {_short(rp)}: supported values: {_RESTART_POLICIES}"))
+    return causes, warnings
+
+
+def _check_selector(obj: dict, spec: dict, tlabels: dict | None) -> list[dict]:
+    causes: list[dict] = []
+    sel = spec.get("selector")
+    manual = spec.get("manualSelector") is True
+    if sel is None:
+        if manual:
+            causes.append(_cause("spec.selector", REQUIRED, "Required value"))
+        return causes
+    _label_selector(sel, "spec.selector", causes)
+    if not isinstance(sel, dict) or causes:
+        return causes
+    try:
+        ok = label_selector_matches(sel, tlabels)
+    except (AttributeError, TypeError):
+        ok = True       # a shape the schema reports
+    if not ok:
+        causes.append(_cause("spec.template.metadata.labels", INVALID,
+                             f"Invalid value: {go_string_map(tlabels)}: `selector` does not match template "
+                             f"`labels`"))
+    md = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    uid, name = md.get("uid"), md.get("name")
+    if manual or not uid:
+        return causes
+    # ValidateGeneratedSelector: the generated labels are there and the selector is the generated one
+    for key, want in ((LEGACY_CONTROLLER_UID_LABEL, uid), (LEGACY_JOB_NAME_LABEL, name),
+                      (CONTROLLER_UID_LABEL, uid), (JOB_NAME_LABEL, name)):
+        f = json_path(["spec", "template", "metadata", "labels", key])
+        have = (tlabels or {}).get(key)
+        if have is None:
+            causes.append(_cause(f, REQUIRED, f"Required value: must be '{want}'"))
+        elif have != want:
+            causes.append(_invalid(f, have, f"must be '{want}'"))
+    if sel != {"matchLabels": {CONTROLLER_UID_LABEL: uid}}:
+        causes.append(_cause("spec.selector", INVALID, f"Invalid value: {go_label_selector(sel)}: "
+                                                       f"`selector` not auto-generated"))
+    return causes
+
+
+def check_job_update(cur: dict, new: dict) -> list[dict]:
+    """The causes of an update of Job ``cur`` to ``new`` (both admitted)."""
+    old_spec = cur.get("spec") if isinstance(cur.get("spec"), dict) else {}
+    spec = new.get("spec") if isinstance(new.get("spec"), dict) else {}
+    causes = []
+    if spec.get("selector") != old_spec.get("selector"):
+        causes.append(_cause("spec.selector", INVALID, f"Invalid value: {go_label_selector(spec.get('selector'))}: "
+                                                       f"field is immutable"))
+    if spec.get("completions") != old_spec.get("completions"):
+        causes.append(_invalid("spec.completions", spec.get("completions"), "field is immutable"))
+    for f in _IMMUTABLE:
+        if spec.get(f) != old_spec.get(f):
+            causes.append(_invalid(f"spec.{f}", spec.get(f), "field is immutable"))
+    tmpl, old = spec.get("template"), old_spec.get("template")
+    if old_spec.get("suspend") is True and not (cur.get("status") or {}).get("startTime"):
+        tmpl, old = _without_scheduling(tmpl), _without_scheduling(old)
+    if tmpl != old:
+        causes.append(_invalid("spec.template", spec.get("template"), "field is immutable"))
+    return causes
+
+
+def _without_scheduling(tmpl: Any) -> Any:
+    """A template without what a suspended Job that never started may change."""
+    if not isinstance(tmpl, dict):
+        return tmpl
+    t = json_copy(tmpl)
+    if isinstance(t.get("metadata"), dict):
+        t["metadata"].pop("labels", None)
+        t["metadata"].pop("annotations", None)
+    spec = t.get("spec")
+    if isinstance(spec, dict):
+        for f in ("nodeSelector", "tolerations", "schedulingGates"):
+            spec.pop(f, None)
+        aff = spec.get("affinity")
+        if isinstance(aff, dict):
+            aff.pop("nodeAffinity", None)
+            if not aff:
+                del spec["affinity"]
+    return t
