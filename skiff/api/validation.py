@@ -1079,6 +1079,18 @@ def _prefixed(causes: list[dict], old: str, new: str) -> list[dict]:
     return out
 
 
+def selector_matches_template(sel: dict, tlabels: dict | None) -> list[dict]:
+    """The cause when a workload's selector does not select its own template's labels."""
+    try:
+        ok = label_selector_matches(sel, tlabels)
+    except (AttributeError, TypeError):
+        ok = True  # a shape the schema reports
+    if ok:
+        return []
+    return [_cause("spec.template.metadata.labels", INVALID,
+                   f"Invalid value: {go_string_map(tlabels)}: `selector` does not match template `labels`")]
+
+
 def _check_workload(obj: dict, kind: str) -> tuple[list[dict], list[Warning]]:
     causes: list[dict] = []
     warnings: list[Warning] = []
@@ -1113,15 +1125,8 @@ def _check_workload(obj: dict, kind: str) -> tuple[list[dict], list[Warning]]:
                                      "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
         if tmpl is not None and (sel.get("matchLabels") or sel.get("matchExpressions")):
             tmeta = tmpl.get("metadata") if isinstance(tmpl.get("metadata"), dict) else {}
-            tlabels = tmeta.get("labels") if isinstance(tmeta.get("labels"), dict) else None
-            try:
-                ok = label_selector_matches(sel, tlabels)
-            except (AttributeError, TypeError):
-                ok = True  # a shape the schema reports
-            if not ok:
-                causes.append(_cause("spec.template.metadata.labels", INVALID,
-                                     f"Invalid value: {go_string_map(tlabels)}: `selector` does not match template "
-                                     f"`labels`"))
+            causes += selector_matches_template(sel, tmeta.get("labels") if isinstance(tmeta.get("labels"), dict)
+                                                else None)
     if tmpl is not None:
         tmeta = tmpl.get("metadata") if isinstance(tmpl.get("metadata"), dict) else {}
         for k, v in (tmeta.get("labels") or {}).items():

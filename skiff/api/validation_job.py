@@ -24,7 +24,7 @@ from skiff.api.jsontree import json_copy
 from skiff.api.validation import (INVALID, LABEL_VALUE, NOT_SUPPORTED, POD_RULES, REJECT, REQUIRED, Warning,
                                   _cause, _check_pod, _invalid, _LABEL_VALUE_WHY, _label_selector, _prefixed,
                                   _qualified_name_error, _short, _unsupported, dns1123_subdomain_error,
-                                  go_label_selector, go_string_map, json_path, label_selector_matches, rule_trie)
+                                  go_label_selector, json_path, rule_trie, selector_matches_template)
 
 __all__ = ["check_job", "check_job_update", "CONTROLLER_UID_LABEL", "JOB_NAME_LABEL",
            "LEGACY_CONTROLLER_UID_LABEL", "LEGACY_JOB_NAME_LABEL", "DEFAULT_MANAGER"]
@@ -140,14 +140,7 @@ def _check_selector(obj: dict, spec: dict, tlabels: dict | None) -> list[dict]:
     _label_selector(sel, "spec.selector", causes)
     if not isinstance(sel, dict) or causes:
         return causes
-    try:
-        ok = label_selector_matches(sel, tlabels)
-    except (AttributeError, TypeError):
-        ok = True       # a shape the schema reports
-    if not ok:
-        causes.append(_cause("spec.template.metadata.labels", INVALID,
-                             f"Invalid value: {go_string_map(tlabels)}: `selector` does not match template "
-                             f"`labels`"))
+    causes += selector_matches_template(sel, tlabels)
     md = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     uid, name = md.get("uid"), md.get("name")
     if manual or not uid:

@@ -529,24 +529,47 @@ def _controller(obj: dict) -> str:
     return ""
 
 
-def describe_replicaset(rs: dict, events, pods: list[dict] | None) -> str:
-    md, spec, st = P.meta(rs), rs.get("spec") or {}, rs.get("status") or {}
-    w = W()
+def _controlled_pods(client, owner: dict) -> list[dict] | None:
+    """The pods ``owner``'s selector matches and it controls (None when they cannot be listed)."""
+    from .workloads import controlled_by, selector_query
+    try:
+        sel = selector_query((owner.get("spec") or {}).get("selector"))
+        return [p for p in client.list("pods", P.meta(owner).get("namespace"), sel).get("items") or []
+                if controlled_by(p, owner)]
+    except APIError:
+        return None
+
+
+def owner_header(w: W, obj: dict) -> None:
+    """Name, Namespace, Selector, Labels, Annotations and Controlled By, as kubectl starts the
+    description of a pod owner (ReplicaSet, Job)."""
+    md, spec = P.meta(obj), obj.get("spec") or {}
     w.w(0, f"Name:\t{md.get('name', '')}")
     w.w(0, f"Namespace:\t{md.get('namespace', '')}")
     w.w(0, f"Selector:\t{P.selector_string(spec.get('selector'))}")
     kv_map(w, "Labels", md.get("labels"))
     annotations(w, md.get("annotations"))
-    ctl = _controller(rs)
+    ctl = _controller(obj)
     if ctl:
         w.w(0, f"Controlled By:\t{ctl}")
-    w.w(0, f"Replicas:\t{int(st.get('replicas') or 0)} current / {int(spec.get('replicas', 1) or 0)} desired")
+
+
+def pods_status(w: W, pods: list[dict] | None) -> None:
+    """kubectl's "Pods Status" line of the pods an owner controls (None: not listed)."""
     if pods is None:
         w.w(0, "Pods Status:\terror in fetching pods")
-    else:
-        phases = [(p.get("status") or {}).get("phase") for p in pods]
-        w.w(0, f"Pods Status:\t{phases.count('Running')} Running / {phases.count('Pending')} Waiting / "
-               f"{phases.count('Succeeded')} Succeeded / {phases.count('Failed')} Failed")
+        return
+    phases = [(p.get("status") or {}).get("phase") for p in pods]
+    w.w(0, f"Pods Status:\t{phases.count('Running')} Running / {phases.count('Pending')} Waiting / "
+           f"{phases.count('Succeeded')} Succeeded / {phases.count('Failed')} Failed")
+
+
+def describe_replicaset(rs: dict, events, pods: list[dict] | None) -> str:
+    spec, st = rs.get("spec") or {}, rs.get("status") or {}
+    w = W()
+    owner_header(w, rs)
+    w.w(0, f"Replicas:\t{int(st.get('replicas') or 0)} current / {int(spec.get('replicas', 1) or 0)} desired")
+    pods_status(w, pods)
     pod_template(w, spec.get("template"))
     _conditions(w, st.get("conditions"))
     events_section(w, events)
@@ -642,23 +665,9 @@ def run(ctx, args: list[str], opts: dict) -> int:
                 text = describe_job(obj, events)
             elif res.plural == "daemonsets":
                 from .describe_daemonset import describe_daemonset
-                from .workloads import controlled_by, selector_query
-                try:
-                    sel = selector_query((obj.get("spec") or {}).get("selector"))
-                    pods = [p for p in client.list("pods", P.meta(obj).get("namespace"), sel).get("items") or []
-                            if controlled_by(p, obj)]
-                except APIError:
-                    pods = None
-                text = describe_daemonset(obj, events, pods)
+                text = describe_daemonset(obj, events, _controlled_pods(client, obj))
             elif res.plural == "replicasets":
-                from .workloads import controlled_by, selector_query
-                try:
-                    sel = selector_query((obj.get("spec") or {}).get("selector"))
-                    pods = [p for p in client.list("pods", P.meta(obj).get("namespace"), sel).get("items") or []
-                            if controlled_by(p, obj)]
-                except APIError:
-                    pods = None
-                text = describe_replicaset(obj, events, pods)
+                text = describe_replicaset(obj, events, _controlled_pods(client, obj))
             else:
                 text = describe_generic(obj, events)
             if not first:

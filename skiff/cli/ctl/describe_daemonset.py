@@ -3,7 +3,7 @@ template and its events."""
 from __future__ import annotations
 
 from . import printers as P
-from .describe import W, annotations, events_section, kv_map, pod_template
+from .describe import W, annotations, events_section, kv_map, pod_template, pods_status
 
 
 def describe_daemonset(ds: dict, events, pods: list[dict] | None) -> str:
@@ -22,12 +22,7 @@ def describe_daemonset(ds: dict, events, pods: list[dict] | None) -> str:
                          ("Number of Nodes Scheduled with Available Pods", "numberAvailable"),
                          ("Number of Nodes Misscheduled", "numberMisscheduled")):
         w.w(0, f"{title}: {int(st.get(field) or 0)}")
-    if pods is None:
-        w.w(0, "Pods Status:\terror in fetching pods")
-    else:
-        phases = [(p.get("status") or {}).get("phase") for p in pods]
-        w.w(0, f"Pods Status:\t{phases.count('Running')} Running / {phases.count('Pending')} Waiting / "
-               f"{phases.count('Succeeded')} Succeeded / {phases.count('Failed')} Failed")
+    pods_status(w, pods)
     pod_template(w, spec.get("template"))
     events_section(w, events)
     return w.render()

@@ -3,20 +3,13 @@ its events."""
 from __future__ import annotations
 
 from . import printers as P
-from .describe import W, _controller, annotations, events_section, fmt_time, kv_map, pod_template
+from .describe import W, events_section, fmt_time, owner_header, pod_template
 
 
 def describe_job(job: dict, events) -> str:
-    md, spec, st = P.meta(job), job.get("spec") or {}, job.get("status") or {}
+    spec, st = job.get("spec") or {}, job.get("status") or {}
     w = W()
-    w.w(0, f"Name:\t{md.get('name', '')}")
-    w.w(0, f"Namespace:\t{md.get('namespace', '')}")
-    w.w(0, f"Selector:\t{P.selector_string(spec.get('selector'))}")
-    kv_map(w, "Labels", md.get("labels"))
-    annotations(w, md.get("annotations"))
-    ctl = _controller(job)
-    if ctl:
-        w.w(0, f"Controlled By:\t{ctl}")
+    owner_header(w, job)
     if spec.get("parallelism") is not None:
         w.w(0, f"Parallelism:\t{spec['parallelism']}")
     w.w(0, f"Completions:\t{spec['completions'] if spec.get('completions') is not None else '<unset>'}")
