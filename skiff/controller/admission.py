@@ -150,18 +150,7 @@ def _default_template(spec: Any, *, deployment: bool) -> None:
         return
     spec.setdefault("replicas", 1)
     if deployment:
-        strat = spec.get("strategy")
-        if strat is None:
-            strat = spec["strategy"] = {}
-        if isinstance(strat, dict):
-            strat.setdefault("type", "RollingUpdate")
-            if strat["type"] == "RollingUpdate":
-                ru = strat.get("rollingUpdate")
-                if ru is None:
-                    ru = strat["rollingUpdate"] = {}
-                if isinstance(ru, dict):
-                    ru.setdefault("maxUnavailable", "25%")
-                    ru.setdefault("maxSurge", "25%")
+        default_rolling_update(spec, "strategy", "25%", "25%")
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
         spec.setdefault("minReadySeconds", 0)
@@ -223,18 +212,7 @@ def _default_daemonset(spec: Any) -> None:
     revisionHistoryLimit 10; the pod defaults on the template."""
     if not isinstance(spec, dict):
         return
-    strategy = spec.get("updateStrategy")
-    if strategy is None:
-        strategy = spec["updateStrategy"] = {}
-    if isinstance(strategy, dict):
-        strategy.setdefault("type", "RollingUpdate")
-        if strategy["type"] == "RollingUpdate":
-            ru = strategy.get("rollingUpdate")
-            if ru is None:
-                ru = strategy["rollingUpdate"] = {}
-            if isinstance(ru, dict):
-                ru.setdefault("maxUnavailable", 1)
-                ru.setdefault("maxSurge", 0)
+    default_rolling_update(spec, "updateStrategy", 1, 0)
     spec.setdefault("revisionHistoryLimit", 10)
     tmpl = spec.get("template")
     if isinstance(tmpl, dict):
@@ -314,3 +292,21 @@ def admit(obj: dict, namespace_from_path: str | None = None, *,
         apply_defaults(obj, namespace_from_path, toleration_seconds=toleration_seconds)
     warnings = validate(obj, field_validation)
     return obj, warnings
+
+
+def default_rolling_update(spec: dict, field: str, max_unavailable, max_surge) -> None:
+    """A workload's update strategy (``field``) defaulted as Kubernetes does: type
+    RollingUpdate, whose maxUnavailable and maxSurge default to the values given."""
+    strat = spec.get(field)
+    if strat is None:
+        strat = spec[field] = {}
+    if not isinstance(strat, dict):
+        return
+    strat.setdefault("type", "RollingUpdate")
+    if strat["type"] == "RollingUpdate":
+        ru = strat.get("rollingUpdate")
+        if ru is None:
+            ru = strat["rollingUpdate"] = {}
+        if isinstance(ru, dict):
+            ru.setdefault("maxUnavailable", max_unavailable)
+            ru.setdefault("maxSurge", max_surge)
