@@ -98,6 +98,7 @@ class PodRuntime:
         self.cgroup_parent = cgroup_parent.strip("/")
         self.pods_dir = os.path.join(self.root.path, "pods")
         self._pause_id: str | None = None
+        self._messages: dict[str, str] = {}   # exited container id -> its termination message (read once)
 
     # -- network and pause image ---------------------------------------------------------
     def ensure_network(self, pod_cidr: str) -> None:
@@ -380,6 +381,7 @@ class PodRuntime:
         except NotFound:
             return
         remove(c, force=True)
+        self._messages.pop(cid, None)
 
     def remove_pod(self, pod_uid: str) -> None:
         """Kill and remove every container of the pod, then the sandbox (whose monitor takes
@@ -388,6 +390,7 @@ class PodRuntime:
         cs.sort(key=lambda c: c.spec.labels.get(LABEL_CONTAINER) == POD_CONTAINER)
         errors = []
         for c in cs:
+            self._messages.pop(c.id, None)
             try:
                 remove(c, force=True)
             except NotFound:
@@ -490,7 +493,13 @@ class PodRuntime:
             exit_code=st.exit_code if state == "exited" else 0,
             started_at=_rfc3339(st.started_at), finished_at=_rfc3339(st.finished_at),
             reason=reason, oom_killed=bool(st.oom_killed),
-            message=self._termination_message(c, st.exit_code) if state == "exited" else "")
+            message=self._message_of(c, st.exit_code) if state == "exited" else "")
+
+    def _message_of(self, c: Container, exit_code: int) -> str:
+        msg = self._messages.get(c.id)
+        if msg is None:     # an exited container's message does not change: read it once
+            msg = self._messages[c.id] = self._termination_message(c, exit_code)
+        return msg
 
     def volumes_dir(self, pod_uid: str) -> str:
         if not pod_uid or "/" in pod_uid or pod_uid.startswith("."):

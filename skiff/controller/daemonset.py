@@ -40,7 +40,7 @@ from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads import daemonlogic as D
 from skiff.controller.workloads import logic as L
 from skiff.controller.workloads.expectations import Pending, PodExpectations
-from skiff.controller.workloads.shared import OwnerIndex, SharedInformers
+from skiff.controller.workloads.shared import OwnerIndex, OwnerKeys, SharedInformers
 
 __all__ = ["DaemonSetController"]
 
@@ -74,8 +74,7 @@ class DaemonSetController(QueueController):
         self.queue = WorkQueue("daemonset")
         self.pod_index = OwnerIndex()
         self.rev_index = OwnerIndex()
-        self.ds_by_ns: dict[str, set[str]] = {}
-        self.ds_by_uid: dict[str, str] = {}
+        self.owners = OwnerKeys()
         self.expectations = PodExpectations()
         self.backoff = D.Backoff()
         self.dss: Informer | None = None
@@ -110,30 +109,15 @@ class DaemonSetController(QueueController):
 
     # -- handlers -----------------------------------------------------------------------------
     def _on_ds(self, typ: str, ds: dict, old: dict | None) -> None:
-        key, m = key_of(ds), L.md(ds)
-        ns = m.get("namespace") or ""
+        key = self.owners.handle(typ, ds)
         if typ == "DELETED":
-            self.ds_by_ns.get(ns, set()).discard(key)
-            self.ds_by_uid.pop(m.get("uid"), None)
             self.expectations.pop(key, None)
-            self.backoff.forget(m.get("uid"))
-        else:
-            self.ds_by_ns.setdefault(ns, set()).add(key)
-            self.ds_by_uid[m.get("uid")] = key
+            self.backoff.forget(L.md(ds).get("uid"))
         self.queue.add(key)
 
     def _owner_key(self, obj: dict | None) -> str | None:
         ref = L.controller_of(obj)
-        return self.ds_by_uid.get(ref.get("uid")) if _is_daemonset(ref) else None
-
-    def _selecting(self, obj: dict) -> list[str]:
-        """The DaemonSets of ``obj``'s namespace whose selector matches it (for orphans)."""
-        out = []
-        for k in self.ds_by_ns.get(L.md(obj).get("namespace") or "", ()):
-            ds = self.dss.get(k)
-            if ds is not None and L.selects(L.selector_from((ds.get("spec") or {}).get("selector")), obj):
-                out.append(k)
-        return out
+        return self.owners.for_uid(ref.get("uid")) if _is_daemonset(ref) else None
 
     def _on_pod(self, typ: str, pod: dict, old: dict | None) -> None:
         self.pod_index.handle(typ, pod, old)
@@ -151,7 +135,7 @@ class DaemonSetController(QueueController):
                 self.queue.add(k)
         if L.controller_of(pod) is None and typ != "DELETED" and not pm.get("deletionTimestamp") \
                 and (old is None or om.get("labels") != pm.get("labels") or L.controller_of(old) is not None):
-            for k in self._selecting(pod):
+            for k in self.owners.selecting(pod, self.dss):
                 self.queue.add(k)
 
     def _on_revision(self, typ: str, rev: dict, old: dict | None) -> None:
@@ -159,13 +143,13 @@ class DaemonSetController(QueueController):
         for k in {self._owner_key(rev), self._owner_key(old)} - {None}:
             self.queue.add(k)
         if L.controller_of(rev) is None and typ != "DELETED":
-            for k in self._selecting(rev):
+            for k in self.owners.selecting(rev, self.dss):
                 self.queue.add(k)
 
     def _on_node(self, typ: str, node: dict, old: dict | None) -> None:
         if typ == "MODIFIED" and old is not None and _node_view(old) == _node_view(node):
             return
-        for k in list(self.ds_by_uid.values()):
+        for k in list(self.owners.by_uid.values()):
             ds = self.dss.get(k)
             if ds is None:
                 continue

@@ -41,7 +41,7 @@ from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads import joblogic as J
 from skiff.controller.workloads import logic as L
 from skiff.controller.workloads.expectations import PodExpectations
-from skiff.controller.workloads.shared import OwnerIndex, SharedInformers
+from skiff.controller.workloads.shared import OwnerIndex, OwnerKeys, SharedInformers
 
 __all__ = ["JobController"]
 
@@ -78,8 +78,7 @@ class JobController(QueueController):
         self._own_recorder = recorder is None
         self.queue = WorkQueue("job")       # keys: "ns/job", or ("pod", "ns/pod") for orphans
         self.pod_index = OwnerIndex()
-        self.jobs_by_uid: dict[str, str] = {}
-        self.jobs_by_ns: dict[str, set[str]] = {}
+        self.owners = OwnerKeys()
         self.expectations = PodExpectations()
         self.removing: dict[str, set[str]] = {}      # job key -> pod uids losing the finalizer, not yet seen
         self.backoff: dict[str, J.Backoff] = {}
@@ -107,17 +106,13 @@ class JobController(QueueController):
 
     # -- handlers -----------------------------------------------------------------------------
     def _on_job(self, typ: str, job: dict, old: dict | None) -> None:
-        key, m = key_of(job), L.md(job)
-        ns, uid = m.get("namespace") or "", m.get("uid")
+        key, m = self.owners.handle(typ, job), L.md(job)
+        uid = m.get("uid")
         if typ == "DELETED":
-            self.jobs_by_ns.get(ns, set()).discard(key)
-            self.jobs_by_uid.pop(uid, None)
             for d in (self.expectations, self.removing, self.backoff):
                 d.pop(key, None)
             self._release_pods_of(uid)
             return
-        self.jobs_by_ns.setdefault(ns, set()).add(key)
-        self.jobs_by_uid[uid] = key
         if J.is_finished(job):
             self.backoff.pop(key, None)
             self._release_pods_of(uid)      # the sync that finished it did; this is the backup
@@ -134,7 +129,7 @@ class JobController(QueueController):
 
     def _job_done(self, ref: dict) -> bool:
         """The Job a pod's controller reference names is finished or not in the cache."""
-        k = self.jobs_by_uid.get(ref.get("uid"))
+        k = self.owners.for_uid(ref.get("uid"))
         job = self.jobs.get(k) if k is not None else None
         return job is None or J.is_finished(job)
 
@@ -144,7 +139,7 @@ class JobController(QueueController):
         refs = [r for r in (ctrl, L.controller_of(old) if old is not None else None) if _is_job(r)]
         uid = L.md(pod).get("uid")
         for r in {r.get("uid"): r for r in refs}.values():
-            k = self.jobs_by_uid.get(r.get("uid"))
+            k = self.owners.for_uid(r.get("uid"))
             if k is None:
                 continue
             if typ == "DELETED" or not J.has_finalizer(pod):
@@ -156,10 +151,8 @@ class JobController(QueueController):
             self.queue.add(("pod", key_of(pod)))
         if ctrl is None and (old is None or L.md(old).get("labels") != L.md(pod).get("labels")
                              or L.controller_of(old) is not None):
-            for k in self.jobs_by_ns.get(L.md(pod).get("namespace") or "", ()):
-                job = self.jobs.get(k)
-                if job is not None and L.selects(L.selector_from(J.spec(job).get("selector")), pod):
-                    self.queue.add(k)       # it may adopt the orphan
+            for k in self.owners.selecting(pod, self.jobs):
+                self.queue.add(k)       # it may adopt the orphan
 
     def _removal_observed(self, key: str, uid: str) -> None:
         s = self.removing.get(key)
@@ -463,7 +456,7 @@ class JobController(QueueController):
         return None
 
     async def _job_gone_or_finished(self, pod: dict, ref: dict) -> bool:
-        k = self.jobs_by_uid.get(ref.get("uid"))
+        k = self.owners.for_uid(ref.get("uid"))
         job = self.jobs.get(k) if k is not None else None
         if job is None:
             try:

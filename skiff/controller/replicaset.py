@@ -32,7 +32,7 @@ from skiff.controller.events import EventRecorder
 from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads import logic as L
 from skiff.controller.workloads.expectations import PodExpectations
-from skiff.controller.workloads.shared import OwnerIndex, SharedInformers
+from skiff.controller.workloads.shared import OwnerIndex, OwnerKeys, SharedInformers
 
 __all__ = ["ReplicaSetController", "BURST_REPLICAS"]
 
@@ -40,7 +40,6 @@ log = logging.getLogger("skiff.replicaset")
 
 COMPONENT = "replicaset-controller"
 BURST_REPLICAS = 500
-
 
 
 class ReplicaSetController(QueueController):
@@ -54,8 +53,7 @@ class ReplicaSetController(QueueController):
         self._own_recorder = recorder is None
         self.queue = WorkQueue("replicaset")
         self.pod_index = OwnerIndex()
-        self.rs_by_ns: dict[str, set[str]] = {}
-        self.rs_by_uid: dict[str, str] = {}
+        self.owners = OwnerKeys()
         self.expectations = PodExpectations()
         self.pods: Informer | None = None
         self.rss: Informer | None = None
@@ -81,22 +79,10 @@ class ReplicaSetController(QueueController):
 
     # -- handlers -----------------------------------------------------------------------------
     def _on_rs(self, typ: str, rs: dict, old: dict | None) -> None:
-        key = key_of(rs)
-        m = rs.get("metadata") or {}
-        ns = m.get("namespace") or ""
+        key = self.owners.handle(typ, rs)
         if typ == "DELETED":
-            s = self.rs_by_ns.get(ns)
-            if s is not None:
-                s.discard(key)
-            self.rs_by_uid.pop(m.get("uid"), None)
             self.expectations.pop(key, None)
-        else:
-            self.rs_by_ns.setdefault(ns, set()).add(key)
-            self.rs_by_uid[m.get("uid")] = key
         self.queue.add(key)
-
-    def _rs_for_owner_uid(self, uid: str | None) -> str | None:
-        return self.rs_by_uid.get(uid) if uid else None
 
     def _on_pod(self, typ: str, pod: dict, old: dict | None) -> None:
         self.pod_index.handle(typ, pod, old)
@@ -110,7 +96,7 @@ class ReplicaSetController(QueueController):
                        and pm.get("deletionTimestamp") == om.get("deletionTimestamp"))
         for r in (ref, old_ref):
             if r is not None and r.get("kind") == "ReplicaSet":
-                k = self._rs_for_owner_uid(r.get("uid"))
+                k = self.owners.for_uid(r.get("uid"))
                 if k is not None:
                     if typ == "ADDED" and self.expectations.observed_creation(k, key_of(pod)):
                         # one of a burst this controller made: the burst's last one syncs at once,
@@ -126,10 +112,8 @@ class ReplicaSetController(QueueController):
             # an orphan: every ReplicaSet of its namespace that selects it may adopt it
             labels_changed = old is None or L.md(old).get("labels") != L.md(pod).get("labels") or old_ref is not None
             if labels_changed:
-                for k in self.rs_by_ns.get(L.md(pod).get("namespace") or "", ()):
-                    rs = self.rss.get(k)
-                    if rs is not None and L.selects(L.selector_from((rs.get("spec") or {}).get("selector")), pod):
-                        self.queue.add(k)
+                for k in self.owners.selecting(pod, self.rss):
+                    self.queue.add(k)
 
     def _satisfied(self, key: str) -> bool:
         return self.expectations.satisfied(key, self.pods.cache)
@@ -236,7 +220,7 @@ class ReplicaSetController(QueueController):
             related = pods
             if ref is not None:     # pods of the sibling ReplicaSets of the same Deployment
                 related = list(pods)
-                for k in self.rs_by_ns.get(rs["metadata"].get("namespace") or "", ()):
+                for k in self.owners.by_ns.get(rs["metadata"].get("namespace") or "", ()):
                     other = self.rss.get(k)
                     oref = L.controller_of(other)
                     if other is not None and other is not rs and oref is not None and oref.get("uid") == ref.get("uid"):

@@ -211,3 +211,23 @@ async def test_shared_informers_strip_managed_fields():
     finally:
         await shared.release(client, "pods")
     assert not inf.running
+
+
+async def test_owner_keys_track_uids_namespaces_and_selecting_owners():
+    from skiff.controller.workloads.shared import OwnerKeys
+
+    class Owners(dict):
+        get = dict.get
+
+    def owner(name, uid, sel):
+        return {"metadata": {"name": name, "namespace": "ns1", "uid": uid}, "spec": {"selector": sel}}
+    a, b, c = owner("a", "u1", {"matchLabels": {"app": "web"}}), owner("b", "u2", {}), owner("c", "u3", None)
+    keys, inf = OwnerKeys(), Owners()
+    for o in (a, b, c):
+        inf[keys.handle("ADDED", o)] = o
+    assert keys.for_uid("u1") == "ns1/a" and keys.for_uid(None) is None
+    pod = {"metadata": {"namespace": "ns1", "labels": {"app": "web"}}}
+    assert keys.selecting(pod, inf) == ["ns1/a"]          # an empty or nil selector adopts nothing
+    assert keys.selecting({"metadata": {"namespace": "ns2", "labels": {"app": "web"}}}, inf) == []
+    keys.handle("DELETED", a)
+    assert keys.for_uid("u1") is None and keys.selecting(pod, inf) == []

@@ -17,7 +17,7 @@ import asyncio
 from skiff.api.informer import Informer, key_of, strip_managed_fields
 from skiff.api.jsontree import Sharer
 
-__all__ = ["SharedInformers", "OwnerIndex"]
+__all__ = ["SharedInformers", "OwnerIndex", "OwnerKeys"]
 
 
 def _client_key(client) -> int:
@@ -97,3 +97,40 @@ class OwnerIndex:
 
     def orphans_in(self, ns: str) -> set[str]:
         return self.orphans.get(ns, set())
+
+
+class OwnerKeys:
+    """One owner kind's keys by uid (the owner a pod's controller reference names) and by
+    namespace (the owners that may adopt an orphan there), kept from the owner informer's
+    events (``handle``) by the ReplicaSet, Job and DaemonSet controllers."""
+
+    def __init__(self):
+        self.by_uid: dict[str, str] = {}
+        self.by_ns: dict[str, set[str]] = {}
+
+    def handle(self, typ: str, obj: dict) -> str:
+        """Track (or, for DELETED, forget) ``obj``; its key."""
+        m = obj.get("metadata") or {}
+        key, ns = key_of(obj), m.get("namespace") or ""
+        if typ == "DELETED":
+            self.by_ns.get(ns, set()).discard(key)
+            self.by_uid.pop(m.get("uid"), None)
+        else:
+            self.by_ns.setdefault(ns, set()).add(key)
+            self.by_uid[m.get("uid")] = key
+        return key
+
+    def for_uid(self, uid: str | None) -> str | None:
+        return self.by_uid.get(uid) if uid else None
+
+    def selecting(self, obj: dict, owners: Informer) -> list[str]:
+        """The owners in ``obj``'s namespace whose selector matches its labels (for an orphan)."""
+        from skiff.controller.selectors import selector_from
+        out = []
+        for k in self.by_ns.get((obj.get("metadata") or {}).get("namespace") or "", ()):
+            owner = owners.get(k)
+            if owner is not None:
+                sel = selector_from((owner.get("spec") or {}).get("selector"))
+                if sel is not None and not sel.empty() and sel.matches_labels((obj.get("metadata") or {}).get("labels")):
+                    out.append(k)
+        return out
