@@ -81,6 +81,9 @@ def cleanup_networks(root: str) -> None:
         owners.append(f"net:{net.get('Id', '')[:12]}")
         if net.get("Bridge"):
             subprocess.run(["ip", "link", "del", net["Bridge"]], capture_output=True)
+            # the service table of an agent on this bridge (left when the agent was killed)
+            from skiff.agent.serviceproxy import table_name_for
+            subprocess.run(["nft", "delete", "table", "ip", table_name_for(net["Bridge"])], capture_output=True)
     try:
         from skiff.runtime.network.nft import Nft, SkiffTable
         table = SkiffTable(Nft())

@@ -46,6 +46,10 @@ class AgentConfig:
     insecure_registries: bool = False
     runtime: str = "real"           # "real" | "fake" (hollow node: FakePodRuntime, no root needed)
     ca_file: str = ""               # the CA of an https server (default: pinned by the join token)
+    # Services (nftables, skiff.agent.serviceproxy) and routes to the other nodes' pods
+    # (skiff.agent.noderoutes). None: on with the real runtime, off with the fake one (hollow
+    # nodes: a thousand of them in one process would each watch every Node and Service).
+    node_network: bool | None = None
 
 
 class Agent:
@@ -68,6 +72,8 @@ class Agent:
         self._stopping = False
         self._ca: str | None = None
         self._cordoned: bool | None = None     # spec.unschedulable as last seen
+        self.service_proxy = None
+        self.node_routes = None
 
     # -- credentials --
     def _token_file(self) -> str:
@@ -145,6 +151,9 @@ class Agent:
         self._tasks.append(asyncio.create_task(self._lease_loop(), name="lease"))
         await self._watch_pods()
         self._tasks.append(asyncio.create_task(self._resync_loop(), name="resync"))
+        node_network = cfg.node_network if cfg.node_network is not None else not fake
+        if node_network:
+            await self._start_node_network()
         log.info("agent %s ready: node IP %s, podCIDR %s, logs on port %d", self.name, self.host_ip,
                  self.pod_cidr, port, extra={"fields": {"node": self.name, "podCIDR": self.pod_cidr}})
 
@@ -160,6 +169,10 @@ class Agent:
                 pass
         if self.informer is not None:
             await self.informer.stop()
+        # the service table and the routes go with the agent (a new agent makes them again)
+        for part in (self.service_proxy, self.node_routes):
+            if part is not None:
+                await part.stop(cleanup=True)
         for w in list(self.workers.values()):
             await w.stop()
         self.workers.clear()
@@ -169,6 +182,18 @@ class Agent:
             await _maybe(self.events, "close")
         if self.client is not None:
             await self.client.close()
+
+    async def _start_node_network(self) -> None:
+        """Services and the routes to the other nodes' pods: both watch the API and write
+        through the runtime's backends; neither blocks the start (they sync once their
+        first lists are in)."""
+        from .noderoutes import NodeRoutes
+        from .serviceproxy import ServiceProxy, table_name_for
+        self.node_routes = NodeRoutes(self.client, self.name, self.pod_cidr, self.runtime.route_backend())
+        await self.node_routes.start()
+        self.service_proxy = ServiceProxy(self.client, self.name, self.pod_cidr,
+                                          self.runtime.service_backend(table_name_for(self.config.pod_bridge)))
+        await self.service_proxy.start()
 
     # -- registration and lease --
     async def _register(self, port: int) -> None:

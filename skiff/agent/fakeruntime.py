@@ -85,6 +85,10 @@ class FakePodRuntime:
         self._hosts = None
         self._free_ips: list[str] = []
         self._ip_of: dict[str, str] = {}
+        self.pod_peers: list[str] = []
+        self.pod_peer_hosts: list[str] = []
+        self.services: FakeServiceBackend | None = None
+        self.routes: FakeRouteBackend | None = None
 
     # -- network and pause image ------------------------------------------------------------
     def ensure_network(self, pod_cidr: str) -> None:
@@ -208,6 +212,20 @@ class FakePodRuntime:
             _LOG_FILE = path
         return _LOG_FILE
 
+    # -- the node's share of the cluster network: kept in memory, never in the kernel ----------
+    def service_backend(self, table: str) -> "FakeServiceBackend":
+        self.services = FakeServiceBackend(table)
+        return self.services
+
+    def route_backend(self) -> "FakeRouteBackend":
+        self.routes = FakeRouteBackend(self)
+        return self.routes
+
+    def set_pod_peers(self, peers: list[str], peer_hosts: list[str] = ()) -> bool:
+        changed = (list(peers), list(peer_hosts)) != (self.pod_peers, self.pod_peer_hosts)
+        self.pod_peers, self.pod_peer_hosts = list(peers), list(peer_hosts)
+        return changed
+
     # -- what the agent's image manager asks --------------------------------------------------
     def volumes_dir(self, pod_uid: str) -> str:
         return os.path.join(self.root or tempfile.gettempdir(), "pods", pod_uid, "volumes")
@@ -238,3 +256,47 @@ class FakeImageStore:
 
     def exists(self, _id: str) -> bool:
         return True
+
+
+class FakeServiceBackend:
+    """The service table of a hollow node: the last state it was given, nothing in nftables."""
+
+    def __init__(self, table: str):
+        self.table = table
+        self.state = None          # a skiff.agent.serviceproxy.ProxyState once applied
+        self.applies = 0
+
+    def apply(self, state) -> None:
+        self.state = state
+        self.applies += 1
+
+    def present(self) -> bool:
+        return self.state is not None
+
+    def remove(self) -> bool:
+        had, self.state = self.state is not None, None
+        return had
+
+    def bridge_netfilter(self) -> bool:
+        return True
+
+    async def ensure_hairpin(self) -> int:
+        return 0
+
+
+class FakeRouteBackend:
+    """The routes of a hollow node: every wanted route is "in place", nothing in the kernel."""
+
+    def __init__(self, runtime: FakePodRuntime):
+        self.runtime = runtime
+        self.routes: dict[str, str] = {}
+
+    async def sync(self, want: dict[str, str]) -> dict[str, str]:
+        self.routes = dict(want)
+        return dict(want)
+
+    async def remove_all(self) -> None:
+        self.routes = {}
+
+    def set_pod_peers(self, cidrs: list[str], hosts: list[str] = ()) -> None:
+        self.runtime.set_pod_peers(cidrs, hosts)

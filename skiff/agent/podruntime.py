@@ -130,6 +130,61 @@ class PodRuntime:
                                f"use: {e}") from None
         raise SkiffError(f"cannot make pod network {self.pod_network}")
 
+    # -- the node's share of the cluster network (the kernel side; fakeruntime keeps it in memory)
+    def service_backend(self, table: str):
+        """Services (skiff.agent.serviceproxy) in nftables table ``ip <table>``."""
+        from .serviceproxy import NftServiceBackend
+        return NftServiceBackend(table, self.bridge)
+
+    def route_backend(self):
+        """Routes to the other nodes' pods (skiff.agent.noderoutes), recorded under the root."""
+        from .noderoutes import KernelRoutes
+        return KernelRoutes(self, os.path.join(self.root.path, "agent", "node-routes.json"))
+
+    def set_pod_peers(self, peers: list[str], peer_hosts: list[str] = ()) -> bool:
+        """Give the pod network a cluster node's host rules (nft.pod_network_rules) in place of
+        a plain bridge network's: no masquerade towards ``peers`` (the other nodes' podCIDRs this
+        node routes to), new connections from them and from ``peer_hosts`` (those nodes'
+        addresses) let in, replies to the pods' own connections let in. The bridge is made first if missing, since the runtime gives a bridge it makes
+        the plain rules; they are then replaced (owner ``net:<id>``, so that removing the network
+        removes these too). True when the rules changed."""
+        from ..runtime.network import nft
+        from ..runtime.network.endpoint import nft_table
+        net = self.networks.get(self.pod_network)
+        self._ensure_pod_bridge(net)
+        table = nft_table(self.root.path)
+        owner = f"net:{net['Id'][:12]}"
+        rules = nft.pod_network_rules(table.family, table.name, owner, net["Subnet"], net["Bridge"],
+                                      peers, peer_hosts)
+        return table.replace_rules(owner, rules, f"pod network {net['Subnet']} on {net['Bridge']}")
+
+    def _ensure_pod_bridge(self, net: dict) -> None:
+        from types import SimpleNamespace
+
+        from ..runtime.network.rtnl import Netlink
+        with Netlink() as nl:
+            if nl.link_index(net["Bridge"]):
+                return
+        spec = SimpleNamespace(bridge=net["Bridge"], subnet=net["Subnet"], network_id=net["Id"],
+                               gateway_cidr=f"{net['Gateway']}/{net['Subnet'].split('/')[1]}",
+                               mtu=int(net.get("MTU") or 0))
+        failed: list[BaseException] = []
+
+        def make() -> None:
+            from ..runtime.network.endpoint import ensure_network
+            try:
+                with Netlink() as nl:
+                    ensure_network(nl, spec, self.root.path)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                failed.append(e)
+        # pyroute2's blocking API (the bridge) runs its own event loop: not in the agent's thread
+        import threading
+        t = threading.Thread(target=make, name="skiff-pod-bridge")
+        t.start()
+        t.join()
+        if failed:
+            raise failed[0]
+
     def ensure_pause_image(self) -> str:
         """The id of "skiff/pause:latest", built from the host's busybox once (under a lock,
         so that concurrent agents or workers build it once)."""

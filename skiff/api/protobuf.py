@@ -1,6 +1,6 @@
 """Kubernetes protobuf request bodies, for the kinds whose messages are small enough to describe
-here: Namespace, ConfigMap, Secret, SelfSubjectAccessReview and SelfSubjectReview (what
-`kubectl create namespace|configmap|secret` and `kubectl auth can-i|whoami` send). Any other
+here: Namespace, ConfigMap, Secret, Service, SelfSubjectAccessReview and SelfSubjectReview (what
+`kubectl create namespace|configmap|secret|service` and `kubectl auth can-i|whoami` send). Any other
 kind raises :class:`Unsupported`, and the API server answers 415 with what to do instead.
 
 A body is ``k8s\\0`` + a ``runtime.Unknown`` message (typeMeta{apiVersion, kind}, raw,
@@ -66,8 +66,9 @@ def fields(buf: bytes):
 
 # ------------------------------------------------------------------ message descriptions
 # name: (json field, type[, nested description]); types: str, bytes (base64 in JSON), int,
-# bool, msg, map_str (map<string,string>), map_bytes (map<string,bytes>), rep_str, rep_msg,
-# time (meta.v1.Time: seconds, nanos).
+# bool, bool0 (a bool whose JSON form omits false), msg, map_str (map<string,string>), map_bytes
+# (map<string,bytes>), rep_str, rep_msg, time (meta.v1.Time: seconds, nanos), intstr
+# (intstr.IntOrString: type, intVal, strVal).
 
 TYPE_META = {1: ("apiVersion", "str"), 2: ("kind", "str")}
 UNKNOWN = {1: ("typeMeta", "msg", TYPE_META), 2: ("raw", "raw"), 3: ("contentEncoding", "str"),
@@ -91,8 +92,24 @@ SSAR = {1: ("metadata", "msg", OBJECT_META),
         2: ("spec", "msg", {1: ("resourceAttributes", "msg", RESOURCE_ATTRS),
                             2: ("nonResourceAttributes", "msg", NON_RESOURCE_ATTRS)})}
 SSR = {1: ("metadata", "msg", OBJECT_META)}
+INT_OR_STRING = {1: ("type", "int"), 2: ("intVal", "int"), 3: ("strVal", "str")}
+SERVICE_PORT = {1: ("name", "str"), 2: ("protocol", "str"), 6: ("appProtocol", "str"), 3: ("port", "int"),
+                4: ("targetPort", "intstr"), 5: ("nodePort", "int")}
+SERVICE_SPEC = {1: ("ports", "rep_msg", SERVICE_PORT), 2: ("selector", "map_str"), 3: ("clusterIP", "str"),
+                18: ("clusterIPs", "rep_str"), 4: ("type", "str"), 5: ("externalIPs", "rep_str"),
+                7: ("sessionAffinity", "str"), 8: ("loadBalancerIP", "str"),
+                9: ("loadBalancerSourceRanges", "rep_str"), 10: ("externalName", "str"),
+                11: ("externalTrafficPolicy", "str"), 12: ("healthCheckNodePort", "int"),
+                13: ("publishNotReadyAddresses", "bool0"),
+                14: ("sessionAffinityConfig", "msg", {1: ("clientIP", "msg", {1: ("timeoutSeconds", "int")})}),
+                19: ("ipFamilies", "rep_str"), 17: ("ipFamilyPolicy", "str"),
+                20: ("allocateLoadBalancerNodePorts", "bool"), 21: ("loadBalancerClass", "str"),
+                22: ("internalTrafficPolicy", "str"), 23: ("trafficDistribution", "str")}
+# status (3) is not read: the server sets a new service's status itself
+SERVICE = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", SERVICE_SPEC)}
 
 KINDS = {("v1", "Namespace"): NAMESPACE, ("v1", "ConfigMap"): CONFIGMAP, ("v1", "Secret"): SECRET,
+         ("v1", "Service"): SERVICE,
          ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): SSAR,
          ("authentication.k8s.io/v1", "SelfSubjectReview"): SSR}
 
@@ -131,6 +148,12 @@ def message(buf: bytes, desc: dict) -> dict:
                 out[name] = val
             elif typ == "bool":
                 out[name] = bool(val)
+            elif typ == "bool0":
+                if val:
+                    out[name] = True
+            elif typ == "intstr":
+                v = message(val, INT_OR_STRING)
+                out[name] = v.get("strVal", "") if v.get("type") == 1 else v.get("intVal", 0)
             elif typ == "msg":
                 out[name] = message(val, spec[2])
             elif typ == "time":

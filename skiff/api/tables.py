@@ -745,3 +745,13 @@ def negotiate(accept: str | None, want_as: str, group: str, versions: tuple[str,
 def table_version(accept: str | None) -> str | None:
     """"v1" or "v1beta1" when ``accept`` asks for a meta.k8s.io Table."""
     return negotiate(accept, "Table", "meta.k8s.io", ("v1", "v1beta1"))
+
+
+# ------------------------------------------------------------------ services, endpoints, slices
+# (in their own module, which reads the helpers above: imported last, on purpose)
+
+from skiff.api import tables_services as _services  # noqa: E402
+
+COLUMNS.update(_services.COLUMNS)
+CELLS.update(_services.CELLS)
+host_port, label_string, port_string = _services.host_port, _services.label_string, _services.port_string

@@ -32,7 +32,7 @@ class Kind:
     plural: str
     namespaced: bool
     schema_file: str
-    name_rule: str  # "subdomain" or "label"
+    name_rule: str  # "subdomain", "label" or "dns1035" (a DNS-1035 label: Services)
 
 
 KINDS: dict[tuple[str, str], Kind] = {
@@ -45,6 +45,10 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("coordination.k8s.io/v1", "Lease", "leases", True, "coordination.k8s.io.v1.Lease.json", "subdomain"),
         Kind("v1", "ConfigMap", "configmaps", True, "core.v1.ConfigMap.json", "subdomain"),
         Kind("v1", "Secret", "secrets", True, "core.v1.Secret.json", "subdomain"),
+        Kind("v1", "Service", "services", True, "core.v1.Service.json", "dns1035"),
+        Kind("v1", "Endpoints", "endpoints", True, "core.v1.Endpoints.json", "subdomain"),
+        Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True, "discovery.k8s.io.v1.EndpointSlice.json",
+             "subdomain"),
         Kind("apps/v1", "Deployment", "deployments", True, "apps.v1.Deployment.json", "subdomain"),
         Kind("apps/v1", "ReplicaSet", "replicasets", True, "apps.v1.ReplicaSet.json", "subdomain"),
         Kind("apps/v1", "DaemonSet", "daemonsets", True, "apps.v1.DaemonSet.json", "subdomain"),
@@ -315,6 +319,20 @@ def dns1123_label_error(v: str) -> str | None:
     return None
 
 
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def dns1035_label_error(v: str) -> str | None:
+    """A DNS-1035 label (what Service names must be): starts with a letter."""
+    if len(v) > 63:
+        return "must be no more than 63 characters"
+    if not DNS1035_LABEL.match(v):
+        return ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+                "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
+                "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")
+    return None
+
+
 def dns1123_subdomain_error(v: str) -> str | None:
     if len(v) > 253:
         return "must be no more than 253 characters"
@@ -342,7 +360,8 @@ def _check_meta(obj: dict, kind: Kind) -> list[dict]:
     causes = []
     meta = obj.get("metadata") or {}
     name = meta.get("name")
-    check = dns1123_label_error if kind.name_rule == "label" else dns1123_subdomain_error
+    check = {"label": dns1123_label_error, "dns1035": dns1035_label_error}.get(kind.name_rule,
+                                                                               dns1123_subdomain_error)
     if not name and not meta.get("generateName"):
         causes.append(_cause("metadata.name", REQUIRED, "name or generateName is required"))
     elif isinstance(name, str) and name and (why := check(name)):
@@ -1271,8 +1290,8 @@ def _check_secret(obj: dict) -> list[dict]:
 
 def validate_update(cur: dict, new: dict) -> None:
     """Rules that compare an update with the stored object (ValidateXUpdate in Kubernetes):
-    apps/v1 selectors are immutable; a Job's selector, template and more; Secret type;
-    immutable ConfigMaps and Secrets."""
+    apps/v1 selectors are immutable; a Job's selector, template and more; a Service's cluster IPs
+    and IP families; an EndpointSlice's addressType; Secret type; immutable ConfigMaps and Secrets."""
     kind = kind_of(new)
     if kind is None:
         return
@@ -1293,6 +1312,12 @@ def validate_update(cur: dict, new: dict) -> None:
     if kind.kind == "ControllerRevision":
         from skiff.api.validation_daemonset import check_controller_revision_update
         causes.extend(check_controller_revision_update(cur, new))
+    if kind.kind == "Service":
+        from skiff.api.validation_service import check_service_update
+        causes.extend(check_service_update(cur, new))
+    if kind.kind == "EndpointSlice":
+        from skiff.api.validation_service import check_endpointslice_update
+        causes.extend(check_endpointslice_update(cur, new))
     if kind.kind == "Secret" and (cur.get("type") or "Opaque") != (new.get("type") or "Opaque"):
         causes.append(_invalid("type", new.get("type"), "field is immutable"))
     if kind.kind in ("Secret", "ConfigMap") and cur.get("immutable") is True:
@@ -1386,6 +1411,17 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
     if kind.kind == "ControllerRevision":
         from skiff.api.validation_daemonset import check_controller_revision
         causes.extend(check_controller_revision(obj))
+    if kind.kind == "Service":
+        from skiff.api.validation_service import check_service
+        more, warns = check_service(obj)
+        causes.extend(more)
+        warnings.extend(warns)
+    if kind.kind == "Endpoints":
+        from skiff.api.validation_service import check_endpoints
+        causes.extend(check_endpoints(obj))
+    if kind.kind == "EndpointSlice":
+        from skiff.api.validation_service import check_endpointslice
+        causes.extend(check_endpointslice(obj))
     if kind.kind == "ConfigMap":
         causes.extend(_check_configmap(obj))
     if kind.kind == "Secret":

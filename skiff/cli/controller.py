@@ -2,6 +2,7 @@
 
     skiff controller --data-dir DIR [--listen 127.0.0.1:PORT] [--log-format text|json]
                      [--lease-grace SECONDS] [--pod-eviction-timeout SECONDS]
+                     [--service-cidr CIDR] [--service-node-port-range MIN-MAX]
 
 Runs the API server and the standard controllers (scheduler, node lifecycle, node IPAM).
 
@@ -23,6 +24,12 @@ CONTROLLER_OPTS = [
     Opt(names=("--pod-eviction-timeout",), dest="pod_eviction_timeout", kind="str", metavar="SECONDS",
         default="300", help="Seconds pods tolerate their node being NotReady or unreachable before they "
                             "are evicted (the default tolerationSeconds; default 300)"),
+    Opt(names=("--service-cidr",), dest="service_cidr", kind="str", metavar="CIDR",
+        default="10.96.0.0/12", help="Range Services' cluster IPs are allocated from (default 10.96.0.0/12; "
+                                     "its first address is reserved for the kubernetes service)"),
+    Opt(names=("--service-node-port-range",), dest="node_port_range", kind="str", metavar="MIN-MAX",
+        default="30000-32767", help="Range of the node ports of NodePort and LoadBalancer Services "
+                                    "(default 30000-32767)"),
 ]
 
 
@@ -38,7 +45,20 @@ def controlplane_options(values) -> dict:
     except ValueError:
         raise UsageError(f'invalid argument "{raw}" for "--pod-eviction-timeout": must be a whole number '
                          f'of seconds >= 0') from None
-    return {"pod_eviction_timeout": int(t), "tls_sans": tuple(values.get("tls_san") or ())}
+    from ..controller.serviceips import (DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR, parse_port_range,
+                                         parse_service_cidr)
+    cidr = values.get("service_cidr") or DEFAULT_SERVICE_CIDR
+    try:
+        cidr = str(parse_service_cidr(cidr))
+    except ValueError as e:
+        raise UsageError(f'invalid argument "{cidr}" for "--service-cidr": {e}') from None
+    ports = values.get("node_port_range") or DEFAULT_NODE_PORT_RANGE
+    try:
+        lo, hi = parse_port_range(ports)
+    except ValueError as e:
+        raise UsageError(f'invalid argument "{ports}" for "--service-node-port-range": {e}') from None
+    return {"pod_eviction_timeout": int(t), "tls_sans": tuple(values.get("tls_san") or ()),
+            "service_cidr": cidr, "node_port_range": f"{lo}-{hi}"}
 
 
 def controllers_from(values) -> list:

@@ -21,6 +21,9 @@ Jobs: see :func:`_default_job` (their generated selector and labels).
 DaemonSets: updateStrategy RollingUpdate with maxUnavailable 1 and maxSurge 0,
 revisionHistoryLimit 10, and the pod defaults on the template.
 Secrets: type Opaque, stringData merged into data (base64) and dropped.
+Services: see :func:`default_service` (type, ports, affinity, traffic policies, clusterIPs);
+their IP families and allocated values are the registry's (skiff.controller.serviceips).
+Endpoints and EndpointSlices: their ports' protocol TCP (and a slice port's name "").
 
 imagePullPolicy: the issue asks for ``IfNotPresent``; that is the default here for every
 image, including ``:latest`` and untagged ones (Kubernetes would choose ``Always`` for
@@ -235,6 +238,67 @@ def _default_secret(obj: dict) -> None:
             del obj["stringData"]
 
 
+DEFAULT_AFFINITY_SECONDS = 10800
+
+
+def default_service(obj: dict) -> None:
+    """SetDefaults_Service: a field given as null is unset; type ClusterIP; sessionAffinity None
+    (without a sessionAffinityConfig) or, for ClientIP, a 10800 s timeout; per port protocol TCP
+    and targetPort = port; externalTrafficPolicy Cluster for externally-accessible services
+    (NodePort, LoadBalancer, ClusterIP with externalIPs); internalTrafficPolicy Cluster except for
+    ExternalName; allocateLoadBalancerNodePorts true for LoadBalancer; and, as the service
+    strategy normalizes them on create, clusterIPs = [clusterIP] when only clusterIP is given."""
+    spec = obj.get("spec")
+    if spec is None:
+        spec = obj["spec"] = {}
+    if not isinstance(spec, dict):
+        return
+    for k in [k for k, v in spec.items() if v is None]:
+        del spec[k]
+    if not spec.get("sessionAffinity"):
+        spec["sessionAffinity"] = "None"
+    if spec["sessionAffinity"] == "None":
+        spec.pop("sessionAffinityConfig", None)
+    elif spec["sessionAffinity"] == "ClientIP":
+        cfg = spec.get("sessionAffinityConfig")
+        cip = cfg.get("clientIP") if isinstance(cfg, dict) else None
+        if not isinstance(cip, dict) or cip.get("timeoutSeconds") is None:
+            spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": DEFAULT_AFFINITY_SECONDS}}
+    if not spec.get("type"):
+        spec["type"] = "ClusterIP"
+    for p in spec.get("ports") or [] if isinstance(spec.get("ports"), list) else []:
+        if not isinstance(p, dict):
+            continue
+        for k in [k for k, v in p.items() if v is None]:
+            del p[k]
+        if not p.get("protocol"):
+            p["protocol"] = "TCP"
+        if p.get("targetPort") in (None, 0, ""):
+            if "port" in p:
+                p["targetPort"] = p["port"]
+    typ = spec["type"]
+    accessible = typ in ("NodePort", "LoadBalancer") or (typ == "ClusterIP" and bool(spec.get("externalIPs")))
+    if accessible and not spec.get("externalTrafficPolicy"):
+        spec["externalTrafficPolicy"] = "Cluster"
+    if typ in ("ClusterIP", "NodePort", "LoadBalancer") and spec.get("internalTrafficPolicy") is None:
+        spec["internalTrafficPolicy"] = "Cluster"
+    if typ == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is None:
+        spec["allocateLoadBalancerNodePorts"] = True
+    if spec.get("clusterIP") and not spec.get("clusterIPs"):
+        spec["clusterIPs"] = [spec["clusterIP"]]
+    if spec.get("clusterIPs") == [] and not spec.get("clusterIP"):
+        del spec["clusterIPs"]
+
+
+def _default_endpoint_ports(ports: Any, slice_port: bool) -> None:
+    for p in ports if isinstance(ports, list) else []:
+        if isinstance(p, dict):
+            if not p.get("protocol"):
+                p["protocol"] = "TCP"
+            if slice_port and p.get("name") is None:
+                p["name"] = ""
+
+
 def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
                    toleration_seconds: int | None = None) -> dict:
     """Fill defaults in place and return ``obj``. Unknown kinds are left as they are."""
@@ -258,6 +322,14 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
         _default_daemonset(obj.get("spec"))
     elif kind.kind == "Secret":
         _default_secret(obj)
+    elif kind.kind == "Service":
+        default_service(obj)
+    elif kind.kind == "Endpoints":
+        for ss in obj.get("subsets") or [] if isinstance(obj.get("subsets"), list) else []:
+            if isinstance(ss, dict):
+                _default_endpoint_ports(ss.get("ports"), False)
+    elif kind.kind == "EndpointSlice":
+        _default_endpoint_ports(obj.get("ports"), True)
     elif kind.kind == "Namespace" and isinstance(meta, dict) and isinstance(meta.get("name"), str) \
             and isinstance(meta.get("labels") or {}, dict):
         # as Kubernetes (1.21+): every namespace carries its name as a label, for namespaceSelectors

@@ -264,6 +264,11 @@ def authorize(user: User, verb: str, resource: str, namespace: str | None = None
         if verb in ("create", "patch", "get", "list"):
             return
         raise _deny(user, verb, resource, namespace, name, subresource)
+    if resource in ("services", "endpoints", "endpointslices"):
+        # what kube-proxy (here: the agent) reads to serve Services on the node
+        if verb in ("get", "list", "watch") and not subresource:
+            return
+        raise _deny(user, verb, resource, namespace, name, subresource)
     if resource == "namespaces":
         if verb == "get" and not subresource:
             return

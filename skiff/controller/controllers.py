@@ -13,7 +13,8 @@ from skiff.controller.nodelifecycle import NodeLifecycleController
 from skiff.controller.scheduler import Scheduler
 from skiff.controller.daemonset import DaemonSetController
 from skiff.controller.deployment import DeploymentController
-from skiff.controller.gc import GarbageCollector
+from skiff.controller.endpoints import EndpointsController, EndpointSliceController
+from skiff.controller.gc import GC_RESOURCES, GarbageCollector
 from skiff.controller.job import JobController
 from skiff.controller.namespace import NamespaceController
 from skiff.controller.replicaset import ReplicaSetController
@@ -29,7 +30,7 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
                          node_mask: int | None = None, scheduler_retry: float = 5.0,
                          monitor_interval: float | None = None) -> list[Factory]:
     """[scheduler, node lifecycle, node IPAM, replicaset, deployment, daemonset, job,
-    ttl-after-finished, garbage collector, namespace] factories."""
+    ttl-after-finished, endpoints, endpointslice, garbage collector, namespace] factories."""
 
     # ONE informer per resource for all of them: at 10 000 pods each pods cache is ~100 MB. Its
     # objects are shared and read-only: a controller never modifies what it gets from it.
@@ -60,11 +61,18 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def ttlafterfinished(client) -> None:
         await TTLAfterFinishedController(client, shared=shared).run()
 
+    async def endpoints(client) -> None:
+        await EndpointsController(client, shared=shared).run()
+
+    async def endpointslice(client) -> None:
+        await EndpointSliceController(client, shared=shared).run()
+
     async def garbagecollector(client) -> None:
-        await GarbageCollector(client, shared=shared).run()
+        # services and endpointslices too: the slices a Service owns go with it
+        await GarbageCollector(client, shared=shared, resources=GC_RESOURCES + ("services", "endpointslices")).run()
 
     async def namespace(client) -> None:
         await NamespaceController(client).run()
 
     return [scheduler, nodelifecycle, nodeipam, replicaset, deployment, daemonset, job, ttlafterfinished,
-            garbagecollector, namespace]
+            endpoints, endpointslice, garbagecollector, namespace]

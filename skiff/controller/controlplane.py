@@ -21,6 +21,7 @@ from skiff.controller.apiserver import APIServer
 from skiff.controller.auth import ADMIN, TokenManager, User
 from skiff.controller.local_client import LocalClient
 from skiff.controller.registry import Registry
+from skiff.controller.serviceips import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
 from skiff.controller.storage import SqliteStore, WatchCache
 
 log = logging.getLogger("skiff.controlplane")
@@ -117,7 +118,8 @@ async def return_free_heap(interval: float = 10.0) -> None:
 class ControlPlane:
     def __init__(self, data_dir: str, listen: str = "127.0.0.1:0", log_format: str = "text", *,
                  watch_cache_capacity: int = 2048, bookmark_interval: float = 10.0,
-                 pod_eviction_timeout: int = 300, tls: bool = True, tls_sans: tuple[str, ...] = ()):
+                 pod_eviction_timeout: int = 300, tls: bool = True, tls_sans: tuple[str, ...] = (),
+                 service_cidr: str | None = None, node_port_range: str | None = None):
         self.data_dir = os.path.abspath(data_dir)
         # HTTPS with a CA of the cluster's own (DATA_DIR/pki): kubectl sends tokens only over TLS
         self.tls = tls
@@ -131,6 +133,10 @@ class ControlPlane:
         # seconds a pod tolerates its node being not-ready/unreachable (--pod-eviction-timeout):
         # the tolerationSeconds of the default NoExecute tolerations admission gives every pod
         self.pod_eviction_timeout = int(pod_eviction_timeout)
+        # where Services' cluster IPs and node ports come from (--service-cidr,
+        # --service-node-port-range; None: Kubernetes' defaults)
+        self.service_cidr = service_cidr or DEFAULT_SERVICE_CIDR
+        self.node_port_range = node_port_range or DEFAULT_NODE_PORT_RANGE
         self.url: str | None = None
         self.registry: Registry | None = None
         self.tokens: TokenManager | None = None
@@ -193,9 +199,12 @@ class ControlPlane:
             self._cache = WatchCache(self._store, capacity=self.watch_cache_capacity, uncached=("/events/",))
             await self._cache.start()
             self.registry = Registry(self._cache, bookmark_interval=self.bookmark_interval,
-                                     pod_eviction_timeout=self.pod_eviction_timeout)
+                                     pod_eviction_timeout=self.pod_eviction_timeout,
+                                     service_cidr=self.service_cidr, node_port_range=self.node_port_range)
             self.tokens = TokenManager(self._cache)
             await self.registry.ensure_namespaces()
+            # the cluster IPs and node ports the stored services hold, before any request
+            await self.registry.service_ips.ensure_loaded(self._cache)
             token = read_kubeconfig_token(self.kubeconfig_path)
             if token is None or not await self.tokens.is_kind(token, "admin"):
                 token = await self.tokens.create_admin_token()

@@ -9,7 +9,8 @@ created. :func:`to_fields_v1` / :func:`from_fields_v1` convert to and from Kuber
 FieldsV1 JSON.
 
 Associative lists are those of :data:`skiff.controller.patch.MERGE_KEYS` (container ports by
-containerPort+protocol, topologySpreadConstraints by topologyKey+whenUnsatisfiable);
+containerPort+protocol, a Service's ports by port+protocol, topologySpreadConstraints by
+topologyKey+whenUnsatisfiable; see :func:`list_keys`);
 finalizers is a set; every other list is atomic (replaced whole); ``selector`` /
 ``labelSelector`` maps are atomic too, as Kubernetes' LabelSelector.
 
@@ -42,6 +43,27 @@ _STRUCTURAL = frozenset({"metadata", "spec", "template", "status"})
 IGNORED_META = frozenset({"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
                           "managedFields", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds",
                           "generateName"})
+
+def list_keys(parent: str | None, field: str) -> tuple[str, ...] | None:
+    """The key fields of list ``field`` in the map that is the value of ``parent`` (None at the
+    top), or None when that list is not associative: ``ports`` by containerPort+protocol in a
+    container, by port+protocol in a Service spec, atomic elsewhere (endpoints); ``addresses``
+    by type under status (a Node's), atomic elsewhere."""
+    if field == "ports":
+        if parent in ("containers", "initContainers", "ephemeralContainers"):
+            return LIST_KEYS["ports"]
+        return ("port", "protocol") if parent == "spec" else None
+    if field == "addresses":
+        return LIST_KEYS["addresses"] if parent == "status" else None
+    return LIST_KEYS.get(field)
+
+
+def _parent_of(path: tuple) -> str | None:
+    for el in reversed(path):
+        if el.startswith("f:"):
+            return el[2:]
+    return None
+
 
 _MAP, _LIST, _ITEM = object(), object(), object()   # markers of inner nodes in a flattened object
 BEFORE_FIRST_APPLY = "before-first-apply"
@@ -78,12 +100,12 @@ def _jdump(v: Any) -> str:
     return json.dumps(v, separators=(",", ":"), sort_keys=True)
 
 
-def item_key(field: str, item: Any) -> str | None:
+def item_key(field: str, item: Any, keys: tuple[str, ...] | None = None) -> str | None:
     """The ``k:{...}`` element of an associative-list item, or None when a key is missing."""
     if not isinstance(item, dict):
         return None
     key = {}
-    for k in LIST_KEYS[field]:
+    for k in keys or LIST_KEYS[field]:
         v = item.get(k, KEY_DEFAULTS.get((field, k)))
         if v is None:
             return None
@@ -91,12 +113,12 @@ def item_key(field: str, item: Any) -> str | None:
     return "k:" + _jdump(key)
 
 
-def _keyed_items(field: str, items: list) -> list[str] | None:
+def _keyed_items(field: str, items: list, fields: tuple[str, ...] | None = None) -> list[str] | None:
     """The key elements of every item, or None when the list cannot be keyed (a key missing,
     duplicates): such a list is then handled as atomic."""
     keys = []
     for it in items:
-        k = item_key(field, it)
+        k = item_key(field, it, fields)
         if k is None:
             return None
         keys.append(k)
@@ -104,6 +126,7 @@ def _keyed_items(field: str, items: list) -> list[str] | None:
 
 
 def _walk(node: dict, path: tuple, out: dict) -> None:
+    parent = _parent_of(path)
     for k, v in node.items():
         if v is None:
             continue
@@ -114,7 +137,8 @@ def _walk(node: dict, path: tuple, out: dict) -> None:
                 _walk(v, p, out)
             else:
                 out[p] = v
-        elif isinstance(v, list) and v and k in LIST_KEYS and (keys := _keyed_items(k, v)) is not None:
+        elif isinstance(v, list) and v and (lk := list_keys(parent, k)) and \
+                (keys := _keyed_items(k, v, lk)) is not None:
             out[p] = _LIST
             for ek, it in zip(keys, v):
                 ip = p + (ek,)
@@ -380,25 +404,25 @@ def _strip_nulls(v: Any) -> Any:
     return v
 
 
-def _check_config(node: dict, path: str) -> None:
+def _check_config(node: dict, path: str, parent: str | None = None) -> None:
     for k, v in node.items():
         if isinstance(v, dict):
-            _check_config(v, f"{path}.{k}")
-        elif isinstance(v, list) and k in LIST_KEYS and v:
+            _check_config(v, f"{path}.{k}", k)
+        elif isinstance(v, list) and (lk := list_keys(parent, k)) and v:
             seen = set()
             for i, it in enumerate(v):
                 if not isinstance(it, dict):
                     raise ApplyError(f"{path}.{k}: element {i}: associative list with keys has an element "
                                      f"that is not a map")
-                ek = item_key(k, it)
+                ek = item_key(k, it, lk)
                 if ek is None:
-                    miss = next(x for x in LIST_KEYS[k] if it.get(x) is None and (k, x) not in KEY_DEFAULTS)
+                    miss = next(x for x in lk if it.get(x) is None and (k, x) not in KEY_DEFAULTS)
                     raise ApplyError(f'{path}.{k}: element {i}: associative list with keys has an element '
                                      f'that omits key field "{miss}" (and doesn\'t have default value)')
                 if ek in seen:
                     raise ApplyError(f"{path}.{k}: duplicate entries for key {path_string((ek,))}")
                 seen.add(ek)
-                _check_config(it, f"{path}.{k}{path_string((ek,))}")
+                _check_config(it, f"{path}.{k}{path_string((ek,))}", k)
 
 
 def merge(live: Any, cfg: dict, field: str | None = None) -> dict:
@@ -409,14 +433,14 @@ def merge(live: Any, cfg: dict, field: str | None = None) -> dict:
         lv = out.get(k)
         if isinstance(v, dict) and k not in ATOMIC_MAPS:
             out[k] = merge(lv, v, k)
-        elif isinstance(v, list) and k in LIST_KEYS and isinstance(lv, list) and \
-                _keyed_items(k, lv) is not None:
+        elif isinstance(v, list) and (lk := list_keys(field, k)) and isinstance(lv, list) and \
+                _keyed_items(k, lv, lk) is not None:
             items = list(lv)
-            index = {item_key(k, it): i for i, it in enumerate(items)}
+            index = {item_key(k, it, lk): i for i, it in enumerate(items)}
             for it in v:
-                ek = item_key(k, it)
+                ek = item_key(k, it, lk)
                 if ek in index:
-                    items[index[ek]] = merge(items[index[ek]], it, None)
+                    items[index[ek]] = merge(items[index[ek]], it, k)
                 else:
                     items.append(copy.deepcopy(it))
             out[k] = items

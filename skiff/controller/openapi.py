@@ -178,12 +178,20 @@ def _patch_meta(field: str, schema: dict) -> dict:
     if schema.get("type") == "array":
         key = MERGE_KEYS.get(field)
         items = schema.get("items") or {}
+        item_ref = str(items.get("$ref") or "")
+        if field in ("ports", "addresses"):
+            # keyed by the item type: a container's ports (containerPort), a Service's (port),
+            # a Node's addresses (type); the ports and addresses of endpoints are atomic
+            key = {"ContainerPort": "containerPort", "ServicePort": "port",
+                   "NodeAddress": "type"}.get(item_ref.rpartition(".")[2])
+            if key is None:
+                return {**schema, "x-kubernetes-list-type": "atomic"}
         if key and ("$ref" in items or "allOf" in items or items.get("type") == "object"):
             schema = {**schema, "x-kubernetes-patch-merge-key": key,
                       "x-kubernetes-patch-strategy": "merge,retainKeys" if field == "volumes" else "merge"}
             if field == "ports":
                 schema.update({"x-kubernetes-list-type": "map",
-                               "x-kubernetes-list-map-keys": ["containerPort", "protocol"]})
+                               "x-kubernetes-list-map-keys": [key, "protocol"]})
             elif field != "volumeMounts":
                 schema.update({"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]})
         elif field in MERGED_PRIMITIVE_LISTS:

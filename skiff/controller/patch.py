@@ -189,9 +189,25 @@ MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContaine
               "containerStatuses": "name", "initContainerStatuses": "name", "podIPs": "ip",
               "readinessGates": "conditionType", "topologySpreadConstraints": "topologyKey"}
 MERGED_PRIMITIVE_LISTS = {"finalizers"}
+CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
 
-def strategic_merge_patch(target: Any, patch: Any) -> Any:
+def merge_key(parent: str | None, field: str) -> str | None:
+    """The merge key of list ``field`` in a map that is the value of ``parent`` (the field it
+    hangs under; None at the top): ``ports`` are a container's by containerPort and a Service
+    spec's by port, other ``ports`` lists (EndpointSlice, Endpoints, load balancer status) are
+    atomic; ``addresses`` merge by type only under status (a Node's), an Endpoints subset's
+    are atomic."""
+    if field == "ports":
+        if parent in CONTAINER_LISTS:
+            return "containerPort"
+        return "port" if parent == "spec" else None
+    if field == "addresses":
+        return "type" if parent == "status" else None
+    return MERGE_KEYS.get(field)
+
+
+def strategic_merge_patch(target: Any, patch: Any, _parent: str | None = None) -> Any:
     """Kubernetes' strategic merge patch for the fields of skiff's kinds: lists with a merge key
     (containers by name, ports by containerPort, ...) are merged element by element; the
     directives ``$patch`` (replace/delete/merge), ``$retainKeys``, ``$setElementOrder/<f>`` and
@@ -223,20 +239,20 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
         if v is None:
             out.pop(k, None)
         elif isinstance(v, dict):
-            merged = strategic_merge_patch(out.get(k), v)
+            merged = strategic_merge_patch(out.get(k), v, k)
             if merged is None:
                 out.pop(k, None)
             else:
                 out[k] = merged
-        elif isinstance(v, list) and k in MERGE_KEYS and isinstance(out.get(k), list):
-            out[k] = _merge_list(out[k], v, MERGE_KEYS[k])
+        elif isinstance(v, list) and merge_key(_parent, k) and isinstance(out.get(k), list):
+            out[k] = _merge_list(out[k], v, merge_key(_parent, k), k)
         elif isinstance(v, list) and k in MERGED_PRIMITIVE_LISTS and isinstance(out.get(k), list):
             out[k] = out[k] + [x for x in v if x not in out[k]]
         else:
             out[k] = _strip_directives(_copy.deepcopy(v))
     for f, order in orders.items():
         cur = out.get(f)
-        key = MERGE_KEYS.get(f)
+        key = merge_key(_parent, f)
         if isinstance(cur, list) and isinstance(order, list):
             def ident(x):
                 return x.get(key) if key and isinstance(x, dict) else x
@@ -259,7 +275,7 @@ def _strip_directives(v: Any) -> Any:
     return v
 
 
-def _merge_list(cur: list, patch: list, key: str) -> list:
+def _merge_list(cur: list, patch: list, key: str, field: str | None = None) -> list:
     if any(isinstance(p, dict) and p.get("$patch") == "replace" for p in patch):
         return [_strip_directives(_copy.deepcopy(p)) for p in patch
                 if not (isinstance(p, dict) and p.get("$patch") == "replace")]
@@ -275,5 +291,5 @@ def _merge_list(cur: list, patch: list, key: str) -> list:
         if idx is None:
             out.append(_strip_directives(_copy.deepcopy(p)))
         else:
-            out[idx] = strategic_merge_patch(out[idx], p)
+            out[idx] = strategic_merge_patch(out[idx], p, field)
     return out

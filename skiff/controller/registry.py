@@ -8,6 +8,10 @@ creationTimestamp, bump ``metadata.generation`` when the spec changes, split the
 subresource (a write on the object ignores status for kinds with a /status subresource; a
 write on /status changes only status), and use the store's compare-and-swap.
 
+Services get their cluster IPs and node ports from :mod:`skiff.controller.serviceips`, in the
+same transaction as the store write (taken on create and update, freed on delete; nothing kept
+by a dry run or a failed write); an update that leaves them out keeps them.
+
 Pods are deleted gracefully (deletionTimestamp + deletionGracePeriodSeconds) when bound to a
 node; the agent confirms with grace 0. Objects with finalizers are kept, marked for deletion,
 until their finalizers are removed.
@@ -15,6 +19,7 @@ until their finalizers are removed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -34,6 +39,7 @@ from skiff.controller import managedfields as MF
 from skiff.controller.registry_kinds import (RegistryKindsMixin, check_propagation_policy, gc_finalizers,
                                              patched, set_template_generation)
 from skiff.controller.selectors import Selector, parse_selectors
+from skiff.controller.serviceips import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR, ServiceAllocator, fill_update
 from skiff.controller.storage import StoreError, key_for, prefix_for
 from skiff.controller.storage.base import IDLE, TICK, encode_continue
 
@@ -84,12 +90,21 @@ def _last_applied(config: dict) -> str | None:
 
 
 class Registry(RegistryKindsMixin):
-    def __init__(self, storage, *, bookmark_interval: float = 10.0, pod_eviction_timeout: int = 300):
+    def __init__(self, storage, *, bookmark_interval: float = 10.0, pod_eviction_timeout: int = 300,
+                 service_cidr: str = DEFAULT_SERVICE_CIDR, node_port_range: str = DEFAULT_NODE_PORT_RANGE):
         self._storage = storage
         self._dry_storage = DryRunStorage(storage)
         self.bookmark_interval = bookmark_interval
         # tolerationSeconds of the default not-ready/unreachable tolerations every pod gets
         self.pod_eviction_timeout = pod_eviction_timeout
+        # the services' cluster IPs and node ports (rebuilt from the store before the first use)
+        self.service_ips = ServiceAllocator(service_cidr, node_port_range)
+
+    def _service_txn(self, r: Resource):
+        """The allocation transaction of a write of ``r`` (services only; else a no-op context)."""
+        if r.plural != "services":
+            return contextlib.nullcontext()
+        return self.service_ips.transaction(self._storage, dry_run=DRY_RUN.get())
 
     @property
     def storage(self):
@@ -499,17 +514,22 @@ class Registry(RegistryKindsMixin):
         elif r.plural == "daemonsets":
             new.pop("status", None)     # the daemon set controller's alone (PrepareForCreate)
             set_template_generation(None, new)
+        elif r.plural == "services":
+            new["status"] = {"loadBalancer": {}}    # the service strategy's PrepareForCreate
         if r.namespaced:
             await self._require_namespace(ns, r, nmd.get("name") or None)
-        for attempt in range(5 if gen else 1):
-            if attempt:     # the generated name is taken: another one (admission saw the first)
-                nmd["name"] = self._generated_name(r, gen)
-            try:
-                return await self.storage.create(key_for(r.plural, ns, nmd["name"]), new)
-            except StoreError as e:
-                if e.reason == "AlreadyExists" and gen and attempt < 4:
-                    continue
-                raise self._store_error(e, r, nmd["name"]) from None
+        async with self._service_txn(r) as txn:
+            if txn is not None:
+                txn.allocate_create(new)
+            for attempt in range(5 if gen else 1):
+                if attempt:     # the generated name is taken: another one (admission saw the first)
+                    nmd["name"] = self._generated_name(r, gen)
+                try:
+                    return await self.storage.create(key_for(r.plural, ns, nmd["name"]), new)
+                except StoreError as e:
+                    if e.reason == "AlreadyExists" and gen and attempt < 4:
+                        continue
+                    raise self._store_error(e, r, nmd["name"]) from None
         raise E.internal("could not generate a unique name")  # pragma: no cover
 
     @staticmethod
@@ -577,6 +597,9 @@ class Registry(RegistryKindsMixin):
             else:
                 md.pop(k, None)
         md.pop("resourceVersion", None)
+        if r.plural == "services":
+            new = json_copy(new)
+            fill_update(cur, new)     # keep the allocated values the client left out
         try:
             new, warns = admit(new, ns, toleration_seconds=self.pod_eviction_timeout,
                                field_validation=field_validation)
@@ -654,16 +677,30 @@ class Registry(RegistryKindsMixin):
     async def _write(self, r: Resource, key: str, cur: dict, new: dict) -> dict:
         if new is cur:
             return cur
+        if r.plural != "services":
+            return (await self._store_write(r, key, cur, new))[0]
+        async with self._service_txn(r) as txn:
+            if new.get("spec") != cur.get("spec"):
+                new = {**new, "spec": json_copy(new.get("spec"))}
+                txn.allocate_update(cur, new)
+            out, deleted = await self._store_write(r, key, cur, new)
+            if deleted:
+                txn.release_service(out)
+        return out
+
+    async def _store_write(self, r: Resource, key: str, cur: dict, new: dict) -> tuple[dict, bool]:
+        """Update ``key``; an object marked for deletion that no finalizer holds any more is
+        removed. -> (the stored or removed object, whether it was removed)."""
         out = await self.storage.update(key, new, (cur.get("metadata") or {}).get("resourceVersion"))
         md = out.get("metadata") or {}
         if md.get("deletionTimestamp") and not md.get("finalizers") and \
                 (r.plural != "pods" or md.get("deletionGracePeriodSeconds") == 0) and \
                 (r.plural != "namespaces" or not (out.get("spec") or {}).get("finalizers")):
             try:
-                out = await self.storage.delete(key, md.get("resourceVersion"))
+                return await self.storage.delete(key, md.get("resourceVersion")), True
             except StoreError:
                 pass
-        return out
+        return out, False
 
     @staticmethod
     def _check_names(r: Resource, obj: dict, name: str | None, namespace: str | None) -> tuple[str, str | None]:
@@ -894,6 +931,10 @@ class Registry(RegistryKindsMixin):
                     out = await self._delete_pod(key, cur, grace_period_seconds, fins)
                 elif fins:
                     out = await self._mark_deleted(key, cur, 0, fins)
+                elif r.plural == "services":
+                    async with self._service_txn(r) as txn:
+                        out = await self.storage.delete(key, md.get("resourceVersion"))
+                        txn.release_service(out)
                 else:
                     out = await self.storage.delete(key, md.get("resourceVersion"))
                 return out

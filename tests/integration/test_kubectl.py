@@ -37,11 +37,12 @@ def test_version_and_api_resources(kube):
     want = {"pods": ("po", "v1", "true", "Pod"), "nodes": ("no", "v1", "false", "Node"),
             "namespaces": ("ns", "v1", "false", "Namespace"), "events": ("ev", "v1", "true", "Event"),
             "deployments": ("deploy", "apps/v1", "true", "Deployment"),
-            "replicasets": ("rs", "apps/v1", "true", "ReplicaSet")}
+            "replicasets": ("rs", "apps/v1", "true", "ReplicaSet"),
+            "services": ("svc", "v1", "true", "Service"), "endpoints": ("ep", "v1", "true", "Endpoints")}
     for name, cells in want.items():
         assert tuple(row(out, name).values())[1:] == cells, out
     assert k.ok("api-resources", "--categories=all", "-o", "name").split() == [
-        "pods", "daemonsets.apps", "deployments.apps", "replicasets.apps", "jobs.batch"]
+        "pods", "services", "daemonsets.apps", "deployments.apps", "replicasets.apps", "jobs.batch"]
 
 
 def test_short_names(kube):

@@ -81,12 +81,17 @@ async def test_health_version_discovery(api):
     st, body, _ = await api("GET", "/api")
     assert body["kind"] == "APIVersions" and body["versions"] == ["v1"]
     st, body, _ = await api("GET", "/apis")
-    assert sorted(g["name"] for g in body["groups"]) == ["apps", "batch", "coordination.k8s.io"]
+    assert sorted(g["name"] for g in body["groups"]) == ["apps", "batch", "coordination.k8s.io", "discovery.k8s.io"]
     st, body, _ = await api("GET", "/api/v1")
     names = {r["name"]: r for r in body["resources"]}
-    assert {"pods", "pods/log", "pods/status", "pods/binding", "nodes", "events", "namespaces"} <= set(names)
+    assert {"pods", "pods/log", "pods/status", "pods/binding", "nodes", "events", "namespaces",
+            "services", "services/status", "endpoints"} <= set(names)
     assert names["pods"]["shortNames"] == ["po"] and names["pods"]["categories"] == ["all"]
     assert names["pods"]["namespaced"] is True and names["nodes"]["namespaced"] is False
+    assert names["services"]["shortNames"] == ["svc"] and names["services"]["categories"] == ["all"]
+    assert names["endpoints"]["shortNames"] == ["ep"] and "categories" not in names["endpoints"]
+    st, body, _ = await api("GET", "/apis/discovery.k8s.io/v1")
+    assert body["groupVersion"] == "discovery.k8s.io/v1" and body["resources"][0]["name"] == "endpointslices"
     st, body, _ = await api("GET", "/apis/coordination.k8s.io/v1")
     assert body["groupVersion"] == "coordination.k8s.io/v1" and body["resources"][0]["name"] == "leases"
     st, body, _ = await api("GET", "/api/v1/frobs")

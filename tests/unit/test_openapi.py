@@ -50,7 +50,8 @@ async def test_root_lists_every_group_version_with_its_hash(client):
     r = await client.get("/openapi/v3", headers=client.auth)
     assert r.status == 200 and r.headers["Content-Type"] == "application/json"
     body = await r.json()
-    assert set(body["paths"]) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1"}
+    assert set(body["paths"]) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1",
+                                  "apis/discovery.k8s.io/v1"}
     for key, entry in body["paths"].items():
         url = entry["serverRelativeURL"]
         assert url == f"/openapi/v3/{key}?hash={O.document(key)[1]}"
@@ -82,7 +83,7 @@ async def test_etag_and_stale_hash(client):
 
 
 async def test_every_patch_operation_carries_field_validation():
-    for key in ("api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1"):
+    for key in ("api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1"):
         d = doc(key)
         patches = [(p, item["patch"]) for p, item in d["paths"].items() if "patch" in item]
         assert patches
@@ -269,3 +270,13 @@ async def test_patch_metadata_for_kubectl_apply():
     assert fin["x-kubernetes-patch-strategy"] == "merge"
     dep = doc("apis/apps/v1")["components"]["schemas"]["io.k8s.api.apps.v1.DeploymentSpec"]
     assert dep["properties"]["strategy"]["x-kubernetes-patch-strategy"] == "retainKeys"
+    # a Service's ports merge by port (and protocol); the ports and addresses of endpoints are atomic
+    sp = s["io.k8s.api.core.v1.ServiceSpec"]["properties"]["ports"]
+    assert sp["x-kubernetes-patch-merge-key"] == "port" and sp["x-kubernetes-list-map-keys"] == ["port", "protocol"]
+    sub = s["io.k8s.api.core.v1.EndpointSubset"]["properties"]
+    assert sub["addresses"]["x-kubernetes-list-type"] == "atomic" and sub["ports"]["x-kubernetes-list-type"] == "atomic"
+    assert "x-kubernetes-patch-merge-key" not in sub["addresses"]
+    es = doc("apis/discovery.k8s.io/v1")["components"]["schemas"]["io.k8s.api.discovery.v1.EndpointSlice"]
+    assert es["properties"]["ports"]["x-kubernetes-list-type"] == "atomic"
+    assert es["x-kubernetes-group-version-kind"] == [{"group": "discovery.k8s.io", "version": "v1",
+                                                      "kind": "EndpointSlice"}]

@@ -246,6 +246,30 @@ CONTROLLERREVISION = {"apiVersion": "apps/v1", "kind": "ControllerRevision",
                       "metadata": {"name": "agent-5d8f", "namespace": "shop"},
                       "data": {"spec": {"template": {"$patch": "replace"}}}, "revision": 2}
 
+SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+           "spec": {"type": "NodePort", "selector": {"app": "web"}, "clusterIP": "10.96.0.10",
+                    "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080,
+                               "appProtocol": "http"},
+                              {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353}],
+                    "sessionAffinity": "ClientIP", "externalIPs": ["192.0.2.10"], "ipFamilies": ["IPv4"],
+                    "ipFamilyPolicy": "SingleStack", "publishNotReadyAddresses": True},
+           "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1", "ports": [{"port": 80, "protocol": "TCP"}]}]},
+                      "conditions": [{"type": "Ready", "status": "True"}]}}
+ENDPOINTS = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web", "namespace": "shop"},
+             "subsets": [{"addresses": [{"ip": "10.244.0.5", "nodeName": "n1",
+                                         "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "shop"}}],
+                          "notReadyAddresses": [{"ip": "10.244.0.6", "hostname": "web-2"}],
+                          "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]}
+ENDPOINTSLICE = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                 "metadata": {"name": "web-abc12", "namespace": "shop",
+                              "labels": {"kubernetes.io/service-name": "web"}},
+                 "addressType": "IPv4",
+                 "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": True, "serving": True,
+                                                                             "terminating": False},
+                                "nodeName": "n1", "zone": "a", "targetRef": {"kind": "Pod", "name": "web-1"},
+                                "hints": {"forZones": [{"name": "a"}]}}],
+                 "ports": [{"name": "http", "port": 8080, "protocol": "TCP", "appProtocol": "http"}]}
+
 
 def defaulted(obj):
     return apply_defaults(copy.deepcopy(obj))
@@ -265,6 +289,10 @@ OBJECTS = {
     "batch.v1.Job.json": [defaulted(JOB)],
     "apps.v1.DaemonSet.json": [defaulted(DAEMONSET)],
     "apps.v1.ControllerRevision.json": [CONTROLLERREVISION],
+    "core.v1.Service.json": [defaulted(SERVICE)],
+    "core.v1.Endpoints.json": [defaulted(ENDPOINTS)],
+    "discovery.k8s.io.v1.EndpointSlice.json": [defaulted(ENDPOINTSLICE),
+                                               {**ENDPOINTSLICE, "endpoints": None, "ports": None}],
 }
 
 

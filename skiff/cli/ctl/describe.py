@@ -668,6 +668,20 @@ def run(ctx, args: list[str], opts: dict) -> int:
                 text = describe_daemonset(obj, events, _controlled_pods(client, obj))
             elif res.plural == "replicasets":
                 text = describe_replicaset(obj, events, _controlled_pods(client, obj))
+            elif res.plural in ("services", "endpoints", "endpointslices"):
+                from . import describe_service as DS
+                if res.plural == "services":
+                    md = P.meta(obj)
+                    try:
+                        slices = client.list("endpointslices", md.get("namespace"),
+                                             f"{DS.SERVICE_NAME_LABEL}={md.get('name')}").get("items") or []
+                    except APIError:
+                        slices = []
+                    text = DS.describe_service(obj, events, slices)
+                elif res.plural == "endpoints":
+                    text = DS.describe_endpoints(obj, events)
+                else:
+                    text = DS.describe_endpointslice(obj, events)
             else:
                 text = describe_generic(obj, events)
             if not first:

@@ -550,6 +550,22 @@ class SkiffTable:
                         raise
         return 0
 
+    def replace_rules(self, owner: str, rules: list[tuple[str, dict]],
+                      what: str = "replacing rules") -> bool:
+        """Make ``owner``'s rules exactly ``rules`` (``(verb, rule)`` pairs, verb add or insert):
+        the old ones deleted and the new ones added in one transaction, so that no packet sees
+        a half-changed set. Nothing is done (False) when they are already in place."""
+        comment = comment_for(owner)
+        for _, r in rules:
+            if r["rule"].get("comment") != comment:
+                raise InvalidArgument(f"nftables: a rule of {owner} must carry the comment {comment!r}")
+        with _Flock(self.lock_path):
+            cmds = _replace_rules_cmds(rules_in(self.listing()), rules, comment)
+            if cmds is None:
+                return False
+            self._run(self._ensure_cmds() + cmds, what)
+            return True
+
     def delete_table(self) -> bool:
         """Delete the whole table (tests, `skiff system reset`). False if it did not exist."""
         with _Flock(self.lock_path):
@@ -560,3 +576,80 @@ class SkiffTable:
                     return False
                 raise
             return True
+
+
+# --------------------------------------------------------------------------------------------
+# A Kubernetes pod network's host rules (the agent's pod bridge: skiff.agent.podruntime)
+
+def cidr_set(cidrs: list[str]):
+    """The right-hand side matching any of ``cidrs``, in the form nft lists it back (so that a
+    listing compares equal to what was built): the intervals merged as nft merges an anonymous
+    set's (sorted, adjacent and overlapping ones joined), each a prefix (or an address) when it
+    is one, else a range; a set when more than one interval is left, else that interval alone."""
+    import _socket
+
+    def num(addr: str) -> int:
+        return int.from_bytes(_socket.inet_pton(_socket.AF_INET, addr), "big")
+
+    def text(n: int) -> str:
+        return _socket.inet_ntop(_socket.AF_INET, n.to_bytes(4, "big"))
+    nets = {ipv4_prefix(c) for c in cidrs}
+    if not nets:
+        raise InvalidArgument("nftables: an empty list of subnets")
+    merged: list[list[int]] = []
+    for lo, hi in sorted((num(a), num(a) + (1 << (32 - n)) - 1) for a, n in nets):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    items = []
+    for lo, hi in merged:
+        size = hi - lo + 1
+        if size & (size - 1) == 0 and lo % size == 0:
+            items.append(prefix(text(lo), 33 - size.bit_length()))
+        else:
+            items.append({"range": [text(lo), text(hi)]})
+    return items[0] if len(items) == 1 else {"set": items}
+
+
+def pod_network_rules(family: str, table: str, owner: str, subnet: str, bridge: str,
+                      peers: list[str], peer_hosts: list[str] = ()) -> list[tuple[str, dict]]:
+    """The host rules of a pod network (a node's podCIDR on its bridge) as ``(verb, rule)``
+    pairs for :meth:`SkiffTable.replace_rules`; the agent puts them in place of the rules a
+    plain bridge network gets (``masquerade_subnet_rule``, ``isolation_rule``, ``forward_rules``):
+
+    - ``ip saddr SUBNET ip daddr != PEERS oifname != BRIDGE masquerade``: pod traffic leaving
+      the node is masqueraded, but not towards the other nodes' pods (Kubernetes' flat pod
+      network: a pod sees the other pod's own address);
+    - ``iifname != BRIDGE ip daddr SUBNET ip saddr != PEERS+HOSTS ct state new ct status ! dnat
+      drop`` (first in the chain): no new connection reaches the pods from elsewhere but from the
+      other nodes and their pods, or through a DNAT (published ports, Services); replies to the
+      pods' own connections pass;
+    - the bridge network's forward accepts.
+
+    ``peers``: the podCIDRs of the other nodes this node routes to; ``peer_hosts``: those nodes'
+    own addresses (a node port's traffic arrives masqueraded to them). Either may be empty."""
+    addr, n = ipv4_prefix(subnet)
+    check_ifname(bridge)
+    masq = [match(payload("ip", "saddr"), prefix(addr, n))]
+    if peers:
+        masq.append(match(payload("ip", "daddr"), cidr_set(peers), "!="))
+    masq += [match(meta("oifname"), bridge, "!="), {"masquerade": None}]
+    iso = [match(meta("iifname"), bridge, "!="), match(payload("ip", "daddr"), prefix(addr, n))]
+    if peers or peer_hosts:
+        iso.append(match(payload("ip", "saddr"), cidr_set(list(peers) + [f"{h}/32" for h in peer_hosts]), "!="))
+    iso += [match({"ct": {"key": "state"}}, "new", "in"),
+            match({"ct": {"key": "status"}}, "dnat", "!"),
+            {"drop": None}]
+    return ([("add", rule_obj(family, table, "postrouting", masq, owner)),
+             ("insert", rule_obj(family, table, "forward", iso, owner))]
+            + [("add", r) for r in forward_rules(family, table, owner, bridge)])
+
+
+def _replace_rules_cmds(present: list[dict], rules: list[tuple[str, dict]], comment: str
+                        ) -> list[dict] | None:
+    """The commands that make ``comment``'s rules exactly ``rules``; None when they already are."""
+    mine = [r for r in present if r.get("comment") == comment]
+    if sorted(rule_key(r) for r in mine) == sorted(rule_key(r["rule"]) for _, r in rules):
+        return None
+    return [delete_rule_cmd(r) for r in mine] + [{verb: r} for verb, r in rules]
