@@ -183,6 +183,12 @@ class Agent:
         if self.client is not None:
             await self.client.close()
 
+    def known_services(self) -> list[dict]:
+        """The Services this node knows (the service proxy's cache; none on a hollow node),
+        for the service environment variables of the containers it starts."""
+        inf = getattr(self.service_proxy, "services", None)
+        return inf.list() if inf is not None else []
+
     async def _start_node_network(self) -> None:
         """Services and the routes to the other nodes' pods: both watch the API and write
         through the runtime's backends; neither blocks the start (they sync once their

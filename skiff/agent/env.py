@@ -177,13 +177,48 @@ def _lookup(objects: dict | None, resource: str, name: str) -> dict | None:
     return (objects or {}).get((resource, name))
 
 
+def service_env(services: list[dict], namespace: str) -> dict[str, str]:
+    """The variables the kubelet gives a pod for each Service of its namespace that has a
+    cluster IP (``enableServiceLinks``): ``WEB_SERVICE_HOST``/``WEB_SERVICE_PORT`` (the first
+    port), ``WEB_SERVICE_PORT_<NAME>`` per named port, and the docker-link ones
+    (``WEB_PORT=tcp://IP:PORT``, ``WEB_PORT_80_TCP[_PROTO|_PORT|_ADDR]``)."""
+    out: dict[str, str] = {}
+    for svc in sorted(services, key=lambda s: (s.get("metadata") or {}).get("name", "")):
+        md, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        ip = spec.get("clusterIP") or ""
+        ports = [p for p in spec.get("ports") or [] if isinstance(p, dict) and p.get("port")]
+        if md.get("namespace", "default") != namespace or ip in ("", "None") or not ports:
+            continue
+        name = md.get("name", "").upper().replace("-", "_")
+        out[f"{name}_SERVICE_HOST"] = ip
+        out[f"{name}_SERVICE_PORT"] = str(ports[0]["port"])
+        for p in ports:
+            if p.get("name"):
+                out[f"{name}_SERVICE_PORT_{p['name'].upper().replace('-', '_')}"] = str(p["port"])
+        first = ports[0]
+        out[f"{name}_PORT"] = f"{(first.get('protocol') or 'TCP').lower()}://{ip}:{first['port']}"
+        for p in ports:
+            proto = p.get("protocol") or "TCP"
+            pre = f"{name}_PORT_{p['port']}_{proto.upper()}"
+            out[pre] = f"{proto.lower()}://{ip}:{p['port']}"
+            out[pre + "_PROTO"] = proto.lower()
+            out[pre + "_PORT"] = str(p["port"])
+            out[pre + "_ADDR"] = ip
+    return out
+
+
 def container_env(pod: dict, c: dict, pod_ip: str, host_ip: str,
                   objects: dict[tuple[str, str], dict | None] | None = None,
-                  allocatable: dict | None = None) -> list[str]:
+                  allocatable: dict | None = None, services: list[dict] | None = None) -> list[str]:
     """The ``K=V`` strings for container ``c`` (image defaults are merged by the runtime).
     ``objects``: (resource, name) -> the ConfigMap/Secret (None: it does not exist);
-    ``allocatable``: the node's (for a resourceFieldRef to a limit not set; default: read)."""
+    ``allocatable``: the node's (for a resourceFieldRef to a limit not set; default: read);
+    ``services``: the Services the node knows: unless ``enableServiceLinks`` is false, those of
+    the pod's namespace become variables (:func:`service_env`) that ``$(VAR)`` in ``env`` may
+    name and that the container's own variables override, as the kubelet does."""
     ns = (pod.get("metadata") or {}).get("namespace") or "default"
+    links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+    svc_env = service_env(services, ns) if services and links else {}
     env: dict[str, str] = {}
     for e in c.get("envFrom") or []:
         prefix = e.get("prefix") or ""
@@ -235,7 +270,9 @@ def container_env(pod: dict, c: dict, pod_ip: str, host_ip: str,
                 raise SkiffError(f"env {name}: unsupported valueFrom (fieldRef, resourceFieldRef, "
                                  f"configMapKeyRef and secretKeyRef are supported)")
         else:
-            env[name] = expand(str(e.get("value", "")), env)
+            env[name] = expand(str(e.get("value", "")), {**svc_env, **env} if svc_env else env)
+    for k, v in svc_env.items():
+        env.setdefault(k, v)
     return [f"{k}={v}" for k, v in env.items()]
 
 

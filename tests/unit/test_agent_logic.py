@@ -144,3 +144,42 @@ def test_env_field_refs_and_expansion():
     with pytest.raises(SkiffError):
         container_env(p, {"name": "a", "env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.bogus"}}}]},
                       "", "")
+
+
+# ---------------------------------------------------------------- service environment variables
+
+def _svc(name, ip, ports, ns="default"):
+    return {"metadata": {"name": name, "namespace": ns}, "spec": {"clusterIP": ip, "ports": ports}}
+
+
+def test_service_env_variables_as_the_kubelet_gives_them():
+    from skiff.agent.env import container_env
+    services = [
+        _svc("redis-primary", "10.96.0.11", [{"name": "redis", "port": 6379, "protocol": "TCP"}]),
+        _svc("dns", "10.96.0.10", [{"name": "dns-udp", "port": 53, "protocol": "UDP"},
+                                   {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]),
+        _svc("headless", "None", [{"port": 80}]),                 # no cluster IP: no variables
+        _svc("other-ns", "10.96.0.12", [{"port": 80}], ns="team"),  # another namespace: none
+    ]
+    pod = {"metadata": {"name": "p", "namespace": "default"},
+           "spec": {"containers": [{"name": "c"}]}}
+    c = {"name": "c", "env": [{"name": "URL", "value": "redis://$(REDIS_PRIMARY_SERVICE_HOST):6379"},
+                              {"name": "DNS_SERVICE_PORT", "value": "mine"}]}
+    env = dict(e.split("=", 1) for e in container_env(pod, c, "10.244.0.5", "10.0.0.1", {}, services=services))
+    assert env["REDIS_PRIMARY_SERVICE_HOST"] == "10.96.0.11"
+    assert env["REDIS_PRIMARY_SERVICE_PORT"] == "6379"
+    assert env["REDIS_PRIMARY_SERVICE_PORT_REDIS"] == "6379"
+    assert env["REDIS_PRIMARY_PORT"] == "tcp://10.96.0.11:6379"
+    assert env["REDIS_PRIMARY_PORT_6379_TCP"] == "tcp://10.96.0.11:6379"
+    assert env["REDIS_PRIMARY_PORT_6379_TCP_PROTO"] == "tcp"
+    assert env["REDIS_PRIMARY_PORT_6379_TCP_PORT"] == "6379"
+    assert env["REDIS_PRIMARY_PORT_6379_TCP_ADDR"] == "10.96.0.11"
+    assert env["DNS_PORT"] == "udp://10.96.0.10:53"
+    assert env["DNS_SERVICE_PORT_DNS_UDP"] == "53" and env["DNS_PORT_53_TCP_PROTO"] == "tcp"
+    assert env["URL"] == "redis://10.96.0.11:6379"        # $(VAR) sees the service variables
+    assert env["DNS_SERVICE_PORT"] == "mine"               # the container's own win
+    assert not [k for k in env if k.startswith(("HEADLESS_", "OTHER_NS_"))]
+    # enableServiceLinks: false -> none of them
+    pod["spec"]["enableServiceLinks"] = False
+    env = dict(e.split("=", 1) for e in container_env(pod, c, "10.244.0.5", "10.0.0.1", {}, services=services))
+    assert "REDIS_PRIMARY_SERVICE_HOST" not in env and env["URL"] == "redis://$(REDIS_PRIMARY_SERVICE_HOST):6379"
