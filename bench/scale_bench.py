@@ -268,6 +268,11 @@ async def run(args) -> int:
         lst = await client.list("pods", "default", limit=1)
         watch = PodWatch(client, prefix)
         watch.task = asyncio.create_task(watch.run(lst["metadata"]["resourceVersion"]))
+        if args.service:    # a Service in front of them all: the endpoints controllers' share
+            await client.create("services", {
+                "apiVersion": "v1", "kind": "Service", "metadata": {"name": "scale", "namespace": "default"},
+                "spec": {"selector": {"app": "scale-deploy" if args.deployment else "scale"},
+                         "ports": [{"port": 80, "targetPort": 8080}]}}, "default")
         cpu1 = proc_status(cpid).get("cpu", 0.0)
         objs = [pod_obj(i, "scale") for i in range(args.pods)]
         if args.deployment:   # one Deployment of --pods replicas: ReplicaSet controller creates them
@@ -382,6 +387,8 @@ def main() -> int:
     ap.add_argument("--delete-collection", action="store_true")
     ap.add_argument("--tracemalloc", default="", metavar="FILE",
                     help="trace the controller's allocations; the top sites once all pods run go to FILE")
+    ap.add_argument("--service", action="store_true",
+                    help="put one Service (selecting every pod) in front of them first")
     ap.add_argument("--deployment", action="store_true",
                     help="create the pods through one Deployment (replicas = --pods)")
     args = ap.parse_args()

@@ -46,6 +46,12 @@ log = logging.getLogger("skiff.endpoints")
 ZONE_LABEL = "topology.kubernetes.io/zone"
 LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 TRACK_TTL = 30.0        # how long a write of ours may stay unseen by the informer
+# A Service's syncs are spaced by its size: after a sync over N pods, pod events wait until
+# N * SPACING_PER_POD seconds (at most MAX_SPACING) have passed, gathering what came meanwhile
+# into one sync. A small Service is synced at once; one over 10 000 pods every 5 s, not at every
+# pod event (each such sync walks all its pods: at every event that was quadratic).
+SPACING_PER_POD = 0.0005
+MAX_SPACING = 5.0
 
 
 def _md(obj: dict | None) -> dict:
@@ -81,6 +87,7 @@ class _ServicePods(QueueController):
         self.informers: dict[str, Informer] = {}
         self._handlers: list[tuple[str, object]] = []
         self._task: asyncio.Task | None = None
+        self._last_sync: dict[str, tuple[float, int]] = {}  # service key -> (when, pods walked)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -116,8 +123,15 @@ class _ServicePods(QueueController):
 
     # -- handlers -----------------------------------------------------------------------------
     def _enqueue(self, key: str) -> None:
-        if self.batch > 0:
-            self.queue.add_after(key, self.batch)
+        """Queue a Service for a pod event: at once, or once its size's spacing (see
+        SPACING_PER_POD) from its last sync has passed, or after ``batch``, whichever is later."""
+        delay = self.batch
+        last = self._last_sync.get(key)
+        if last is not None:
+            at, n = last
+            delay = max(delay, at + min(MAX_SPACING, n * SPACING_PER_POD) - time.monotonic())
+        if delay > 0:
+            self.queue.add_after(key, delay)
         else:
             self.queue.add(key)
 
@@ -127,6 +141,7 @@ class _ServicePods(QueueController):
         if typ != "DELETED" and E.manages(svc):
             self.selectors.setdefault(ns, {})[key] = E.service_selector(svc)
         else:
+            self._last_sync.pop(key, None)
             cur = self.selectors.get(ns)
             if cur is not None:
                 cur.pop(key, None)
@@ -172,6 +187,7 @@ class _ServicePods(QueueController):
             p = get(k)
             if p is not None and E.selects(sel, _md(p).get("labels")):
                 out.append(p)
+        self._last_sync[key_of(svc)] = (time.monotonic(), len(self.pod_keys.get(ns, ())))
         return out
 
 

@@ -377,3 +377,20 @@ async def test_the_standard_controllers_run_them(tmp_path):
         await env.until(env.slices, [])
     finally:
         await cp.stop()
+
+
+async def test_a_big_service_is_synced_at_spaced_intervals_not_at_every_pod_event():
+    """A pod event queues its Service at once when the Service is small, but after a sync that
+    walked 10 000 pods it waits for the spacing (each sync walks all the pods: at every event a
+    10 000-pod rollout made the controller quadratic)."""
+    from skiff.controller import endpoints as EP
+    ctl = EndpointsController(None)
+    ctl._last_sync["default/small"] = (time.monotonic() - 1.0, 3)
+    ctl._enqueue("default/small")
+    assert len(ctl.queue) == 1 and not ctl.queue._delayed
+    ctl._last_sync["default/big"] = (time.monotonic(), 10000)
+    ctl._enqueue("default/big")
+    assert len(ctl.queue) == 1 and "default/big" in ctl.queue._delayed
+    at = ctl.queue._delayed["default/big"][0] - asyncio.get_running_loop().time()
+    assert EP.MAX_SPACING - 0.5 < at <= EP.MAX_SPACING
+    ctl.queue.shutdown()
