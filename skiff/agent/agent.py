@@ -183,11 +183,21 @@ class Agent:
         if self.client is not None:
             await self.client.close()
 
-    def known_services(self) -> list[dict]:
+    async def known_services(self, timeout: float = 5.0) -> list[dict]:
         """The Services this node knows (the service proxy's cache; none on a hollow node),
-        for the service environment variables of the containers it starts."""
+        for the service environment variables of the containers it starts. Just after the
+        agent starts, waits (up to ``timeout`` s) for that cache's first list, as the kubelet
+        waits for its service informer, so that no container misses its variables."""
         inf = getattr(self.service_proxy, "services", None)
-        return inf.list() if inf is not None else []
+        if inf is None:
+            return []
+        if not inf.synced.is_set():
+            try:
+                await asyncio.wait_for(inf.synced.wait(), timeout)
+            except asyncio.TimeoutError:
+                log.warning("services not listed after %.0f s: starting a container without "
+                            "service variables", timeout)
+        return inf.list()
 
     async def _start_node_network(self) -> None:
         """Services and the routes to the other nodes' pods: both watch the API and write

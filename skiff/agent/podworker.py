@@ -314,7 +314,7 @@ class PodWorker:
             return
         try:
             await self.prepare_config(pod, c)
-            env = container_env(pod, c, sb.ip, a.host_ip, self._objects, services=a.known_services())
+            env = container_env(pod, c, sb.ip, a.host_ip, self._objects, services=await a.known_services())
         except (ConfigError, SkiffError, OSError) as e:
             if not isinstance(e, ConfigError):
                 e = ConfigError(str(e))
