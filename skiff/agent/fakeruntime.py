@@ -7,7 +7,9 @@ the stop signal end it; exit 0 for TERM, 137 for KILL, as a real process would r
 Only the runtime is fake: the real Agent, pod workers, status, lease and informer run on top.
 
 It needs no root, no bridge, no images; the pid of every instance is 0, so the pod workers
-do not watch pidfds (nothing would ever exit on its own).
+do not watch pidfds (nothing would ever exit on its own). Its service table, node routes and
+pod network peers (``service_backend``, ``route_backend``, ``set_pod_peers``) are only kept in
+memory: a hollow node never touches nftables or the routing table.
 """
 from __future__ import annotations
 

@@ -27,8 +27,10 @@ node would be switched by the bridge past conntrack, so the DNAT would not be un
 traffic from this node's pods to an endpoint on this node is masqueraded too.
 
 Left out: sessionAffinity ClientIP (every connection picks an endpoint anew), topology hints,
-IPv6, SCTP, loadBalancerSourceRanges. A full table is written on every change (kube-proxy
-writes only the difference): fine for hundreds of Services.
+IPv6, SCTP, loadBalancerSourceRanges, and the clearing of UDP conntrack entries of endpoints
+that went away (kube-proxy deletes them; here such a flow lingers until its entry expires).
+A full table is written on every change (kube-proxy writes only the difference): fine for
+hundreds of Services.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 log = logging.getLogger("skiff.agent.serviceproxy")
 
@@ -461,7 +463,6 @@ class _Stats:
     syncs: int = 0           # table writes
     failures: int = 0
     last_error: str = ""
-    summaries: list[str] = field(default_factory=list)
 
 
 class ServiceProxy:

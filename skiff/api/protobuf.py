@@ -1,5 +1,5 @@
 """Kubernetes protobuf request bodies, for the kinds whose messages are small enough to describe
-here: Namespace, ConfigMap, Secret, Service, SelfSubjectAccessReview and SelfSubjectReview (what
+here: Namespace, ConfigMap, Secret, Service, ServiceAccount, SelfSubjectAccessReview and SelfSubjectReview (what
 `kubectl create namespace|configmap|secret|service` and `kubectl auth can-i|whoami` send). Any other
 kind raises :class:`Unsupported`, and the API server answers 415 with what to do instead.
 
@@ -108,8 +108,14 @@ SERVICE_SPEC = {1: ("ports", "rep_msg", SERVICE_PORT), 2: ("selector", "map_str"
 # status (3) is not read: the server sets a new service's status itself
 SERVICE = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", SERVICE_SPEC)}
 
+OBJECT_REF = {1: ("kind", "str"), 2: ("namespace", "str"), 3: ("name", "str"), 4: ("uid", "str"),
+              5: ("apiVersion", "str"), 6: ("resourceVersion", "str"), 7: ("fieldPath", "str")}
+SERVICE_ACCOUNT = {1: ("metadata", "msg", OBJECT_META), 2: ("secrets", "rep_msg", OBJECT_REF),
+                   3: ("imagePullSecrets", "rep_msg", {1: ("name", "str")}),
+                   4: ("automountServiceAccountToken", "bool")}
+
 KINDS = {("v1", "Namespace"): NAMESPACE, ("v1", "ConfigMap"): CONFIGMAP, ("v1", "Secret"): SECRET,
-         ("v1", "Service"): SERVICE,
+         ("v1", "Service"): SERVICE, ("v1", "ServiceAccount"): SERVICE_ACCOUNT,
          ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): SSAR,
          ("authentication.k8s.io/v1", "SelfSubjectReview"): SSR}
 

@@ -46,6 +46,7 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("leases", "Lease", "coordination.k8s.io", "v1", True, "lease"),
     Resource("configmaps", "ConfigMap", "", "v1", True, "configmap", ("cm",)),
     Resource("secrets", "Secret", "", "v1", True, "secret"),
+    Resource("serviceaccounts", "ServiceAccount", "", "v1", True, "serviceaccount", ("sa",)),
     Resource("services", "Service", "", "v1", True, "service", ("svc",), ("all",), ("status",)),
     Resource("endpoints", "Endpoints", "", "v1", True, "endpoints", ("ep",)),
     Resource("endpointslices", "EndpointSlice", "discovery.k8s.io", "v1", True, "endpointslice"),

@@ -265,6 +265,9 @@ COLUMNS: dict[str, list[dict]] = {
         _col("Name", _D_NAME, fmt="name", priority=1),
     ],
     "namespaces": [NAME_COLUMN, _col("Status", "The status of the namespace"), AGE_COLUMN],
+    "serviceaccounts": [NAME_COLUMN, _col("Secrets", "Secrets is a list of the secrets in the same namespace "
+                                                     "that pods running using this ServiceAccount are allowed to "
+                                                     "use."), AGE_COLUMN],
     "configmaps": [
         NAME_COLUMN,
         _col("Data", "Data contains the configuration data. Each key must consist of alphanumeric characters, "
@@ -644,6 +647,10 @@ def configmap_cells(cm: dict, now: float | None = None) -> list:
             _age(cm, now)]
 
 
+def serviceaccount_cells(sa: dict, now: float | None = None) -> list:
+    return [meta(sa).get("name", ""), len(sa.get("secrets") or []), _age(sa, now)]
+
+
 def secret_cells(s: dict, now: float | None = None) -> list:
     n = len(s.get("data") or {}) + len(s.get("stringData") or {})
     return [meta(s).get("name", ""), s.get("type") or "Opaque", n, _age(s, now)]
@@ -661,6 +668,7 @@ CELLS: dict[str, Callable[[dict, float | None], list]] = {
     "pods": pod_cells, "nodes": node_cells, "deployments": deployment_cells,
     "replicasets": replicaset_cells, "jobs": job_cells, "events": event_cells, "namespaces": namespace_cells,
     "configmaps": configmap_cells, "secrets": secret_cells, "leases": lease_cells,
+    "serviceaccounts": serviceaccount_cells,
     "daemonsets": daemonset_cells, "controllerrevisions": controllerrevision_cells,
 }
 

@@ -45,6 +45,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("coordination.k8s.io/v1", "Lease", "leases", True, "coordination.k8s.io.v1.Lease.json", "subdomain"),
         Kind("v1", "ConfigMap", "configmaps", True, "core.v1.ConfigMap.json", "subdomain"),
         Kind("v1", "Secret", "secrets", True, "core.v1.Secret.json", "subdomain"),
+        Kind("v1", "ServiceAccount", "serviceaccounts", True, "core.v1.ServiceAccount.json", "subdomain"),
         Kind("v1", "Service", "services", True, "core.v1.Service.json", "dns1035"),
         Kind("v1", "Endpoints", "endpoints", True, "core.v1.Endpoints.json", "subdomain"),
         Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True, "discovery.k8s.io.v1.EndpointSlice.json",
@@ -405,8 +406,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
     ("spec.priorityClassName", WARN, _set),
     ("spec.priority", WARN, _set),
     ("spec.preemptionPolicy", WARN, _set),
-    ("spec.serviceAccountName", WARN, _set),
-    ("spec.serviceAccount", WARN, _set),
     ("spec.automountServiceAccountToken", WARN, _true),
     ("spec.runtimeClassName", WARN, _set),
     ("spec.setHostnameAsFQDN", WARN, _true),
@@ -438,6 +437,11 @@ for _c in ("containers", "initContainers"):
         (f"spec.{_c}[*].volumeDevices", REJECT, _nonempty),
         (f"spec.{_c}[*].resources.claims", REJECT, _nonempty),
     ]
+# Warnings that say more than "accepted but not supported", by rule path
+WARN_MESSAGES = {
+    "spec.automountServiceAccountToken": "is accepted, but skiff mounts no service account token into pods "
+                                         "(ServiceAccounts have no tokens)",
+}
 # Volume types skiff can mount; every other Kubernetes volume type is rejected.
 SUPPORTED_VOLUME_TYPES = ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected")
 
@@ -501,8 +505,14 @@ def _unsupported(obj: dict, trie: dict) -> tuple[list[dict], list[Warning]]:
         if action == REJECT:
             causes.append(_cause(field, NOT_SUPPORTED, f"{field} is not supported by skiff"))
         else:
-            warnings.append(Warning(field, f"{field} is accepted but not supported by skiff"))
+            why = WARN_MESSAGES.get(rule_path(parts), "is accepted but not supported by skiff")
+            warnings.append(Warning(field, f"{field} {why}"))
     return causes, warnings
+
+
+def rule_path(parts: list) -> str:
+    """A field's path as the rules spell it ("spec.containers[*].x" for spec.containers[0].x)."""
+    return "".join(("[*]" if isinstance(p, int) else ("." if i else "") + str(p)) for i, p in enumerate(parts))
 
 
 # ---------------------------------------------------------------- pod rules
@@ -711,6 +721,11 @@ def _check_pod(obj: dict) -> list[dict]:
     for field in ("hostname", "subdomain"):
         v = spec.get(field)
         if isinstance(v, str) and v and (why := dns1123_label_error(v)):
+            causes.append(_invalid(f"spec.{field}", v, why))
+    # the ServiceAccount a pod runs as is named like one (Kubernetes' ValidateServiceAccountName)
+    for field in ("serviceAccountName", "serviceAccount"):
+        v = spec.get(field)
+        if isinstance(v, str) and v and (why := dns1123_subdomain_error(v)):
             causes.append(_invalid(f"spec.{field}", v, why))
     for k, v in (spec.get("nodeSelector") or {}).items():
         if isinstance(k, str) and (why := _qualified_name_error(k)):

@@ -12,6 +12,11 @@ default-scheduler``, ``enableServiceLinks`` is left alone; per container
 ``terminationMessagePolicy: File``, ``protocol: TCP`` on ports, probe timings, and (pods
 only) ``resources.requests`` from ``resources.limits`` where a request is not given.
 
+A pod's deprecated ``serviceAccount`` mirrors ``serviceAccountName`` (both ways, as Kubernetes'
+conversion); the name's default ``default``, the check that the ServiceAccount exists and the
+copy of its imagePullSecrets need the store, so the registry does them on create
+(skiff.controller.registry_kinds, Kubernetes' ServiceAccount admission).
+
 Every pod also gets Kubernetes' default NoExecute tolerations for the not-ready and
 unreachable taints (``tolerationSeconds`` = ``admit(..., toleration_seconds=)``, default
 300, the controller's --pod-eviction-timeout). Deployments and ReplicaSets: replicas 1, the
@@ -98,6 +103,19 @@ def _default_pod(spec: Any) -> None:
     for v in spec.get("volumes") or []:
         if isinstance(v, dict) and isinstance(v.get("hostPath"), dict):
             v["hostPath"].setdefault("type", "")
+
+
+def mirror_service_account(spec: Any) -> None:
+    """A pod's ``serviceAccountName`` and its deprecated alias ``serviceAccount`` made one, as
+    Kubernetes' v1 conversion does: the alias fills an empty name, then always repeats it.
+    Pods only: a template keeps what its author wrote (its hash must not change)."""
+    if not isinstance(spec, dict):
+        return
+    if not spec.get("serviceAccountName") and isinstance(spec.get("serviceAccount"), str) \
+            and spec["serviceAccount"]:
+        spec["serviceAccountName"] = spec["serviceAccount"]
+    if isinstance(spec.get("serviceAccountName"), str) and spec["serviceAccountName"]:
+        spec["serviceAccount"] = spec["serviceAccountName"]
 
 
 def _default_requests(spec: Any) -> None:
@@ -313,6 +331,7 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
     if kind.kind == "Pod":
         _default_pod(obj.get("spec"))
         _default_requests(obj.get("spec"))
+        mirror_service_account(obj.get("spec"))
         default_tolerations(obj.get("spec"), toleration_seconds)
     elif kind.kind in ("Deployment", "ReplicaSet"):
         _default_template(obj.get("spec"), deployment=kind.kind == "Deployment")

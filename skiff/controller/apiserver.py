@@ -94,8 +94,9 @@ def _field_manager(request: web.Request) -> str:
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 PROTOBUF_MESSAGE = (
     "the body of the request was in protobuf (application/vnd.kubernetes.protobuf): skiff reads protobuf "
-    "only for Namespace, ConfigMap, Secret, Service and the self reviews, and JSON and YAML for everything. kubectl "
-    "1.32 sends protobuf for its imperative create commands (kubectl create deployment|job|service ...); "
+    "only for Namespace, ConfigMap, Secret, Service, ServiceAccount and the self reviews, and JSON and YAML "
+    "for everything. kubectl 1.32 sends protobuf for its imperative create commands (kubectl create "
+    "deployment|job|service ...); "
     "have kubectl write the object as YAML and apply that instead (add --dry-run=client -o yaml and pipe it "
     "to kubectl apply -f -), for example: "
     "kubectl create deployment x --image=y --dry-run=client -o yaml | kubectl apply -f -")

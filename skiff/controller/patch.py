@@ -187,7 +187,8 @@ MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContaine
               "volumeDevices": "devicePath", "conditions": "type", "imagePullSecrets": "name",
               "hostAliases": "ip", "addresses": "type", "ownerReferences": "uid",
               "containerStatuses": "name", "initContainerStatuses": "name", "podIPs": "ip",
-              "readinessGates": "conditionType", "topologySpreadConstraints": "topologyKey"}
+              "readinessGates": "conditionType", "topologySpreadConstraints": "topologyKey",
+              "secrets": "name"}
 MERGED_PRIMITIVE_LISTS = {"finalizers"}
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 

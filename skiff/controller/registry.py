@@ -33,6 +33,7 @@ from skiff.api.resources import RESOURCES, Resource, namespace_for
 from skiff.api.timefmt import rfc3339
 from skiff.api.validation import ValidationError, dns1123_subdomain_error, validate_update
 from skiff.controller.admission import admit
+from skiff.controller.admission_serviceaccount import admit_pod_service_account
 from skiff.controller.auth import ADMIN, User, authorize
 from skiff.controller.dryrun import DRY_RUN, DryRunStorage
 from skiff.controller import managedfields as MF
@@ -67,6 +68,15 @@ def _qos(spec: dict) -> str:
     if not any_set:
         return "BestEffort"
     return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _keep_service_account(cur: dict, new: dict) -> None:
+    """A pod update that names no ServiceAccount keeps the one the pod runs as (the create
+    defaulted it; Kubernetes would refuse the update as a change of the immutable field)."""
+    spec, cspec = new.get("spec"), cur.get("spec") or {}
+    if isinstance(spec, dict) and not spec.get("serviceAccountName") and not spec.get("serviceAccount") \
+            and cspec.get("serviceAccountName"):
+        new["spec"] = {**spec, "serviceAccountName": cspec["serviceAccountName"]}
 
 
 def _strip_rv(obj: dict) -> dict:
@@ -518,6 +528,8 @@ class Registry(RegistryKindsMixin):
             new["status"] = {"loadBalancer": {}}    # the service strategy's PrepareForCreate
         if r.namespaced:
             await self._require_namespace(ns, r, nmd.get("name") or None)
+        if r.plural == "pods":
+            await admit_pod_service_account(self.storage, new, ns, gen or nmd.get("name") or "")
         async with self._service_txn(r) as txn:
             if txn is not None:
                 txn.allocate_create(new)
@@ -600,6 +612,8 @@ class Registry(RegistryKindsMixin):
         if r.plural == "services":
             new = json_copy(new)
             fill_update(cur, new)     # keep the allocated values the client left out
+        elif r.plural == "pods":
+            _keep_service_account(cur, new)
         try:
             new, warns = admit(new, ns, toleration_seconds=self.pod_eviction_timeout,
                                field_validation=field_validation)
@@ -629,6 +643,9 @@ class Registry(RegistryKindsMixin):
                         c["image"] = None
             s.pop("activeDeadlineSeconds", None)
             s.pop("tolerations", None)
+            # the deprecated alias is not compared on its own: a pod stored before skiff
+            # mirrored it has only the name
+            s["serviceAccount"] = s.get("serviceAccountName") or s.get("serviceAccount") or None
             return s
         if masked(cur.get("spec")) != masked(new.get("spec")):
             name = new["metadata"].get("name", "")

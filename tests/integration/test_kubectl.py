@@ -38,7 +38,8 @@ def test_version_and_api_resources(kube):
             "namespaces": ("ns", "v1", "false", "Namespace"), "events": ("ev", "v1", "true", "Event"),
             "deployments": ("deploy", "apps/v1", "true", "Deployment"),
             "replicasets": ("rs", "apps/v1", "true", "ReplicaSet"),
-            "services": ("svc", "v1", "true", "Service"), "endpoints": ("ep", "v1", "true", "Endpoints")}
+            "services": ("svc", "v1", "true", "Service"), "endpoints": ("ep", "v1", "true", "Endpoints"),
+            "serviceaccounts": ("sa", "v1", "true", "ServiceAccount")}
     for name, cells in want.items():
         assert tuple(row(out, name).values())[1:] == cells, out
     assert k.ok("api-resources", "--categories=all", "-o", "name").split() == [
@@ -47,7 +48,7 @@ def test_version_and_api_resources(kube):
 
 def test_short_names(kube):
     k = kube.kubectl
-    for short in ("po", "deploy", "rs", "no", "ns", "ev"):
+    for short in ("po", "deploy", "rs", "no", "ns", "ev", "sa"):
         p = k("get", short)
         assert p.returncode == 0 and "doesn't have a resource type" not in p.stderr, (short, p.stderr)
     assert kube.node in k.ok("get", "no")

@@ -209,6 +209,8 @@ def test_protobuf_bodies_read_or_refused_clearly(kube):
         "secret/pbs created\n"
     s = k.json("get", "secret", "pbs", "-n", "pbns")
     assert s["type"] == "Opaque" and s["data"] == {"pw": "aHVudGVyMg=="}
+    assert k.ok("create", "serviceaccount", "pbsa", "-n", "pbns") == "serviceaccount/pbsa created\n"
+    assert k.json("get", "sa", "pbsa", "-n", "pbns")["metadata"]["namespace"] == "pbns"
     assert k.ok("auth", "can-i", "create", "pods") == "yes\n"
     assert k("auth", "can-i", "create", "widgets").stdout == "no\n"
     assert "system:admin" in k.ok("auth", "whoami")

@@ -85,11 +85,12 @@ async def test_health_version_discovery(api):
     st, body, _ = await api("GET", "/api/v1")
     names = {r["name"]: r for r in body["resources"]}
     assert {"pods", "pods/log", "pods/status", "pods/binding", "nodes", "events", "namespaces",
-            "services", "services/status", "endpoints"} <= set(names)
+            "services", "services/status", "endpoints", "serviceaccounts"} <= set(names)
     assert names["pods"]["shortNames"] == ["po"] and names["pods"]["categories"] == ["all"]
     assert names["pods"]["namespaced"] is True and names["nodes"]["namespaced"] is False
     assert names["services"]["shortNames"] == ["svc"] and names["services"]["categories"] == ["all"]
     assert names["endpoints"]["shortNames"] == ["ep"] and "categories" not in names["endpoints"]
+    assert names["serviceaccounts"]["shortNames"] == ["sa"] and names["serviceaccounts"]["kind"] == "ServiceAccount"
     st, body, _ = await api("GET", "/apis/discovery.k8s.io/v1")
     assert body["groupVersion"] == "discovery.k8s.io/v1" and body["resources"][0]["name"] == "endpointslices"
     st, body, _ = await api("GET", "/apis/coordination.k8s.io/v1")

@@ -291,6 +291,10 @@ OBJECTS = {
     "apps.v1.ControllerRevision.json": [CONTROLLERREVISION],
     "core.v1.Service.json": [defaulted(SERVICE)],
     "core.v1.Endpoints.json": [defaulted(ENDPOINTS)],
+    "core.v1.ServiceAccount.json": [{"apiVersion": "v1", "kind": "ServiceAccount",
+                                     "metadata": {"name": "app", "namespace": "default"},
+                                     "imagePullSecrets": [{"name": "regcred"}],
+                                     "secrets": [{"name": "app-token"}], "automountServiceAccountToken": False}],
     "discovery.k8s.io.v1.EndpointSlice.json": [defaulted(ENDPOINTSLICE),
                                                {**ENDPOINTSLICE, "endpoints": None, "ports": None}],
 }

@@ -275,12 +275,15 @@ def test_volume_mount_must_name_a_volume():
 
 
 def test_unsupported_fields_warn():
-    p = pod(priorityClassName="high", serviceAccountName="builder", priority=5)
+    p = pod(priorityClassName="high", serviceAccountName="builder", serviceAccount="builder", priority=5,
+            automountServiceAccountToken=True)
     p["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["nginx", "-s", "quit"]}}}
     ws = validate(p)
     assert "spec.priorityClassName is accepted but not supported by skiff" in ws
-    # lifecycle hooks are served since issue 6's review: no warning
-    assert {w.field for w in ws} == {"spec.priorityClassName", "spec.serviceAccountName", "spec.priority"}
+    assert any(w.startswith("spec.automountServiceAccountToken is accepted, but skiff mounts no service "
+                            "account token") for w in ws)
+    # lifecycle hooks are served since issue 6's review, ServiceAccounts since they are objects: no warning
+    assert {w.field for w in ws} == {"spec.priorityClassName", "spec.priority", "spec.automountServiceAccountToken"}
     assert all(isinstance(w, str) for w in ws)
 
 

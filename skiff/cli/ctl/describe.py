@@ -668,6 +668,9 @@ def run(ctx, args: list[str], opts: dict) -> int:
                 text = describe_daemonset(obj, events, _controlled_pods(client, obj))
             elif res.plural == "replicasets":
                 text = describe_replicaset(obj, events, _controlled_pods(client, obj))
+            elif res.plural == "serviceaccounts":
+                from .describe_serviceaccount import account_secrets, describe_serviceaccount
+                text = describe_serviceaccount(obj, events, account_secrets(client, obj))
             elif res.plural in ("services", "endpoints", "endpointslices"):
                 from . import describe_service as DS
                 if res.plural == "services":
