@@ -50,6 +50,12 @@ class AgentConfig:
     # (skiff.agent.noderoutes). None: on with the real runtime, off with the fake one (hollow
     # nodes: a thousand of them in one process would each watch every Node and Service).
     node_network: bool | None = None
+    # cluster DNS (skiff.agent.clusterdns) on the pod bridge's gateway, port 53, answering from
+    # the service proxy's informers; with node_network only. ClusterFirst pods use it.
+    cluster_dns: bool = True
+    cluster_domain: str = "cluster.local"
+    resolv_conf: str = "/etc/resolv.conf"    # the host's: upstream servers, search domains
+    dns_port: int = 53
 
 
 class Agent:
@@ -74,6 +80,7 @@ class Agent:
         self._cordoned: bool | None = None     # spec.unschedulable as last seen
         self.service_proxy = None
         self.node_routes = None
+        self.cluster_dns = None
 
     # -- credentials --
     def _token_file(self) -> str:
@@ -149,11 +156,15 @@ class Agent:
         self.runtime.ensure_network(self.pod_cidr)
         self.runtime.ensure_pause_image()
         self._tasks.append(asyncio.create_task(self._lease_loop(), name="lease"))
+        node_network = cfg.node_network if cfg.node_network is not None else not fake
+        if node_network and cfg.cluster_dns:   # before the pods: their resolv.conf names it
+            await self._start_cluster_dns()
         await self._watch_pods()
         self._tasks.append(asyncio.create_task(self._resync_loop(), name="resync"))
-        node_network = cfg.node_network if cfg.node_network is not None else not fake
         if node_network:
             await self._start_node_network()
+            if self.cluster_dns is not None:
+                self.cluster_dns.attach(self.service_proxy.services, self.service_proxy.slices)
         log.info("agent %s ready: node IP %s, podCIDR %s, logs on port %d", self.name, self.host_ip,
                  self.pod_cidr, port, extra={"fields": {"node": self.name, "podCIDR": self.pod_cidr}})
 
@@ -169,6 +180,8 @@ class Agent:
                 pass
         if self.informer is not None:
             await self.informer.stop()
+        if self.cluster_dns is not None:
+            await self.cluster_dns.stop()
         # the service table and the routes go with the agent (a new agent makes them again)
         for part in (self.service_proxy, self.node_routes):
             if part is not None:
@@ -198,6 +211,23 @@ class Agent:
                 log.warning("services not listed after %.0f s: starting a container without "
                             "service variables", timeout)
         return inf.list()
+
+    async def _start_cluster_dns(self) -> None:
+        """Listen for DNS on the pod gateway; on failure (port 53 taken...) say so and leave
+        ClusterFirst pods with the host's resolv.conf, as before."""
+        from .clusterdns import ClusterDNS, PodDNS, read_resolv_conf
+        cfg = self.config
+        try:
+            gateway = self.runtime.pod_gateway()
+            servers, search = read_resolv_conf(cfg.resolv_conf)
+            dns = ClusterDNS(cfg.cluster_domain, [(s, 53) for s in servers if s != gateway]
+                             or [("127.0.0.1", 53)])
+            await dns.start(gateway, cfg.dns_port)
+        except (OSError, ValueError, KeyError, ImportError) as e:
+            log.warning("no cluster DNS (ClusterFirst pods get the host's resolv.conf): %s", e)
+            return
+        self.cluster_dns = dns
+        self.runtime.cluster_dns = PodDNS(gateway, dns.domain, tuple(search))
 
     async def _start_node_network(self) -> None:
         """Services and the routes to the other nodes' pods: both watch the API and write

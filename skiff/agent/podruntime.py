@@ -99,6 +99,7 @@ class PodRuntime:
         self.pods_dir = os.path.join(self.root.path, "pods")
         self._pause_id: str | None = None
         self._messages: dict[str, str] = {}   # exited container id -> its termination message (read once)
+        self.cluster_dns = None   # clusterdns.PodDNS once the agent's cluster DNS listens
 
     # -- network and pause image ---------------------------------------------------------
     def ensure_network(self, pod_cidr: str) -> None:
@@ -135,6 +136,10 @@ class PodRuntime:
         """Services (skiff.agent.serviceproxy) in nftables table ``ip <table>``."""
         from .serviceproxy import NftServiceBackend
         return NftServiceBackend(table, self.bridge)
+
+    def pod_gateway(self) -> str:
+        """The pod network's gateway (the bridge's address): where the cluster DNS listens."""
+        return self.networks.get(self.pod_network)["Gateway"]
 
     def route_backend(self):
         """Routes to the other nodes' pods (skiff.agent.noderoutes), recorded under the root."""
@@ -242,7 +247,7 @@ class PodRuntime:
             stop_signal="SIGKILL", cgroup_parent=self._pod_cgroup(uid),
             log_max_size=LOG_MAX_SIZE, log_max_files=1,
             extra_hosts=[f"{h}:{a.get('ip')}" for a in spec.get("hostAliases") or [] for h in a.get("hostnames") or []])
-        opts.dns, opts.dns_search, opts.dns_options = pod_dns(spec)
+        opts.dns, opts.dns_search, opts.dns_options = pod_dns(spec, ns, self.cluster_dns)
         opts.sysctls = {s["name"].replace("/", "."): str(s.get("value", ""))
                         for s in (spec.get("securityContext") or {}).get("sysctls") or []}
         return create(self.store, self.images, opts)
@@ -663,17 +668,29 @@ class PodRuntime:
         return out
 
 
-def pod_dns(spec: dict) -> tuple[list[str], list[str], list[str]]:
+def pod_dns(spec: dict, namespace: str = "default", cluster=None) -> tuple[list[str], list[str], list[str]]:
     """The pod's resolv.conf as (nameservers, searches, options) for the runtime; empty lists
-    keep the runtime's own (the host's). dnsPolicy None: ``dnsConfig`` alone; otherwise the
-    host's with ``dnsConfig`` merged in, as the kubelet merges it (skiff has no cluster DNS, so
-    ClusterFirst is Default, as on a kubelet without --cluster-dns)."""
+    keep the runtime's own (the host's). As the kubelet: dnsPolicy ClusterFirst (the default;
+    Default for a hostNetwork pod) and ClusterFirstWithHostNet, given ``cluster`` (a
+    clusterdns.PodDNS: the node's cluster DNS listens), get that nameserver, the search path
+    ``<ns>.svc.<domain> svc.<domain> <domain>`` then the host's, and ``ndots:5``; without
+    ``cluster`` they are Default (a kubelet without --cluster-dns). dnsPolicy None:
+    ``dnsConfig`` alone; otherwise the host's. ``dnsConfig`` is merged into all of them."""
     cfg = spec.get("dnsConfig") or {}
-    none = spec.get("dnsPolicy") == "None"
-    if not cfg and not none:
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    none = policy == "None"
+    cluster_first = cluster is not None and (
+        policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not spec.get("hostNetwork")))
+    if cluster_first:
+        d = cluster.domain
+        servers = [cluster.nameserver]
+        search = [f"{namespace}.svc.{d}", f"svc.{d}", d, *cluster.host_search]
+        options = ["ndots:5"]
+    elif not cfg and not none:
         return [], [], []
-    from ..runtime.containers.create import host_resolv
-    servers, search, options = ([], [], []) if none else host_resolv()
+    else:
+        from ..runtime.containers.create import host_resolv
+        servers, search, options = ([], [], []) if none else host_resolv()
     servers = list(dict.fromkeys(servers + list(cfg.get("nameservers") or [])))[:3]
     search = list(dict.fromkeys(search + list(cfg.get("searches") or [])))[:32]
     merged = {o.split(":")[0]: o for o in options}

@@ -22,6 +22,11 @@ AGENT_OPTS = [
     Opt(("--insecure-registries",), "insecure", help="Pull over plain HTTP"),
     Opt(("--runtime",), "runtime", "str", "Pod runtime: real, or fake (a hollow node: containers "
         "run in memory; no root, bridge or images needed)", "RUNTIME", "real"),
+    Opt(("--cluster-domain",), "cluster_domain", "str", "Domain of the cluster DNS the agent serves "
+        "on the pod gateway (<svc>.<ns>.svc.DOMAIN)", "DOMAIN", "cluster.local"),
+    Opt(("--resolv-conf",), "resolv_conf", "str", "Resolver file whose nameservers the cluster DNS "
+        "forwards other names to, and whose search domains ClusterFirst pods get", "FILE",
+        "/etc/resolv.conf"),
 ]
 
 COMMAND = Command("agent", "agent --server URL --token TOKEN [OPTIONS]",
@@ -43,6 +48,11 @@ def agent_config(values, ctx, server: str, token: str, root: str | None = None):
         if not sep or not k:
             raise InvalidArgument(f"invalid --node-labels {item!r}: want KEY=VALUE")
         labels[k] = v
+    from ..agent.clusterdns import normalize_domain
+    try:
+        domain = normalize_domain(values.get("cluster_domain") or "cluster.local")
+    except ValueError as e:
+        raise InvalidArgument(f"invalid --cluster-domain: {e}") from None
     runtime = values.get("runtime") or "real"
     if runtime not in ("real", "fake"):
         raise InvalidArgument(f"invalid --runtime {runtime!r}: want real or fake")
@@ -51,7 +61,9 @@ def agent_config(values, ctx, server: str, token: str, root: str | None = None):
                        log_port=values["log_port"], lease_duration=values["lease"],
                        pod_bridge=values["bridge"], labels=labels, backoff_initial=initial,
                        backoff_cap=cap, backoff_reset=reset, insecure_registries=values["insecure"],
-                       cgroup_parent=values["cgroup_parent"], ca_file=values.get("ca_file") or "")
+                       cgroup_parent=values["cgroup_parent"], ca_file=values.get("ca_file") or "",
+                       cluster_domain=domain,
+                       resolv_conf=values.get("resolv_conf") or "/etc/resolv.conf")
 
 
 def run_until_signalled(start, stop) -> int:

@@ -32,6 +32,7 @@ def test_host_aliases_and_dns_config(host):
 
 def test_dns_config_merges_with_the_default_policy(host):
     host.apply(pod("dnsmerge", ctr("main", "cat /etc/resolv.conf; echo DONE; exec sleep 3600"),
+                   dnsPolicy="Default",   # (ClusterFirst names the node's cluster DNS: test_cluster_dns)
                    dnsConfig={"searches": ["extra.example"], "options": [{"name": "ndots", "value": "3"}]}))
     host.wait_phase("dnsmerge", "Running")
     out = wait_for(lambda: (lambda t: t if "DONE" in t else None)(host.ctl("logs", "dnsmerge").stdout), 20,
