@@ -283,3 +283,50 @@ def test_changed_bip_applies_at_next_start_when_unused(busybox):
     addrs = subprocess.run(["ip", "-4", "-o", "addr", "show", cfg["bridge"]], capture_output=True,
                            text=True).stdout
     assert cfg["bip"] in addrs
+
+
+@pytest.fixture
+def outside_peer():
+    """A namespace the test made, reached from the host over a veth (a stand-in for another
+    host beyond the bridge): its address, and a one-line TCP greeter in it on a free port."""
+    tag = uuid.uuid4().hex[:6]
+    ns, host_end, peer_end = f"skt-out{tag}", f"skt-o{tag}", f"skt-p{tag}"
+    b = int(tag[:2], 16)
+    host_ip, peer_ip = f"198.18.{b}.1", f"198.18.{b}.2"
+    server = None
+    try:
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        subprocess.run(["ip", "link", "add", host_end, "type", "veth", "peer", "name", peer_end,
+                        "netns", ns], check=True)
+        subprocess.run(["ip", "addr", "add", f"{host_ip}/30", "dev", host_end], check=True)
+        subprocess.run(["ip", "link", "set", host_end, "up"], check=True)
+        for cmd in (["ip", "addr", "add", f"{peer_ip}/30", "dev", peer_end],
+                    ["ip", "link", "set", peer_end, "up"], ["ip", "link", "set", "lo", "up"]):
+            subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True)
+        code = ("import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                f"s.bind(({peer_ip!r},0));s.listen(8);print(s.getsockname()[1],flush=True)\n"
+                "while True:\n c,_=s.accept();c.sendall(b'hello-from-outside\\n');c.close()\n")
+        server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", code],
+                                  stdout=subprocess.PIPE, text=True)
+        port = int(server.stdout.readline())
+        yield peer_ip, port
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.mark.parametrize("user_network", [False, True])
+def test_container_reaches_beyond_the_bridge_and_gets_replies(busybox, outside_peer, user_network):
+    """A container's own outgoing connection leaves masqueraded, and the replies, coming back
+    on another interface, are let in: the isolation of a network drops only what others start."""
+    ip, port = outside_peer
+    args = []
+    if user_network:
+        net = f"o{uuid.uuid4().hex[:6]}"
+        busybox.ok("network", "create", net)
+        args = ["--network", net]
+    out = busybox("run", "--rm", *args, "busybox", "sh", "-c", f"nc -w 3 {ip} {port} </dev/null")
+    assert "hello-from-outside" in out.stdout, out.stderr

@@ -339,13 +339,15 @@ def masquerade_subnet_rule(family: str, table: str, owner: str, subnet: str, bri
 
 def isolation_rule(family: str, table: str, owner: str, subnet: str, bridge: str,
                    chain: str = "forward") -> dict:
-    """``iifname != BRIDGE ip daddr SUBNET ct status & dnat == 0 drop``: nothing reaches a
-    network's containers from another network (docker's isolation chains), but published
-    ports (DNAT) still do."""
+    """``iifname != BRIDGE ip daddr SUBNET ct state new,invalid ct status & dnat == 0 drop``:
+    no connection into a network's containers is started from another network or from outside
+    (docker's isolation chains), but published ports (DNAT) still are; the replies to the
+    containers' own connections (masqueraded, coming back on another interface) pass."""
     addr, n = ipv4_prefix(subnet)
     expr = [
         match(meta("iifname"), check_ifname(bridge), "!="),
         match(payload("ip", "daddr"), prefix(addr, n)),
+        match({"ct": {"key": "state"}}, ["new", "invalid"], "in"),
         match({"ct": {"key": "status"}}, "dnat", "!"),  # the flag is not set ("!=" compares the whole value)
         {"drop": None},
     ]
