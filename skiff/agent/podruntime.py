@@ -30,7 +30,9 @@ from .security import apply_security_context, verify_run_as_non_root
 from .volumefiles import is_file_volume
 
 PAUSE_IMAGE = "skiff/pause:latest"
-PAUSE_COMMAND = ["sleep", "2147483647"]
+# PID 1 of a pod that shares its process namespace: it must reap the orphans reparented to it,
+# as Kubernetes' pause does (ash's wait collects any child, not only its job)
+PAUSE_COMMAND = ["sh", "-c", "while :; do sleep 2147483647 & wait; done"]
 
 LABEL_UID = "io.kubernetes.pod.uid"
 LABEL_NAME = "io.kubernetes.pod.name"

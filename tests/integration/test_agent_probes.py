@@ -282,14 +282,17 @@ def test_readiness_gate(host):
 
 
 def test_share_process_namespace(host):
-    host.apply(pod("sharedpid", ctr("a", "exec sleep 3600"), ctr("b", "sleep 1; ps -o args; exec sleep 3600"),
+    # b leaves an orphan that exits at once: reparented to PID 1 (the pause), it must be reaped
+    host.apply(pod("sharedpid", ctr("a", "exec sleep 3600"),
+                   ctr("b", "(sleep 0.2 &); sleep 2; ps -o pid,stat,args; exec sleep 3600"),
                    shareProcessNamespace=True))
     host.wait_phase("sharedpid", "Running")
-    out = wait_for(lambda: (lambda t: t if "ps -o args" in t else None)(host.ctl("logs", "sharedpid", "-c", "b").stdout),
+    out = wait_for(lambda: (lambda t: t if "ps -o" in t else None)(host.ctl("logs", "sharedpid", "-c", "b").stdout),
                    20, what="b's process list")
-    procs = out.splitlines()[1:]
-    assert procs[0].startswith("sleep 2147483647")           # the pause container is PID 1
-    assert "sleep 3600" in procs                             # container a's process, seen from b
+    procs = [line.split(None, 2) for line in out.splitlines()[1:]]
+    assert procs[0][0] == "1" and "sleep 2147483647" in procs[0][2]   # the pause container is PID 1
+    assert any(args == "sleep 3600" for _, _, args in procs)          # container a's process, seen from b
+    assert not [p for p in procs if p[1].startswith("Z")], out        # no zombie left
     host.ctl("delete", "pod", "sharedpid", "--grace-period", "0")
 
 
