@@ -3,7 +3,8 @@ ValidateJobUpdate), called by :func:`skiff.api.validation.validate` and
 :func:`skiff.api.validation.validate_update`:
 
 - parallelism, completions, activeDeadlineSeconds, backoffLimit, ttlSecondsAfterFinished >= 0;
-- completionMode NonIndexed (Indexed is refused: not supported by skiff), podReplacementPolicy
+- completionMode NonIndexed or Indexed (then completions is required, parallelism at most
+  100 000), podReplacementPolicy
   TerminatingOrFailed or Failed, managedBy a domain-prefixed path; backoffLimitPerIndex,
   maxFailedIndexes, podFailurePolicy and successPolicy are refused as not supported by skiff;
 - the template: restartPolicy Never or OnFailure, valid labels, and every pod rule (under
@@ -41,6 +42,7 @@ _RESTART_POLICIES = '"OnFailure", "Never"'
 _REPLACEMENT_POLICIES = ("TerminatingOrFailed", "Failed")
 _UNSUPPORTED = rule_trie([(f"spec.{f}", REJECT, lambda v: v is not None)
                           for f in ("backoffLimitPerIndex", "maxFailedIndexes", "podFailurePolicy", "successPolicy")])
+MAX_INDEXED_PARALLELISM = 100_000
 _IMMUTABLE = ("completionMode", "podFailurePolicy", "backoffLimitPerIndex", "successPolicy", "managedBy")
 
 
@@ -60,9 +62,12 @@ def check_job(obj: dict) -> tuple[list[dict], list[Warning]]:
             causes.append(_invalid(f"spec.{f}", v, "must be greater than or equal to 0"))
     mode = spec.get("completionMode")
     if mode == "Indexed":
-        causes.append(_cause("spec.completionMode", NOT_SUPPORTED,
-                             'Unsupported value: "Indexed": Indexed Jobs are not supported by skiff; '
-                             'supported values: "NonIndexed"'))
+        if spec.get("completions") is None:
+            causes.append(_cause("spec.completions", REQUIRED, "Required value: when completion mode is Indexed"))
+        par = spec.get("parallelism")
+        if _int(par) and par > MAX_INDEXED_PARALLELISM:
+            causes.append(_invalid("spec.parallelism", par, f"must be less than or equal to "
+                                   f"{MAX_INDEXED_PARALLELISM} when completion mode is Indexed"))
     elif mode is not None and mode != "NonIndexed":
         causes.append(_cause("spec.completionMode", NOT_SUPPORTED,
                              f'Unsupported value: {_short(mode)}: supported values: "NonIndexed", "Indexed"'))

@@ -192,7 +192,13 @@ class JobController(QueueController):
         expected_rm = set(self.removing.get(key, ()))
         unc = st["uncountedTerminatedPods"]
         new_succeeded, new_failed = J.new_finished_pods(job, pods, unc, expected_rm)
-        succeeded = st["succeeded"] + len(new_succeeded) + len(unc["succeeded"])
+        if J.is_indexed(job):
+            done_ix = J.succeeded_indexes(job, st, pods)
+            st["completedIndexes"] = J.format_indexes(done_ix) or None
+            st["succeeded"] = succeeded = len(done_ix)
+        else:
+            done_ix = None
+            succeeded = st["succeeded"] + len(new_succeeded) + len(unc["succeeded"])
         failed = st["failed"] + len(new_failed) + len(unc["failed"])
         if not st.get("startTime") and not J.suspended(job):
             st["startTime"] = rfc3339(now)
@@ -208,7 +214,7 @@ class JobController(QueueController):
         else:
             managed = satisfied and not L.md(job).get("deletionTimestamp")
             if managed:
-                wait, err = await self._manage(job, key, active_pods, succeeded, counts, backoff, now)
+                wait, err = await self._manage(job, key, active_pods, succeeded, counts, backoff, now, done_ix)
                 if wait is not None:
                     requeue = wait if requeue is None else min(requeue, wait)
             if J.is_complete(job, succeeded, counts.active):
@@ -279,12 +285,15 @@ class JobController(QueueController):
         return out
 
     async def _manage(self, job: dict, key: str, active_pods: list, succeeded: int, counts: _Counts,
-                      backoff: J.Backoff, now: float) -> tuple[float | None, APIError | None]:
+                      backoff: J.Backoff, now: float, done: set | None = None
+                      ) -> tuple[float | None, APIError | None]:
         """manageJob: one step towards the wanted number of active pods; (seconds to wait for
-        the back-off, the first error)."""
+        the back-off, the first error). ``done``: an Indexed Job's succeeded indexes."""
         if J.suspended(job):
             _, err = await self._delete(job, key, active_pods, counts, keep_finalizers=False)
             return None, err
+        if done is not None:
+            return await self._manage_indexed(job, key, active_pods, counts, backoff, now, done)
         want = J.want_active(job, succeeded, counts.active)
         surplus = counts.active - want
         if surplus > 0:
@@ -299,16 +308,37 @@ class JobController(QueueController):
             return max(wait, self.batch), None
         return None, await self._create(job, key, min(missing, BURST), counts)
 
-    async def _create(self, job: dict, key: str, n: int, counts: _Counts) -> APIError | None:
+    async def _manage_indexed(self, job: dict, key: str, active_pods: list, counts: _Counts,
+                              backoff: J.Backoff, now: float, done: set) -> tuple[float | None, APIError | None]:
+        """manageJob for an Indexed Job: pods without a valid index, of a succeeded index or a
+        second one of an index go; the missing indexes get a pod each, lowest first."""
+        extra, missing = J.indexed_plan(job, active_pods, done)
+        if extra:
+            _, err = await self._delete(job, key, extra[:BURST], counts, keep_finalizers=False)
+            return None, err
+        if not missing:
+            return None, None
+        wait = J.backoff_left(backoff, now, *self.pod_failure_backoff)
+        if wait > 0:
+            return max(wait, self.batch), None
+        return None, await self._create(job, key, min(len(missing), BURST), counts, missing)
+
+    async def _create(self, job: dict, key: str, n: int, counts: _Counts,
+                      indexes: list[int] | None = None) -> APIError | None:
+        """Create ``n`` pods in slow-start batches (an Indexed Job's: one for each of ``indexes``)."""
         e = self.expectations.expect(key)
         template = J.pod_from_template(job)
         ns = job["metadata"].get("namespace")
         log.info("creating pods", extra={"fields": {"job": key, "count": n}})
+        if indexes is None:
+            bodies = (dict(template) for _ in range(n))
+        else:
+            bodies = (J.with_index(J.pod_from_template(job), job, ix) for ix in indexes[:n])
         batch, done = 1, 0
         first_error: APIError | None = None
         while done < n:
             size = min(batch, n - done)
-            results = await asyncio.gather(*(self.client.create("pods", dict(template), ns) for _ in range(size)),
+            results = await asyncio.gather(*(self.client.create("pods", next(bodies), ns) for _ in range(size)),
                                            return_exceptions=True)
             ok = 0
             for r in results:

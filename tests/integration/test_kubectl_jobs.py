@@ -97,3 +97,24 @@ def test_job_fails_at_its_backoff_limit(kube):
                          r"backoff limit", out), out
     finally:
         delete_job(kube, "fail")
+
+
+def test_indexed_job_gives_each_pod_its_index(kube):
+    """The docs' indexed-job pattern: each pod reads JOB_COMPLETION_INDEX (a downward API
+    reference to its index annotation) and its hostname is <job>-<index>."""
+    k = kube.kubectl
+    try:
+        path = kube.file("idx.yaml", job("idx", 'echo "index=$JOB_COMPLETION_INDEX host=$(hostname)"',
+                                         completions=3, parallelism=3, completionMode="Indexed"))
+        assert k.ok("apply", "-f", path) == "job.batch/idx created\n"
+        p = k("wait", "--for=condition=complete", "job/idx", "--timeout=60s", timeout=75)
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        got = {}
+        for pod in pods_of(k, "idx"):
+            ix = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+            got[ix] = k.ok("logs", pod["metadata"]["name"]).strip()
+        assert got == {str(i): f"index={i} host=idx-{i}" for i in range(3)}
+        assert k.json("get", "job", "idx")["status"]["completedIndexes"] == "0-2"
+        assert re.search(r"Completed Indexes:\s+0-2\n", k.ok("describe", "job", "idx"))
+    finally:
+        delete_job(kube, "idx")

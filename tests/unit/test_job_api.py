@@ -125,10 +125,17 @@ def test_counts_and_modes():
     assert out["spec"]["managedBy"] == "example.com/queue" and out["spec"]["podReplacementPolicy"] == "Failed"
 
 
+def test_indexed_jobs_need_completions():
+    out, _ = admit(job(completionMode="Indexed", completions=3))
+    assert out["spec"]["completionMode"] == "Indexed"
+    cs = causes(job(completionMode="Indexed", parallelism=2))    # (without both, completions defaults to 1)
+    assert cs["spec.completions"] == "Required value: when completion mode is Indexed"
+    cs = causes(job(completionMode="Indexed", completions=3, parallelism=100001))
+    assert cs["spec.parallelism"] == ("Invalid value: 100001: must be less than or equal to 100000 "
+                                      "when completion mode is Indexed")
+
+
 def test_what_skiff_does_not_support_is_refused():
-    cs = causes(job(completionMode="Indexed", completions=3))
-    assert cs["spec.completionMode"] == ('Unsupported value: "Indexed": Indexed Jobs are not supported by skiff; '
-                                         'supported values: "NonIndexed"')
     cs = causes(job(backoffLimitPerIndex=1, maxFailedIndexes=2, successPolicy={"rules": [{"succeededCount": 1}]},
                     podFailurePolicy={"rules": [{"action": "FailJob",
                                                  "onExitCodes": {"operator": "In", "values": [42]}}]}))

@@ -293,3 +293,30 @@ async def test_manual_selector_adopts_an_orphan(env):
 async def _adopted(env):
     p = await env.c.get("pods", "loose", "default")
     return p if p["metadata"].get("ownerReferences") else None
+
+
+async def test_indexed_job_runs_each_index_once(env):
+    await env.create(completions=4, parallelism=2, completionMode="Indexed")
+    pods = await wait_for(lambda: _n(env.active(), 2))
+    index = lambda p: p["metadata"]["annotations"][J.INDEX_KEY]  # noqa: E731
+    assert sorted(index(p) for p in pods) == ["0", "1"]            # the lowest indexes first
+    for p in pods:
+        i = index(p)
+        assert p["metadata"]["name"].startswith(f"x-{i}-") and p["spec"]["hostname"] == f"x-{i}"
+        assert p["metadata"]["labels"][J.INDEX_KEY] == i
+        assert p["spec"]["containers"][0]["env"][0]["name"] == "JOB_COMPLETION_INDEX"
+    one = next(p for p in pods if index(p) == "1")
+    await env.kubelet(one, "Failed")                               # index 1 fails: it gets a new pod
+    await env.kubelet(next(p for p in pods if index(p) == "0"), "Succeeded")
+    st = await wait_for(lambda: env.status(succeeded=1, failed=1))
+    assert st["completedIndexes"] == "0"
+    for _ in range(3):
+        active = await wait_for(env.active)
+        await env.kubelet(active[0], "Succeeded")
+        await asyncio.sleep(0.2)
+    await wait_for(lambda: env.condition("Complete"))
+    st = (await env.job()).get("status")
+    assert (st["succeeded"], st["failed"], st["completedIndexes"]) == (4, 1, "0-3")
+    done = [p for p in await env.pods() if p["status"]["phase"] == "Succeeded"]
+    assert sorted(index(p) for p in done) == ["0", "1", "2", "3"]  # one success for each index
+    assert all(not p["metadata"].get("finalizers") for p in await env.pods())

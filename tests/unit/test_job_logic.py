@@ -337,3 +337,69 @@ def test_describe_job_layout():
     j = job(completions=None, parallelism=3, status={"active": 3})
     lines = describe_job(j, None).splitlines()
     assert "Completions:      <unset>" in lines and "Pods Statuses:    3 Active / 0 Succeeded / 0 Failed" in lines
+
+
+# -- Indexed Jobs --------------------------------------------------------------------------------
+def ipod(name, index, phase="Running", ready=False, created=1000):
+    p = pod(name, phase, ready=ready)
+    p["metadata"]["creationTimestamp"] = rfc3339(created)
+    if index is not None:
+        p["metadata"]["annotations"] = {J.INDEX_KEY: str(index)}
+    return p
+
+
+def test_completed_indexes_round_trip():
+    assert J.format_indexes({0, 1, 3, 5, 6, 7}) == "0-1,3,5-7"
+    assert J.format_indexes(set()) == ""
+    assert J.parse_indexes("0-1,3,5-7") == {0, 1, 3, 5, 6, 7}
+    assert J.parse_indexes("") == set() and J.parse_indexes("x,2") == {2}
+
+
+def test_an_index_counts_once_and_only_below_completions():
+    j = job(completions=4, completionMode="Indexed", status={"completedIndexes": "0"})
+    pods = [ipod("a", 0, "Succeeded"), ipod("b", 2, "Succeeded"), ipod("c", 2, "Succeeded"),
+            ipod("d", 9, "Succeeded"), ipod("e", None, "Succeeded"), ipod("f", 3, "Failed")]
+    assert J.succeeded_indexes(j, j["status"], pods) == {0, 2}
+    assert J.completion_index(ipod("g", "07")) is None      # not a plain decimal
+
+
+def test_indexed_plan_deletes_strays_and_fills_the_lowest_missing_indexes():
+    j = job(completions=6, parallelism=3, completionMode="Indexed")
+    dup_old, dup_ready = ipod("a", 1, created=1000), ipod("b", 1, ready=True, created=1001)
+    stray, done_one = ipod("c", None), ipod("d", 0)
+    extra, missing = J.indexed_plan(j, [dup_old, dup_ready, stray, done_one], done={0})
+    # the ready one of index 1 stays; no index, an index already succeeded: deleted
+    assert {p["metadata"]["name"] for p in extra} == {"a", "c", "d"}
+    assert missing == [2, 3]                     # parallelism 3, one (index 1) active
+    _, missing = J.indexed_plan(j, [], done={0, 1, 2, 3, 4})
+    assert missing == [5]                        # completions - succeeded leaves room for one
+
+
+def test_an_indexed_pod_carries_its_index():
+    j = job(completions=2, completionMode="Indexed")
+    j["spec"]["template"]["spec"]["initContainers"] = [{"name": "i", "image": "busybox"}]
+    p = J.with_index(J.pod_from_template(j), j, 1)
+    assert p["metadata"]["generateName"] == "x-1-"
+    assert p["metadata"]["annotations"][J.INDEX_KEY] == "1" and p["metadata"]["labels"][J.INDEX_KEY] == "1"
+    assert p["spec"]["hostname"] == "x-1"
+    for c in p["spec"]["containers"] + p["spec"]["initContainers"]:
+        assert c["env"] == [{"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
+            "apiVersion": "v1", "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}]
+    assert "env" not in j["spec"]["template"]["spec"]["containers"][0]     # the template is untouched
+
+
+def test_indexed_succeeded_pods_skip_the_uncounted_list():
+    j = job(completions=2, completionMode="Indexed")
+    st = J.status_of(j)
+    to_remove, _ = J.track_finished(j, [ipod("a", 0, "Succeeded"), ipod("b", 1, "Failed")], st, set(), None)
+    assert {p["metadata"]["name"] for p in to_remove} == {"a", "b"}
+    assert st["uncountedTerminatedPods"] == {"succeeded": [], "failed": ["uid-b"]}
+
+
+def test_describe_shows_completed_indexes():
+    from skiff.cli.ctl.describe_job import _cap_indexes, describe_job
+    j = job(completions=200, completionMode="Indexed", status={"completedIndexes": "0-2,5"})
+    assert "Completed Indexes:  0-2,5" in describe_job(j, []).splitlines()
+    long = ",".join(str(i) for i in range(0, 200, 2))
+    assert _cap_indexes(long).endswith(",...") and len(_cap_indexes(long)) < 60
+    assert _cap_indexes("") == "<none>"

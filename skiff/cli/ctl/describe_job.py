@@ -30,6 +30,17 @@ def describe_job(job: dict, events) -> str:
     counts = " / ".join(f"{int(st.get(k) or 0)} {k.capitalize()}" for k in ("succeeded", "failed"))
     ready = f" ({int(st['ready'])} Ready)" if st.get("ready") is not None else ""
     w.w(0, f"Pods Statuses:\t{int(st.get('active') or 0)} Active{ready} / {counts}")
+    if spec.get("completionMode") == "Indexed":
+        w.w(0, f"Completed Indexes:\t{_cap_indexes(st.get('completedIndexes') or '')}")
     pod_template(w, spec.get("template"))
     events_section(w, events)
     return w.render()
+
+
+def _cap_indexes(text: str, soft_limit: int = 50) -> str:
+    """kubectl's capIndexesListOrNone: "<none>", or the list cut at the first comma past
+    ``soft_limit`` characters, then "..."."""
+    if not text:
+        return "<none>"
+    cut = text.find(",", soft_limit)
+    return text if cut < 0 else text[:cut + 1] + "..."

@@ -23,6 +23,8 @@ from skiff.controller.workloads.logic import (controller_ref, get_condition, is_
                                               parse_time, pods_to_delete)
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
+INDEX_KEY = "batch.kubernetes.io/job-completion-index"    # annotation and label of an Indexed Job's pods
+INDEX_ENV = "JOB_COMPLETION_INDEX"
 BACKOFF_BASE = 10.0         # s, after the first failure; doubled for each further one
 BACKOFF_MAX = 360.0         # s
 MAX_UNCOUNTED = 500         # uids in uncountedTerminatedPods (the status stays under ~20 KB)
@@ -170,6 +172,108 @@ def pod_from_template(job: dict) -> dict:
     if tmd.get("annotations"):
         m["annotations"] = dict(tmd["annotations"])
     return {"apiVersion": "v1", "kind": "Pod", "metadata": m, "spec": json_copy(tmpl.get("spec") or {})}
+
+
+# -- Indexed Jobs ----------------------------------------------------------------------------------
+def is_indexed(job: dict) -> bool:
+    return spec(job).get("completionMode") == "Indexed"
+
+
+def completion_index(pod: dict) -> int | None:
+    """getCompletionIndex: the pod's index from its annotation (a plain decimal), else None."""
+    v = (md(pod).get("annotations") or {}).get(INDEX_KEY)
+    if not isinstance(v, str) or not v.isdigit() or (len(v) > 1 and v[0] == "0"):
+        return None
+    return int(v)
+
+
+def valid_index(job: dict, pod: dict) -> int | None:
+    """The pod's completion index when it is one of the Job's (below completions)."""
+    ix = completion_index(pod)
+    return ix if ix is not None and ix < int(spec(job).get("completions") or 0) else None
+
+
+def parse_indexes(text: str | None) -> set[int]:
+    """status.completedIndexes ("1,3-5") as a set; what does not parse is skipped."""
+    out: set[int] = set()
+    for part in (text or "").split(","):
+        lo, _, hi = part.strip().partition("-")
+        if lo.isdigit() and (not hi or hi.isdigit()):
+            out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def format_indexes(indexes) -> str:
+    """Sorted indexes as Kubernetes writes status.completedIndexes: a run of consecutive indexes
+    as "first-last", a lone one as itself ("0-1,3,5-7")."""
+    out, run = [], []
+    for ix in sorted(indexes):
+        if run and ix == run[-1] + 1:
+            run.append(ix)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [ix]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
+def succeeded_indexes(job: dict, status: dict, pods: list) -> set[int]:
+    """The indexes that have succeeded: those of status.completedIndexes and of every succeeded
+    pod with a valid index (an index is enough not to count a pod twice)."""
+    done = {i for i in parse_indexes(status.get("completedIndexes")) if i < int(spec(job).get("completions") or 0)}
+    for p in pods:
+        if phase(p) == "Succeeded":
+            ix = valid_index(job, p)
+            if ix is not None:
+                done.add(ix)
+    return done
+
+
+def indexed_plan(job: dict, active_pods: list, done: set[int]) -> tuple[list, list[int]]:
+    """manageJob for an Indexed Job: (active pods to delete: without a valid index, of an index
+    that has succeeded, or a second one of an index; the indexes that need a pod, lowest first,
+    as many as parallelism leaves room for)."""
+    s = spec(job)
+    completions, parallelism = int(s.get("completions") or 0), int(s.get("parallelism") or 0)
+    keep: dict[int, dict] = {}
+    extra = []
+    for p in sorted(active_pods, key=lambda p: (not is_pod_ready(p), md(p).get("creationTimestamp") or "")):
+        ix = valid_index(job, p)
+        if ix is None or ix in done or ix in keep:
+            extra.append(p)
+        else:
+            keep[ix] = p
+    room = min(parallelism, completions - len(done)) - len(keep)
+    missing = []
+    if room > 0:
+        for ix in range(completions):
+            if ix not in done and ix not in keep:
+                missing.append(ix)
+                if len(missing) >= room:
+                    break
+    return extra, missing
+
+
+def with_index(pod: dict, job: dict, index: int) -> dict:
+    """A pod from the template made the pod of ``index``: its name, the index annotation and
+    label, the hostname ``<job>-<index>`` and JOB_COMPLETION_INDEX in every container."""
+    m = pod["metadata"]
+    m["generateName"] = f"{md(job)['name']}-{index}-"
+    m.setdefault("annotations", {})[INDEX_KEY] = str(index)
+    m["labels"][INDEX_KEY] = str(index)
+    ps = pod["spec"]
+    if not ps.get("hostname"):
+        ps["hostname"] = f"{md(job)['name']}-{index}"[:63].rstrip("-.")
+    ref = {"name": INDEX_ENV, "valueFrom": {"fieldRef": {
+        "apiVersion": "v1", "fieldPath": f"metadata.annotations['{INDEX_KEY}']"}}}
+    for group in ("initContainers", "containers"):
+        for c in ps.get(group) or ():
+            env = c.setdefault("env", [])
+            if not any(e.get("name") == INDEX_ENV for e in env):
+                env.append(dict(ref))
+    return pod
 
 
 # -- how many, and when ----------------------------------------------------------------------------
@@ -358,6 +462,8 @@ def status_json(status: dict) -> dict:
 
 def track_finished(job: dict, pods: list, status: dict, expected_rm: set,
                    finished: dict | None) -> tuple[list, bool]:
+    # (an Indexed Job's succeeded pods are counted by their index, in status.completedIndexes,
+    # which is written before their finalizers go: they never enter uncountedTerminatedPods)
     """trackJobStatusAndRemoveFinalizers' first step: every finished pod still holding the
     finalizer goes into ``status``'s uncountedTerminatedPods (succeeded, or failed: deleted
     before succeeding, or still running when the Job fails). Returns the pods whose finalizer
@@ -367,6 +473,7 @@ def track_finished(job: dict, pods: list, status: dict, expected_rm: set,
     succ, fail = set(unc["succeeded"]), set(unc["failed"])
     ending = finished is not None or bool(md(job).get("deletionTimestamp"))
     fails_all = finished is not None and finished["type"] != SUCCESS_CRITERIA_MET
+    indexed = is_indexed(job)
     to_remove = []
     for p in pods:
         uid = md(p).get("uid")
@@ -377,7 +484,7 @@ def track_finished(job: dict, pods: list, status: dict, expected_rm: set,
             continue
         to_remove.append(p)
         if phase(p) == "Succeeded" and uid not in fail:
-            if uid not in succ:
+            if uid not in succ and not indexed:
                 unc["succeeded"].append(uid)
                 succ.add(uid)
         elif (failed or fails_all) and uid not in fail:
