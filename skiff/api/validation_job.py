@@ -6,7 +6,11 @@ ValidateJobUpdate), called by :func:`skiff.api.validation.validate` and
 - completionMode NonIndexed or Indexed (then completions is required, parallelism at most
   100 000), podReplacementPolicy
   TerminatingOrFailed or Failed, managedBy a domain-prefixed path; backoffLimitPerIndex,
-  maxFailedIndexes, podFailurePolicy and successPolicy are refused as not supported by skiff;
+  maxFailedIndexes and successPolicy are refused as not supported by skiff;
+- podFailurePolicy (validatePodFailurePolicy): restartPolicy Never, podReplacementPolicy Failed, at
+  most 20 rules, each with an action (FailJob, Ignore, Count; FailIndex needs
+  backoffLimitPerIndex) and one of onExitCodes (a template container's name, In/NotIn, 1 to 255
+  ordered, unique values, no 0 with In) and onPodConditions (a type, status True/False/Unknown);
 - the template: restartPolicy Never or OnFailure, valid labels, and every pod rule (under
   ``spec.template.spec``, warnings too);
 - the selector matches the template's labels; with manualSelector it is required, otherwise it
@@ -41,7 +45,7 @@ _COUNTS = ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit"
 _RESTART_POLICIES = '"OnFailure", "Never"'
 _REPLACEMENT_POLICIES = ("TerminatingOrFailed", "Failed")
 _UNSUPPORTED = rule_trie([(f"spec.{f}", REJECT, lambda v: v is not None)
-                          for f in ("backoffLimitPerIndex", "maxFailedIndexes", "podFailurePolicy", "successPolicy")])
+                          for f in ("backoffLimitPerIndex", "maxFailedIndexes", "successPolicy")])
 MAX_INDEXED_PARALLELISM = 100_000
 _IMMUTABLE = ("completionMode", "podFailurePolicy", "backoffLimitPerIndex", "successPolicy", "managedBy")
 
@@ -84,7 +88,111 @@ def check_job(obj: dict) -> tuple[list[dict], list[Warning]]:
     causes += more
     warnings += warns
     causes += _check_selector(obj, spec, tlabels)
+    if isinstance(spec.get("podFailurePolicy"), dict):
+        causes += _check_pod_failure_policy(spec, tmpl)
     return causes, warnings
+
+
+_ACTIONS = ("Count", "FailIndex", "FailJob", "Ignore")
+_MAX_RULES, _MAX_CODES = 20, 255
+
+
+def _check_pod_failure_policy(spec: dict, tmpl: dict) -> list[dict]:
+    causes: list[dict] = []
+    pspec = tmpl.get("spec") if isinstance(tmpl.get("spec"), dict) else {}
+    rp = pspec.get("restartPolicy")
+    if rp not in (None, "Never"):
+        causes.append(_invalid("spec.template.spec.restartPolicy", rp,
+                               'only "Never" is supported when podFailurePolicy is specified'))
+    repl = spec.get("podReplacementPolicy")
+    if repl not in (None, "Failed"):
+        causes.append(_cause("spec.podReplacementPolicy", NOT_SUPPORTED,
+                             f'Unsupported value: {_short(repl)}: supported values: "Failed"'))
+    rules = spec["podFailurePolicy"].get("rules")
+    if not isinstance(rules, list):
+        return causes
+    if len(rules) > _MAX_RULES:
+        causes.append(_cause("spec.podFailurePolicy.rules", "FieldValueTooMany",
+                             f"Too many: {len(rules)}: must have at most {_MAX_RULES} items"))
+        return causes
+    names = {c.get("name") for g in ("initContainers", "containers") for c in pspec.get(g) or ()
+             if isinstance(c, dict)}
+    for i, rule in enumerate(rules):
+        if isinstance(rule, dict):
+            causes += _check_rule(f"spec.podFailurePolicy.rules[{i}]", rule, names,
+                                  spec.get("backoffLimitPerIndex") is not None)
+    return causes
+
+
+def _check_rule(path: str, rule: dict, names: set, per_index: bool) -> list[dict]:
+    causes: list[dict] = []
+    action = rule.get("action")
+    if action is None:
+        causes.append(_cause(f"{path}.action", REQUIRED, "Required value"))
+    elif action not in _ACTIONS:
+        causes.append(_cause(f"{path}.action", NOT_SUPPORTED, f"Unsupported value: {_short(action)}: supported "
+                             "values: " + ", ".join(f'"{a}"' for a in _ACTIONS)))
+    elif action == "FailIndex" and not per_index:
+        causes.append(_invalid(f"{path}.action", action, "valid only when backoffLimitPerIndex is set"))
+    codes, conds = rule.get("onExitCodes"), rule.get("onPodConditions")
+    if codes is not None and conds is not None:
+        causes.append(_cause(path, INVALID, "Invalid value: specifying both OnExitCodes and OnPodConditions "
+                                            "is not supported"))
+    elif codes is None and conds is None:
+        causes.append(_cause(path, INVALID, "Invalid value: specifying one of OnExitCodes and OnPodConditions "
+                                            "is required"))
+    if isinstance(codes, dict):
+        causes += _check_exit_codes(f"{path}.onExitCodes", codes, names)
+    for j, c in enumerate(conds if isinstance(conds, list) else ()):
+        if not isinstance(c, dict):
+            continue
+        cp = f"{path}.onPodConditions[{j}]"
+        if not c.get("type"):
+            causes.append(_cause(f"{cp}.type", REQUIRED, "Required value"))
+        elif why := _qualified_name_error(c["type"]):
+            causes.append(_invalid(f"{cp}.type", c["type"], why))
+        st = c.get("status")
+        if st not in (None, "True", "False", "Unknown"):
+            causes.append(_cause(f"{cp}.status", NOT_SUPPORTED, f'Unsupported value: {_short(st)}: supported '
+                                                                f'values: "True", "False", "Unknown"'))
+    return causes
+
+
+def _check_exit_codes(path: str, codes: dict, names: set) -> list[dict]:
+    causes: list[dict] = []
+    name = codes.get("containerName")
+    if name is not None and name not in names:
+        causes.append(_invalid(f"{path}.containerName", name,
+                               "must be one of the container or initContainer names in the pod template"))
+    op = codes.get("operator")
+    if op is None:
+        causes.append(_cause(f"{path}.operator", REQUIRED, "Required value"))
+    elif op not in ("In", "NotIn"):
+        causes.append(_cause(f"{path}.operator", NOT_SUPPORTED,
+                             f'Unsupported value: {_short(op)}: supported values: "In", "NotIn"'))
+    values = codes.get("values")
+    if not isinstance(values, list) or not values:
+        causes.append(_cause(f"{path}.values", REQUIRED, "Required value: at least one value is required"))
+        return causes
+    if len(values) > _MAX_CODES:
+        causes.append(_cause(f"{path}.values", "FieldValueTooMany",
+                             f"Too many: {len(values)}: must have at most {_MAX_CODES} items"))
+        return causes
+    seen: set = set()
+    prev = None
+    for k, v in enumerate(values):
+        vp = f"{path}.values[{k}]"
+        if not _int(v):
+            continue
+        if v in seen:
+            causes.append(_cause(vp, "FieldValueDuplicate", f"Duplicate value: {v}"))
+        elif prev is not None and v < prev:
+            causes.append(_invalid(vp, v, "must be ordered"))
+        if op == "In" and v == 0:
+            causes.append(_invalid(vp, 0, "must not be 0 for the In operator"))
+        seen.add(v)
+        prev = v
+    return causes
 
 
 def _check_managed_by(v: Any) -> list[dict]:

@@ -199,6 +199,11 @@ def _default_job(obj: dict) -> None:
                  ("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")):
         if spec.get(k) is None:
             spec[k] = v
+    pfp = spec.get("podFailurePolicy")
+    for rule in (pfp.get("rules") or ()) if isinstance(pfp, dict) and isinstance(pfp.get("rules"), list) else ():
+        for c in (rule.get("onPodConditions") or ()) if isinstance(rule, dict) else ():
+            if isinstance(c, dict) and c.get("status") is None:
+                c["status"] = "True"
     tmpl = spec.get("template")
     if not isinstance(tmpl, dict):
         return

@@ -199,7 +199,7 @@ class JobController(QueueController):
         else:
             done_ix = None
             succeeded = st["succeeded"] + len(new_succeeded) + len(unc["succeeded"])
-        failed = st["failed"] + len(new_failed) + len(unc["failed"])
+        failed = st["failed"] + sum(1 for p in new_failed if J.counts_as_failed(job, p)) + len(unc["failed"])
         if not st.get("startTime") and not J.suspended(job):
             st["startTime"] = rfc3339(now)
         backoff = J.next_backoff(self.backoff.get(key, J.Backoff()), new_succeeded, new_failed)

@@ -118,3 +118,26 @@ def test_indexed_job_gives_each_pod_its_index(kube):
         assert re.search(r"Completed Indexes:\s+0-2\n", k.ok("describe", "job", "idx"))
     finally:
         delete_job(kube, "idx")
+
+
+def test_pod_failure_policy_fail_job_on_exit_code(kube):
+    """The docs' job-pod-failure-policy pattern: exit code 42 fails the whole Job at once,
+    without retries up to backoffLimit."""
+    k = kube.kubectl
+    try:
+        path = kube.file("pfp.yaml", job("pfp", "exit 42", completions=4, parallelism=2, backoffLimit=6,
+                                         podFailurePolicy={"rules": [
+                                             {"action": "FailJob", "onExitCodes": {
+                                                 "containerName": "main", "operator": "In", "values": [42]}},
+                                             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}))
+        assert k.ok("apply", "-f", path) == "job.batch/pfp created\n"
+        p = k("wait", "--for=condition=failed", "job/pfp", "--timeout=60s", timeout=75)
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        st = k.json("get", "job", "pfp")["status"]
+        failed = [c for c in st["conditions"] if c["type"] == "Failed"][0]
+        assert failed["reason"] == "PodFailurePolicy"
+        assert re.fullmatch(r"Container main for pod default/pfp-\w+ failed with exit code 42 matching FailJob "
+                            r"rule at index 0", failed["message"]), failed["message"]
+        assert 1 <= st["failed"] <= 2           # not 7: no retries
+    finally:
+        delete_job(kube, "pfp")

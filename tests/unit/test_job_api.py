@@ -136,10 +136,8 @@ def test_indexed_jobs_need_completions():
 
 
 def test_what_skiff_does_not_support_is_refused():
-    cs = causes(job(backoffLimitPerIndex=1, maxFailedIndexes=2, successPolicy={"rules": [{"succeededCount": 1}]},
-                    podFailurePolicy={"rules": [{"action": "FailJob",
-                                                 "onExitCodes": {"operator": "In", "values": [42]}}]}))
-    for f in ("backoffLimitPerIndex", "maxFailedIndexes", "podFailurePolicy", "successPolicy"):
+    cs = causes(job(backoffLimitPerIndex=1, maxFailedIndexes=2, successPolicy={"rules": [{"succeededCount": 1}]}))
+    for f in ("backoffLimitPerIndex", "maxFailedIndexes", "successPolicy"):
         assert cs[f"spec.{f}"] == f"spec.{f} is not supported by skiff"
     # the pod rules apply to the template, under its path
     j = job()
@@ -251,3 +249,40 @@ async def test_rest(tmp_path):
         row = next(r for r in t["rows"] if r["cells"][0] == "pi")
         assert row["cells"][1:4] == ["Running", "0/1", ""] and row["cells"][5:7] == ["pi", "perl:5.34.0"]
         assert row["cells"][7] == f"{UIDL}={uid}"
+
+
+DOCS_POLICY = {"rules": [  # the docs' job-pod-failure-policy-example.yaml
+    {"action": "FailJob", "onExitCodes": {"containerName": "pi", "operator": "In", "values": [42]}},
+    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+
+
+def test_pod_failure_policy_defaults_and_rules():
+    out, _ = admit(job(podFailurePolicy=copy.deepcopy(DOCS_POLICY)))
+    assert out["spec"]["podReplacementPolicy"] == "Failed"
+    assert out["spec"]["podFailurePolicy"]["rules"][1]["onPodConditions"] == [{"type": "DisruptionTarget",
+                                                                               "status": "True"}]
+    bad = {"rules": [
+        {"action": "Explode", "onExitCodes": {"containerName": "nope", "operator": "Is", "values": [3, 1, 1]}},
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [0]},
+         "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {"action": "FailIndex", "onPodConditions": [{"type": "DisruptionTarget", "status": "Maybe"}]},
+        {"action": "Count"}]}
+    j = job(podFailurePolicy=bad, podReplacementPolicy="TerminatingOrFailed")
+    j["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    cs = causes(j)
+    r = "spec.podFailurePolicy.rules"
+    assert cs == {
+        "spec.template.spec.restartPolicy":
+            'Invalid value: "OnFailure": only "Never" is supported when podFailurePolicy is specified',
+        "spec.podReplacementPolicy": 'Unsupported value: "TerminatingOrFailed": supported values: "Failed"',
+        f"{r}[0].action": 'Unsupported value: "Explode": supported values: "Count", "FailIndex", "FailJob", "Ignore"',
+        f"{r}[0].onExitCodes.containerName":
+            'Invalid value: "nope": must be one of the container or initContainer names in the pod template',
+        f"{r}[0].onExitCodes.operator": 'Unsupported value: "Is": supported values: "In", "NotIn"',
+        f"{r}[0].onExitCodes.values[1]": "Invalid value: 1: must be ordered",
+        f"{r}[0].onExitCodes.values[2]": "Duplicate value: 1",
+        f"{r}[1]": "Invalid value: specifying both OnExitCodes and OnPodConditions is not supported",
+        f"{r}[1].onExitCodes.values[0]": "Invalid value: 0: must not be 0 for the In operator",
+        f"{r}[2].action": 'Invalid value: "FailIndex": valid only when backoffLimitPerIndex is set',
+        f"{r}[2].onPodConditions[0].status": 'Unsupported value: "Maybe": supported values: "True", "False", "Unknown"',
+        f"{r}[3]": "Invalid value: specifying one of OnExitCodes and OnPodConditions is required"}

@@ -320,3 +320,28 @@ async def test_indexed_job_runs_each_index_once(env):
     done = [p for p in await env.pods() if p["status"]["phase"] == "Succeeded"]
     assert sorted(index(p) for p in done) == ["0", "1", "2", "3"]  # one success for each index
     assert all(not p["metadata"].get("finalizers") for p in await env.pods())
+
+
+async def test_pod_failure_policy_ignores_then_fails_the_job(env):
+    await env.create(backoffLimit=0, podFailurePolicy={"rules": [
+        {"action": "FailJob", "onExitCodes": {"containerName": "c", "operator": "In", "values": [42]}},
+        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]})
+    (p,) = await wait_for(env.active)
+    await env.kubelet(p, "Failed", exit_code=3)          # ignored: replaced, not counted (backoffLimit 0)
+    (q,) = await wait_for(lambda: _other(env.active(), p))
+    st = (await env.job()).get("status")
+    assert int(st.get("failed") or 0) == 0 and not (await env.condition("FailureTarget"))
+    await env.kubelet(q, "Failed", exit_code=42)         # FailJob
+    await wait_for(lambda: env.condition("Failed"))
+    st = (await env.job()).get("status")
+    msg = f"Container c for pod default/{q['metadata']['name']} failed with exit code 42 matching FailJob rule at index 0"
+    assert [(c["type"], c["reason"], c["message"]) for c in st["conditions"]] == [
+        ("FailureTarget", "PodFailurePolicy", msg), ("Failed", "PodFailurePolicy", msg)]
+    assert st["failed"] == 1
+    ev = await wait_for(lambda: env.events(reason="PodFailurePolicy"))
+    assert ev[0]["type"] == "Warning" and ev[0]["message"] == msg
+
+
+async def _other(coro, p):
+    items = [x for x in await coro if x["metadata"]["uid"] != p["metadata"]["uid"]]
+    return items or None

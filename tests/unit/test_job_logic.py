@@ -403,3 +403,50 @@ def test_describe_shows_completed_indexes():
     long = ",".join(str(i) for i in range(0, 200, 2))
     assert _cap_indexes(long).endswith(",...") and len(_cap_indexes(long)) < 60
     assert _cap_indexes("") == "<none>"
+
+
+
+# -- podFailurePolicy ----------------------------------------------------------------------------
+POLICY = {"rules": [
+    {"action": "FailJob", "onExitCodes": {"containerName": "c", "operator": "In", "values": [42]}},
+    {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}},
+    {"action": "Count", "onExitCodes": {"operator": "NotIn", "values": [1, 2]}},
+    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
+
+
+def failed_pod(name, code=None, container="c", conditions=None, init=False):
+    p = pod(name, "Failed")
+    st = p["status"]
+    if code is not None:
+        cs = [{"name": container, "state": {"terminated": {"exitCode": code}}}]
+        st["initContainerStatuses" if init else "containerStatuses"] = cs
+    if conditions:
+        st["conditions"] = conditions
+    return p
+
+
+def test_failure_policy_first_matching_rule_decides():
+    j = job(podFailurePolicy=POLICY, podReplacementPolicy="Failed")
+    action, msg = J.match_failure_policy(j, failed_pod("a", 42))
+    assert (action, msg) == ("FailJob", "Container c for pod default/a failed with exit code 42 matching "
+                                        "FailJob rule at index 0")
+    assert J.match_failure_policy(j, failed_pod("b", 42, container="other"))[0] == "Count"  # not c: NotIn 1,2
+    assert J.match_failure_policy(j, failed_pod("c", 3, init=True))[0] == "Ignore"         # init containers too
+    assert J.match_failure_policy(j, failed_pod("d", 1))[0] is None                        # no rule: counted
+    dis = failed_pod("e", conditions=[{"type": "DisruptionTarget", "status": "True"}])
+    assert J.match_failure_policy(j, dis) == ("Ignore", "Pod default/e has condition DisruptionTarget "
+                                                        "matching Ignore rule at index 3")
+    assert J.match_failure_policy(j, failed_pod("f", 0))[0] is None     # exit code 0 matches nothing
+    assert not J.counts_as_failed(j, failed_pod("g", 3)) and J.counts_as_failed(j, failed_pod("h", 1))
+    assert J.match_failure_policy(job(), failed_pod("i", 42)) == (None, None)
+
+
+def test_fail_job_rule_makes_the_failure_target_and_ignored_pods_are_not_counted():
+    j = job(podFailurePolicy=POLICY, podReplacementPolicy="Failed")
+    st = J.status_of(j)
+    cond = J.finishing_condition(j, st, [failed_pod("a", 42)], 1, time.time())
+    assert (cond["type"], cond["reason"]) == ("FailureTarget", "PodFailurePolicy")
+    assert cond["message"].startswith("Container c for pod default/a failed with exit code 42")
+    assert J.finishing_condition(j, st, [failed_pod("b", 3)], 0, time.time()) is None
+    _, _ = J.track_finished(j, [failed_pod("b", 3), failed_pod("c", 1)], st, set(), None)
+    assert st["uncountedTerminatedPods"]["failed"] == ["uid-c"]

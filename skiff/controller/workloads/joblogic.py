@@ -37,6 +37,7 @@ SUSPENDED = "Suspended"
 BACKOFF_LIMIT_EXCEEDED = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
 DEADLINE_EXCEEDED = ("DeadlineExceeded", "Job was active longer than specified deadline")
 COMPLETIONS_REACHED = ("CompletionsReached", "Reached expected number of succeeded pods")
+POD_FAILURE_POLICY = "PodFailurePolicy"
 
 
 # -- the Job -------------------------------------------------------------------------------------
@@ -146,6 +147,65 @@ def new_finished_pods(job: dict, pods: list, uncounted: dict, expected_rm: set) 
         elif is_pod_failed(p, job):
             failed.append(p)
     return succeeded, failed
+
+
+def match_failure_policy(job: dict, pod: dict) -> tuple[str | None, str | None]:
+    """matchPodFailurePolicy for a failed pod: (the action of the first rule it matches, None
+    when none does or the Job has no podFailurePolicy; the FailJob message). A rule matches by a
+    container (init or not, the named one if given) that terminated with a non-zero exit code
+    In / NotIn its values, or by a pod condition of its type with its status."""
+    policy = spec(job).get("podFailurePolicy")
+    if not policy:
+        return None, None
+    st = pod.get("status") or {}
+    where = f"{md(pod).get('namespace')}/{md(pod).get('name')}"
+    for i, rule in enumerate(policy.get("rules") or ()):
+        action = rule.get("action")
+        codes = rule.get("onExitCodes")
+        if codes is not None:
+            hit = _exit_code_match(codes, st)
+            if hit is not None:
+                name, code = hit
+                return action, (f"Container {name} for pod {where} failed with exit code {code} matching "
+                                f"{action} rule at index {i}")
+            continue
+        for want in rule.get("onPodConditions") or ():
+            c = get_condition(st, want.get("type"))
+            if c is not None and c.get("status") == (want.get("status") or "True"):
+                return action, f"Pod {where} has condition {want.get('type')} matching {action} rule at index {i}"
+    return None, None
+
+
+def _exit_code_match(codes: dict, status: dict) -> tuple[str, int] | None:
+    values, name = set(codes.get("values") or ()), codes.get("containerName")
+    for group in ("initContainerStatuses", "containerStatuses"):
+        for cs in status.get(group) or ():
+            if name is not None and cs.get("name") != name:
+                continue
+            term = (cs.get("state") or {}).get("terminated")
+            code = (term or {}).get("exitCode")
+            if not isinstance(code, int) or code == 0:
+                continue
+            if (code in values) == (codes.get("operator") == "In"):
+                return cs.get("name"), code
+    return None
+
+
+def counts_as_failed(job: dict, pod: dict) -> bool:
+    """A failed pod counts towards backoffLimit unless the podFailurePolicy rule it matches is Ignore."""
+    return match_failure_policy(job, pod)[0] != "Ignore"
+
+
+def fail_job_message(job: dict, pods: list) -> str | None:
+    """getFailJobMessage: the message of the first failed pod that matches a FailJob rule."""
+    if not spec(job).get("podFailurePolicy"):
+        return None
+    for p in pods:
+        if is_pod_failed(p, job):
+            action, msg = match_failure_policy(job, p)
+            if action == "FailJob":
+                return msg
+    return None
 
 
 def count_terminating(pods: list) -> int:
@@ -376,6 +436,9 @@ def finishing_condition(job: dict, status: dict, pods: list, failed: int, now: f
     target = _true(status, FAILURE_TARGET)
     if target is not None:
         return new_condition(FAILED, "True", target.get("reason", ""), target.get("message", ""), nows)
+    policy_msg = fail_job_message(job, pods)
+    if policy_msg is not None:
+        return new_condition(FAILURE_TARGET, "True", POD_FAILURE_POLICY, policy_msg, nows)
     if failed > backoff_limit(job) or past_backoff_limit_on_failure(job, pods):
         return new_condition(FAILURE_TARGET, "True", *BACKOFF_LIMIT_EXCEEDED, nows)
     left = deadline_left(job, status, now)
@@ -488,6 +551,8 @@ def track_finished(job: dict, pods: list, status: dict, expected_rm: set,
                 unc["succeeded"].append(uid)
                 succ.add(uid)
         elif (failed or fails_all) and uid not in fail:
+            if not counts_as_failed(job, p):
+                continue        # a podFailurePolicy Ignore rule: its finalizer goes, no count
             unc["failed"].append(uid)
             fail.add(uid)
         if len(unc["succeeded"]) + len(unc["failed"]) >= MAX_UNCOUNTED:
