@@ -5,8 +5,10 @@ ValidateJobUpdate), called by :func:`skiff.api.validation.validate` and
 - parallelism, completions, activeDeadlineSeconds, backoffLimit, ttlSecondsAfterFinished >= 0;
 - completionMode NonIndexed or Indexed (then completions is required, parallelism at most
   100 000), podReplacementPolicy
-  TerminatingOrFailed or Failed, managedBy a domain-prefixed path; backoffLimitPerIndex,
-  maxFailedIndexes and successPolicy are refused as not supported by skiff;
+  TerminatingOrFailed or Failed, managedBy a domain-prefixed path;
+- backoffLimitPerIndex and successPolicy only for Indexed Jobs; maxFailedIndexes only with
+  backoffLimitPerIndex and at most completions; successPolicy rules (at most 20) with
+  succeededIndexes (ordered intervals below completions) and/or succeededCount;
 - podFailurePolicy (validatePodFailurePolicy): restartPolicy Never, podReplacementPolicy Failed, at
   most 20 rules, each with an action (FailJob, Ignore, Count; FailIndex needs
   backoffLimitPerIndex) and one of onExitCodes (a template container's name, In/NotIn, 1 to 255
@@ -25,11 +27,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from skiff.api.indexes import parse_intervals
 from skiff.api.jsontree import json_copy
-from skiff.api.validation import (INVALID, LABEL_VALUE, NOT_SUPPORTED, POD_RULES, REJECT, REQUIRED, Warning,
+from skiff.api.validation import (INVALID, LABEL_VALUE, NOT_SUPPORTED, POD_RULES, REQUIRED, Warning,
                                   _cause, _check_pod, _invalid, _LABEL_VALUE_WHY, _label_selector, _prefixed,
                                   _qualified_name_error, _short, _unsupported, dns1123_subdomain_error,
-                                  go_label_selector, json_path, rule_trie, selector_matches_template)
+                                  go_label_selector, json_path, selector_matches_template)
 
 __all__ = ["check_job", "check_job_update", "CONTROLLER_UID_LABEL", "JOB_NAME_LABEL",
            "LEGACY_CONTROLLER_UID_LABEL", "LEGACY_JOB_NAME_LABEL", "DEFAULT_MANAGER"]
@@ -44,8 +47,6 @@ DEFAULT_MANAGER = "kubernetes.io/job-controller"
 _COUNTS = ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished")
 _RESTART_POLICIES = '"OnFailure", "Never"'
 _REPLACEMENT_POLICIES = ("TerminatingOrFailed", "Failed")
-_UNSUPPORTED = rule_trie([(f"spec.{f}", REJECT, lambda v: v is not None)
-                          for f in ("backoffLimitPerIndex", "maxFailedIndexes", "successPolicy")])
 MAX_INDEXED_PARALLELISM = 100_000
 _IMMUTABLE = ("completionMode", "podFailurePolicy", "backoffLimitPerIndex", "successPolicy", "managedBy")
 
@@ -59,7 +60,8 @@ def check_job(obj: dict) -> tuple[list[dict], list[Warning]]:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return [], []
-    causes, warnings = _unsupported(obj, _UNSUPPORTED)
+    causes: list[dict] = []
+    warnings: list[Warning] = []
     for f in _COUNTS:
         v = spec.get(f)
         if _int(v) and v < 0:
@@ -90,7 +92,76 @@ def check_job(obj: dict) -> tuple[list[dict], list[Warning]]:
     causes += _check_selector(obj, spec, tlabels)
     if isinstance(spec.get("podFailurePolicy"), dict):
         causes += _check_pod_failure_policy(spec, tmpl)
+    causes += _check_per_index(spec)
+    if isinstance(spec.get("successPolicy"), dict):
+        causes += _check_success_policy(spec)
     return causes, warnings
+
+
+def _check_per_index(spec: dict) -> list[dict]:
+    causes: list[dict] = []
+    per, most = spec.get("backoffLimitPerIndex"), spec.get("maxFailedIndexes")
+    indexed, completions = spec.get("completionMode") == "Indexed", spec.get("completions")
+    for f, v in (("backoffLimitPerIndex", per), ("maxFailedIndexes", most)):
+        if _int(v) and v < 0:
+            causes.append(_invalid(f"spec.{f}", v, "must be greater than or equal to 0"))
+    if per is not None and not indexed:
+        causes.append(_invalid("spec.backoffLimitPerIndex", per, "requires indexed completion mode"))
+    if most is not None:
+        if per is None:
+            causes.append(_cause("spec.backoffLimitPerIndex", REQUIRED,
+                                 "Required value: when maxFailedIndexes is specified"))
+        if _int(most) and _int(completions) and most > completions:
+            causes.append(_invalid("spec.maxFailedIndexes", most, "must be less than or equal to completions"))
+        if _int(most) and most > MAX_INDEXED_PARALLELISM:
+            causes.append(_invalid("spec.maxFailedIndexes", most,
+                                   f"must be less than or equal to {MAX_INDEXED_PARALLELISM}"))
+    if per is not None and _int(completions) and completions > MAX_INDEXED_PARALLELISM:
+        causes.append(_invalid("spec.completions", completions, f"must be less than or equal to "
+                               f"{MAX_INDEXED_PARALLELISM} when backoffLimitPerIndex is specified"))
+    return causes
+
+
+def _check_success_policy(spec: dict) -> list[dict]:
+    causes: list[dict] = []
+    if spec.get("completionMode") != "Indexed":
+        return [_invalid("spec.completionMode", spec.get("completionMode") or "NonIndexed",
+                         "requires indexed completion mode")]
+    rules = spec["successPolicy"].get("rules")
+    if not isinstance(rules, list) or not rules:
+        return [_cause("spec.successPolicy.rules", REQUIRED, "Required value: at least one rules must be specified "
+                                                             "when the successPolicy is specified")]
+    if len(rules) > _MAX_RULES:
+        return [_cause("spec.successPolicy.rules", "FieldValueTooMany",
+                       f"Too many: {len(rules)}: must have at most {_MAX_RULES} items")]
+    completions = spec.get("completions") if _int(spec.get("completions")) else 0
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            continue
+        path = f"spec.successPolicy.rules[{i}]"
+        ixs, count = rule.get("succeededIndexes"), rule.get("succeededCount")
+        if ixs is None and count is None:
+            causes.append(_cause(path, REQUIRED, "Required value: at least one of succeededCount or "
+                                                 "succeededIndexes must be specified"))
+            continue
+        total = None
+        if isinstance(ixs, str):
+            try:
+                intervals = parse_intervals(ixs, completions)
+                total = sum(b - a + 1 for a, b in intervals)
+            except ValueError as e:
+                causes.append(_invalid(f"{path}.succeededIndexes", ixs, f"error parsing succeededIndexes: {e}"))
+        if _int(count):
+            if count < 0:
+                causes.append(_invalid(f"{path}.succeededCount", count, "must be greater than or equal to 0"))
+            elif count > completions:
+                causes.append(_invalid(f"{path}.succeededCount", count,
+                                       f"must be less than or equal to {completions} (the number of completions)"))
+            elif total is not None and count > total:
+                causes.append(_invalid(f"{path}.succeededCount", count, f"must be less than or equal to {total} "
+                                                                        "(the number of indexes in the specified "
+                                                                        "succeededIndexes field)"))
+    return causes
 
 
 _ACTIONS = ("Count", "FailIndex", "FailJob", "Ignore")

@@ -182,7 +182,7 @@ def _default_template(spec: Any, *, deployment: bool) -> None:
 
 def _default_job(obj: dict) -> None:
     """SetDefaults_Job (completions and parallelism 1 when neither is given, parallelism 1,
-    backoffLimit 6, completionMode NonIndexed, suspend and manualSelector false,
+    backoffLimit 6 (with backoffLimitPerIndex: the largest int32), completionMode NonIndexed, suspend and manualSelector false,
     podReplacementPolicy TerminatingOrFailed), the pod defaults on the template, and unless
     manualSelector what the API server generates from the Job's uid and name: the selector
     ``batch.kubernetes.io/controller-uid=<uid>`` and the template labels
@@ -194,7 +194,8 @@ def _default_job(obj: dict) -> None:
         return
     if spec.get("completions") is None and spec.get("parallelism") is None:
         spec["completions"] = 1
-    for k, v in (("parallelism", 1), ("backoffLimit", 6), ("completionMode", "NonIndexed"), ("suspend", False),
+    for k, v in (("parallelism", 1), ("backoffLimit", 6 if spec.get("backoffLimitPerIndex") is None else 2**31 - 1),
+                 ("completionMode", "NonIndexed"), ("suspend", False),
                  ("manualSelector", False),
                  ("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")):
         if spec.get(k) is None:

@@ -192,10 +192,14 @@ class JobController(QueueController):
         expected_rm = set(self.removing.get(key, ()))
         unc = st["uncountedTerminatedPods"]
         new_succeeded, new_failed = J.new_finished_pods(job, pods, unc, expected_rm)
+        failed_ix: set = set()
         if J.is_indexed(job):
             done_ix = J.succeeded_indexes(job, st, pods)
             st["completedIndexes"] = J.format_indexes(done_ix) or None
             st["succeeded"] = succeeded = len(done_ix)
+            if J.per_index(job):
+                failed_ix = J.failed_indexes(job, st, pods)
+                st["failedIndexes"] = J.format_indexes(failed_ix)
         else:
             done_ix = None
             succeeded = st["succeeded"] + len(new_succeeded) + len(unc["succeeded"])
@@ -204,6 +208,8 @@ class JobController(QueueController):
             st["startTime"] = rfc3339(now)
         backoff = J.next_backoff(self.backoff.get(key, J.Backoff()), new_succeeded, new_failed)
         finished = J.finishing_condition(job, st, pods, failed, now)
+        if finished is None and done_ix is not None:
+            finished = J.indexed_finishing(job, done_ix, failed_ix, now)
         left = J.deadline_left(job, st, now) if finished is None else None
         requeue = left if left is not None and left > 0 else None
         err: APIError | None = None
@@ -214,7 +220,8 @@ class JobController(QueueController):
         else:
             managed = satisfied and not L.md(job).get("deletionTimestamp")
             if managed:
-                wait, err = await self._manage(job, key, active_pods, succeeded, counts, backoff, now, done_ix)
+                wait, err = await self._manage(job, key, active_pods, succeeded, counts, backoff, now,
+                                               None if done_ix is None else done_ix | failed_ix, pods)
                 if wait is not None:
                     requeue = wait if requeue is None else min(requeue, wait)
             if J.is_complete(job, succeeded, counts.active):
@@ -285,15 +292,15 @@ class JobController(QueueController):
         return out
 
     async def _manage(self, job: dict, key: str, active_pods: list, succeeded: int, counts: _Counts,
-                      backoff: J.Backoff, now: float, done: set | None = None
+                      backoff: J.Backoff, now: float, done: set | None = None, pods: list = ()
                       ) -> tuple[float | None, APIError | None]:
         """manageJob: one step towards the wanted number of active pods; (seconds to wait for
-        the back-off, the first error). ``done``: an Indexed Job's succeeded indexes."""
+        the back-off, the first error). ``done``: an Indexed Job's succeeded and failed indexes."""
         if J.suspended(job):
             _, err = await self._delete(job, key, active_pods, counts, keep_finalizers=False)
             return None, err
         if done is not None:
-            return await self._manage_indexed(job, key, active_pods, counts, backoff, now, done)
+            return await self._manage_indexed(job, key, active_pods, counts, backoff, now, done, pods)
         want = J.want_active(job, succeeded, counts.active)
         surplus = counts.active - want
         if surplus > 0:
@@ -309,22 +316,37 @@ class JobController(QueueController):
         return None, await self._create(job, key, min(missing, BURST), counts)
 
     async def _manage_indexed(self, job: dict, key: str, active_pods: list, counts: _Counts,
-                              backoff: J.Backoff, now: float, done: set) -> tuple[float | None, APIError | None]:
-        """manageJob for an Indexed Job: pods without a valid index, of a succeeded index or a
-        second one of an index go; the missing indexes get a pod each, lowest first."""
+                              backoff: J.Backoff, now: float, done: set,
+                              pods: list) -> tuple[float | None, APIError | None]:
+        """manageJob for an Indexed Job: pods without a valid index, of a finished index or a
+        second one of an index go; the missing indexes get a pod each, lowest first, after the
+        Job's back-off (with backoffLimitPerIndex: each index's own)."""
         extra, missing = J.indexed_plan(job, active_pods, done)
         if extra:
             _, err = await self._delete(job, key, extra[:BURST], counts, keep_finalizers=False)
             return None, err
         if not missing:
             return None, None
-        wait = J.backoff_left(backoff, now, *self.pod_failure_backoff)
-        if wait > 0:
-            return max(wait, self.batch), None
-        return None, await self._create(job, key, min(len(missing), BURST), counts, missing)
+        fails = J.index_failures(job, pods) if J.per_index(job) else {}
+        if not J.per_index(job):
+            wait = J.backoff_left(backoff, now, *self.pod_failure_backoff)
+            if wait > 0:
+                return max(wait, self.batch), None
+        waits = {}
+        for ix in missing:
+            f = fails.get(ix)
+            if f is not None:
+                waits[ix] = J.backoff_left(J.Backoff(f.failures + f.ignored, f.last_failure), now,
+                                           *self.pod_failure_backoff)
+        ready = [ix for ix in missing if waits.get(ix, 0) <= 0]
+        later = [w for w in waits.values() if w > 0]
+        wait = max(min(later), self.batch) if later else None
+        if not ready:
+            return wait, None
+        return wait, await self._create(job, key, min(len(ready), BURST), counts, ready, fails)
 
     async def _create(self, job: dict, key: str, n: int, counts: _Counts,
-                      indexes: list[int] | None = None) -> APIError | None:
+                      indexes: list[int] | None = None, fails: dict | None = None) -> APIError | None:
         """Create ``n`` pods in slow-start batches (an Indexed Job's: one for each of ``indexes``)."""
         e = self.expectations.expect(key)
         template = J.pod_from_template(job)
@@ -333,7 +355,7 @@ class JobController(QueueController):
         if indexes is None:
             bodies = (dict(template) for _ in range(n))
         else:
-            bodies = (J.with_index(J.pod_from_template(job), job, ix) for ix in indexes[:n])
+            bodies = (J.with_index(J.pod_from_template(job), job, ix, (fails or {}).get(ix)) for ix in indexes[:n])
         batch, done = 1, 0
         first_error: APIError | None = None
         while done < n:

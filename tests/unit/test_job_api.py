@@ -135,10 +135,30 @@ def test_indexed_jobs_need_completions():
                                       "when completion mode is Indexed")
 
 
-def test_what_skiff_does_not_support_is_refused():
+def test_per_index_backoff_and_success_policy_rules():
+    out, _ = admit(job(completionMode="Indexed", completions=5, backoffLimitPerIndex=1, maxFailedIndexes=2,
+                       successPolicy={"rules": [{"succeededIndexes": "0-2,4", "succeededCount": 3}]}))
+    assert out["spec"]["backoffLimit"] == 4      # given; without it, the largest int32
+    out, _ = admit(job(completionMode="Indexed", completions=5, backoffLimitPerIndex=1, backoffLimit=None))
+    assert out["spec"]["backoffLimit"] == 2147483647
     cs = causes(job(backoffLimitPerIndex=1, maxFailedIndexes=2, successPolicy={"rules": [{"succeededCount": 1}]}))
-    for f in ("backoffLimitPerIndex", "maxFailedIndexes", "successPolicy"):
-        assert cs[f"spec.{f}"] == f"spec.{f} is not supported by skiff"
+    assert cs == {"spec.backoffLimitPerIndex": "Invalid value: 1: requires indexed completion mode",
+                  "spec.maxFailedIndexes": "Invalid value: 2: must be less than or equal to completions",
+                  "spec.completionMode": 'Invalid value: "NonIndexed": requires indexed completion mode'}
+    cs = causes(job(completionMode="Indexed", completions=4, maxFailedIndexes=1, successPolicy={"rules": [
+        {"succeededIndexes": "0-1,1"}, {"succeededIndexes": "5"}, {"succeededIndexes": "0,2", "succeededCount": 3},
+        {}]}))
+    r = "spec.successPolicy.rules"
+    assert cs == {"spec.backoffLimitPerIndex": "Required value: when maxFailedIndexes is specified",
+                  f"{r}[0].succeededIndexes": 'Invalid value: "0-1,1": error parsing succeededIndexes: '
+                                              'non-increasing order, previous: 1, current: 1',
+                  f"{r}[1].succeededIndexes": 'Invalid value: "5": error parsing succeededIndexes: too large index: "5"',
+                  f"{r}[2].succeededCount": "Invalid value: 3: must be less than or equal to 2 (the number of indexes "
+                                            "in the specified succeededIndexes field)",
+                  f"{r}[3]": "Required value: at least one of succeededCount or succeededIndexes must be specified"}
+
+
+def test_what_skiff_does_not_support_is_refused():
     # the pod rules apply to the template, under its path
     j = job()
     j["spec"]["template"]["spec"]["hostPID"] = True

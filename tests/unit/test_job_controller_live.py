@@ -345,3 +345,47 @@ async def test_pod_failure_policy_ignores_then_fails_the_job(env):
 async def _other(coro, p):
     items = [x for x in await coro if x["metadata"]["uid"] != p["metadata"]["uid"]]
     return items or None
+
+
+def _ix(p):
+    return p["metadata"]["annotations"][J.INDEX_KEY]
+
+
+async def test_backoff_limit_per_index_fails_only_that_index(env):
+    await env.create(completions=3, parallelism=3, completionMode="Indexed", backoffLimitPerIndex=1)
+    pods = await wait_for(lambda: _n(env.active(), 3))
+    by = {_ix(p): p for p in pods}
+    assert all(p["metadata"]["annotations"][J.FAILURE_COUNT_KEY] == "0" for p in pods)
+    await env.kubelet(by["1"], "Failed")                     # index 1: first failure, retried
+    retry = await wait_for(lambda: _index_pod(env, "1", by["1"]))
+    assert retry["metadata"]["annotations"][J.FAILURE_COUNT_KEY] == "1"
+    await env.kubelet(retry, "Failed")                       # second: index 1 has failed
+    await env.kubelet(by["0"], "Succeeded")
+    await env.kubelet(by["2"], "Succeeded")
+    await wait_for(lambda: env.condition("Failed"))
+    st = (await env.job()).get("status")
+    assert (st["completedIndexes"], st["failedIndexes"], st["failed"], st["succeeded"]) == ("0,2", "1", 2, 2)
+    assert [(c["type"], c["reason"]) for c in st["conditions"]] == [("FailureTarget", "FailedIndexes"),
+                                                                   ("Failed", "FailedIndexes")]
+    assert len([p for p in await env.pods() if _ix(p) == "1"]) == 2     # not retried a third time
+
+
+async def _index_pod(env, ix, old):
+    for p in await env.active():
+        if _ix(p) == ix and p["metadata"]["uid"] != old["metadata"]["uid"]:
+            return p
+    return None
+
+
+async def test_success_policy_completes_early(env):
+    await env.create(completions=4, parallelism=4, completionMode="Indexed",
+                     successPolicy={"rules": [{"succeededIndexes": "0", "succeededCount": 1}]})
+    pods = await wait_for(lambda: _n(env.active(), 4))
+    await env.kubelet(next(p for p in pods if _ix(p) == "0"), "Succeeded")
+    await wait_for(lambda: env.condition("Complete"))
+    st = (await env.job()).get("status")
+    assert [(c["type"], c["reason"], c["message"]) for c in st["conditions"]] == [
+        ("SuccessCriteriaMet", "SuccessPolicy", "Matched rules at index 0"),
+        ("Complete", "SuccessPolicy", "Matched rules at index 0")]
+    assert st["completedIndexes"] == "0" and int(st.get("failed") or 0) == 0   # the others were stopped, uncounted
+    assert not await env.active()

@@ -450,3 +450,46 @@ def test_fail_job_rule_makes_the_failure_target_and_ignored_pods_are_not_counted
     assert J.finishing_condition(j, st, [failed_pod("b", 3)], 0, time.time()) is None
     _, _ = J.track_finished(j, [failed_pod("b", 3), failed_pod("c", 1)], st, set(), None)
     assert st["uncountedTerminatedPods"]["failed"] == ["uid-c"]
+
+
+# -- backoffLimitPerIndex, maxFailedIndexes, successPolicy --------------------------------------
+def ifailed(name, index, failures=0, code=1, finished=2000.0):
+    p = failed_pod(name, code)
+    p["metadata"]["annotations"] = {J.INDEX_KEY: str(index), J.FAILURE_COUNT_KEY: str(failures)}
+    p["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = rfc3339(finished)
+    return p
+
+
+def test_an_index_fails_past_its_own_backoff_limit():
+    j = job(completions=4, completionMode="Indexed", backoffLimitPerIndex=1, podReplacementPolicy="Failed",
+            podFailurePolicy={"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [7]}},
+                                        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]})
+    pods = [ifailed("a", 0, 0), ifailed("b", 1, 0), ifailed("c", 1, 1, finished=2100.0),
+            ifailed("d", 2, 0, code=7), ifailed("e", 3, 1, code=3)]
+    assert J.failed_indexes(j, {}, pods) == {1, 2}      # 1: a second failure; 2: FailIndex; 3: ignored
+    f = J.index_failures(j, pods)
+    assert (f[0].failures, f[1].failures, f[3].failures, f[3].ignored) == (1, 2, 1, 1)
+    assert f[1].last_failure == 2100.0                  # the newest failed pod of the index
+    p = J.with_index(J.pod_from_template(j), j, 0, f[0])
+    assert p["metadata"]["annotations"][J.FAILURE_COUNT_KEY] == "1"
+    assert J.IGNORED_FAILURE_COUNT_KEY not in p["metadata"]["annotations"]
+    assert J.with_index(J.pod_from_template(j), j, 3, f[3])["metadata"]["annotations"][
+        J.IGNORED_FAILURE_COUNT_KEY] == "1"
+
+
+def test_indexed_finishing_conditions():
+    now = time.time()
+    j = job(completions=4, completionMode="Indexed", backoffLimitPerIndex=1, maxFailedIndexes=1)
+    c = J.indexed_finishing(j, {0}, {1, 2}, now)
+    assert (c["type"], c["reason"], c["message"]) == ("FailureTarget", "MaxFailedIndexesExceeded",
+                                                      "Job has exceeded the specified maximal number of failed indexes")
+    assert J.indexed_finishing(j, {0, 2}, {1}, now) is None          # index 3 still to run
+    c = J.indexed_finishing(j, {0, 2, 3}, {1}, now)
+    assert (c["reason"], c["message"]) == ("FailedIndexes", "Job has failed indexes")
+    j = job(completions=5, completionMode="Indexed", successPolicy={"rules": [
+        {"succeededIndexes": "0,2-3"}, {"succeededCount": 4}, {"succeededIndexes": "1-4", "succeededCount": 2}]})
+    assert J.indexed_finishing(j, {0, 2}, set(), now) is None
+    c = J.indexed_finishing(j, {0, 2, 3}, set(), now)
+    assert (c["type"], c["reason"], c["message"]) == ("SuccessCriteriaMet", "SuccessPolicy", "Matched rules at index 0")
+    assert J.indexed_finishing(j, {1, 4}, set(), now)["message"] == "Matched rules at index 2"
+    assert J.indexed_finishing(j, {0, 1}, set(), now) is None

@@ -32,6 +32,8 @@ def describe_job(job: dict, events) -> str:
     w.w(0, f"Pods Statuses:\t{int(st.get('active') or 0)} Active{ready} / {counts}")
     if spec.get("completionMode") == "Indexed":
         w.w(0, f"Completed Indexes:\t{_cap_indexes(st.get('completedIndexes') or '')}")
+    if spec.get("backoffLimitPerIndex") is not None:
+        w.w(0, f"Failed Indexes:\t{_cap_indexes(st.get('failedIndexes') or '')}")
     pod_template(w, spec.get("template"))
     events_section(w, events)
     return w.render()

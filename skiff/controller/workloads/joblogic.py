@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from skiff.api.indexes import format_indexes, parse_indexes  # noqa: F401 - also J.format_indexes
 from skiff.api.jsontree import json_copy
 from skiff.api.timefmt import rfc3339
 from skiff.api.validation_job import DEFAULT_MANAGER
@@ -25,6 +26,8 @@ from skiff.controller.workloads.logic import (controller_ref, get_condition, is_
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"    # annotation and label of an Indexed Job's pods
 INDEX_ENV = "JOB_COMPLETION_INDEX"
+FAILURE_COUNT_KEY = "batch.kubernetes.io/job-index-failure-count"            # annotations, per index
+IGNORED_FAILURE_COUNT_KEY = "batch.kubernetes.io/job-index-ignored-failure-count"
 BACKOFF_BASE = 10.0         # s, after the first failure; doubled for each further one
 BACKOFF_MAX = 360.0         # s
 MAX_UNCOUNTED = 500         # uids in uncountedTerminatedPods (the status stays under ~20 KB)
@@ -38,6 +41,10 @@ BACKOFF_LIMIT_EXCEEDED = ("BackoffLimitExceeded", "Job has reached the specified
 DEADLINE_EXCEEDED = ("DeadlineExceeded", "Job was active longer than specified deadline")
 COMPLETIONS_REACHED = ("CompletionsReached", "Reached expected number of succeeded pods")
 POD_FAILURE_POLICY = "PodFailurePolicy"
+MAX_FAILED_INDEXES_EXCEEDED = ("MaxFailedIndexesExceeded",
+                               "Job has exceeded the specified maximal number of failed indexes")
+FAILED_INDEXES = ("FailedIndexes", "Job has failed indexes")
+SUCCESS_POLICY = "SuccessPolicy"
 
 
 # -- the Job -------------------------------------------------------------------------------------
@@ -253,32 +260,6 @@ def valid_index(job: dict, pod: dict) -> int | None:
     return ix if ix is not None and ix < int(spec(job).get("completions") or 0) else None
 
 
-def parse_indexes(text: str | None) -> set[int]:
-    """status.completedIndexes ("1,3-5") as a set; what does not parse is skipped."""
-    out: set[int] = set()
-    for part in (text or "").split(","):
-        lo, _, hi = part.strip().partition("-")
-        if lo.isdigit() and (not hi or hi.isdigit()):
-            out.update(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
-def format_indexes(indexes) -> str:
-    """Sorted indexes as Kubernetes writes status.completedIndexes: a run of consecutive indexes
-    as "first-last", a lone one as itself ("0-1,3,5-7")."""
-    out, run = [], []
-    for ix in sorted(indexes):
-        if run and ix == run[-1] + 1:
-            run.append(ix)
-            continue
-        if run:
-            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-        run = [ix]
-    if run:
-        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ",".join(out)
-
-
 def succeeded_indexes(job: dict, status: dict, pods: list) -> set[int]:
     """The indexes that have succeeded: those of status.completedIndexes and of every succeeded
     pod with a valid index (an index is enough not to count a pod twice)."""
@@ -289,6 +270,94 @@ def succeeded_indexes(job: dict, status: dict, pods: list) -> set[int]:
             if ix is not None:
                 done.add(ix)
     return done
+
+
+def per_index(job: dict) -> bool:
+    return spec(job).get("backoffLimitPerIndex") is not None
+
+
+def _count(pod: dict, key: str) -> int:
+    v = (md(pod).get("annotations") or {}).get(key)
+    return int(v) if isinstance(v, str) and v.isdigit() else 0
+
+
+@dataclass(frozen=True)
+class IndexFailures:
+    """An index's failures so far (its newest failed pod's counts, with that pod), for
+    backoffLimitPerIndex: what its next pod carries, and when the back-off started."""
+    failures: int
+    ignored: int
+    last_failure: float
+
+
+def index_failures(job: dict, pods: list) -> dict[int, IndexFailures]:
+    """getNewIndexFailureCounts over each index's newest failed pod: its counts plus itself
+    (as an ignored failure when a podFailurePolicy Ignore rule matches it)."""
+    newest: dict[int, tuple[float, dict]] = {}
+    for p in pods:
+        if not is_pod_failed(p, job):
+            continue
+        ix = valid_index(job, p)
+        if ix is None:
+            continue
+        t = finished_time(p)
+        if ix not in newest or t > newest[ix][0]:
+            newest[ix] = (t, p)
+    out = {}
+    for ix, (t, p) in newest.items():
+        failures, ignored = _count(p, FAILURE_COUNT_KEY), _count(p, IGNORED_FAILURE_COUNT_KEY)
+        if counts_as_failed(job, p):
+            failures += 1
+        else:
+            ignored += 1
+        out[ix] = IndexFailures(failures, ignored, t)
+    return out
+
+
+def failed_indexes(job: dict, status: dict, pods: list) -> set[int]:
+    """calculateFailedIndexes: status.failedIndexes, and the index of every failed pod that
+    matched a FailIndex rule or whose index has now failed more than backoffLimitPerIndex times."""
+    limit = int(spec(job).get("backoffLimitPerIndex") or 0)
+    completions = int(spec(job).get("completions") or 0)
+    out = {i for i in parse_indexes(status.get("failedIndexes")) if i < completions}
+    for p in pods:
+        if not is_pod_failed(p, job):
+            continue
+        ix = valid_index(job, p)
+        if ix is None or ix in out:
+            continue
+        action, _ = match_failure_policy(job, p)
+        if action == "FailIndex" or (action != "Ignore" and _count(p, FAILURE_COUNT_KEY) + 1 > limit):
+            out.add(ix)
+    return out
+
+
+def indexed_finishing(job: dict, done: set[int], failed: set[int], now: float) -> dict | None:
+    """The finishing conditions of an Indexed Job once the others have not decided: too many
+    failed indexes, every index succeeded or failed with some failed, or a successPolicy rule met."""
+    s = spec(job)
+    completions = int(s.get("completions") or 0)
+    if per_index(job):
+        most = s.get("maxFailedIndexes")
+        if most is not None and len(failed) > int(most):
+            return new_condition(FAILURE_TARGET, "True", *MAX_FAILED_INDEXES_EXCEEDED, rfc3339(now))
+        if failed and len(failed) + len(done) >= completions:
+            return new_condition(FAILURE_TARGET, "True", *FAILED_INDEXES, rfc3339(now))
+    for i, rule in enumerate((s.get("successPolicy") or {}).get("rules") or ()):
+        if success_rule_met(rule, done):
+            return new_condition(SUCCESS_CRITERIA_MET, "True", SUCCESS_POLICY, f"Matched rules at index {i}",
+                                 rfc3339(now))
+    return None
+
+
+def success_rule_met(rule: dict, done: set[int]) -> bool:
+    """matchSuccessPolicy's rule: the succeededIndexes all succeeded, or succeededCount of them
+    (of all indexes, without succeededIndexes) did."""
+    ixs, count = rule.get("succeededIndexes"), rule.get("succeededCount")
+    among = done & parse_indexes(ixs) if ixs is not None else done
+    if count is not None:
+        return len(among) >= int(count)
+    return ixs is not None and parse_indexes(ixs) <= done
 
 
 def indexed_plan(job: dict, active_pods: list, done: set[int]) -> tuple[list, list[int]]:
@@ -316,12 +385,17 @@ def indexed_plan(job: dict, active_pods: list, done: set[int]) -> tuple[list, li
     return extra, missing
 
 
-def with_index(pod: dict, job: dict, index: int) -> dict:
+def with_index(pod: dict, job: dict, index: int, failures: IndexFailures | None = None) -> dict:
     """A pod from the template made the pod of ``index``: its name, the index annotation and
-    label, the hostname ``<job>-<index>`` and JOB_COMPLETION_INDEX in every container."""
+    label, the hostname ``<job>-<index>`` and JOB_COMPLETION_INDEX in every container; with
+    backoffLimitPerIndex, the index's failure counts so far."""
     m = pod["metadata"]
     m["generateName"] = f"{md(job)['name']}-{index}-"
     m.setdefault("annotations", {})[INDEX_KEY] = str(index)
+    if per_index(job):
+        m["annotations"][FAILURE_COUNT_KEY] = str(failures.failures if failures else 0)
+        if failures and failures.ignored:
+            m["annotations"][IGNORED_FAILURE_COUNT_KEY] = str(failures.ignored)
     m["labels"][INDEX_KEY] = str(index)
     ps = pod["spec"]
     if not ps.get("hostname"):
