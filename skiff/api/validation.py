@@ -419,7 +419,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
     ("spec.hostIPC", REJECT, _true),
     ("spec.hostUsers", REJECT, lambda v: v is False),
     ("spec.ephemeralContainers", REJECT, _nonempty),
-    ("spec.schedulingGates", REJECT, _nonempty),
     ("spec.resourceClaims", REJECT, _nonempty),
 ]
 for _c in ("containers", "initContainers"):
@@ -626,9 +625,42 @@ def _check_file_volume(kind: str, src: dict, f: str) -> list[dict]:
     return causes
 
 
-def _check_pod(obj: dict) -> list[dict]:
+def _check_scheduling_gates(spec: dict) -> list[dict]:
+    """validateSchedulingGates: qualified names, each once; and no nodeName while gated."""
     causes = []
+    gates = spec.get("schedulingGates")
+    names = set()
+    for i, g in enumerate(gates if isinstance(gates, list) else ()):
+        n = g.get("name") if isinstance(g, dict) else None
+        if not isinstance(n, str):
+            continue
+        f = f"spec.schedulingGates[{i}].name"
+        if why := _qualified_name_error(n):
+            causes.append(_invalid(f, n, why))
+        elif n in names:
+            causes.append(_cause(f, "FieldValueDuplicate", f'Duplicate value: "{n}"'))
+        names.add(n)
+    if gates and spec.get("nodeName"):
+        causes.append(_cause("spec.nodeName", FORBIDDEN,
+                             "Forbidden: cannot be set until all schedulingGates have been cleared"))
+    return causes
+
+
+def check_scheduling_gates_update(cur: dict, new: dict) -> list[dict]:
+    """validateOnlyDeletedSchedulingGates: a pod's scheduling gates may be removed, never added."""
+    old = {g.get("name") for g in ((cur.get("spec") or {}).get("schedulingGates") or ()) if isinstance(g, dict)}
+    causes = []
+    for i, g in enumerate((new.get("spec") or {}).get("schedulingGates") or ()):
+        n = g.get("name") if isinstance(g, dict) else None
+        if n not in old:
+            causes.append(_cause(f"spec.schedulingGates[{i}].name", FORBIDDEN,
+                                 f"Forbidden: only deletion is allowed, but found new scheduling gate '{n}'"))
+    return causes
+
+
+def _check_pod(obj: dict) -> list[dict]:
     spec = obj.get("spec") or {}
+    causes = _check_scheduling_gates(spec)
     vols = spec.get("volumes") or []
     vol_names = set()
     for i, v in enumerate(vols):

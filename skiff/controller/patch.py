@@ -188,7 +188,7 @@ MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContaine
               "hostAliases": "ip", "addresses": "type", "ownerReferences": "uid",
               "containerStatuses": "name", "initContainerStatuses": "name", "podIPs": "ip",
               "readinessGates": "conditionType", "topologySpreadConstraints": "topologyKey",
-              "secrets": "name"}
+              "secrets": "name", "schedulingGates": "name"}
 MERGED_PRIMITIVE_LISTS = {"finalizers"}
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 

@@ -31,7 +31,8 @@ from skiff.api.errors import APIError
 from skiff.api.jsontree import json_copy
 from skiff.api.resources import RESOURCES, Resource, namespace_for
 from skiff.api.timefmt import rfc3339
-from skiff.api.validation import ValidationError, dns1123_subdomain_error, validate_update
+from skiff.api.validation import (ValidationError, check_scheduling_gates_update, dns1123_subdomain_error,
+                                  validate_update)
 from skiff.controller.admission import admit
 from skiff.controller.admission_serviceaccount import admit_pod_service_account
 from skiff.controller.auth import ADMIN, User, authorize
@@ -517,6 +518,11 @@ class Registry(RegistryKindsMixin):
                 nmd["managedFields"] = mf
         if r.plural == "pods":
             new["status"] = {"phase": "Pending", "qosClass": _qos(new.get("spec") or {})}
+            if (new.get("spec") or {}).get("schedulingGates"):     # applySchedulingGatedCondition
+                new["status"]["conditions"] = [{
+                    "type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                    "lastTransitionTime": now_rfc3339(), "reason": "SchedulingGated",
+                    "message": "Scheduling is blocked due to non-empty scheduling gates"}]
         elif r.plural == "namespaces":
             new["status"] = {"phase": "Active"}
         elif r.plural == "jobs":
@@ -643,12 +649,16 @@ class Registry(RegistryKindsMixin):
                         c["image"] = None
             s.pop("activeDeadlineSeconds", None)
             s.pop("tolerations", None)
+            s.pop("schedulingGates", None)      # may be removed (checked above)
             # the deprecated alias is not compared on its own: a pod stored before skiff
             # mirrored it has only the name
             s["serviceAccount"] = s.get("serviceAccountName") or s.get("serviceAccount") or None
             return s
+        name = new["metadata"].get("name", "")
+        gates = check_scheduling_gates_update(cur, new)
+        if gates:
+            raise E.invalid("Pod", name, gates, "pods")
         if masked(cur.get("spec")) != masked(new.get("spec")):
-            name = new["metadata"].get("name", "")
             raise E.invalid("Pod", name, [{
                 "field": "spec", "reason": "FieldValueForbidden",
                 "message": "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"

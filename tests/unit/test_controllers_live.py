@@ -310,3 +310,28 @@ async def test_pod_cidrs_distinct_and_kept_across_restart(tmp_path):
 
 async def _cidr(cl, name):
     return ((await cl.c.get("nodes", name)).get("spec") or {}).get("podCIDR")
+
+
+async def test_scheduling_gates_hold_the_pod_until_removed(cluster):
+    await cluster.add_node("n1")
+    await cluster.c.create("pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gated"},
+                                    "spec": {"schedulingGates": [{"name": "example.com/foo"}, {"name": "bar"}],
+                                             "containers": [{"name": "c", "image": "busybox"}]}}, "default")
+    p = await cluster.get("gated")
+    c = cond(p, "PodScheduled")
+    assert (c["status"], c["reason"], c["message"]) == ("False", "SchedulingGated",
+                                                        "Scheduling is blocked due to non-empty scheduling gates")
+    from skiff.api.tables import pod_status
+    assert pod_status(p)[1] == "SchedulingGated"
+    with pytest.raises(APIError) as ei:     # gates may be removed, not added
+        await cluster.c.patch("pods", "gated", {"spec": {"schedulingGates": [{"name": "bar"}, {"name": "new"}]}},
+                              "default")
+    assert ei.value.code == 422
+    assert "spec.schedulingGates[1].name: Forbidden: only deletion is allowed, but found new scheduling gate 'new'" \
+        in ei.value.message
+    await cluster.c.patch("pods", "gated", {"spec": {"schedulingGates": [{"name": "bar"}]}}, "default")
+    await asyncio.sleep(0.5)
+    assert await cluster.node_of("gated") is None         # one gate left: still held
+    await cluster.c.patch("pods", "gated", {"spec": {"schedulingGates": None}}, "default")
+    assert await wait_for(lambda: cluster.node_of("gated")) == "n1"
+    assert cond(await cluster.get("gated"), "PodScheduled")["status"] == "True"

@@ -162,7 +162,7 @@ class Scheduler:
     # -- event handlers -----------------------------------------------------------------------
     def _wants(self, pod: dict) -> bool:
         spec = pod.get("spec") or {}
-        return (not spec.get("nodeName")
+        return (not spec.get("nodeName") and not spec.get("schedulingGates")    # gated: PreEnqueue holds it
                 and (spec.get("schedulerName") or DEFAULT_SCHEDULER) == self.scheduler_name
                 and not (pod.get("metadata") or {}).get("deletionTimestamp"))
 
