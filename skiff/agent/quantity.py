@@ -84,3 +84,31 @@ def cpu_cores(q: str | int | float) -> float:
 def cpu_shares(q: str | int | float) -> int:
     """cgroup v1 cpu.shares from a CPU request, as the kubelet computes it (2 at least)."""
     return max(2, cpu_millis(q) * 1024 // 1000)
+
+
+_SI_SUFFIX = {-9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
+_BIN_SUFFIX = [("Ei", 2 ** 60), ("Pi", 2 ** 50), ("Ti", 2 ** 40), ("Gi", 2 ** 30), ("Mi", 2 ** 20), ("Ki", 2 ** 10)]
+
+
+def format_quantity(q: str | int | float | Decimal) -> str:
+    """A quantity in Kubernetes' canonical form (Quantity.String()): "1.5" -> "1500m", "1000m" ->
+    "1", "2048Mi" -> "2Gi", "1.5Gi" -> "1536Mi"; binary suffixes stay binary while the value is
+    whole, else decimal; values are rounded up to the nano."""
+    v = q if isinstance(q, Decimal) else parse_quantity(q)
+    binary = isinstance(q, str) and q.strip()[-2:] in _BINARY
+    v = (v * 10 ** 9).to_integral_value(rounding="ROUND_CEILING") / Decimal(10 ** 9)
+    if v == 0:
+        return "0"
+    sign, v = ("-", -v) if v < 0 else ("", v)
+    if binary and v == v.to_integral_value():
+        n = int(v)
+        for suffix, size in _BIN_SUFFIX:
+            if n >= size and n % size == 0:
+                return f"{sign}{n // size}{suffix}"
+        if n < 1024:
+            return f"{sign}{n}"
+    for exp in (18, 15, 12, 9, 6, 3, 0, -3, -6, -9):
+        m = v / (Decimal(10) ** exp)
+        if m == m.to_integral_value() and m >= 1:
+            return f"{sign}{int(m)}{_SI_SUFFIX[exp]}"
+    return f"{sign}{int(v * 10 ** 9)}n"

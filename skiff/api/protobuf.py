@@ -1,6 +1,7 @@
 """Kubernetes protobuf request bodies, for the kinds whose messages are small enough to describe
-here: Namespace, ConfigMap, Secret, Service, ServiceAccount, SelfSubjectAccessReview and SelfSubjectReview (what
-`kubectl create namespace|configmap|secret|service` and `kubectl auth can-i|whoami` send). Any other
+here: Namespace, ConfigMap, Secret, Service, ServiceAccount, ResourceQuota, SelfSubjectAccessReview and
+SelfSubjectReview (what `kubectl create namespace|configmap|secret|service|serviceaccount|quota` and
+`kubectl auth can-i|whoami` send). Any other
 kind raises :class:`Unsupported`, and the API server answers 415 with what to do instead.
 
 A body is ``k8s\\0`` + a ``runtime.Unknown`` message (typeMeta{apiVersion, kind}, raw,
@@ -67,7 +68,7 @@ def fields(buf: bytes):
 # ------------------------------------------------------------------ message descriptions
 # name: (json field, type[, nested description]); types: str, bytes (base64 in JSON), int,
 # bool, bool0 (a bool whose JSON form omits false), msg, map_str (map<string,string>), map_bytes
-# (map<string,bytes>), rep_str, rep_msg, time (meta.v1.Time: seconds, nanos), intstr
+# (map<string,bytes>), map_qty (map<string,Quantity>), rep_str, rep_msg, time (meta.v1.Time: seconds, nanos), intstr
 # (intstr.IntOrString: type, intVal, strVal).
 
 TYPE_META = {1: ("apiVersion", "str"), 2: ("kind", "str")}
@@ -114,8 +115,15 @@ SERVICE_ACCOUNT = {1: ("metadata", "msg", OBJECT_META), 2: ("secrets", "rep_msg"
                    3: ("imagePullSecrets", "rep_msg", {1: ("name", "str")}),
                    4: ("automountServiceAccountToken", "bool")}
 
+SCOPE_REQUIREMENT = {1: ("scopeName", "str"), 2: ("operator", "str"), 3: ("values", "rep_str")}
+RESOURCE_QUOTA = {1: ("metadata", "msg", OBJECT_META),
+                  2: ("spec", "msg", {1: ("hard", "map_qty"), 2: ("scopes", "rep_str"),
+                                      3: ("scopeSelector", "msg",
+                                          {1: ("matchExpressions", "rep_msg", SCOPE_REQUIREMENT)})})}
+
 KINDS = {("v1", "Namespace"): NAMESPACE, ("v1", "ConfigMap"): CONFIGMAP, ("v1", "Secret"): SECRET,
          ("v1", "Service"): SERVICE, ("v1", "ServiceAccount"): SERVICE_ACCOUNT,
+         ("v1", "ResourceQuota"): RESOURCE_QUOTA,
          ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): SSAR,
          ("authentication.k8s.io/v1", "SelfSubjectReview"): SSR}
 
@@ -168,6 +176,9 @@ def message(buf: bytes, desc: dict) -> dict:
                 out.setdefault(name, []).append(val.decode())
             elif typ == "rep_msg":
                 out.setdefault(name, []).append(message(val, spec[2]))
+            elif typ == "map_qty":          # map<string, resource.Quantity{string}>
+                k, v = _map_entry(val)
+                out.setdefault(name, {})[k] = message(v, {1: ("string", "str")}).get("string", "")
             elif typ in ("map_str", "map_bytes"):
                 k, v = _map_entry(val)
                 out.setdefault(name, {})[k] = v.decode() if typ == "map_str" else base64.b64encode(v).decode()

@@ -47,6 +47,8 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("configmaps", "ConfigMap", "", "v1", True, "configmap", ("cm",)),
     Resource("secrets", "Secret", "", "v1", True, "secret"),
     Resource("serviceaccounts", "ServiceAccount", "", "v1", True, "serviceaccount", ("sa",)),
+    Resource("limitranges", "LimitRange", "", "v1", True, "limitrange", ("limits",)),
+    Resource("resourcequotas", "ResourceQuota", "", "v1", True, "resourcequota", ("quota",), (), ("status",)),
     Resource("services", "Service", "", "v1", True, "service", ("svc",), ("all",), ("status",)),
     Resource("endpoints", "Endpoints", "", "v1", True, "endpoints", ("ep",)),
     Resource("endpointslices", "EndpointSlice", "discovery.k8s.io", "v1", True, "endpointslice"),

@@ -268,6 +268,11 @@ COLUMNS: dict[str, list[dict]] = {
     "serviceaccounts": [NAME_COLUMN, _col("Secrets", "Secrets is a list of the secrets in the same namespace "
                                                      "that pods running using this ServiceAccount are allowed to "
                                                      "use."), AGE_COLUMN],
+    "resourcequotas": [NAME_COLUMN, AGE_COLUMN,
+                       _col("Request", "Request represents a minimum amount of cpu/memory that a container may "
+                                       "consume."),
+                       _col("Limit", "Limits control the maximum amount of cpu/memory that a container may use "
+                                     "independent of contention on the node.")],
     "configmaps": [
         NAME_COLUMN,
         _col("Data", "Data contains the configuration data. Each key must consist of alphanumeric characters, "
@@ -647,6 +652,19 @@ def configmap_cells(cm: dict, now: float | None = None) -> list:
             _age(cm, now)]
 
 
+def resourcequota_cells(q: dict, now: float | None = None) -> list:
+    """kubectl's printResourceQuota: ``resource: used/hard`` of each resource the spec limits, the
+    limits.* ones in their own column."""
+    from skiff.api.validation_limits import show_quantity
+    st = q.get("status") or {}
+    used, hard = st.get("used") or {}, st.get("hard") or {}
+    cols: dict[str, list] = {"request": [], "limit": []}
+    for k in sorted((q.get("spec") or {}).get("hard") or {}):
+        col = "limit" if k.split(".")[0] == "limits" and "." in k else "request"
+        cols[col].append(f"{k}: {show_quantity(used.get(k, 0))}/{show_quantity(hard.get(k, 0))}")
+    return [meta(q).get("name", ""), _age(q, now), ", ".join(cols["request"]), ", ".join(cols["limit"])]
+
+
 def serviceaccount_cells(sa: dict, now: float | None = None) -> list:
     return [meta(sa).get("name", ""), len(sa.get("secrets") or []), _age(sa, now)]
 
@@ -668,7 +686,7 @@ CELLS: dict[str, Callable[[dict, float | None], list]] = {
     "pods": pod_cells, "nodes": node_cells, "deployments": deployment_cells,
     "replicasets": replicaset_cells, "jobs": job_cells, "events": event_cells, "namespaces": namespace_cells,
     "configmaps": configmap_cells, "secrets": secret_cells, "leases": lease_cells,
-    "serviceaccounts": serviceaccount_cells,
+    "serviceaccounts": serviceaccount_cells, "resourcequotas": resourcequota_cells,
     "daemonsets": daemonset_cells, "controllerrevisions": controllerrevision_cells,
 }
 

@@ -46,6 +46,8 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("v1", "ConfigMap", "configmaps", True, "core.v1.ConfigMap.json", "subdomain"),
         Kind("v1", "Secret", "secrets", True, "core.v1.Secret.json", "subdomain"),
         Kind("v1", "ServiceAccount", "serviceaccounts", True, "core.v1.ServiceAccount.json", "subdomain"),
+        Kind("v1", "LimitRange", "limitranges", True, "core.v1.LimitRange.json", "subdomain"),
+        Kind("v1", "ResourceQuota", "resourcequotas", True, "core.v1.ResourceQuota.json", "subdomain"),
         Kind("v1", "Service", "services", True, "core.v1.Service.json", "dns1035"),
         Kind("v1", "Endpoints", "endpoints", True, "core.v1.Endpoints.json", "subdomain"),
         Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True, "discovery.k8s.io.v1.EndpointSlice.json",
@@ -659,8 +661,9 @@ def check_scheduling_gates_update(cur: dict, new: dict) -> list[dict]:
 
 
 def _check_pod(obj: dict) -> list[dict]:
+    from skiff.api.validation_limits import check_container_resources
     spec = obj.get("spec") or {}
-    causes = _check_scheduling_gates(spec)
+    causes = _check_scheduling_gates(spec) + check_container_resources(spec)
     vols = spec.get("volumes") or []
     vol_names = set()
     for i, v in enumerate(vols):
@@ -1445,6 +1448,9 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
         more, warns = _check_workload(obj, kind.kind)
         causes.extend(more)
         warnings.extend(warns)
+    if kind.kind in ("LimitRange", "ResourceQuota"):
+        from skiff.api.validation_limits import check_limitrange, check_resourcequota
+        causes.extend((check_limitrange if kind.kind == "LimitRange" else check_resourcequota)(obj))
     if kind.kind == "Job":
         from skiff.api.validation_job import check_job
         more, warns = check_job(obj)

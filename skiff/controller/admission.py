@@ -343,6 +343,9 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
         _default_template(obj.get("spec"), deployment=kind.kind == "Deployment")
     elif kind.kind == "Job":
         _default_job(obj)
+    elif kind.kind == "LimitRange":
+        from skiff.controller.admission_limits import default_limitrange
+        default_limitrange(obj)
     elif kind.kind == "DaemonSet":
         _default_daemonset(obj.get("spec"))
     elif kind.kind == "Secret":

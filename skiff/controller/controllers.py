@@ -18,6 +18,7 @@ from skiff.controller.gc import GC_RESOURCES, GarbageCollector
 from skiff.controller.job import JobController
 from skiff.controller.namespace import NamespaceController
 from skiff.controller.replicaset import ReplicaSetController
+from skiff.controller.quota import ResourceQuotaController
 from skiff.controller.serviceaccounts import ServiceAccountsController
 from skiff.controller.ttlafterfinished import TTLAfterFinishedController
 from skiff.controller.workloads.shared import SharedInformers
@@ -31,7 +32,8 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
                          node_mask: int | None = None, scheduler_retry: float = 5.0,
                          monitor_interval: float | None = None) -> list[Factory]:
     """[scheduler, node lifecycle, node IPAM, replicaset, deployment, daemonset, job,
-    ttl-after-finished, endpoints, endpointslice, serviceaccounts, garbage collector, namespace]
+    ttl-after-finished, endpoints, endpointslice, serviceaccounts, resourcequota, garbage collector,
+    namespace]
     factories."""
 
     # ONE informer per resource for all of them: at 10 000 pods each pods cache is ~100 MB. Its
@@ -72,6 +74,9 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def serviceaccounts(client) -> None:
         await ServiceAccountsController(client, shared=shared).run()
 
+    async def resourcequota(client) -> None:
+        await ResourceQuotaController(client, shared=shared).run()
+
     async def garbagecollector(client) -> None:
         # services and endpointslices too: the slices a Service owns go with it
         await GarbageCollector(client, shared=shared, resources=GC_RESOURCES + ("services", "endpointslices")).run()
@@ -80,4 +85,4 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
         await NamespaceController(client).run()
 
     return [scheduler, nodelifecycle, nodeipam, replicaset, deployment, daemonset, job, ttlafterfinished,
-            endpoints, endpointslice, serviceaccounts, garbagecollector, namespace]
+            endpoints, endpointslice, serviceaccounts, resourcequota, garbagecollector, namespace]

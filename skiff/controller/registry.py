@@ -34,7 +34,9 @@ from skiff.api.timefmt import rfc3339
 from skiff.api.validation import (ValidationError, check_scheduling_gates_update, dns1123_subdomain_error,
                                   validate_update)
 from skiff.controller.admission import admit
+from skiff.controller.admission_limits import admit_pod_limit_ranges
 from skiff.controller.admission_serviceaccount import admit_pod_service_account
+from skiff.controller.quota import QuotaAdmission
 from skiff.controller.auth import ADMIN, User, authorize
 from skiff.controller.dryrun import DRY_RUN, DryRunStorage
 from skiff.controller import managedfields as MF
@@ -110,6 +112,7 @@ class Registry(RegistryKindsMixin):
         self.pod_eviction_timeout = pod_eviction_timeout
         # the services' cluster IPs and node ports (rebuilt from the store before the first use)
         self.service_ips = ServiceAllocator(service_cidr, node_port_range)
+        self.quota = QuotaAdmission()
 
     def _service_txn(self, r: Resource):
         """The allocation transaction of a write of ``r`` (services only; else a no-op context)."""
@@ -536,7 +539,12 @@ class Registry(RegistryKindsMixin):
             await self._require_namespace(ns, r, nmd.get("name") or None)
         if r.plural == "pods":
             await admit_pod_service_account(self.storage, new, ns, gen or nmd.get("name") or "")
-        async with self._service_txn(r) as txn:
+            try:
+                await admit_pod_limit_ranges(self.storage, new, ns, gen or nmd.get("name") or "")
+            except ValidationError as e:
+                raise APIError(e.to_status()) from None
+        async with self.quota.guard(self.storage, r.plural, new, ns, gen or nmd.get("name") or ""), \
+                self._service_txn(r) as txn:
             if txn is not None:
                 txn.allocate_create(new)
             for attempt in range(5 if gen else 1):

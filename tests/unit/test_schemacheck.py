@@ -297,6 +297,16 @@ OBJECTS = {
                                      "secrets": [{"name": "app-token"}], "automountServiceAccountToken": False}],
     "discovery.k8s.io.v1.EndpointSlice.json": [defaulted(ENDPOINTSLICE),
                                                {**ENDPOINTSLICE, "endpoints": None, "ports": None}],
+    "core.v1.LimitRange.json": [{"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "lr"},
+                                 "spec": {"limits": [{"type": "Container", "max": {"cpu": "1", "memory": "1Gi"},
+                                                      "min": {"cpu": 0.1}, "default": {"cpu": "500m"},
+                                                      "defaultRequest": {"cpu": "200m"},
+                                                      "maxLimitRequestRatio": {"cpu": 4}},
+                                                     {"type": "Pod", "max": {"memory": "2Gi"}}]}}],
+    "core.v1.ResourceQuota.json": [{"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+                                    "spec": {"hard": {"pods": "10", "requests.cpu": "4", "count/deployments.apps": 3},
+                                             "scopes": ["NotBestEffort"]},
+                                    "status": {"hard": {"pods": "10"}, "used": {"pods": "1"}}}],
 }
 
 
