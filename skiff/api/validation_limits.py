@@ -78,6 +78,15 @@ def check_limitrange(obj: dict) -> list[dict]:
     return causes
 
 
+# (the smaller, the larger, the field blamed, how the message names them): validateLimitRangeItem's order
+_ORDER = (("min", "max", "min", ("min", "max")),
+          ("defaultRequest", "default", "defaultRequest", ("default request", "default limit")),
+          ("min", "default", "default", ("min", "default")),
+          ("default", "max", "default", ("default", "max")),
+          ("min", "defaultRequest", "defaultRequest", ("min", "default request")),
+          ("defaultRequest", "max", "defaultRequest", ("default request", "max")))
+
+
 def _check_item(path: str, item: dict) -> list[dict]:
     causes: list[dict] = []
     fields = ("min", "max", "default", "defaultRequest", "maxLimitRequestRatio")
@@ -90,29 +99,13 @@ def _check_item(path: str, item: dict) -> list[dict]:
                 causes.append(_invalid(f"{path}.{f}[{k}]", k, why))
     keys = set().union(*m.values())
     for k in sorted(keys):
-        lo, hi, dl, dr, ratio = (m[f].get(k) for f in fields)
+        lo, hi, ratio = m["min"].get(k), m["max"].get(k), m["maxLimitRequestRatio"].get(k)
         show = {f: _show(raw[f].get(k)) for f in fields}
-        if lo is not None and hi is not None and lo > hi:
-            causes.append(_invalid(f"{path}.min[{k}]", show["min"],
-                                   f"min value {show['min']} is greater than max value {show['max']}"))
-        if dr is not None and dl is not None and dr > dl:
-            causes.append(_invalid(f"{path}.defaultRequest[{k}]", show["defaultRequest"],
-                                   f"default request value {show['defaultRequest']} is greater than default limit "
-                                   f"value {show['default']}"))
-        if dl is not None and lo is not None and lo > dl:
-            causes.append(_invalid(f"{path}.default[{k}]", show["default"],
-                                   f"min value {show['min']} is greater than default value {show['default']}"))
-        if dl is not None and hi is not None and dl > hi:
-            causes.append(_invalid(f"{path}.default[{k}]", show["default"],
-                                   f"default value {show['default']} is greater than max value {show['max']}"))
-        if dr is not None and lo is not None and lo > dr:
-            causes.append(_invalid(f"{path}.defaultRequest[{k}]", show["defaultRequest"],
-                                   f"min value {show['min']} is greater than default request value "
-                                   f"{show['defaultRequest']}"))
-        if dr is not None and hi is not None and dr > hi:
-            causes.append(_invalid(f"{path}.defaultRequest[{k}]", show["defaultRequest"],
-                                   f"default request value {show['defaultRequest']} is greater than max value "
-                                   f"{show['max']}"))
+        for small, big, field, words in _ORDER:
+            x, y = m[small].get(k), m[big].get(k)
+            if x is not None and y is not None and x > y:
+                causes.append(_invalid(f"{path}.{field}[{k}]", show[field],
+                                       f"{words[0]} value {show[small]} is greater than {words[1]} value {show[big]}"))
         if ratio is not None:
             if ratio < 1:
                 causes.append(_invalid(f"{path}.maxLimitRequestRatio[{k}]", show["maxLimitRequestRatio"],
