@@ -76,8 +76,11 @@ def container_spec(pod: dict, name: str) -> dict | None:
 def field_path(pod: dict, name: str) -> str:
     """The fieldPath an event about container ``name`` names (``spec.initContainers{x}`` for an
     init container)."""
-    inits = (pod.get("spec") or {}).get("initContainers") or []
-    group = "initContainers" if any(c.get("name") == name for c in inits) else "containers"
+    spec = pod.get("spec") or {}
+    group = "containers"
+    for g in ("initContainers", "ephemeralContainers"):
+        if any(c.get("name") == name for c in spec.get(g) or []):
+            group = g
     return f"spec.{group}{{{name}}}"
 
 

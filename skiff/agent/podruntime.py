@@ -298,6 +298,17 @@ class PodRuntime:
         await start_async(ctr)
         return self._info(ctr)
 
+    def _pid_namespace(self, pod: dict, sandbox: Sandbox, c: dict) -> str:
+        """The PID namespace a container joins: the pause container's when the pod shares one;
+        an ephemeral container's target's (kubectl debug --target), when that one runs."""
+        target = c.get("targetContainerName")
+        if target and not (pod.get("spec") or {}).get("shareProcessNamespace"):
+            uid = (pod.get("metadata") or {}).get("uid", "")
+            running = [i for i in self.containers(uid) if i.name == target and i.state == "running"]
+            if running:
+                return f"container:{max(running, key=lambda i: i.attempt).id}"
+        return f"container:{sandbox.id}" if (pod.get("spec") or {}).get("shareProcessNamespace") else ""
+
     def _container_to_start(self, pod: dict, sandbox: Sandbox, c: dict, attempt: int,
                             env: list[str]) -> Container:
         uid, pod_name, ns = _meta(pod)
@@ -314,7 +325,7 @@ class PodRuntime:
                              workdir=c.get("workingDir") or "",
                              network=f"container:{sandbox.id}", ipc=f"container:{sandbox.id}",
                              uts=f"container:{sandbox.id}", tty=bool(c.get("tty")),
-                             pid=f"container:{sandbox.id}" if spec.get("shareProcessNamespace") else "",
+                             pid=self._pid_namespace(pod, sandbox, c),
                              stdin=bool(c.get("stdin")),
                              labels=self._labels(uid, pod_name, ns, cname, attempt),
                              cgroup_parent=self._pod_cgroup(uid),

@@ -190,6 +190,8 @@ class PodWorker:
         if await self.sync_init_containers(pod, sb, infos):
             for c in spec["containers"]:
                 await self.sync_container(pod, sb, c, infos)
+            for c in spec.get("ephemeralContainers") or []:     # kubectl debug's: started once
+                await self.sync_container(pod, sb, c, rt.containers(self.uid))
         else:
             for c in spec["containers"]:
                 self.waiting[c["name"]] = ("PodInitializing", "")
@@ -277,7 +279,9 @@ class PodWorker:
             return
         fp = field_path(pod, name)
         if cur is not None and cur.state == "exited":
-            if is_sidecar(c):
+            if fp.startswith("spec.ephemeralContainers"):
+                restart = False         # an ephemeral container is never restarted
+            elif is_sidecar(c):
                 restart = True
             elif fp.startswith("spec.initContainers"):
                 restart = cur.exit_code != 0 and policy != "Never"

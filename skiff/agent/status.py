@@ -252,6 +252,15 @@ def pod_status(pod: dict, sandbox, infos: list, waiting: dict[str, tuple[str, st
                           "containerStatuses": statuses, "qosClass": qos_class(pod)}
     if init_statuses:
         st["initContainerStatuses"] = init_statuses
+    ephemeral = []
+    for c in pod["spec"].get("ephemeralContainers") or []:
+        cur, prev = latest_two(infos, c["name"])
+        es = container_status(c, cur, prev, waiting.get(c["name"]), None)
+        es["ready"] = False         # as the kubelet reports them: never ready, never started by probes
+        es.pop("started", None)
+        ephemeral.append(es)
+    if ephemeral:
+        st["ephemeralContainerStatuses"] = ephemeral
     if failed is not None:
         st["reason"], st["message"] = failed
     if sandbox is not None and sandbox.ip:

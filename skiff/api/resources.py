@@ -41,7 +41,8 @@ class Resource:
 RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("namespaces", "Namespace", "", "v1", False, "namespace", ("ns",), (), ("status", "finalize")),
     Resource("nodes", "Node", "", "v1", False, "node", ("no",), (), ("status",)),
-    Resource("pods", "Pod", "", "v1", True, "pod", ("po",), ("all",), ("status", "log", "binding", "exec", "attach", "portforward")),
+    Resource("pods", "Pod", "", "v1", True, "pod", ("po",), ("all",),
+             ("status", "log", "binding", "exec", "attach", "portforward", "ephemeralcontainers")),
     Resource("events", "Event", "", "v1", True, "event", ("ev",)),
     Resource("leases", "Lease", "coordination.k8s.io", "v1", True, "lease"),
     Resource("configmaps", "ConfigMap", "", "v1", True, "configmap", ("cm",)),

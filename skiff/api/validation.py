@@ -420,7 +420,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
     ("spec.hostPID", REJECT, _true),
     ("spec.hostIPC", REJECT, _true),
     ("spec.hostUsers", REJECT, lambda v: v is False),
-    ("spec.ephemeralContainers", REJECT, _nonempty),
     ("spec.resourceClaims", REJECT, _nonempty),
 ]
 for _c in ("containers", "initContainers"):
@@ -579,6 +578,40 @@ def _check_key_items(items: Any, f: str, paths: set) -> list[dict]:
     return causes
 
 
+# what an ephemeral container may not have (validateEphemeralContainers)
+_NOT_EPHEMERAL = ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe", "ports", "resources",
+                  "resizePolicy", "restartPolicy")
+
+
+def _check_ephemeral(spec: dict, c: dict, f: str) -> list[dict]:
+    causes = [_cause(f"{f}.{k}", FORBIDDEN, "Forbidden: cannot be set for an Ephemeral Container")
+              for k in _NOT_EPHEMERAL if c.get(k) not in (None, {}, [])]
+    for j, m in enumerate(c.get("volumeMounts") or ()):
+        if isinstance(m, dict) and m.get("subPath"):
+            causes.append(_cause(f"{f}.volumeMounts[{j}].subPath", FORBIDDEN,
+                                 "Forbidden: cannot be set for an Ephemeral Container"))
+    target = c.get("targetContainerName")
+    if target is not None and target not in {x.get("name") for g in ("initContainers", "containers")
+                                             for x in spec.get(g) or () if isinstance(x, dict)}:
+        causes.append(_cause(f"{f}.targetContainerName", "FieldValueNotFound", f"Not found: {_short(target)}"))
+    return causes
+
+
+def ephemeral_containers_update(cur: dict, new: dict) -> list[dict]:
+    """ValidatePodEphemeralContainersUpdate: ephemeral containers may be added, never changed or removed."""
+    old = {c.get("name"): c for c in (cur.get("spec") or {}).get("ephemeralContainers") or () if isinstance(c, dict)}
+    now = {c.get("name"): c for c in (new.get("spec") or {}).get("ephemeralContainers") or () if isinstance(c, dict)}
+    causes = []
+    for name, c in old.items():
+        if name not in now:
+            causes.append(_cause("spec.ephemeralContainers", FORBIDDEN,
+                                 f'Forbidden: existing ephemeral containers "{name}" may not be removed'))
+        elif now[name] != c:
+            causes.append(_cause("spec.ephemeralContainers", FORBIDDEN,
+                                 f'Forbidden: existing ephemeral containers "{name}" may not be changed'))
+    return causes
+
+
 def _check_restart_policy(group: str, c: dict, f: str) -> list[dict]:
     """A container's restartPolicy: only "Always", only on init containers (sidecars); an
     init container without it may not have probes or lifecycle hooks (it runs to completion)."""
@@ -685,9 +718,11 @@ def _check_pod(obj: dict) -> list[dict]:
             elif isinstance(v.get(t), dict):
                 causes += _check_file_volume(t, v[t], f"{f}.{t}")
     seen, host_ports = set(), set()
-    for group in ("initContainers", "containers"):
+    for group in ("initContainers", "containers", "ephemeralContainers"):
         for i, c in enumerate(spec.get(group) or []):
             f = f"spec.{group}[{i}]"
+            if group == "ephemeralContainers":
+                causes += _check_ephemeral(spec, c, f)
             n = c.get("name")
             if isinstance(n, str):
                 if why := dns1123_label_error(n):
@@ -697,7 +732,8 @@ def _check_pod(obj: dict) -> list[dict]:
                 seen.add(n)
             if not c.get("image"):
                 causes.append(_cause(f + ".image", REQUIRED, "Required value"))
-            causes += _check_restart_policy(group, c, f)
+            if group != "ephemeralContainers":
+                causes += _check_restart_policy(group, c, f)
             port_names = set()
             for j, p in enumerate(c.get("ports") or []):
                 pn = p.get("name")

@@ -97,7 +97,7 @@ def _default_pod(spec: Any) -> None:
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", DEFAULT_SCHEDULER)
     spec.setdefault("securityContext", {})
-    for group in ("initContainers", "containers"):
+    for group in ("initContainers", "containers", "ephemeralContainers"):
         for c in spec.get(group) or []:
             _default_container(c)
     for v in spec.get("volumes") or []:

@@ -220,9 +220,6 @@ def _aggregated(core: bool, dv: str) -> dict:
     items = [{"metadata": {"name": g, "creationTimestamp": None},
               "versions": [{"version": v, "resources": res, "freshness": "Current"} for v, res in vs.items()]}
              for g, vs in groups.items()]
-    if not core:
-        from skiff.controller.metrics_api import aggregated_item
-        items.append(aggregated_item())
     return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{dv}",
             "metadata": {}, "items": items}
 
@@ -268,8 +265,6 @@ def _groups() -> list[dict]:
     for g, versions in seen.items():
         vs = [{"groupVersion": f"{g}/{v}", "version": v} for v in versions]
         out.append({"name": g, "versions": vs, "preferredVersion": vs[0]})
-    from skiff.controller.metrics_api import api_group
-    out.append(api_group())   # metrics.k8s.io: served by skiff.controller.metrics_api
     return out
 
 
@@ -320,16 +315,8 @@ class APIServer:
         return web.BaseRequest(message, payload, protocol, writer, task, asyncio.get_running_loop(),
                                client_max_size=MAX_BODY)
 
-    def _metrics_api(self):
-        """The metrics.k8s.io server (skiff.controller.metrics_api): it reaches the agents as
-        the pods/log proxy does, with this server's session and token."""
-        from skiff.controller.metrics_api import metrics_for
-        return metrics_for(self.registry, session=self._agent_session, headers=self._agent_headers)
-
     async def close(self) -> None:
         """Let go of the client session of the pods/log proxy."""
-        from skiff.controller.metrics_api import close_metrics
-        await close_metrics(self.registry)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -441,8 +428,6 @@ class APIServer:
                     raise E.path_not_found()
                 return json_response({"kind": "APIGroup", "apiVersion": "v1", **g})
             version, rest = parts[2], parts[3:]
-            if group == "metrics.k8s.io":
-                return json_response(await self._metrics_api().handle(request, version, rest, request[USER_KEY]))
             if group == "skiff.dev" and version == "v1" and len(rest) == 1 and method == "POST":
                 if rest[0] == "jointokens":
                     return await self.join_token(request)
@@ -680,14 +665,17 @@ class APIServer:
         spec = pod.get("spec") or {}
         names = [c.get("name") for c in spec.get("containers") or []]
         init = [c.get("name") for c in spec.get("initContainers") or []]
+        ephemeral = [c.get("name") for c in spec.get("ephemeralContainers") or []]
         container = request.query.get("container")
         if not container:
             if len(names) != 1:
                 raise E.bad_request(f"a container name must be specified for pod {name}, "
                                     f"choose one of: [{' '.join(names)}]"
-                                    + (f" or one of the init containers: [{' '.join(init)}]" if init else ""))
+                                    + (f" or one of the init containers: [{' '.join(init)}]" if init else "")
+                                    + (f" or one of the ephemeral containers: [{' '.join(ephemeral)}]"
+                                       if ephemeral else ""))
             container = names[0]
-        elif container not in names and container not in init:
+        elif container not in names and container not in init and container not in ephemeral:
             raise E.bad_request(f"container {container} is not valid for pod {name}")
         return pod, container
 

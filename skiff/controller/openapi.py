@@ -412,13 +412,14 @@ def _paths(r: Resource, kinds: dict[str, str]) -> dict[str, dict]:
     for sub in r.subresources:
         p = f"{item}/{sub}"
         S = sub.capitalize()
-        if sub == "status":
+        if sub in ("status", "ephemeralcontainers"):
+            S, what = ("Status", "status") if sub == "status" else ("EphemeralContainers", "ephemeralcontainers")
             out[p] = {
-                "get": _op(f"read{nsd}{k}Status", "get", gvk, tag, f"read status of the specified {k}", (), _ok(obj)),
-                "put": _op(f"replace{nsd}{k}Status", "put", gvk, tag, f"replace status of the specified {k}",
+                "get": _op(f"read{nsd}{k}{S}", "get", gvk, tag, f"read {what} of the specified {k}", (), _ok(obj)),
+                "put": _op(f"replace{nsd}{k}{S}", "put", gvk, tag, f"replace {what} of the specified {k}",
                            _WRITE, _ok(obj, "200", "201"), body),
-                "patch": _op(f"patch{nsd}{k}Status", "patch", gvk, tag,
-                             f"partially update status of the specified {k}", _PATCH, _ok(obj, "200", "201"),
+                "patch": _op(f"patch{nsd}{k}{S}", "patch", gvk, tag,
+                             f"partially update {what} of the specified {k}", _PATCH, _ok(obj, "200", "201"),
                              patch_body),
                 "parameters": item_params}
         elif sub == "scale":

@@ -32,7 +32,7 @@ from skiff.api.jsontree import json_copy
 from skiff.api.resources import RESOURCES, Resource, namespace_for
 from skiff.api.timefmt import rfc3339
 from skiff.api.validation import (ValidationError, check_scheduling_gates_update, dns1123_subdomain_error,
-                                  validate_update)
+                                  ephemeral_containers_update, validate_update)
 from skiff.controller.admission import admit
 from skiff.controller.admission_limits import admit_pod_limit_ranges
 from skiff.controller.admission_serviceaccount import admit_pod_service_account
@@ -50,6 +50,7 @@ from skiff.controller.storage.base import IDLE, TICK, encode_continue
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-node-lease")
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _RETRIES = 8
+EPHEMERAL = "ephemeralcontainers"     # the pods subresource kubectl debug adds containers through
 
 
 def now_rfc3339(offset: float = 0.0) -> str:
@@ -200,7 +201,7 @@ class Registry(RegistryKindsMixin):
         r = self.resource(resource)
         if subresource == "scale" and "scale" in r.subresources:
             return await self._get_scale(r, name, namespace, user)
-        if subresource and subresource not in ("status",):
+        if subresource and subresource != "status" and not (subresource == EPHEMERAL and r.plural == "pods"):
             raise E.path_not_found()
         ns = self._ns(r, namespace)
         return await self._fetch_authz(user, "get", r, ns, name, subresource)
@@ -520,6 +521,10 @@ class Registry(RegistryKindsMixin):
             if mf:
                 nmd["managedFields"] = mf
         if r.plural == "pods":
+            if (new.get("spec") or {}).get("ephemeralContainers"):
+                raise E.invalid("Pod", nmd.get("name") or gen or "", [{
+                    "field": "spec.ephemeralContainers", "reason": "FieldValueForbidden",
+                    "message": "Forbidden: cannot be set on create"}], "pods")
             new["status"] = {"phase": "Pending", "qosClass": _qos(new.get("spec") or {})}
             if (new.get("spec") or {}).get("schedulingGates"):     # applySchedulingGatedCondition
                 new["status"]["conditions"] = [{
@@ -600,6 +605,15 @@ class Registry(RegistryKindsMixin):
             else:
                 new.pop("status", None)
             return new
+        elif sub == EPHEMERAL:
+            # the ephemeralcontainers strategy: only spec.ephemeralContainers is taken from the request
+            spec = incoming.get("spec") if isinstance(incoming.get("spec"), dict) else {}
+            new = json_copy(cur)
+            new["spec"]["ephemeralContainers"] = spec.get("ephemeralContainers") or []
+            if not new["spec"]["ephemeralContainers"]:
+                new["spec"].pop("ephemeralContainers")
+            if isinstance(incoming.get("metadata"), dict) and "resourceVersion" in incoming["metadata"]:
+                new["metadata"]["resourceVersion"] = incoming["metadata"]["resourceVersion"]
         else:
             new = dict(incoming)
             if "status" in r.subresources:
@@ -637,7 +651,11 @@ class Registry(RegistryKindsMixin):
         if warnings is not None:
             warnings.extend(warns)
         spec_changed = new.get("spec") != cur.get("spec")
-        if spec_changed and r.plural == "pods" and sub != "status":
+        if spec_changed and r.plural == "pods" and sub == EPHEMERAL:
+            causes = ephemeral_containers_update(cur, new)
+            if causes:
+                raise E.invalid("Pod", name, causes, "pods")
+        elif spec_changed and r.plural == "pods" and sub != "status":
             self._check_pod_update(cur, new)
         if spec_changed and "generation" in new["metadata"]:
             new["metadata"]["generation"] = int(new["metadata"]["generation"]) + 1
@@ -763,7 +781,8 @@ class Registry(RegistryKindsMixin):
         if subresource == "scale" and "scale" in r.subresources:
             return await self._write_scale(r, name, namespace, user, warnings, body=obj,
                                            field_manager=field_manager)
-        if subresource not in (None, "status", "finalize") or (subresource and subresource not in r.subresources):
+        if subresource not in (None, "status", "finalize", EPHEMERAL) \
+                or (subresource and subresource not in r.subresources):
             raise E.method_not_allowed()
         obj = self._check_kind(r, obj)
         name, ns = self._check_names(r, obj, name, namespace)
@@ -794,7 +813,8 @@ class Registry(RegistryKindsMixin):
                                      subresource=subresource, user=user, warnings=warnings,
                                      field_validation=field_validation))[0]
         r = self.resource(resource)
-        if subresource not in (None, "status", "scale") or (subresource and subresource not in r.subresources):
+        if subresource not in (None, "status", "scale", EPHEMERAL) \
+                or (subresource and subresource not in r.subresources):
             raise E.method_not_allowed()
         if patch_type not in ("merge", "json", "strategic"):
             raise E.unsupported_media_type(

@@ -100,6 +100,7 @@ async def test_every_patch_operation_carries_field_validation():
     ops = [(p, it["patch"]) for p, it in doc("api/v1")["paths"].items()
            if it.get("patch", {}).get("x-kubernetes-group-version-kind") == pod]
     assert sorted(p for p, _ in ops) == ["/api/v1/namespaces/{namespace}/pods/{name}",
+                                         "/api/v1/namespaces/{namespace}/pods/{name}/ephemeralcontainers",
                                          "/api/v1/namespaces/{namespace}/pods/{name}/status"]
 
 
@@ -124,7 +125,7 @@ async def test_paths_for_every_resource_and_subresource():
             ({"name", "namespace"} if r.namespaced else {"name"})
         for sub in r.subresources:
             ops = paths[f"{item}/{sub}"]
-            if sub in ("status", "scale"):
+            if sub in ("status", "scale", "ephemeralcontainers"):
                 assert set(ops) >= {"get", "put", "patch"}
                 want = {"group": "autoscaling", "version": "v1", "kind": "Scale"} if sub == "scale" else gvk
                 assert ops["patch"]["x-kubernetes-group-version-kind"] == want
