@@ -60,6 +60,7 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("daemonsets", "DaemonSet", "apps", "v1", True, "daemonset", ("ds",), ("all",), ("status",)),
     Resource("controllerrevisions", "ControllerRevision", "apps", "v1", True, "controllerrevision"),
     Resource("jobs", "Job", "batch", "v1", True, "job", (), ("all",), ("status",)),
+    Resource("cronjobs", "CronJob", "batch", "v1", True, "cronjob", ("cj",), ("all",), ("status",)),
 ]}
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"

@@ -242,6 +242,22 @@ COLUMNS: dict[str, list[dict]] = {
                          "this field for you. More info: https://kubernetes.io/docs/concepts/overview/"
                          "working-with-objects/labels/#label-selectors", priority=1),
     ],
+    "cronjobs": [
+        NAME_COLUMN,
+        _col("Schedule", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+        _col("Timezone", "The time zone name for the given schedule, see "
+                         "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones."),
+        _col("Suspend", "This flag tells the controller to suspend subsequent executions, it does not apply to "
+                        "already started executions.  Defaults to false.", "boolean"),
+        _col("Active", "A list of pointers to currently running jobs.", "integer"),
+        _col("Last Schedule", "Information when was the last time the job was successfully scheduled."),
+        AGE_COLUMN,
+        _col("Containers", _D_CONTAINERS, priority=1),
+        _col("Images", _D_IMAGES, priority=1),
+        _col("Selector", "A label query over pods that should match the pod count. Normally, the system sets "
+                         "this field for you. More info: https://kubernetes.io/docs/concepts/overview/"
+                         "working-with-objects/labels/#label-selectors", priority=1),
+    ],
     "events": [
         _col("Last Seen", "The time at which the most recent occurrence of this event was recorded."),
         _col("Type", "Type of this event (Normal, Warning), new types could be added in the future"),
@@ -604,6 +620,18 @@ def job_cells(job: dict, now: float | None = None) -> list:
             *_containers_cells(job), selector_string(spec.get("selector"))]
 
 
+def cronjob_cells(cj: dict, now: float | None = None) -> list:
+    """printCronJob: the time zone or <none>, Suspend as True/False, how many active Jobs, the
+    last schedule's age or <none>; wide: the job template's containers, images and selector."""
+    spec, st = cj.get("spec") or {}, cj.get("status") or {}
+    js = (spec.get("jobTemplate") or {}).get("spec") or {}
+    last = since(st["lastScheduleTime"], now) if st.get("lastScheduleTime") else NONE
+    suspend = "<unset>" if spec.get("suspend") is None else ("True" if spec["suspend"] else "False")
+    return [meta(cj).get("name", ""), spec.get("schedule", ""), spec.get("timeZone") or NONE, suspend,
+            len(st.get("active") or ()), last, _age(cj, now), *_containers_cells({"spec": js}),
+            selector_string(js.get("selector"))]
+
+
 # ------------------------------------------------------------------ events
 
 def event_times(ev: dict, now: float | None = None) -> tuple[str, str, int]:
@@ -684,7 +712,8 @@ def default_cells(obj: dict, now: float | None = None) -> list:
 
 CELLS: dict[str, Callable[[dict, float | None], list]] = {
     "pods": pod_cells, "nodes": node_cells, "deployments": deployment_cells,
-    "replicasets": replicaset_cells, "jobs": job_cells, "events": event_cells, "namespaces": namespace_cells,
+    "replicasets": replicaset_cells, "jobs": job_cells, "cronjobs": cronjob_cells, "events": event_cells,
+    "namespaces": namespace_cells,
     "configmaps": configmap_cells, "secrets": secret_cells, "leases": lease_cells,
     "serviceaccounts": serviceaccount_cells, "resourcequotas": resourcequota_cells,
     "daemonsets": daemonset_cells, "controllerrevisions": controllerrevision_cells,
@@ -781,3 +810,4 @@ from skiff.api import tables_services as _services  # noqa: E402
 COLUMNS.update(_services.COLUMNS)
 CELLS.update(_services.CELLS)
 host_port, label_string, port_string = _services.host_port, _services.label_string, _services.port_string
+

@@ -58,6 +58,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("apps/v1", "ControllerRevision", "controllerrevisions", True, "apps.v1.ControllerRevision.json",
              "subdomain"),
         Kind("batch/v1", "Job", "jobs", True, "batch.v1.Job.json", "subdomain"),
+        Kind("batch/v1", "CronJob", "cronjobs", True, "batch.v1.CronJob.json", "subdomain"),
     ]
 }
 
@@ -1487,6 +1488,11 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
     if kind.kind in ("LimitRange", "ResourceQuota"):
         from skiff.api.validation_limits import check_limitrange, check_resourcequota
         causes.extend((check_limitrange if kind.kind == "LimitRange" else check_resourcequota)(obj))
+    if kind.kind == "CronJob":
+        from skiff.api.validation_cronjob import check_cronjob
+        more, warns = check_cronjob(obj)
+        causes.extend(more)
+        warnings.extend(warns)
     if kind.kind == "Job":
         from skiff.api.validation_job import check_job
         more, warns = check_job(obj)

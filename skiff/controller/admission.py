@@ -180,6 +180,22 @@ def _default_template(spec: Any, *, deployment: bool) -> None:
         _default_pod(tmpl.get("spec"))
 
 
+def _default_cronjob(spec: Any) -> None:
+    """SetDefaults_CronJob (concurrencyPolicy Allow, suspend false, history limits 3 and 1), and
+    the pod defaults on the job template's pod template (its Job gets the Job defaults when made)."""
+    if not isinstance(spec, dict):
+        return
+    for k, v in (("concurrencyPolicy", "Allow"), ("suspend", False), ("successfulJobsHistoryLimit", 3),
+                 ("failedJobsHistoryLimit", 1)):
+        if spec.get(k) is None:
+            spec[k] = v
+    jt = spec.get("jobTemplate")
+    js = jt.get("spec") if isinstance(jt, dict) else None
+    tmpl = js.get("template") if isinstance(js, dict) else None
+    if isinstance(tmpl, dict):
+        _default_pod(tmpl.get("spec"))
+
+
 def _default_job(obj: dict) -> None:
     """SetDefaults_Job (completions and parallelism 1 when neither is given, parallelism 1,
     backoffLimit 6 (with backoffLimitPerIndex: the largest int32), completionMode NonIndexed, suspend and manualSelector false,
@@ -343,6 +359,8 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
         _default_template(obj.get("spec"), deployment=kind.kind == "Deployment")
     elif kind.kind == "Job":
         _default_job(obj)
+    elif kind.kind == "CronJob":
+        _default_cronjob(obj.get("spec"))
     elif kind.kind == "LimitRange":
         from skiff.controller.admission_limits import default_limitrange
         default_limitrange(obj)

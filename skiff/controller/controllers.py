@@ -18,6 +18,7 @@ from skiff.controller.gc import GC_RESOURCES, GarbageCollector
 from skiff.controller.job import JobController
 from skiff.controller.namespace import NamespaceController
 from skiff.controller.replicaset import ReplicaSetController
+from skiff.controller.cronjob import CronJobController
 from skiff.controller.quota import ResourceQuotaController
 from skiff.controller.serviceaccounts import ServiceAccountsController
 from skiff.controller.ttlafterfinished import TTLAfterFinishedController
@@ -31,7 +32,7 @@ Factory = Callable[[object], Awaitable[None]]
 def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_CLUSTER_CIDR, *,
                          node_mask: int | None = None, scheduler_retry: float = 5.0,
                          monitor_interval: float | None = None) -> list[Factory]:
-    """[scheduler, node lifecycle, node IPAM, replicaset, deployment, daemonset, job,
+    """[scheduler, node lifecycle, node IPAM, replicaset, deployment, daemonset, job, cronjob,
     ttl-after-finished, endpoints, endpointslice, serviceaccounts, resourcequota, garbage collector,
     namespace]
     factories."""
@@ -71,6 +72,9 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def endpointslice(client) -> None:
         await EndpointSliceController(client, shared=shared).run()
 
+    async def cronjob(client) -> None:
+        await CronJobController(client, shared=shared).run()
+
     async def serviceaccounts(client) -> None:
         await ServiceAccountsController(client, shared=shared).run()
 
@@ -84,5 +88,5 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def namespace(client) -> None:
         await NamespaceController(client).run()
 
-    return [scheduler, nodelifecycle, nodeipam, replicaset, deployment, daemonset, job, ttlafterfinished,
+    return [scheduler, nodelifecycle, nodeipam, replicaset, deployment, daemonset, job, cronjob, ttlafterfinished,
             endpoints, endpointslice, serviceaccounts, resourcequota, garbagecollector, namespace]

@@ -30,7 +30,7 @@ __all__ = ["GarbageCollector", "GC_RESOURCES", "ORPHAN", "FOREGROUND"]
 
 log = logging.getLogger("skiff.gc")
 
-GC_RESOURCES = ("deployments", "replicasets", "jobs", "daemonsets", "controllerrevisions", "pods")
+GC_RESOURCES = ("deployments", "replicasets", "cronjobs", "jobs", "daemonsets", "controllerrevisions", "pods")
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 

@@ -141,3 +141,33 @@ def test_pod_failure_policy_fail_job_on_exit_code(kube):
         assert 1 <= st["failed"] <= 2           # not 7: no retries
     finally:
         delete_job(kube, "pfp")
+
+
+def test_cronjob_runs_jobs(kube):
+    """A CronJob (every 3 s: robfig's @every) starts Jobs that run to completion, shown by get cj."""
+    k = kube.kubectl
+    cj = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
+          "spec": {"schedule": "@every 3s", "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 2,
+                   "jobTemplate": {"spec": {"template": {"spec": {
+                       "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                       "containers": [{"name": "main", "image": "busybox", "command": ["echo", "tick"]}]}}}}}}
+    try:
+        assert k.ok("apply", "-f", kube.file("cj.yaml", cj)) == "cronjob.batch/tick created\n"
+
+        def done():
+            jobs = k.json("get", "jobs")["items"]
+            return [j for j in jobs if j["metadata"]["name"].startswith("tick-")
+                    and any(c["type"] == "Complete" for c in (j.get("status") or {}).get("conditions") or [])]
+        jobs = kube.wait(done, 60, "a Job of the CronJob to complete")
+        name = jobs[0]["metadata"]["name"]
+        assert jobs[0]["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+        assert k.ok("logs", f"job/{name}").strip() == "tick"
+        head, rows = table(k.ok("get", "cronjobs"))
+        assert head == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"]
+        row = next(r for r in rows if r[0] == "tick")
+        assert row[1:4] == ["@every 3s", "<none>", "False"]
+        kube.wait(lambda: "SawCompletedJob" in k.ok("describe", "cronjob", "tick"), 30, "the controller's events")
+    finally:
+        k("delete", "cronjob", "tick", "--wait=false")
+        kube.wait(lambda: not [j for j in k.json("get", "jobs")["items"] if j["metadata"]["name"].startswith("tick-")],
+                  60, "the CronJob's Jobs to go with it")

@@ -307,6 +307,16 @@ OBJECTS = {
                                     "spec": {"hard": {"pods": "10", "requests.cpu": "4", "count/deployments.apps": 3},
                                              "scopes": ["NotBestEffort"]},
                                     "status": {"hard": {"pods": "10"}, "used": {"pods": "1"}}}],
+    "batch.v1.CronJob.json": [{"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "hello"},
+                               "spec": {"schedule": "*/5 * * * *", "timeZone": "Europe/Paris",
+                                        "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 30, "suspend": False,
+                                        "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+                                        "jobTemplate": {"metadata": {"labels": {"a": "b"}}, "spec": {
+                                            "backoffLimit": 2, "template": {"spec": {
+                                                "restartPolicy": "OnFailure",
+                                                "containers": [{"name": "c", "image": "busybox"}]}}}}},
+                               "status": {"active": [{"kind": "Job", "name": "hello-1", "uid": "u"}],
+                                          "lastScheduleTime": "2026-11-28T21:00:00Z"}}],
 }
 
 
