@@ -165,6 +165,12 @@ class FakePodRuntime:
     def all_pods(self) -> dict[str, list[ContainerInfo]]:
         return {uid: [i.info() for i in p.containers] for uid, p in self._pods.items()}
 
+    def running_cgroups(self, pod_uid: str) -> list[tuple[str, str, dict | None]]:
+        """(container name, started at, cgroup) of the running instances: a hollow container
+        has no cgroup, so its usage is not known (skiff.agent.stats reports none)."""
+        p = self._pods.get(pod_uid)
+        return [(i.name, i.started_at or "", None) for i in p.containers if i.state == "running"] if p else []
+
     def signal_container(self, cid: str, sig: str | None = None) -> None:
         inst = self._by_id.get(cid)
         if inst is None:

@@ -1,7 +1,8 @@
 """The agent's log server: ``GET /containerLogs/{namespace}/{pod}/{container}``, as the
 kubelet serves it to the API server, ``/exec/{namespace}/{pod}/{container}`` and
-``/attach/...`` (WebSockets: :mod:`skiff.agent.execserver`, :mod:`skiff.agent.attachserver`) and ``/portForward/{namespace}/{pod}?port=N`` (a
-WebSocket per forwarded connection: :mod:`skiff.agent.portforward`).
+``/attach/...`` (WebSockets: :mod:`skiff.agent.execserver`, :mod:`skiff.agent.attachserver`), ``/portForward/{namespace}/{pod}?port=N`` (a
+WebSocket per forwarded connection: :mod:`skiff.agent.portforward`) and ``/stats/summary``
+(resource usage: :mod:`skiff.agent.stats`).
 
 Query: ``follow``, ``tailLines``, ``sinceSeconds``, ``sinceTime``, ``timestamps``,
 ``previous``. Callers authenticate with a bearer token that the API server vouches for
@@ -46,6 +47,7 @@ class LogServer:
         app.router.add_route("*", "/exec/{ns}/{pod}/{container}", self.exec)
         app.router.add_get("/portForward/{ns}/{pod}", self.port_forward)
         app.router.add_route("*", "/attach/{ns}/{pod}/{container}", self.attach)
+        app.router.add_get("/stats/summary", self.stats_summary)
         app.router.add_get("/healthz", _healthz)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -99,6 +101,20 @@ class LogServer:
             return _unauthorized()
         from .portforward import serve_port_forward
         return await serve_port_forward(self.agent, request, request.match_info["ns"], request.match_info["pod"])
+
+    async def stats_summary(self, request: web.Request) -> web.Response:
+        """The node's and its pods' usage (:mod:`skiff.agent.stats`), read when asked;
+        ``?node=NAME`` picks one node of a hollow process (they share this server)."""
+        if not await self._allowed(request):
+            return _unauthorized()
+        from .stats import agent_summary
+        doc = agent_summary(self.agent, request.query.get("node"))
+        if doc is None:
+            return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                      "reason": "NotFound", "code": 404,
+                                      "message": f'node "{request.query.get("node")}" is not served here'},
+                                     status=404)
+        return web.json_response(doc)
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
         if not await self._allowed(request):

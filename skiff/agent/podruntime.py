@@ -422,6 +422,20 @@ class PodRuntime:
                     pass
         return pods
 
+    def running_cgroups(self, pod_uid: str) -> list[tuple[str, str, dict | None]]:
+        """(container name, started at, cgroup as state.json records it) of the pod's running
+        container instances, the sandbox's under the name ``POD``: for skiff.agent.stats."""
+        out = []
+        for c in self._of_pod(pod_uid):
+            try:
+                st = c.state()
+                name = c.spec.labels.get(LABEL_CONTAINER, c.spec.name)
+            except NotFound:
+                continue
+            if st.running and st.cgroup:
+                out.append((name, _rfc3339(st.started_at) or "", st.cgroup))
+        return out
+
     def stop_container(self, cid: str, grace: float) -> None:
         c = self._get(cid)
         stop(c, timeout=max(0.0, float(grace)))

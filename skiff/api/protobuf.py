@@ -121,9 +121,16 @@ RESOURCE_QUOTA = {1: ("metadata", "msg", OBJECT_META),
                                       3: ("scopeSelector", "msg",
                                           {1: ("matchExpressions", "rep_msg", SCOPE_REQUIREMENT)})})}
 
+# autoscaling/v1 (what `kubectl autoscale` sends); status (3) is not read: the controller writes it
+HPA_V1 = {1: ("metadata", "msg", OBJECT_META),
+          2: ("spec", "msg", {1: ("scaleTargetRef", "msg", {1: ("kind", "str"), 2: ("name", "str"),
+                                                             3: ("apiVersion", "str")}),
+                              2: ("minReplicas", "int"), 3: ("maxReplicas", "int"),
+                              4: ("targetCPUUtilizationPercentage", "int")})}
+
 KINDS = {("v1", "Namespace"): NAMESPACE, ("v1", "ConfigMap"): CONFIGMAP, ("v1", "Secret"): SECRET,
          ("v1", "Service"): SERVICE, ("v1", "ServiceAccount"): SERVICE_ACCOUNT,
-         ("v1", "ResourceQuota"): RESOURCE_QUOTA,
+         ("v1", "ResourceQuota"): RESOURCE_QUOTA, ("autoscaling/v1", "HorizontalPodAutoscaler"): HPA_V1,
          ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): SSAR,
          ("authentication.k8s.io/v1", "SelfSubjectReview"): SSR}
 

@@ -61,6 +61,9 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("controllerrevisions", "ControllerRevision", "apps", "v1", True, "controllerrevision"),
     Resource("jobs", "Job", "batch", "v1", True, "job", (), ("all",), ("status",)),
     Resource("cronjobs", "CronJob", "batch", "v1", True, "cronjob", ("cj",), ("all",), ("status",)),
+    # autoscaling/v1 is served too, converted (skiff.controller.hpa_v1)
+    Resource("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling", "v2", True,
+             "horizontalpodautoscaler", ("hpa",), ("all",), ("status",)),
 ]}
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"

@@ -811,3 +811,7 @@ COLUMNS.update(_services.COLUMNS)
 CELLS.update(_services.CELLS)
 host_port, label_string, port_string = _services.host_port, _services.label_string, _services.port_string
 
+from skiff.api import tables_hpa as _hpa  # noqa: E402  (horizontalpodautoscalers)
+
+COLUMNS.update(_hpa.COLUMNS)
+CELLS.update(_hpa.CELLS)

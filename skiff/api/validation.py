@@ -59,6 +59,8 @@ KINDS: dict[tuple[str, str], Kind] = {
              "subdomain"),
         Kind("batch/v1", "Job", "jobs", True, "batch.v1.Job.json", "subdomain"),
         Kind("batch/v1", "CronJob", "cronjobs", True, "batch.v1.CronJob.json", "subdomain"),
+        Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+             "autoscaling.v2.HorizontalPodAutoscaler.json", "subdomain"),
     ]
 }
 
@@ -1496,6 +1498,11 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
     if kind.kind == "Job":
         from skiff.api.validation_job import check_job
         more, warns = check_job(obj)
+        causes.extend(more)
+        warnings.extend(warns)
+    if kind.kind == "HorizontalPodAutoscaler":
+        from skiff.api.validation_hpa import check_hpa
+        more, warns = check_hpa(obj)
         causes.extend(more)
         warnings.extend(warns)
     if kind.kind == "DaemonSet":

@@ -364,6 +364,9 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
     elif kind.kind == "LimitRange":
         from skiff.controller.admission_limits import default_limitrange
         default_limitrange(obj)
+    elif kind.kind == "HorizontalPodAutoscaler":
+        from skiff.api.validation_hpa import default_hpa
+        default_hpa(obj)
     elif kind.kind == "DaemonSet":
         _default_daemonset(obj.get("spec"))
     elif kind.kind == "Secret":

@@ -220,6 +220,11 @@ def _aggregated(core: bool, dv: str) -> dict:
     items = [{"metadata": {"name": g, "creationTimestamp": None},
               "versions": [{"version": v, "resources": res, "freshness": "Current"} for v, res in vs.items()]}
              for g, vs in groups.items()]
+    if not core:
+        from skiff.controller.hpa_v1 import add_v1_to_aggregated
+        from skiff.controller.metrics_api import aggregated_item
+        add_v1_to_aggregated(items)   # autoscaling/v1, converted (skiff.controller.hpa_v1)
+        items.append(aggregated_item())
     return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{dv}",
             "metadata": {}, "items": items}
 
@@ -265,6 +270,10 @@ def _groups() -> list[dict]:
     for g, versions in seen.items():
         vs = [{"groupVersion": f"{g}/{v}", "version": v} for v in versions]
         out.append({"name": g, "versions": vs, "preferredVersion": vs[0]})
+    from skiff.controller.hpa_v1 import add_v1_to_groups
+    from skiff.controller.metrics_api import api_group
+    add_v1_to_groups(out)     # autoscaling/v1 next to v2 (skiff.controller.hpa_v1)
+    out.append(api_group())   # metrics.k8s.io: served by skiff.controller.metrics_api
     return out
 
 
@@ -300,6 +309,7 @@ class APIServer:
         self.tokens = tokens
         self.apiserver_token = apiserver_token
         self._session: aiohttp.ClientSession | None = None
+        self._metrics_api()   # made now (it scrapes nothing until asked): in-process readers find it
         self.server_address = "127.0.0.1:6443"
         self.ca_pem: bytes | None = None     # the cluster CA (served at /cacerts) when on TLS
         self.ca_hash: str | None = None      # its SHA-256: join tokens carry it (K10<hash>::secret)
@@ -315,8 +325,16 @@ class APIServer:
         return web.BaseRequest(message, payload, protocol, writer, task, asyncio.get_running_loop(),
                                client_max_size=MAX_BODY)
 
+    def _metrics_api(self):
+        """The metrics.k8s.io server (skiff.controller.metrics_api): it reaches the agents as
+        the pods/log proxy does, with this server's session and token."""
+        from skiff.controller.metrics_api import metrics_for
+        return metrics_for(self.registry, session=self._agent_session, headers=self._agent_headers)
+
     async def close(self) -> None:
         """Let go of the client session of the pods/log proxy."""
+        from skiff.controller.metrics_api import close_metrics
+        await close_metrics(self.registry)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -428,6 +446,12 @@ class APIServer:
                     raise E.path_not_found()
                 return json_response({"kind": "APIGroup", "apiVersion": "v1", **g})
             version, rest = parts[2], parts[3:]
+            if group == "metrics.k8s.io":
+                out = await self._metrics_api().handle(request, version, rest, request[USER_KEY])
+                return out if isinstance(out, web.StreamResponse) else json_response(out)
+            if group == "autoscaling" and version == "v1" and (not rest or "horizontalpodautoscalers" in rest[:3]):
+                from skiff.controller import hpa_v1
+                return await hpa_v1.handle(self, request, rest, request[USER_KEY])
             if group == "skiff.dev" and version == "v1" and len(rest) == 1 and method == "POST":
                 if rest[0] == "jointokens":
                     return await self.join_token(request)

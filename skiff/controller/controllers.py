@@ -81,6 +81,10 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def resourcequota(client) -> None:
         await ResourceQuotaController(client, shared=shared).run()
 
+    async def horizontalpodautoscaler(client) -> None:
+        from skiff.controller.hpa import HPAController
+        await HPAController(client, shared=shared).run()
+
     async def garbagecollector(client) -> None:
         # services and endpointslices too: the slices a Service owns go with it
         await GarbageCollector(client, shared=shared, resources=GC_RESOURCES + ("services", "endpointslices")).run()
@@ -89,4 +93,5 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
         await NamespaceController(client).run()
 
     return [scheduler, nodelifecycle, nodeipam, replicaset, deployment, daemonset, job, cronjob, ttlafterfinished,
-            endpoints, endpointslice, serviceaccounts, resourcequota, garbagecollector, namespace]
+            endpoints, endpointslice, serviceaccounts, resourcequota, horizontalpodautoscaler, garbagecollector,
+            namespace]

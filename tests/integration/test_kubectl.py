@@ -43,7 +43,8 @@ def test_version_and_api_resources(kube):
     for name, cells in want.items():
         assert tuple(row(out, name).values())[1:] == cells, out
     assert k.ok("api-resources", "--categories=all", "-o", "name").split() == [
-        "pods", "services", "daemonsets.apps", "deployments.apps", "replicasets.apps", "jobs.batch"]
+        "pods", "services", "daemonsets.apps", "deployments.apps", "replicasets.apps",
+        "horizontalpodautoscalers.autoscaling", "cronjobs.batch", "jobs.batch"]
 
 
 def test_short_names(kube):

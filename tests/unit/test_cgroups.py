@@ -222,6 +222,7 @@ def test_detect_hybrid_is_v1(fakefs):
     assert drv.mounts == {
         "memory": cg + "memory",
         "cpu": cg + "cpu",
+        "cpuacct": cg + "cpuacct",
         "pids": cg + "pids",
         "freezer": cg + "freezer",
     }
@@ -286,10 +287,11 @@ def test_v1_create_writes_limits(fakefs):
     assert fs.read(base.format("cpu") + "cpu.shares") == "512"
     assert fs.read(base.format("pids") + "pids.max") == "20"
     assert os.path.isdir(fs.root + base.format("freezer"))
-    for unused in ("cpuset", "cpuacct", "devices", "blkio", "systemd"):
+    for unused in ("cpuset", "devices", "blkio", "systemd"):
         assert not os.path.exists(fs.root + f"/sys/fs/cgroup/{unused}/skiff")
+    # cpuacct (a hierarchy of its own here) is joined for its usage counter
     assert cg.procs_files() == [
-        fs.root + base.format(c) + "cgroup.procs" for c in ("memory", "cpu", "pids", "freezer")
+        fs.root + base.format(c) + "cgroup.procs" for c in ("memory", "cpu", "cpuacct", "pids", "freezer")
     ]
 
 

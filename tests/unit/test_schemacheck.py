@@ -317,6 +317,20 @@ OBJECTS = {
                                                 "containers": [{"name": "c", "image": "busybox"}]}}}}},
                                "status": {"active": [{"kind": "Job", "name": "hello-1", "uid": "u"}],
                                           "lastScheduleTime": "2026-11-28T21:00:00Z"}}],
+    "autoscaling.v2.HorizontalPodAutoscaler.json": [defaulted({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "maxReplicas": 5,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                     "type": "Utilization", "averageUtilization": 50}}},
+                     {"type": "ContainerResource", "containerResource": {
+                         "name": "memory", "container": "app", "target": {"type": "AverageValue", "averageValue": "100Mi"}}}],
+                 "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}},
+        "status": {"currentReplicas": 2, "desiredReplicas": 3, "lastScaleTime": "2026-01-01T00:00:00Z",
+                   "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {
+                       "averageUtilization": 70, "averageValue": "70m"}}}],
+                   "conditions": [{"type": "AbleToScale", "status": "True", "reason": "SucceededRescale",
+                                   "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})],
 }
 
 

@@ -671,6 +671,9 @@ def run(ctx, args: list[str], opts: dict) -> int:
             elif res.plural == "serviceaccounts":
                 from .describe_serviceaccount import account_secrets, describe_serviceaccount
                 text = describe_serviceaccount(obj, events, account_secrets(client, obj))
+            elif res.plural == "horizontalpodautoscalers":
+                from .describe_hpa import describe_hpa
+                text = describe_hpa(obj, events)
             elif res.plural in ("resourcequotas", "limitranges"):
                 from .describe_limits import describe_limitrange, describe_quota
                 text = (describe_quota if res.plural == "resourcequotas" else describe_limitrange)(obj)

@@ -23,7 +23,9 @@ from .base import (
 
 # Hierarchies a container joins. cpuset is left out on purpose: a new cpuset
 # child needs cpuset.cpus/mems copied from its parent before it can hold tasks.
-HIERARCHIES = ("memory", "cpu", "pids", "freezer")
+# cpuacct is joined for its usage counter (cpuacct.usage: the agent's resource metrics);
+# it costs nothing extra where it is co-mounted with cpu (one directory for both).
+HIERARCHIES = ("memory", "cpu", "cpuacct", "pids", "freezer")
 
 
 class V1Cgroup(Cgroup):
@@ -85,6 +87,8 @@ class V1Driver(CgroupDriver):
     def __init__(self, mounts: dict[str, str]):
         """mounts: controller -> mount point, as found in mountinfo."""
         self.mounts = {c: mounts[c] for c in HIERARCHIES if c in mounts}
+        if self.mounts.get("cpuacct") is not None and self.mounts.get("cpuacct") == self.mounts.get("cpu"):
+            del self.mounts["cpuacct"]  # co-mounted: the cpu directory is the cpuacct one
 
     def controllers(self) -> frozenset[str]:
         return frozenset(c for c in USEFUL if c in self.mounts)
