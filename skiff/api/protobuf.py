@@ -1,7 +1,9 @@
 """Kubernetes protobuf request bodies, for the kinds whose messages are small enough to describe
 here: Namespace, ConfigMap, Secret, Service, ServiceAccount, ResourceQuota, SelfSubjectAccessReview and
 SelfSubjectReview (what `kubectl create namespace|configmap|secret|service|serviceaccount|quota` and
-`kubectl auth can-i|whoami` send). Any other
+`kubectl auth can-i|whoami` send), and the Deployment, Job and CronJob fields that `kubectl create
+deployment|job|cronjob` (and `create job --from=cronjob/X`) write: those three descriptions are
+strict, a field they do not describe that carries a value is refused rather than dropped. Any other
 kind raises :class:`Unsupported`, and the API server answers 415 with what to do instead.
 
 A body is ``k8s\\0`` + a ``runtime.Unknown`` message (typeMeta{apiVersion, kind}, raw,
@@ -128,9 +130,68 @@ HPA_V1 = {1: ("metadata", "msg", OBJECT_META),
                               2: ("minReplicas", "int"), 3: ("maxReplicas", "int"),
                               4: ("targetCPUUtilizationPercentage", "int")})}
 
+# -- workloads (kubectl create deployment|job|cronjob): the fields those commands (and create job
+# --from=cronjob/X, which copies a job template) write; any other field that carries a value is
+# refused (Unsupported: 415 with what to do), never dropped: these descriptions are strict
+LABEL_SELECTOR = {1: ("matchLabels", "map_str"),
+                  2: ("matchExpressions", "rep_msg", {1: ("key", "str"), 2: ("operator", "str"),
+                                                      3: ("values", "rep_str")})}
+CONTAINER_PORT = {1: ("name", "str"), 2: ("hostPort", "int"), 3: ("containerPort", "int"), 4: ("protocol", "str"),
+                  5: ("hostIP", "str")}
+CONTAINER = {1: ("name", "str"), 2: ("image", "str"), 3: ("command", "rep_str"), 4: ("args", "rep_str"),
+             5: ("workingDir", "str"), 6: ("ports", "rep_msg", CONTAINER_PORT),
+             7: ("env", "rep_msg", {1: ("name", "str"), 2: ("value", "str")}),
+             8: ("resources", "msg", {1: ("limits", "map_qty"), 2: ("requests", "map_qty")}),
+             13: ("terminationMessagePath", "str"), 14: ("imagePullPolicy", "str"), 16: ("stdin", "bool0"),
+             17: ("stdinOnce", "bool0"), 18: ("tty", "bool0"), 20: ("terminationMessagePolicy", "str")}
+POD_SPEC = {2: ("containers", "rep_msg", CONTAINER), 20: ("initContainers", "rep_msg", CONTAINER),
+            3: ("restartPolicy", "str"), 4: ("terminationGracePeriodSeconds", "int_keep"),
+            5: ("activeDeadlineSeconds", "int_keep"), 6: ("dnsPolicy", "str"), 7: ("nodeSelector", "map_str"),
+            8: ("serviceAccountName", "str"), 9: ("serviceAccount", "str"), 10: ("nodeName", "str"),
+            11: ("hostNetwork", "bool0"), 12: ("hostPID", "bool0"), 13: ("hostIPC", "bool0"),
+            16: ("hostname", "str"), 17: ("subdomain", "str"), 19: ("schedulerName", "str"),
+            24: ("priorityClassName", "str")}
+POD_TEMPLATE = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", POD_SPEC)}
+DEPLOYMENT = {1: ("metadata", "msg", OBJECT_META),
+              2: ("spec", "msg", {1: ("replicas", "int_keep"), 2: ("selector", "msg", LABEL_SELECTOR),
+                                  3: ("template", "msg", POD_TEMPLATE),
+                                  4: ("strategy", "msg", {1: ("type", "str"), 2: ("rollingUpdate", "msg", {
+                                      1: ("maxUnavailable", "intstr"), 2: ("maxSurge", "intstr")})}),
+                                  5: ("minReadySeconds", "int"), 6: ("revisionHistoryLimit", "int_keep"),
+                                  7: ("paused", "bool0"), 9: ("progressDeadlineSeconds", "int_keep")}),
+              3: ("status", "skip")}
+JOB_SPEC = {1: ("parallelism", "int_keep"), 2: ("completions", "int_keep"), 3: ("activeDeadlineSeconds", "int_keep"),
+            4: ("selector", "msg", LABEL_SELECTOR), 5: ("manualSelector", "bool"), 6: ("template", "msg", POD_TEMPLATE),
+            7: ("backoffLimit", "int_keep"), 8: ("ttlSecondsAfterFinished", "int_keep"), 9: ("completionMode", "str"),
+            10: ("suspend", "bool"), 14: ("podReplacementPolicy", "str"), 15: ("managedBy", "str")}
+JOB = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", JOB_SPEC), 3: ("status", "skip")}
+CRONJOB = {1: ("metadata", "msg", OBJECT_META),
+           2: ("spec", "msg", {1: ("schedule", "str"), 8: ("timeZone", "str"), 2: ("startingDeadlineSeconds", "int_keep"),
+                               3: ("concurrencyPolicy", "str"), 4: ("suspend", "bool"),
+                               5: ("jobTemplate", "msg", {1: ("metadata", "msg", OBJECT_META),
+                                                          2: ("spec", "msg", JOB_SPEC)}),
+                               6: ("successfulJobsHistoryLimit", "int_keep"),
+                               7: ("failedJobsHistoryLimit", "int_keep")}),
+           3: ("status", "skip")}
+
+
+def _strict(desc: dict, seen: set) -> None:
+    if id(desc) in seen or desc is OBJECT_META:
+        return
+    seen.add(id(desc))
+    for spec in desc.values():
+        if len(spec) > 2 and isinstance(spec[2], dict):
+            _strict(spec[2], seen)
+
+
+STRICT: set = set()        # ids of the descriptions whose unknown fields are refused
+for _d in (DEPLOYMENT, JOB, CRONJOB):
+    _strict(_d, STRICT)
+
 KINDS = {("v1", "Namespace"): NAMESPACE, ("v1", "ConfigMap"): CONFIGMAP, ("v1", "Secret"): SECRET,
          ("v1", "Service"): SERVICE, ("v1", "ServiceAccount"): SERVICE_ACCOUNT,
-         ("v1", "ResourceQuota"): RESOURCE_QUOTA, ("autoscaling/v1", "HorizontalPodAutoscaler"): HPA_V1,
+         ("v1", "ResourceQuota"): RESOURCE_QUOTA, ("apps/v1", "Deployment"): DEPLOYMENT, ("batch/v1", "Job"): JOB,
+         ("batch/v1", "CronJob"): CRONJOB, ("autoscaling/v1", "HorizontalPodAutoscaler"): HPA_V1,
          ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): SSAR,
          ("authentication.k8s.io/v1", "SelfSubjectReview"): SSR}
 
@@ -151,22 +212,24 @@ def _map_entry(buf: bytes) -> tuple[str, bytes]:
     return k, v
 
 
-def message(buf: bytes, desc: dict) -> dict:
+def message(buf: bytes, desc: dict, path: str = "") -> dict:
     out: dict[str, Any] = {}
     for num, wt, val in fields(buf):
         spec = desc.get(num)
         if spec is None:
+            if id(desc) in STRICT and val not in (b"", 0):
+                raise Unsupported(f"{path or 'the object'}: field {num} is not one skiff reads from protobuf")
             continue  # a field skiff does not read (status, selfLink, managedFields...)
         name, typ = spec[0], spec[1]
-        if (typ == "str" and val == b"") or (typ == "int" and val == 0):
+        if typ == "skip" or (typ == "str" and val == b"") or (typ == "int" and val == 0):
             continue  # Go writes empty values; their JSON form omits them (omitempty): so do we
         try:
             if typ == "str":
                 out[name] = val.decode()
             elif typ in ("bytes", "raw"):
                 out[name] = val if typ == "raw" else base64.b64encode(val).decode()
-            elif typ == "int":
-                out[name] = val
+            elif typ in ("int", "int_keep"):       # int_keep: an optional field, written when set, 0 too
+                out[name] = val if val < 2 ** 63 else val - 2 ** 64
             elif typ == "bool":
                 out[name] = bool(val)
             elif typ == "bool0":
@@ -176,13 +239,15 @@ def message(buf: bytes, desc: dict) -> dict:
                 v = message(val, INT_OR_STRING)
                 out[name] = v.get("strVal", "") if v.get("type") == 1 else v.get("intVal", 0)
             elif typ == "msg":
-                out[name] = message(val, spec[2])
+                out[name] = message(val, spec[2], f"{path}.{name}".lstrip("."))
             elif typ == "time":
-                out[name] = _time(message(val, TIME))
+                t = message(val, TIME)
+                if t.get("seconds") or t.get("nanos"):      # an empty Time is Go's zero time: unset
+                    out[name] = _time(t)
             elif typ == "rep_str":
                 out.setdefault(name, []).append(val.decode())
             elif typ == "rep_msg":
-                out.setdefault(name, []).append(message(val, spec[2]))
+                out.setdefault(name, []).append(message(val, spec[2], f"{path}.{name}".lstrip(".")))
             elif typ == "map_qty":          # map<string, resource.Quantity{string}>
                 k, v = _map_entry(val)
                 out.setdefault(name, {})[k] = message(v, {1: ("string", "str")}).get("string", "")
@@ -206,5 +271,8 @@ def decode(body: bytes) -> dict:
     desc = KINDS.get((av, kind))
     if desc is None:
         raise Unsupported(f"{kind or 'this kind'} ({av or '?'}) in protobuf", kind)
-    obj = message(env.get("raw") or b"", desc)
+    try:
+        obj = message(env.get("raw") or b"", desc)
+    except Unsupported as e:
+        raise Unsupported(str(e), kind) from None
     return {"apiVersion": av, "kind": kind, **obj}

@@ -94,10 +94,9 @@ def _field_manager(request: web.Request) -> str:
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 PROTOBUF_MESSAGE = (
     "the body of the request was in protobuf (application/vnd.kubernetes.protobuf): skiff reads protobuf "
-    "only for Namespace, ConfigMap, Secret, Service, ServiceAccount, ResourceQuota and the self reviews, "
-    "and JSON and YAML "
-    "for everything. kubectl 1.32 sends protobuf for its imperative create commands (kubectl create "
-    "deployment|job|service ...); "
+    "only for Namespace, ConfigMap, Secret, Service, ServiceAccount, ResourceQuota, the Deployment, Job and "
+    "CronJob fields kubectl create writes, and the self reviews, and JSON and YAML for everything. kubectl "
+    "1.32 sends protobuf for its imperative create commands; "
     "have kubectl write the object as YAML and apply that instead (add --dry-run=client -o yaml and pipe it "
     "to kubectl apply -f -), for example: "
     "kubectl create deployment x --image=y --dry-run=client -o yaml | kubectl apply -f -")
@@ -388,7 +387,7 @@ class APIServer:
             try:
                 return protobuf.decode(raw)
             except protobuf.Unsupported as e:
-                what = f" (got {e.kind})" if e.kind else ""
+                what = f" (got {e.kind}" + (f": {e})" if str(e).endswith("from protobuf") else ")") if e.kind else ""
                 raise E.unsupported_media_type(PROTOBUF_MESSAGE + what) from None
         if ctype in _YAML_TYPES:
             import yaml

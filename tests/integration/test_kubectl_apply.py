@@ -214,12 +214,30 @@ def test_protobuf_bodies_read_or_refused_clearly(kube):
     assert k.ok("auth", "can-i", "create", "pods") == "yes\n"
     assert k("auth", "can-i", "create", "widgets").stdout == "no\n"
     assert "system:admin" in k.ok("auth", "whoami")
-    err = k.fails("create", "deployment", "pbd", "--image=busybox", "-n", "pbns")
-    assert "the body of the request was in protobuf" in err and "(got Deployment)" in err, err
+    # the workloads kubectl create writes
+    assert k.ok("create", "deployment", "pbd", "--image=busybox", "--replicas=0", "--port=8080", "-n", "pbns",
+                "--", "sleep", "3600") == "deployment.apps/pbd created\n"
+    d = k.json("get", "deploy", "pbd", "-n", "pbns")
+    c = d["spec"]["template"]["spec"]["containers"][0]
+    assert (d["spec"]["replicas"], c["image"], c["command"], c["ports"]) == \
+        (0, "busybox", ["sleep", "3600"], [{"containerPort": 8080, "protocol": "TCP"}])
+    assert "creationTimestamp" not in d["spec"]["template"]["metadata"]       # Go's zero time: unset
+    assert k.ok("create", "cronjob", "pbc", "--image=busybox", "--schedule=*/5 * * * *", "-n", "pbns",
+                "--", "date") == "cronjob.batch/pbc created\n"
+    assert k.ok("create", "job", "pbj", "--from=cronjob/pbc", "-n", "pbns") == "job.batch/pbj created\n"
+    j = k.json("get", "job", "pbj", "-n", "pbns")
+    assert j["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert j["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    # a field skiff does not read from protobuf is refused, never dropped, with what to do instead
+    cj = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "vols"},
+          "spec": {"schedule": "0 0 * * *", "jobTemplate": {"spec": {"template": {"spec": {
+              "restartPolicy": "Never", "volumes": [{"name": "v", "emptyDir": {}}],
+              "containers": [{"name": "c", "image": "busybox"}]}}}}}}
+    k.ok("apply", "-n", "pbns", "-f", kube.file("vols.yaml", cj))
+    err = k.fails("create", "job", "pbv", "--from=cronjob/vols", "-n", "pbns")
+    assert "the body of the request was in protobuf" in err, err
+    assert "(got Job: spec.template.spec: field 1 is not one skiff reads from protobuf)" in err, err
     assert "--dry-run=client -o yaml" in err and "kubectl apply -f -" in err, err
-    # the way round it the message suggests works
-    manifest = k.ok("create", "deployment", "pbd", "--image=busybox", "--replicas=0", "--dry-run=client", "-o", "yaml")
-    assert k.ok("apply", "-n", "pbns", "-f", "-", input=manifest) == "deployment.apps/pbd created\n"
     k.ok("delete", "ns", "pbns", "--wait=false")
 
 
