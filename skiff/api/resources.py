@@ -42,7 +42,7 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("namespaces", "Namespace", "", "v1", False, "namespace", ("ns",), (), ("status", "finalize")),
     Resource("nodes", "Node", "", "v1", False, "node", ("no",), (), ("status",)),
     Resource("pods", "Pod", "", "v1", True, "pod", ("po",), ("all",),
-             ("status", "log", "binding", "exec", "attach", "portforward", "ephemeralcontainers")),
+             ("status", "log", "binding", "eviction", "exec", "attach", "portforward", "ephemeralcontainers")),
     Resource("events", "Event", "", "v1", True, "event", ("ev",)),
     Resource("leases", "Lease", "coordination.k8s.io", "v1", True, "lease"),
     Resource("configmaps", "ConfigMap", "", "v1", True, "configmap", ("cm",)),
@@ -61,6 +61,8 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("controllerrevisions", "ControllerRevision", "apps", "v1", True, "controllerrevision"),
     Resource("jobs", "Job", "batch", "v1", True, "job", (), ("all",), ("status",)),
     Resource("cronjobs", "CronJob", "batch", "v1", True, "cronjob", ("cj",), ("all",), ("status",)),
+    Resource("poddisruptionbudgets", "PodDisruptionBudget", "policy", "v1", True, "poddisruptionbudget", ("pdb",),
+             (), ("status",)),
     # autoscaling/v1 is served too, converted (skiff.controller.hpa_v1)
     Resource("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling", "v2", True,
              "horizontalpodautoscaler", ("hpa",), ("all",), ("status",)),

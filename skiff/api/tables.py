@@ -242,6 +242,15 @@ COLUMNS: dict[str, list[dict]] = {
                          "this field for you. More info: https://kubernetes.io/docs/concepts/overview/"
                          "working-with-objects/labels/#label-selectors", priority=1),
     ],
+    "poddisruptionbudgets": [
+        NAME_COLUMN,
+        _col("Min Available", "The minimum number of pods that must be available simultaneously. This can be "
+                              "either an integer or a string specifying a percentage, e.g. \"28%\"."),
+        _col("Max Unavailable", "The maximum number of pods that may be unavailable simultaneously. This can be "
+                                "either an integer or a string specifying a percentage, e.g. \"28%\"."),
+        _col("Allowed Disruptions", "Calculated number of pods that may be disrupted at this time.", "integer"),
+        AGE_COLUMN,
+    ],
     "cronjobs": [
         NAME_COLUMN,
         _col("Schedule", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
@@ -620,6 +629,13 @@ def job_cells(job: dict, now: float | None = None) -> list:
             *_containers_cells(job), selector_string(spec.get("selector"))]
 
 
+def pdb_cells(pdb: dict, now: float | None = None) -> list:
+    spec = pdb.get("spec") or {}
+    na = lambda v: "N/A" if v is None else str(v)  # noqa: E731
+    return [meta(pdb).get("name", ""), na(spec.get("minAvailable")), na(spec.get("maxUnavailable")),
+            _int((pdb.get("status") or {}).get("disruptionsAllowed")), _age(pdb, now)]
+
+
 def cronjob_cells(cj: dict, now: float | None = None) -> list:
     """printCronJob: the time zone or <none>, Suspend as True/False, how many active Jobs, the
     last schedule's age or <none>; wide: the job template's containers, images and selector."""
@@ -713,7 +729,7 @@ def default_cells(obj: dict, now: float | None = None) -> list:
 CELLS: dict[str, Callable[[dict, float | None], list]] = {
     "pods": pod_cells, "nodes": node_cells, "deployments": deployment_cells,
     "replicasets": replicaset_cells, "jobs": job_cells, "cronjobs": cronjob_cells, "events": event_cells,
-    "namespaces": namespace_cells,
+    "namespaces": namespace_cells, "poddisruptionbudgets": pdb_cells,
     "configmaps": configmap_cells, "secrets": secret_cells, "leases": lease_cells,
     "serviceaccounts": serviceaccount_cells, "resourcequotas": resourcequota_cells,
     "daemonsets": daemonset_cells, "controllerrevisions": controllerrevision_cells,

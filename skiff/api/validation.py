@@ -59,6 +59,8 @@ KINDS: dict[tuple[str, str], Kind] = {
              "subdomain"),
         Kind("batch/v1", "Job", "jobs", True, "batch.v1.Job.json", "subdomain"),
         Kind("batch/v1", "CronJob", "cronjobs", True, "batch.v1.CronJob.json", "subdomain"),
+        Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True, "policy.v1.PodDisruptionBudget.json",
+             "subdomain"),
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
              "autoscaling.v2.HorizontalPodAutoscaler.json", "subdomain"),
     ]
@@ -1490,6 +1492,9 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
     if kind.kind in ("LimitRange", "ResourceQuota"):
         from skiff.api.validation_limits import check_limitrange, check_resourcequota
         causes.extend((check_limitrange if kind.kind == "LimitRange" else check_resourcequota)(obj))
+    if kind.kind == "PodDisruptionBudget":
+        from skiff.api.validation_pdb import check_pdb
+        causes.extend(check_pdb(obj))
     if kind.kind == "CronJob":
         from skiff.api.validation_cronjob import check_cronjob
         more, warns = check_cronjob(obj)

@@ -44,7 +44,8 @@ _PATCH_TYPES = {"application/merge-patch+json": "merge", "application/json-patch
                 "application/strategic-merge-patch+json": "strategic"}
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "binding": ["create"],
                       "exec": ["create", "get"], "attach": ["create", "get"], "portforward": ["create", "get"],
-                      "scale": ["get", "patch", "update"], "finalize": ["update"]}
+                      "scale": ["get", "patch", "update"], "finalize": ["update"], "eviction": ["create"],
+                      "ephemeralcontainers": ["get", "patch", "update"]}
 _SUBRESOURCE_KINDS = {"binding": "Binding", "exec": "PodExecOptions", "attach": "PodAttachOptions",
                       "portforward": "PodPortForwardOptions"}
 MAX_BODY = 3 * 1024 * 1024
@@ -184,6 +185,8 @@ def _resource_list(group: str, version: str) -> dict:
                  "kind": kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])}
             if sub == "scale":
                 d.update(group="autoscaling", version="v1", kind="Scale")
+            elif sub == "eviction":     # kubectl drain looks for it to evict rather than delete
+                d.update(group="policy", version="v1", kind="Eviction")
             res.append(d)
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": res}
@@ -212,6 +215,8 @@ def _aggregated(core: bool, dv: str) -> dict:
             kind = {"group": r.group, "version": r.version, "kind": _SUBRESOURCE_KINDS.get(sub, r.kind)}
             if sub == "scale":
                 kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+            elif sub == "eviction":
+                kind = {"group": "policy", "version": "v1", "kind": "Eviction"}
             subs.append({"subresource": sub, "responseKind": kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})
         if subs:
             d["subresources"] = subs
@@ -533,6 +538,11 @@ class APIServer:
             if method != "POST":
                 raise E.method_not_allowed()
             return json_response(await reg.bind(ns, name, await self._body(request), user=user), 201)
+        if sub == "eviction":
+            if method != "POST":
+                raise E.method_not_allowed()
+            from skiff.controller.disruption import evict
+            return json_response(await evict(reg, ns, name, await self._body(request), user), 201)
         if method == "GET":
             topts = _table_options(request)
             obj = await reg.get(r.plural, name, ns, sub, user=user)

@@ -19,6 +19,7 @@ from skiff.controller.job import JobController
 from skiff.controller.namespace import NamespaceController
 from skiff.controller.replicaset import ReplicaSetController
 from skiff.controller.cronjob import CronJobController
+from skiff.controller.disruption import DisruptionController
 from skiff.controller.quota import ResourceQuotaController
 from skiff.controller.serviceaccounts import ServiceAccountsController
 from skiff.controller.ttlafterfinished import TTLAfterFinishedController
@@ -72,6 +73,9 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def endpointslice(client) -> None:
         await EndpointSliceController(client, shared=shared).run()
 
+    async def disruption(client) -> None:
+        await DisruptionController(client, shared=shared).run()
+
     async def cronjob(client) -> None:
         await CronJobController(client, shared=shared).run()
 
@@ -93,5 +97,5 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
         await NamespaceController(client).run()
 
     return [scheduler, nodelifecycle, nodeipam, replicaset, deployment, daemonset, job, cronjob, ttlafterfinished,
-            endpoints, endpointslice, serviceaccounts, resourcequota, horizontalpodautoscaler, garbagecollector,
-            namespace]
+            endpoints, endpointslice, serviceaccounts, resourcequota, horizontalpodautoscaler, disruption,
+            garbagecollector, namespace]

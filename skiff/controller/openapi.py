@@ -452,6 +452,13 @@ def _paths(r: Resource, kinds: dict[str, str]) -> dict[str, dict]:
                            {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}},
                             "401": {"description": "Unauthorized"}}),
                 "parameters": item_params}
+        elif sub == "eviction":
+            egvk = _gvk("policy", "v1", "Eviction")
+            ev = _ref("io.k8s.api.policy.v1.Eviction")
+            out[p] = {
+                "post": _op(f"create{nsd}{k}Eviction", "post", egvk, tag, f"create eviction of a {k}", _WRITE,
+                            _ok(ev, "200", "201", "202"), {"content": _json(ev, *_BODY_TYPES), "required": True}),
+                "parameters": item_params}
         elif sub == "binding":
             bgvk = _gvk("", "v1", "Binding")
             binding = _ref(CORE + "Binding")
@@ -488,6 +495,15 @@ def _extra_schemas(group: str, version: str) -> dict[str, dict]:
                            "properties": {"replicas": {"type": "integer", "format": "int32", "default": 0},
                                           "selector": s}}},
             "x-kubernetes-group-version-kind": [_gvk("autoscaling", "v1", "Scale")]}
+    if any(r.group == group and r.version == version and "eviction" in r.subresources for r in RESOURCES.values()):
+        out["io.k8s.api.policy.v1.Eviction"] = {
+            "type": "object",
+            "description": "Eviction evicts a pod from its node subject to certain policies and safety constraints.",
+            "properties": {
+                "apiVersion": {**s, "description": _API_VERSION_DOC}, "kind": {**s, "description": _KIND_DOC},
+                "metadata": {"allOf": [_ref(META + "ObjectMeta")], "default": {}},
+                "deleteOptions": {"type": "object", "description": "DeleteOptions may be provided"}},
+            "x-kubernetes-group-version-kind": [_gvk("policy", "v1", "Eviction")]}
     if any(r.group == group and r.version == version and "binding" in r.subresources for r in RESOURCES.values()):
         out[CORE + "Binding"] = {
             "type": "object", "required": ["target"],

@@ -482,6 +482,11 @@ class Registry(RegistryKindsMixin):
         r = self.resource(resource)
         if subresource == "binding" and r.plural == "pods":
             return await self.bind(namespace or "default", name, obj, user=user)
+        if subresource == "eviction" and r.plural == "pods":
+            from skiff.controller.disruption import evict
+            if not isinstance(obj, dict) or obj.get("kind") not in (None, "Eviction"):
+                raise E.bad_request("the body of a pods/eviction request must be an Eviction")
+            return await evict(self, namespace or "default", name or "", obj, user)
         if subresource:
             raise E.method_not_allowed()
         obj = self._check_kind(r, obj)
