@@ -81,6 +81,7 @@ class Agent:
         self.service_proxy = None
         self.node_routes = None
         self.cluster_dns = None
+        self.reclaimer = None       # skiff.agent.claims.LocalPathReclaimer (real runtime only)
 
     # -- credentials --
     def _token_file(self) -> str:
@@ -153,6 +154,11 @@ class Agent:
         else:  # shared (hollow nodes): started by its owner
             port = self.log_server.port
         await self._register(port)
+        if not fake:    # local-path volumes: where they go, and their removal (skiff.agent.claims)
+            from .claims import LocalPathReclaimer, publish_storage_dir
+            await publish_storage_dir(self)
+            self.reclaimer = LocalPathReclaimer(self)
+            await self.reclaimer.start()
         self.runtime.ensure_network(self.pod_cidr)
         self.runtime.ensure_pause_image()
         self._tasks.append(asyncio.create_task(self._lease_loop(), name="lease"))
@@ -180,6 +186,8 @@ class Agent:
                 pass
         if self.informer is not None:
             await self.informer.stop()
+        if self.reclaimer is not None:
+            await self.reclaimer.stop()
         if self.cluster_dns is not None:
             await self.cluster_dns.stop()
         # the service table and the routes go with the agent (a new agent makes them again)

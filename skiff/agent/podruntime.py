@@ -250,6 +250,7 @@ class PodRuntime:
             log_max_size=LOG_MAX_SIZE, log_max_files=1,
             extra_hosts=[f"{h}:{a.get('ip')}" for a in spec.get("hostAliases") or [] for h in a.get("hostnames") or []])
         opts.dns, opts.dns_search, opts.dns_options = pod_dns(spec, ns, self.cluster_dns)
+        opts.domainname = pod_host_domain(spec, ns, self.cluster_dns)
         opts.sysctls = {s["name"].replace("/", "."): str(s.get("value", ""))
                         for s in (spec.get("securityContext") or {}).get("sysctls") or []}
         return create(self.store, self.images, opts)
@@ -693,6 +694,19 @@ class PodRuntime:
                     os.makedirs(source, 0o755)
             out.append({"source": source, "destination": dest, "readonly": bool(vm.get("readOnly"))})
         return out
+
+
+def pod_host_domain(spec: dict, namespace: str, cluster=None) -> str:
+    """The domain of the pod's own name in its /etc/hosts (the kubelet's
+    GeneratePodHostNameAndDomain): ``<subdomain>.<ns>.svc.<cluster domain>`` for a pod with
+    spec.subdomain (a StatefulSet's pods: ``web-0.nginx.default.svc.cluster.local web-0``), else
+    none."""
+    sub = spec.get("subdomain")
+    if not sub:
+        return ""
+    from .clusterdns import DEFAULT_DOMAIN
+    domain = getattr(cluster, "domain", None) or DEFAULT_DOMAIN
+    return f"{sub}.{namespace}.svc.{domain}"
 
 
 def pod_dns(spec: dict, namespace: str = "default", cluster=None) -> tuple[list[str], list[str], list[str]]:

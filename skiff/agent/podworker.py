@@ -20,6 +20,7 @@ from .hooks import POST_START_TIMEOUT, run_hook, stop_container
 from .env import ConfigError, container_env, env_refs, expand_argv, fetch_refs, field_path, is_sidecar
 from .security import forbidden_sysctl
 from .volumefiles import has_downward_files, holds_secrets, is_file_volume, volume_files, volume_refs
+from .claims import CLAIM_RETRY, claim_volumes, read_only_mounts, resolve_claims, runtime_pod
 from .probes import ProbeManager
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class PodWorker:
         self.failed: tuple[str, str] | None = None   # (reason, message) once the agent failed the pod
         self._objects: dict = {}           # (resource, name) -> the ConfigMap/Secret last read
         self._written: dict[str, list | None] = {}   # file volume -> the files written
+        self.claims: dict[str, dict] | None = None    # claim volume -> its host directory, once resolved
         self.probes = ProbeManager(self)
         self.task = asyncio.create_task(self._run(), name=f"pod-{uid[:8]}")
 
@@ -170,6 +172,10 @@ class PodWorker:
             self.probes.sync(pod, infos)
             await self.write_status(rt.sandbox(self.uid), infos)
             return False
+        if self.claims is None and spec.get("volumes") and claim_volumes(spec) \
+                and not await self.mount_claims(pod) and not infos:
+            await self.write_status(rt.sandbox(self.uid), infos)
+            return False
         sb = rt.sandbox(self.uid)
         if sb is None or not sb.running:
             if sb is not None:
@@ -208,6 +214,20 @@ class PodWorker:
         self.probes.sync(pod, infos)
         await self.write_status(sb, infos)
         return False
+
+    async def mount_claims(self, pod: dict) -> bool:
+        """Resolve the pod's PersistentVolumeClaims to directories of this host (skiff.agent.claims);
+        False (a FailedMount event, the containers ContainerCreating, a retry) while one is not ready."""
+        try:
+            self.claims = await resolve_claims(self.agent, pod)
+            return True
+        except (ConfigError, OSError) as e:
+            for c in pod["spec"]["containers"]:
+                self.waiting[c["name"]] = ("ContainerCreating", "")
+            self.agent.events.record(pod, "Warning", "FailedMount", str(e))
+            log.info("pod %s: %s", pod_ref(pod), e)
+            self.wake_after(CLAIM_RETRY)
+            return False
 
     async def sync_init_containers(self, pod: dict, sb, infos: list) -> bool:
         """Run the init containers in order, each to success before the next starts (a
@@ -336,7 +356,11 @@ class PodWorker:
             cc = dict(c)
             cc["command"] = expand_argv(c.get("command"), env)
             cc["args"] = expand_argv(c.get("args"), env)
-            info = await a.runtime.start_container_async(pod, sb, cc, attempt, env)
+            if self.claims:     # claim volumes are mounted as the host directories they resolved to
+                cc = read_only_mounts(cc, self.claims)
+                info = await a.runtime.start_container_async(runtime_pod(pod, self.claims), sb, cc, attempt, env)
+            else:
+                info = await a.runtime.start_container_async(pod, sb, cc, attempt, env)
         except SkiffError as e:
             reason = getattr(e, "reason", "") or (  # a ConfigError: CreateContainerConfigError
                 "CreateContainerError" if "exec" not in str(e) else "RunContainerError")

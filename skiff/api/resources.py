@@ -58,6 +58,8 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("replicasets", "ReplicaSet", "apps", "v1", True, "replicaset", ("rs",), ("all",),
              ("status", "scale")),
     Resource("daemonsets", "DaemonSet", "apps", "v1", True, "daemonset", ("ds",), ("all",), ("status",)),
+    Resource("statefulsets", "StatefulSet", "apps", "v1", True, "statefulset", ("sts",), ("all",),
+             ("status", "scale")),
     Resource("controllerrevisions", "ControllerRevision", "apps", "v1", True, "controllerrevision"),
     Resource("jobs", "Job", "batch", "v1", True, "job", (), ("all",), ("status",)),
     Resource("cronjobs", "CronJob", "batch", "v1", True, "cronjob", ("cj",), ("all",), ("status",)),
@@ -66,6 +68,10 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     # autoscaling/v1 is served too, converted (skiff.controller.hpa_v1)
     Resource("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling", "v2", True,
              "horizontalpodautoscaler", ("hpa",), ("all",), ("status",)),
+    Resource("persistentvolumes", "PersistentVolume", "", "v1", False, "persistentvolume", ("pv",), (), ("status",)),
+    Resource("persistentvolumeclaims", "PersistentVolumeClaim", "", "v1", True, "persistentvolumeclaim", ("pvc",),
+             (), ("status",)),
+    Resource("storageclasses", "StorageClass", "storage.k8s.io", "v1", False, "storageclass", ("sc",)),
 ]}
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"

@@ -222,6 +222,13 @@ COLUMNS: dict[str, list[dict]] = {
                          "controlled. It must match the pod template's labels. More info: https://kubernetes.io/"
                          "docs/concepts/overview/working-with-objects/labels/#label-selectors", priority=1),
     ],
+    "statefulsets": [
+        NAME_COLUMN,
+        _col("Ready", "Number of the pod with ready state"),
+        AGE_COLUMN,
+        _col("Containers", _D_CONTAINERS, priority=1),
+        _col("Images", _D_IMAGES, priority=1),
+    ],
     "controllerrevisions": [
         NAME_COLUMN,
         _col("Controller", "Controller of the object"),
@@ -580,6 +587,13 @@ def daemonset_cells(ds: dict, now: float | None = None) -> list:
             *_containers_cells(ds), selector_string(spec.get("selector"))]
 
 
+def statefulset_cells(sts: dict, now: float | None = None) -> list:
+    """READY is readyReplicas/spec.replicas."""
+    spec, st = sts.get("spec") or {}, sts.get("status") or {}
+    return [meta(sts).get("name", ""), f"{_int(st.get('readyReplicas'))}/{_int(spec.get('replicas', 1))}",
+            _age(sts, now), *_containers_cells(sts)]
+
+
 def controllerrevision_cells(rev: dict, now: float | None = None) -> list:
     """CONTROLLER is the controller's kind.group/name (daemonset.apps/web)."""
     ctl = next((r for r in meta(rev).get("ownerReferences") or [] if r.get("controller")), None)
@@ -733,6 +747,7 @@ CELLS: dict[str, Callable[[dict, float | None], list]] = {
     "configmaps": configmap_cells, "secrets": secret_cells, "leases": lease_cells,
     "serviceaccounts": serviceaccount_cells, "resourcequotas": resourcequota_cells,
     "daemonsets": daemonset_cells, "controllerrevisions": controllerrevision_cells,
+    "statefulsets": statefulset_cells,
 }
 
 
@@ -831,3 +846,8 @@ from skiff.api import tables_hpa as _hpa  # noqa: E402  (horizontalpodautoscaler
 
 COLUMNS.update(_hpa.COLUMNS)
 CELLS.update(_hpa.CELLS)
+
+from skiff.api import tables_storage as _storage  # noqa: E402  (persistentvolumes, claims, storageclasses)
+
+COLUMNS.update(_storage.COLUMNS)
+CELLS.update(_storage.CELLS)

@@ -55,6 +55,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("apps/v1", "Deployment", "deployments", True, "apps.v1.Deployment.json", "subdomain"),
         Kind("apps/v1", "ReplicaSet", "replicasets", True, "apps.v1.ReplicaSet.json", "subdomain"),
         Kind("apps/v1", "DaemonSet", "daemonsets", True, "apps.v1.DaemonSet.json", "subdomain"),
+        Kind("apps/v1", "StatefulSet", "statefulsets", True, "apps.v1.StatefulSet.json", "label"),
         Kind("apps/v1", "ControllerRevision", "controllerrevisions", True, "apps.v1.ControllerRevision.json",
              "subdomain"),
         Kind("batch/v1", "Job", "jobs", True, "batch.v1.Job.json", "subdomain"),
@@ -63,6 +64,11 @@ KINDS: dict[tuple[str, str], Kind] = {
              "subdomain"),
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
              "autoscaling.v2.HorizontalPodAutoscaler.json", "subdomain"),
+        Kind("v1", "PersistentVolume", "persistentvolumes", False, "core.v1.PersistentVolume.json", "subdomain"),
+        Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, "core.v1.PersistentVolumeClaim.json",
+             "subdomain"),
+        Kind("storage.k8s.io/v1", "StorageClass", "storageclasses", False, "storage.k8s.io.v1.StorageClass.json",
+             "subdomain"),
     ]
 }
 
@@ -448,7 +454,8 @@ WARN_MESSAGES = {
                                          "(ServiceAccounts have no tokens)",
 }
 # Volume types skiff can mount; every other Kubernetes volume type is rejected.
-SUPPORTED_VOLUME_TYPES = ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected")
+SUPPORTED_VOLUME_TYPES = ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected",
+                          "persistentVolumeClaim")
 
 
 def rule_trie(rules: list) -> dict:
@@ -1400,6 +1407,9 @@ def validate_update(cur: dict, new: dict) -> None:
     if kind.kind == "DaemonSet":
         from skiff.api.validation_daemonset import check_daemonset_update
         causes.extend(check_daemonset_update(cur, new))
+    if kind.kind == "StatefulSet":
+        from skiff.api.validation_statefulset import check_statefulset_update
+        causes.extend(check_statefulset_update(cur, new))
     if kind.kind == "ControllerRevision":
         from skiff.api.validation_daemonset import check_controller_revision_update
         causes.extend(check_controller_revision_update(cur, new))
@@ -1409,6 +1419,9 @@ def validate_update(cur: dict, new: dict) -> None:
     if kind.kind == "EndpointSlice":
         from skiff.api.validation_service import check_endpointslice_update
         causes.extend(check_endpointslice_update(cur, new))
+    if kind.kind in ("PersistentVolume", "PersistentVolumeClaim", "StorageClass"):
+        from skiff.api.validation_storage import check_storage_update
+        causes.extend(check_storage_update(kind.kind, cur, new))
     if kind.kind == "Secret" and (cur.get("type") or "Opaque") != (new.get("type") or "Opaque"):
         causes.append(_invalid("type", new.get("type"), "field is immutable"))
     if kind.kind in ("Secret", "ConfigMap") and cur.get("immutable") is True:
@@ -1515,6 +1528,11 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
         more, warns = check_daemonset(obj)
         causes.extend(more)
         warnings.extend(warns)
+    if kind.kind == "StatefulSet":
+        from skiff.api.validation_statefulset import check_statefulset
+        more, warns = check_statefulset(obj)
+        causes.extend(more)
+        warnings.extend(warns)
     if kind.kind == "ControllerRevision":
         from skiff.api.validation_daemonset import check_controller_revision
         causes.extend(check_controller_revision(obj))
@@ -1533,6 +1551,11 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
         causes.extend(_check_configmap(obj))
     if kind.kind == "Secret":
         causes.extend(_check_secret(obj))
+    if kind.kind in ("PersistentVolume", "PersistentVolumeClaim", "StorageClass"):
+        from skiff.api.validation_storage import check_storage
+        more, warns = check_storage(kind.kind, obj)
+        causes.extend(more)
+        warnings.extend(warns)
     if causes:
         # one cause per (field, message)
         uniq = []

@@ -187,7 +187,7 @@ def _default_cronjob(spec: Any) -> None:
         return
     for k, v in (("concurrencyPolicy", "Allow"), ("suspend", False), ("successfulJobsHistoryLimit", 3),
                  ("failedJobsHistoryLimit", 1)):
-        if spec.get(k) is None:
+        if spec.get(k) is None or (k == "concurrencyPolicy" and spec[k] == ""):
             spec[k] = v
     jt = spec.get("jobTemplate")
     js = jt.get("spec") if isinstance(jt, dict) else None
@@ -369,6 +369,9 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
         default_hpa(obj)
     elif kind.kind == "DaemonSet":
         _default_daemonset(obj.get("spec"))
+    elif kind.kind == "StatefulSet":
+        from skiff.api.validation_statefulset import default_statefulset
+        default_statefulset(obj.get("spec"))
     elif kind.kind == "Secret":
         _default_secret(obj)
     elif kind.kind == "Service":
@@ -379,6 +382,9 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
                 _default_endpoint_ports(ss.get("ports"), False)
     elif kind.kind == "EndpointSlice":
         _default_endpoint_ports(obj.get("ports"), True)
+    elif kind.kind in ("PersistentVolume", "PersistentVolumeClaim", "StorageClass"):
+        from skiff.api.validation_storage import default_storage
+        default_storage(kind.kind, obj)
     elif kind.kind == "Namespace" and isinstance(meta, dict) and isinstance(meta.get("name"), str) \
             and isinstance(meta.get("labels") or {}, dict):
         # as Kubernetes (1.21+): every namespace carries its name as a label, for namespaceSelectors

@@ -221,6 +221,10 @@ def pod_references(pod: dict) -> set[tuple[str, str]]:
     for s in spec.get("imagePullSecrets") or []:
         if isinstance(s, dict) and s.get("name"):
             out.add(("secret", s["name"]))
+    for v in spec.get("volumes") or []:
+        pvc = (v or {}).get("persistentVolumeClaim")
+        if isinstance(pvc, dict) and pvc.get("claimName"):
+            out.add(("persistentvolumeclaim", pvc["claimName"]))
     return out
 
 
@@ -273,9 +277,22 @@ def authorize(user: User, verb: str, resource: str, namespace: str | None = None
         if verb == "get" and not subresource:
             return
         raise _deny(user, verb, resource, namespace, name, subresource)
-    if resource in ("configmaps", "secrets"):
+    if resource in ("configmaps", "secrets", "persistentvolumeclaims"):
         if verb == "get" and not subresource and referenced:
             return
         raise _deny(user, verb, resource, namespace, name, subresource,
                     f"no relationship found between node '{n}' and this object" if verb == "get" and name else "")
+    if resource == "persistentvolumes":
+        # get: a volume bound to a claim a pod of the node uses (``referenced``); list/watch, and
+        # update/patch of a local-path volume of this node (``obj``): the agent removes such a
+        # volume's data and then its finalizer (skiff.agent.claims)
+        if verb in ("list", "watch") and not subresource:
+            return
+        if verb == "get" and not subresource and referenced:
+            return
+        if verb in ("update", "patch") and not subresource and obj is not None and \
+                ((obj.get("metadata") or {}).get("annotations") or {}).get("skiff.dev/local-path-node") == n:
+            return
+        raise _deny(user, verb, resource, namespace, name, subresource,
+                    f"no relationship found between node '{n}' and this object" if name else "")
     raise _deny(user, verb, resource, namespace, name, subresource)

@@ -61,6 +61,10 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def daemonset(client) -> None:
         await DaemonSetController(client, shared=shared).run()
 
+    async def statefulset(client) -> None:
+        from skiff.controller.statefulset import StatefulSetController
+        await StatefulSetController(client, shared=shared).run()
+
     async def job(client) -> None:
         await JobController(client, shared=shared).run()
 
@@ -89,6 +93,11 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
         from skiff.controller.hpa import HPAController
         await HPAController(client, shared=shared).run()
 
+    async def persistentvolume(client) -> None:
+        # the PV binder, pv/pvc protection, the local-path provisioner and the default StorageClass
+        from skiff.controller.volumes.controller import PersistentVolumeController
+        await PersistentVolumeController(client, shared=shared).run()
+
     async def garbagecollector(client) -> None:
         # services and endpointslices too: the slices a Service owns go with it
         await GarbageCollector(client, shared=shared, resources=GC_RESOURCES + ("services", "endpointslices")).run()
@@ -96,6 +105,6 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def namespace(client) -> None:
         await NamespaceController(client).run()
 
-    return [scheduler, nodelifecycle, nodeipam, replicaset, deployment, daemonset, job, cronjob, ttlafterfinished,
-            endpoints, endpointslice, serviceaccounts, resourcequota, horizontalpodautoscaler, disruption,
-            garbagecollector, namespace]
+    return [scheduler, nodelifecycle, nodeipam, replicaset, deployment, daemonset, statefulset, job, cronjob,
+            ttlafterfinished, endpoints, endpointslice, serviceaccounts, resourcequota, horizontalpodautoscaler, disruption,
+            persistentvolume, garbagecollector, namespace]

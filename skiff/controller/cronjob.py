@@ -1,5 +1,7 @@
 """CronJob controller: runs a CronJob's Job at each time of its schedule, as Kubernetes'
-CronJobControllerV2 (1.32) does, over the shared cronjobs and jobs informers.
+CronJobControllerV2 (1.32) does, over the shared cronjobs and jobs informers. The decisions are
+in skiff/controller/workloads/cronlogic.py (pure, tested with any clock); this module reads the
+informers, makes the API calls and records the events.
 
 - The times are the schedule's in ``spec.timeZone`` (UTC without one), from the last scheduled
   time (or the CronJob's creation) to now; the most recent one that has not run yet is started.
@@ -9,16 +11,18 @@ CronJobControllerV2 (1.32) does, over the shared cronjobs and jobs informers.
   second run of one time impossible), made from the job template (its labels and annotations),
   with the CronJob as its controller and the ``batch.kubernetes.io/cronjob-scheduled-timestamp``
   annotation.
-- concurrencyPolicy: Allow starts it anyway; Forbid skips the time while a Job runs
-  (``JobAlreadyActive``); Replace deletes the running Jobs first.
+- concurrencyPolicy: Allow starts it anyway; Forbid skips the time while status.active lists a
+  Job (``JobAlreadyActive``); Replace deletes the listed Jobs first (background propagation).
 - ``suspend`` stops new runs; running Jobs go on.
 - status.active lists the running Jobs (ObjectReferences); a Job that finishes leaves it
-  (``SawCompletedJob``), and its completion time is ``lastSuccessfulTime`` when it succeeded;
-  ``lastScheduleTime`` is the latest time a Job was started for.
+  (``SawCompletedJob``), a succeeded Job's completion time is ``lastSuccessfulTime``;
+  ``lastScheduleTime`` is the latest time a Job was started for. A running Job the CronJob
+  controls but did not start (``kubectl create job --from=cronjob/...``) is reported
+  (``UnexpectedJob``), not listed; a listed Job that is gone leaves the list (``MissingJob``).
 - Finished Jobs beyond ``successfulJobsHistoryLimit`` / ``failedJobsHistoryLimit`` are deleted,
   oldest first, with their pods (``SuccessfulDelete``).
-- A CronJob is looked at again when its Jobs change, and otherwise at its next scheduled time
-  (not polled).
+- A CronJob is looked at again when it or its Jobs change, and otherwise at its next scheduled
+  time (not polled).
 """
 from __future__ import annotations
 
@@ -27,29 +31,20 @@ import datetime as dt
 import logging
 import time
 
-from skiff.api.cronsched import ScheduleError, parse
 from skiff.api.errors import APIError
 from skiff.api.informer import Informer
-from skiff.api.jsontree import json_copy
-from skiff.api.timefmt import rfc3339
-from skiff.api.validation_cronjob import zone
 from skiff.controller.events import EventRecorder
 from skiff.controller.workqueue import QueueController, WorkQueue
-from skiff.controller.workloads import joblogic as J
+from skiff.controller.workloads import cronlogic as C
 from skiff.controller.workloads import logic as L
+from skiff.controller.workloads.cronlogic import SCHEDULED_ANNOTATION, job_name
 from skiff.controller.workloads.shared import SharedInformers
 
-__all__ = ["CronJobController", "job_name", "due_times", "SCHEDULED_ANNOTATION"]
+__all__ = ["CronJobController", "job_name", "SCHEDULED_ANNOTATION"]
 
 log = logging.getLogger("skiff.cronjob")
 
 COMPONENT = "cronjob-controller"
-SCHEDULED_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
-MAX_MISSED = 100
-
-
-def job_name(cj_name: str, t: dt.datetime) -> str:
-    return f"{cj_name}-{int(t.timestamp()) // 60}"
 
 
 def _is_cronjob_ref(ref: dict | None) -> bool:
@@ -111,189 +106,117 @@ class CronJobController(QueueController):
         return [j for j in self.jobs.list()
                 if L.md(j).get("namespace") == ns and (L.controller_of(j) or {}).get("uid") == uid]
 
+    def _event(self, cj: dict, ev: C.Event) -> None:
+        self.recorder.record(cj, ev.type, ev.reason, ev.message)
+
     async def reconcile(self, key: str) -> float | None:
         cj = self.cronjobs.get(key)
-        if cj is None or L.md(cj).get("deletionTimestamp"):
+        if cj is None:
             return None
         try:
-            return await self._sync(cj)
+            requeue = await self._sync(cj)
         except APIError as e:
-            if e.code in (404, 409):
-                return 0.5 if e.code == 409 else None
+            if e.code == 404:
+                return None
+            if e.code == 409:
+                return 0.5
             raise
+        return None if requeue is None else max(requeue, 0.01)
 
     async def _sync(self, cj: dict) -> float | None:
-        spec, md = cj.get("spec") or {}, L.md(cj)
-        st = json_copy(cj.get("status") or {})
         jobs = self._jobs_of(cj)
-        by_uid = {L.md(j).get("uid"): j for j in jobs}
-        # status.active: running Jobs only
-        active, changed = [], False
-        for ref in st.get("active") or ():
-            j = by_uid.get(ref.get("uid"))
-            if j is None:
-                changed = True          # gone (deleted by someone): it leaves the list
-                continue
-            if J.is_finished(j):
+        check = C.check_jobs(cj, jobs)
+        st, changed = check.status, check.changed
+        for ev in check.events:
+            self._event(cj, ev)
+        if check.unexpected:
+            fresh = await self.client.get("cronjobs", L.md(cj)["name"], L.md(cj).get("namespace"))
+            listed = {r.get("uid") for r in (fresh.get("status") or {}).get("active") or ()}
+            for j in check.unexpected:
+                if L.md(j).get("uid") not in listed:
+                    self.recorder.record(cj, "Warning", "UnexpectedJob",
+                                         f"Saw a job that the controller did not create or forgot: "
+                                         f"{L.md(j).get('name')}")
+        for ref in check.missing:       # not in the informer: ask the API before dropping it
+            try:
+                await self.client.get("jobs", ref.get("name"), ref.get("namespace"))
+            except APIError as e:
+                if e.code != 404:
+                    raise
+                self.recorder.record(cj, "Normal", "MissingJob", f"Active job went missing: {ref.get('name')}")
+                st["active"] = [r for r in st["active"] if r.get("uid") != ref.get("uid")]
                 changed = True
-                self._saw_finished(cj, j, st)
-                continue
-            active.append(ref)
-        listed = {r.get("uid") for r in active}
-        for j in jobs:
-            if not J.is_finished(j) and L.md(j).get("uid") not in listed and not L.md(j).get("deletionTimestamp"):
-                active.append(_ref(j))      # ours but not listed (a write that did not land)
-                changed = True
-        st["active"] = active
-        await self._clean_history(cj, jobs)
         now = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
-        requeue = None
-        try:
-            schedule = parse(spec.get("schedule", ""))
-            tz = zone(spec.get("timeZone"))
-        except (ScheduleError, ValueError) as e:
-            self.recorder.record(cj, "Warning", "UnparseableSchedule", f"unparseable schedule: {e}")
-            schedule = None
-        if schedule is not None and not spec.get("suspend"):
-            changed |= await self._run_due(cj, schedule, tz, now, st, jobs)
-            nxt = schedule.next(now.astimezone(tz))
-            if nxt is not None:
-                requeue = max((nxt - now).total_seconds(), 0) + 0.1
-        if changed or st != (cj.get("status") or {}):
+        d = C.decide({**cj, "status": st}, now)
+        for ev in d.events:
+            self._event(cj, ev)
+        requeue = d.requeue
+        if d.create is not None:
+            try:
+                changed |= await self._start(cj, st, d)
+            except Exception:
+                if changed or st.get("active") != ((cj.get("status") or {}).get("active") or []):
+                    await self._write_status(cj, st)
+                raise
+        if not L.md(cj).get("deletionTimestamp"):
+            for j in C.history_to_delete(cj, jobs):
+                if await self._delete_job(cj, j):
+                    st["active"] = [r for r in st["active"] if r.get("uid") != L.md(j).get("uid")]
+                    changed = True
+        if changed:
             await self._write_status(cj, st)
         return requeue
 
-    async def _run_due(self, cj: dict, schedule, tz, now: dt.datetime, st: dict, jobs: list) -> bool:
-        """Start the Job of the most recent unrun scheduled time, if any; True when the status changed."""
-        spec, md = cj.get("spec") or {}, L.md(cj)
-        last = L.parse_time(st.get("lastScheduleTime")) or L.parse_time(md.get("creationTimestamp"))
-        earliest = dt.datetime.fromtimestamp(last if last is not None else now.timestamp(), dt.timezone.utc)
-        sds = spec.get("startingDeadlineSeconds")
-        if sds is not None:
-            earliest = max(earliest, now - dt.timedelta(seconds=int(sds)))
-        times, too_many = due_times(schedule, earliest.astimezone(tz), now)
-        if too_many:
-            self.recorder.record(cj, "Warning", "TooManyMissedTimes",
-                                 "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or "
-                                 "check clock skew")
-        if not times:
-            return False
-        t = times[-1]
-        if sds is not None and (now - t).total_seconds() > int(sds):
-            self.recorder.record(cj, "Warning", "MissSchedule", f"Missed scheduled time to start a job: "
-                                                                f"{_rfc3339_in_zone(t)}")
-            return False
-        name = job_name(md["name"], t)
-        if any(L.md(j).get("name") == name for j in jobs):
-            return False        # this time has its Job already
-        running = [j for j in jobs if not J.is_finished(j) and not L.md(j).get("deletionTimestamp")]
-        policy = spec.get("concurrencyPolicy") or "Allow"
-        if policy == "Forbid" and running:
-            self.recorder.record(cj, "Normal", "JobAlreadyActive",
-                                 "Not starting job because prior execution is running and concurrency policy "
-                                 "is Forbid")
-            return False
-        if policy == "Replace":
-            for j in running:
-                await self._delete_job(cj, j)
-            st["active"] = []
-        job = await self._create_job(cj, name, t)
-        if job is None:
-            return False
-        st["active"] = [r for r in st["active"] if r.get("uid") != L.md(job).get("uid")] + [_ref(job)]
-        st["lastScheduleTime"] = rfc3339(t.timestamp())
+    async def _start(self, cj: dict, st: dict, d: C.Decision) -> bool:
+        """Replace's deletions, then the Job; True when the status changed."""
+        md = L.md(cj)
+        ns = md.get("namespace")
+        changed = False
+        for ref in d.replace:
+            try:
+                job = await self.client.get("jobs", ref.get("name"), ref.get("namespace") or ns)
+            except APIError as e:
+                self.recorder.record(cj, "Warning", "FailedGet", f"Get job: {e.message}")
+                raise
+            if not await self._delete_job(cj, job):
+                raise RuntimeError(f"could not replace job {ns}/{ref.get('name')}")
+            st["active"] = [r for r in st["active"] if r.get("uid") != L.md(job).get("uid")]
+            changed = True
+        name = d.create["metadata"]["name"]
+        try:
+            made = await self.client.create("jobs", d.create, ns)
+        except APIError as e:
+            if e.code != 409:
+                self.recorder.record(cj, "Warning", "FailedCreate", f"Error creating job: {e.message}")
+                raise
+            made = await self.client.get("jobs", name, ns)      # made by an earlier sync
+            if (L.controller_of(made) or {}).get("uid") != md.get("uid"):
+                return changed          # someone else's Job of that name
+            if any(r.get("uid") == L.md(made).get("uid") for r in st.get("active") or ()):
+                return changed
+            log.info("job already exists", extra={"fields": {"cronjob": f"{ns}/{md.get('name')}", "job": name}})
+        else:
+            self.recorder.record(cj, "Normal", "SuccessfulCreate", f"Created job {name}")
+            log.info("created job", extra={"fields": {"cronjob": f"{ns}/{md.get('name')}", "job": name,
+                                                      "scheduledTime": C.rfc3339_in(d.scheduled, dt.timezone.utc)}})
+        C.record_scheduled(st, made, d.scheduled)
         return True
 
-    async def _create_job(self, cj: dict, name: str, t: dt.datetime) -> dict | None:
-        md = L.md(cj)
-        tmpl = (cj.get("spec") or {}).get("jobTemplate") or {}
-        tmd = tmpl.get("metadata") or {}
-        job = {"apiVersion": "batch/v1", "kind": "Job",
-               "metadata": {"name": name, "namespace": md.get("namespace"),
-                            "labels": dict(tmd.get("labels") or {}),
-                            "annotations": {**(tmd.get("annotations") or {}),
-                                            SCHEDULED_ANNOTATION: _rfc3339_in_zone(t)},
-                            "ownerReferences": [L.controller_ref(cj, "batch/v1", "CronJob")]},
-               "spec": json_copy(tmpl.get("spec") or {})}
-        try:
-            made = await self.client.create("jobs", job, md.get("namespace"))
-        except APIError as e:
-            if e.code == 409:
-                return None     # made by an earlier sync: the informer brings it
-            self.recorder.record(cj, "Warning", "FailedCreate", f"Error creating job: {e.message}")
-            raise
-        self.recorder.record(cj, "Normal", "SuccessfulCreate", f"Created job {name}")
-        log.info("created job", extra={"fields": {"cronjob": f"{md.get('namespace')}/{md.get('name')}",
-                                                  "job": name, "scheduledTime": _rfc3339_in_zone(t)}})
-        return made
-
-    async def _delete_job(self, cj: dict, job: dict) -> None:
+    async def _delete_job(self, cj: dict, job: dict) -> bool:
+        """deleteJob: the Job and, in the background, its pods; False when the API refused."""
         jm = L.md(job)
         try:
             await self.client.delete("jobs", jm["name"], jm.get("namespace"), propagation_policy="Background")
         except APIError as e:
-            if e.code != 404:
-                self.recorder.record(cj, "Warning", "FailedDelete", f"Deleted job: {e.message}")
-                raise
-            return
+            self.recorder.record(cj, "Warning", "FailedDelete", f"Deleted job: {e.message}")
+            log.warning("could not delete job", extra={"fields": {"job": f"{jm.get('namespace')}/{jm['name']}",
+                                                                  "error": e.message}})
+            return False
         self.recorder.record(cj, "Normal", "SuccessfulDelete", f"Deleted job {jm['name']}")
-
-    def _saw_finished(self, cj: dict, job: dict, st: dict) -> None:
-        cond = J.finished_condition(job)
-        self.recorder.record(cj, "Normal", "SawCompletedJob",
-                             f"Saw completed job: {L.md(job).get('name')}, condition: {cond.get('type')}")
-        if cond.get("type") == J.COMPLETE:
-            done = (job.get("status") or {}).get("completionTime") or cond.get("lastTransitionTime")
-            if done and (not st.get("lastSuccessfulTime") or done > st["lastSuccessfulTime"]):
-                st["lastSuccessfulTime"] = done
-
-    async def _clean_history(self, cj: dict, jobs: list) -> None:
-        spec = cj.get("spec") or {}
-        for typ, limit in ((J.COMPLETE, spec.get("successfulJobsHistoryLimit")),
-                           (J.FAILED, spec.get("failedJobsHistoryLimit"))):
-            if limit is None:
-                continue
-            done = [j for j in jobs if (J.finished_condition(j) or {}).get("type") == typ
-                    and not L.md(j).get("deletionTimestamp")]
-            done.sort(key=lambda j: ((j.get("status") or {}).get("startTime") or L.md(j).get("creationTimestamp")
-                                     or "", L.md(j).get("name", "")))
-            for j in done[:max(0, len(done) - int(limit))]:
-                await self._delete_job(cj, j)
+        return True
 
     async def _write_status(self, cj: dict, st: dict) -> None:
-        wire = {k: v for k, v in st.items() if v not in (None, [], "")}
+        wire = {k: v for k, v in st.items() if v not in (None, "")}
+        if not wire.get("active"):
+            wire.pop("active", None)
         await self.client.update("cronjobs", {**cj, "status": wire}, subresource="status")
-
-
-def due_times(schedule, earliest: dt.datetime, now: dt.datetime) -> tuple[list, bool]:
-    """The scheduled times in (earliest, now], oldest first, and whether more than MAX_MISSED
-    were missed (then only the most recent one is given: it is the one that runs)."""
-    out: list = []
-    t = schedule.next(earliest)
-    while t is not None and t <= now:
-        out.append(t)
-        if len(out) > MAX_MISSED:
-            break
-        t = schedule.next(t)
-    else:
-        return out, False
-    for window in (3600, 86400, 32 * 86400, 366 * 86400, 5 * 366 * 86400):   # the most recent time
-        start = max(earliest, (now - dt.timedelta(seconds=window)).astimezone(earliest.tzinfo))
-        last, t = None, schedule.next(start)
-        while t is not None and t <= now:
-            last, t = t, schedule.next(t)
-        if last is not None:
-            return [last], True
-    return out[-1:], True
-
-
-def _rfc3339_in_zone(t: dt.datetime) -> str:
-    """Go's time.RFC3339 of a time in its zone: ``2026-11-28T21:50:00Z`` or ``...T22:50:00+01:00``."""
-    text = t.replace(microsecond=0).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def _ref(job: dict) -> dict:
-    m = L.md(job)
-    return {"kind": "Job", "namespace": m.get("namespace"), "name": m.get("name"), "uid": m.get("uid"),
-            "apiVersion": "batch/v1", "resourceVersion": m.get("resourceVersion")}

@@ -1,5 +1,5 @@
-"""Garbage collector: ownerReferences across pods, replicasets, deployments, jobs, daemonsets and
-controllerrevisions.
+"""Garbage collector: ownerReferences across pods, replicasets, deployments, jobs, daemonsets,
+statefulsets, persistentvolumeclaims and controllerrevisions.
 
 As Kubernetes' garbage collector (graph builder + attemptToDelete + orphan workers), over the
 shared informers:
@@ -30,7 +30,8 @@ __all__ = ["GarbageCollector", "GC_RESOURCES", "ORPHAN", "FOREGROUND"]
 
 log = logging.getLogger("skiff.gc")
 
-GC_RESOURCES = ("deployments", "replicasets", "cronjobs", "jobs", "daemonsets", "controllerrevisions", "pods")
+GC_RESOURCES = ("deployments", "replicasets", "cronjobs", "jobs", "daemonsets", "statefulsets", "controllerrevisions",
+                "pods", "persistentvolumeclaims")
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 

@@ -161,10 +161,21 @@ class Registry(RegistryKindsMixin):
         """Fetch the object and authorize; a node asking for a pod it cannot see gets 403, not 404."""
         if user.is_master:
             return await self._fetch(r, ns, name)
-        if r.plural in ("configmaps", "secrets"):
+        if r.plural in ("configmaps", "secrets", "persistentvolumeclaims"):
             authorize(user, verb, r.plural, ns, name, sub,
                       referenced=verb == "get" and await self._node_references(user, r.plural, ns, name))
             return await self._fetch(r, ns, name)
+        if r.plural == "persistentvolumes" and user.is_node:
+            from skiff.controller.volumes.nodeauth import volume_referenced
+            try:
+                cur = await self._fetch(r, ns, name)
+            except APIError as e:
+                if e.code == 404:
+                    authorize(user, verb, r.plural, ns, name, sub)
+                raise
+            authorize(user, verb, r.plural, ns, name, sub, obj=cur,
+                      referenced=verb == "get" and await volume_referenced(self, user, cur))
+            return cur
         if r.plural != "pods":
             authorize(user, verb, r.plural, ns, name, sub)
             return await self._fetch(r, ns, name)
@@ -540,9 +551,13 @@ class Registry(RegistryKindsMixin):
             new["status"] = {"phase": "Active"}
         elif r.plural == "jobs":
             new.pop("status", None)     # the job controller's alone (Kubernetes' PrepareForCreate)
+        elif r.plural == "cronjobs":
+            new.pop("status", None)     # the cronjob controller's alone (PrepareForCreate)
         elif r.plural == "daemonsets":
             new.pop("status", None)     # the daemon set controller's alone (PrepareForCreate)
             set_template_generation(None, new)
+        elif r.plural == "statefulsets":
+            new.pop("status", None)     # the statefulset controller's alone (PrepareForCreate)
         elif r.plural == "services":
             new["status"] = {"loadBalancer": {}}    # the service strategy's PrepareForCreate
         if r.namespaced:
@@ -553,6 +568,9 @@ class Registry(RegistryKindsMixin):
                 await admit_pod_limit_ranges(self.storage, new, ns, gen or nmd.get("name") or "")
             except ValidationError as e:
                 raise APIError(e.to_status()) from None
+        elif r.plural in ("persistentvolumeclaims", "persistentvolumes"):
+            from skiff.controller.admission_storage import admit_storage_create
+            await admit_storage_create(self.storage, r.plural, new)
         async with self.quota.guard(self.storage, r.plural, new, ns, gen or nmd.get("name") or ""), \
                 self._service_txn(r) as txn:
             if txn is not None:
@@ -735,6 +753,9 @@ class Registry(RegistryKindsMixin):
     async def _write(self, r: Resource, key: str, cur: dict, new: dict) -> dict:
         if new is cur:
             return cur
+        if r.plural == "persistentvolumeclaims" and new.get("spec") != cur.get("spec"):
+            from skiff.controller.admission_storage import admit_claim_resize
+            await admit_claim_resize(self.storage, cur, new)
         if r.plural != "services":
             return (await self._store_write(r, key, cur, new))[0]
         async with self._service_txn(r) as txn:

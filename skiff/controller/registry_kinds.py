@@ -245,7 +245,7 @@ class RegistryKindsMixin:
         """Whether a pod bound to ``user``'s node references configmap/secret ``name``."""
         if not user.is_node or not ns or not name:
             return False
-        kind = "configmap" if plural == "configmaps" else "secret"
+        kind = {"configmaps": "configmap", "persistentvolumeclaims": "persistentvolumeclaim"}.get(plural, "secret")
         try:
             items, _, _ = await self.storage.list_keyed(prefix_for("pods", ns))
         except StoreError:

@@ -43,7 +43,7 @@ def test_version_and_api_resources(kube):
     for name, cells in want.items():
         assert tuple(row(out, name).values())[1:] == cells, out
     assert k.ok("api-resources", "--categories=all", "-o", "name").split() == [
-        "pods", "services", "daemonsets.apps", "deployments.apps", "replicasets.apps",
+        "pods", "services", "daemonsets.apps", "deployments.apps", "replicasets.apps", "statefulsets.apps",
         "horizontalpodautoscalers.autoscaling", "cronjobs.batch", "jobs.batch"]
 
 

@@ -82,7 +82,8 @@ async def test_health_version_discovery(api):
     assert body["kind"] == "APIVersions" and body["versions"] == ["v1"]
     st, body, _ = await api("GET", "/apis")
     assert sorted(g["name"] for g in body["groups"]) == ["apps", "autoscaling", "batch", "coordination.k8s.io",
-                                                         "discovery.k8s.io", "metrics.k8s.io", "policy"]
+                                                         "discovery.k8s.io", "metrics.k8s.io", "policy",
+                                                         "storage.k8s.io"]
     st, body, _ = await api("GET", "/api/v1")
     names = {r["name"]: r for r in body["resources"]}
     assert {"pods", "pods/log", "pods/status", "pods/binding", "nodes", "events", "namespaces",

@@ -14,7 +14,8 @@ from skiff.api.cronsched import ScheduleError, parse
 from skiff.api.errors import APIError
 from skiff.api.tables import cells
 from skiff.controller.controlplane import ControlPlane
-from skiff.controller.cronjob import SCHEDULED_ANNOTATION, CronJobController, due_times, job_name
+from skiff.controller.cronjob import SCHEDULED_ANNOTATION, CronJobController, job_name
+from skiff.controller.workloads.cronlogic import MANY_MISSED, NONE_MISSED, most_recent
 from skiff.controller.gc import GarbageCollector
 from skiff.controller.workloads.shared import SharedInformers
 
@@ -49,13 +50,15 @@ def test_schedules():
         assert str(ei.value) == msg
 
 
-def test_due_times_and_the_missed_limit():
+def test_most_recent_time_and_the_missed_limit():
     s = parse("* * * * *")
     t0 = at(2026, 1, 1)
-    times, too_many = due_times(s, t0, t0 + dt.timedelta(minutes=3, seconds=5))
-    assert times == [t0 + dt.timedelta(minutes=i) for i in (1, 2, 3)] and not too_many
-    times, too_many = due_times(s, t0, t0 + dt.timedelta(days=30, seconds=5))
-    assert too_many and times == [t0 + dt.timedelta(days=30)]        # only the latest runs
+    assert most_recent(s, t0, t0 + dt.timedelta(seconds=30)) == (None, NONE_MISSED)
+    assert most_recent(s, t0, t0 + dt.timedelta(minutes=1, seconds=5)) == (t0 + dt.timedelta(minutes=1), NONE_MISSED)
+    t, missed = most_recent(s, t0, t0 + dt.timedelta(minutes=3, seconds=5))
+    assert t == t0 + dt.timedelta(minutes=3) and missed != MANY_MISSED
+    t, missed = most_recent(s, t0, t0 + dt.timedelta(days=30, seconds=5))
+    assert missed == MANY_MISSED and t == t0 + dt.timedelta(days=30)        # only the latest runs
     assert job_name("hello", at(2026, 1, 1, 0, 1)) == f"hello-{int(at(2026, 1, 1, 0, 1).timestamp()) // 60}"
 
 

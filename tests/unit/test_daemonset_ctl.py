@@ -152,4 +152,4 @@ def test_logs_and_exec_pick_a_daemon_pod():
     assert pod_for(c, "default", "ds/agent")["metadata"]["name"] == "agent-a"
     from skiff.cli.ctl import logs
     with pytest.raises(CtlError, match="daemon sets"):
-        logs.run(Ctx(c), ["sts/x"], {"container": None})
+        logs.run(Ctx(c), ["cm/x"], {"container": None})

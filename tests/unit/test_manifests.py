@@ -91,11 +91,12 @@ def test_every_problem_of_every_file_is_listed_one_per_line(tmp_path):
 
 def test_unsupported_fields_in_manifests(tmp_path):
     f = write(tmp_path, "p.yaml", pod_yaml("a", extra="  priorityClassName: high\n") + "---\n"
-              + pod_yaml("b", extra="  volumes:\n  - name: data\n    persistentVolumeClaim: {claimName: c}\n"))
+              + pod_yaml("b", extra="  volumes:\n  - name: data\n    nfs: {server: s, path: /}\n"))
     with pytest.raises(ManifestError) as ei:
         load_manifests([f])
-    assert str(ei.value) == (f"{f}: document 2: spec.volumes[0].persistentVolumeClaim: spec.volumes[0].persistentVolumeClaim "
-                             "is not supported by skiff (volume types: emptyDir, hostPath, configMap, secret, downwardAPI, projected)")
+    assert str(ei.value) == (f"{f}: document 2: spec.volumes[0].nfs: spec.volumes[0].nfs "
+                             "is not supported by skiff (volume types: emptyDir, hostPath, configMap, secret, downwardAPI, "
+                             "projected, persistentVolumeClaim)")
     (d,) = load_manifests([write(tmp_path, "w.yaml", pod_yaml("a", extra="  priorityClassName: high\n"))])
     assert d.warnings == ["spec.priorityClassName is accepted but not supported by skiff"]
 
@@ -172,8 +173,8 @@ def test_missing_paths_and_non_mapping_documents(tmp_path):
 
 
 def test_unknown_kind_is_an_error(tmp_path):
-    f = write(tmp_path, "dep.yaml", "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: web}\nspec: {}\n")
-    with pytest.raises(ManifestError, match=r"dep.yaml: document 1: kind: Unsupported value: no kind \"StatefulSet\""):
+    f = write(tmp_path, "dep.yaml", "apiVersion: apps/v1\nkind: Widget\nmetadata: {name: web}\nspec: {}\n")
+    with pytest.raises(ManifestError, match=r"dep.yaml: document 1: kind: Unsupported value: no kind \"Widget\""):
         load_manifests([f])
 
 

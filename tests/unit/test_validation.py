@@ -422,11 +422,12 @@ def test_hardened_security_context_is_served_not_warned():
 
 
 def test_volume_types_skiff_cannot_mount_are_rejected():
-    p = pod(volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "pvc"}},
+    p = pod(volumes=[{"name": "data", "iscsi": {"targetPortal": "t", "iqn": "i", "lun": 0}},
                      {"name": "nfs", "nfs": {"server": "s", "path": "/"}},
-                     {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}])
+                     {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                     {"name": "claim", "persistentVolumeClaim": {"claimName": "pvc"}}])   # served since PVs
     cs = {c["field"]: c for c in causes(p)}
-    assert set(cs) == {"spec.volumes[0].persistentVolumeClaim", "spec.volumes[1].nfs"}
+    assert set(cs) == {"spec.volumes[0].iscsi", "spec.volumes[1].nfs"}
     assert all(c["reason"] == "FieldValueNotSupported" and "is not supported by skiff" in c["message"]
                for c in cs.values())
     assert validate(pod(volumes=[{"name": "cfg", "configMap": {"name": "cfg"}}])) == []  # served since issue 6

@@ -72,7 +72,7 @@ def pod_for(client, ns: str, ref: str) -> dict:
     r = resolve(kind)
     if r.plural == "pods":
         return client.get("pods", name, ns)
-    if r.plural not in ("deployments", "replicasets", "jobs", "daemonsets"):
+    if r.plural not in ("deployments", "replicasets", "jobs", "daemonsets", "statefulsets"):
         raise CtlError(f"error: cannot attach to {r.kind.lower()}/{name}: selector for "
                        f"*{r.kind} not implemented")
     obj = client.get(r.plural, name, ns)

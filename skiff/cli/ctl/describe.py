@@ -421,6 +421,11 @@ def _volumes(w: W, vols: list[dict], space: str = "  ") -> None:
             w.w(2, "Type:\tHostPath (bare host directory volume)")
             w.w(2, f"Path:\t{hp.get('path', '')}")
             w.w(2, f"HostPathType:\t{hp.get('type', '')}")
+        elif "persistentVolumeClaim" in v:
+            pvc = v.get("persistentVolumeClaim") or {}
+            w.w(2, "Type:\tPersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same namespace)")
+            w.w(2, f"ClaimName:\t{pvc.get('claimName', '')}")
+            w.w(2, f"ReadOnly:\t{'true' if pvc.get('readOnly') else 'false'}")
         elif "configMap" in v:
             cm = v.get("configMap") or {}
             w.w(2, "Type:\tConfigMap (a volume populated by a ConfigMap)")
@@ -663,9 +668,15 @@ def run(ctx, args: list[str], opts: dict) -> int:
             elif res.plural == "jobs":
                 from .describe_job import describe_job
                 text = describe_job(obj, events)
+            elif res.plural == "cronjobs":
+                from .describe_cronjob import describe_cronjob
+                text = describe_cronjob(obj, events)
             elif res.plural == "daemonsets":
                 from .describe_daemonset import describe_daemonset
                 text = describe_daemonset(obj, events, _controlled_pods(client, obj))
+            elif res.plural == "statefulsets":
+                from .describe_statefulset import describe_statefulset
+                text = describe_statefulset(obj, events, _controlled_pods(client, obj))
             elif res.plural == "replicasets":
                 text = describe_replicaset(obj, events, _controlled_pods(client, obj))
             elif res.plural == "serviceaccounts":
@@ -674,6 +685,14 @@ def run(ctx, args: list[str], opts: dict) -> int:
             elif res.plural == "horizontalpodautoscalers":
                 from .describe_hpa import describe_hpa
                 text = describe_hpa(obj, events)
+            elif res.plural in ("persistentvolumeclaims", "persistentvolumes", "storageclasses"):
+                from . import describe_storage as DV
+                if res.plural == "persistentvolumeclaims":
+                    text = DV.describe_pvc(obj, events, DV.pods_using(client, obj))
+                elif res.plural == "persistentvolumes":
+                    text = DV.describe_pv(obj, events)
+                else:
+                    text = DV.describe_sc(obj, events)
             elif res.plural in ("resourcequotas", "limitranges"):
                 from .describe_limits import describe_limitrange, describe_quota
                 text = (describe_quota if res.plural == "resourcequotas" else describe_limitrange)(obj)

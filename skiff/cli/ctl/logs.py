@@ -36,9 +36,11 @@ def run(ctx, args: list[str], opts: dict) -> int:
     ref = args[0]
     if "/" in ref and ref.partition("/")[0] not in ("pod", "pods", "po", "deploy", "deployment", "deployments",
                                                    "rs", "replicaset", "replicasets", "job", "jobs",
-                                                   "ds", "daemonset", "daemonsets"):
+                                                   "ds", "daemonset", "daemonsets",
+                                                   "sts", "statefulset", "statefulsets"):
         raise CtlError(f"error: cannot get the logs from {ref.partition('/')[0]}: only pods "
-                       f"(and the pods of deployments, replica sets, jobs and daemon sets) have logs")
+                       f"(and the pods of deployments, replica sets, jobs, daemon sets and stateful sets) "
+                       f"have logs")
     client = ctx.client()
     ns = ctx.namespace
     pod = pod_for(client, ns, ref)

@@ -1,10 +1,10 @@
-"""Manage the rollout of a Deployment or a DaemonSet.
+"""Manage the rollout of a Deployment, a DaemonSet or a StatefulSet.
 
 Usage:
-  skiffctl rollout status deploy/NAME|ds/NAME [--watch=false] [--timeout 5m] [--revision N]
-  skiffctl rollout history deploy/NAME|ds/NAME [--revision N]
-  skiffctl rollout undo deploy/NAME|ds/NAME [--to-revision N]
-  skiffctl rollout restart deploy/NAME|ds/NAME
+  skiffctl rollout status deploy/NAME|ds/NAME|sts/NAME [--watch=false] [--timeout 5m] [--revision N]
+  skiffctl rollout history deploy/NAME|ds/NAME|sts/NAME [--revision N]
+  skiffctl rollout undo deploy/NAME|ds/NAME|sts/NAME [--to-revision N]
+  skiffctl rollout restart deploy/NAME|ds/NAME|sts/NAME
   skiffctl rollout pause|resume deploy/NAME
 
 `status` follows the Deployment (list, then watch) and prints kubectl's progress messages
@@ -14,7 +14,8 @@ copies the pod template of an earlier revision (by default the previous one) bac
 Deployment, as kubectl does, client side. `restart` stamps the pod template with a
 kubectl.kubernetes.io/restartedAt annotation, which rolls every pod. A DaemonSet's revisions are
 its ControllerRevisions; `undo` patches the chosen one's data (its template) back, as kubectl's
-DaemonSet rollbacker does.
+DaemonSet rollbacker does. A StatefulSet's are too (kubectl's StatefulSet history viewer and
+rollbacker are the DaemonSet's); its status is kubectl's StatefulSetStatusViewer's.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from .client import APIError, CtlError
 from .common import ns_for, targets
 from .flags import Flag, parse_duration
 from . import daemonsets as DS
+from . import statefulsets as STS
 from . import printers as P
 from . import workloads as WL
 
@@ -55,7 +57,8 @@ def run(ctx, args: list[str], opts: dict) -> int:
     for res, names in targets(rest):
         if not names:
             raise CtlError("error: resource(s) were provided, but no name was specified")
-        if res.plural != "deployments" and not (res.plural == "daemonsets" and sub in DS_SUBCOMMANDS):
+        if res.plural != "deployments" and not (res.plural in ("daemonsets", "statefulsets")
+                                                and sub in DS_SUBCOMMANDS):
             raise CtlError(f'error: no {_what(sub)} has been implemented for {{"{res.group}" "{res.kind}"}}')
         ns = ns_for(res, ctx)
         for name in names:
@@ -87,6 +90,7 @@ def do_status(client, res, ns, name, opts) -> int:
         nonlocal last
         # kubectl ignores --revision for DaemonSets
         msg, done = DS.status_message(obj) if res.plural == "daemonsets" else \
+            STS.status_message(obj) if res.plural == "statefulsets" else \
             WL.status_message(obj, opts.get("revision") or 0)
         if msg != last:
             print(msg)
@@ -134,7 +138,7 @@ def do_status(client, res, ns, name, opts) -> int:
 
 def do_history(client, res, ns, name, opts) -> int:
     d = client.get(res.plural, name, ns)
-    if res.plural == "daemonsets":
+    if res.plural in ("daemonsets", "statefulsets"):
         revs = DS.revisions_of(client, d)
         hist = {r: DS.template_of(rev) for r, rev in revs.items()}
         table = DS.history_table(revs)
@@ -166,7 +170,7 @@ def do_undo(client, res, ns, name, opts) -> int:
     to = opts.get("to_revision") or 0
     if to < 0:
         raise CtlError(f"error: unable to find specified revision {to} in history")
-    if res.plural == "daemonsets":
+    if res.plural in ("daemonsets", "statefulsets"):
         return DS.rollback(client, path_for(res.plural, ns, name), P.kind_name(res, d), d, to)
     if (d.get("spec") or {}).get("paused"):
         raise CtlError("error: you cannot rollback a paused deployment; resume it first with "

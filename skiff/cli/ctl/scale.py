@@ -1,4 +1,4 @@
-"""Set a new size for a Deployment or ReplicaSet (through its /scale subresource).
+"""Set a new size for a Deployment, ReplicaSet or StatefulSet (through its /scale subresource).
 
 Usage:
   skiffctl scale deploy/NAME --replicas N [--current-replicas M] [--resource-version RV]

@@ -152,7 +152,7 @@ class PodInfo:
     """What the filters and scores need of a pod, parsed once."""
     __slots__ = ("key", "namespace", "name", "uid", "labels", "terminating", "cpu", "mem", "nz_cpu",
                  "nz_mem", "ports", "selector", "node_affinity", "tolerations", "node_name", "group",
-                 "terms", "static_key")
+                 "terms", "static_key", "claims")
 
     def __init__(self, pod: dict):
         md = pod.get("metadata") or {}
@@ -177,6 +177,10 @@ class PodInfo:
                       if affinity or spec.get("topologySpreadConstraints") else None)
         # everything the static filters look at: pods with the same key get the same answer
         self.static_key = (self.selector, self.tolerations, self.node_name, self.node_affinity)
+        # the PersistentVolumeClaims the pod uses (the VolumeBinding plugin runs only when any)
+        vols = spec.get("volumes")
+        self.claims = tuple(v["persistentVolumeClaim"].get("claimName") or "" for v in vols
+                            if "persistentVolumeClaim" in v) if vols else ()
 
 
 def pod_info(pod: dict) -> PodInfo:

@@ -50,6 +50,8 @@ from .filters import (PodInfo, R_PORTS, fit_error_message, fits_resources, host_
 from .interpod import InterPodAffinity
 from .score import RoundRobin, score_and_select, score_with_terms, select_host
 from .spread import TopologySpread
+from .volumes import VolumeState, volume_state
+from skiff.controller.volumes.logic import ANN_SELECTED_NODE
 
 __all__ = ["Scheduler", "run_scheduler", "num_feasible_nodes_to_find", "DEFAULT_SCHEDULER"]
 
@@ -98,12 +100,21 @@ class Scheduler:
         self.pods: Informer | None = None
         self.nodes: Informer | None = None
         self.namespaces: Informer | None = None
+        # the claims, volumes and classes of pods that use PersistentVolumeClaims (volumes.py)
+        self.claims: Informer | None = None
+        self.volumes: Informer | None = None
+        self.classes: Informer | None = None
         if shared is None:
             self.pods = Informer(client, "pods", name="scheduler-pods")
             self.nodes = Informer(client, "nodes", name="scheduler-nodes")
             self.namespaces = Informer(client, "namespaces", name="scheduler-namespaces")
+            self.claims = Informer(client, "persistentvolumeclaims", name="scheduler-pvcs")
+            self.volumes = Informer(client, "persistentvolumes", name="scheduler-pvs")
+            self.classes = Informer(client, "storageclasses", name="scheduler-storageclasses")
             self.pods.add_handler(self._on_pod)
             self.nodes.add_handler(self._on_node)
+            self.claims.add_handler(self._on_volume_object)
+            self.volumes.add_handler(self._on_volume_object)
         self.unschedulable: dict[str, int] = {}     # pod key -> failed attempts
         self.rr = RoundRobin()
         self._static: dict = {}                     # static key -> (generation, ok nodes, reasons)
@@ -122,10 +133,18 @@ class Scheduler:
             self.pods = await self.shared.acquire(self.client, "pods")
             self.pods.add_handler(self._on_pod)
             self.namespaces = await self.shared.acquire(self.client, "namespaces")
+            self.classes = await self.shared.acquire(self.client, "storageclasses")
+            self.volumes = await self.shared.acquire(self.client, "persistentvolumes")
+            self.volumes.add_handler(self._on_volume_object)
+            self.claims = await self.shared.acquire(self.client, "persistentvolumeclaims")
+            self.claims.add_handler(self._on_volume_object)
         else:
             await self.nodes.start()
             await self.pods.start()
             await self.namespaces.start()
+            await self.classes.start()
+            await self.volumes.start()
+            await self.claims.start()
         self._workers = asyncio.create_task(run_workers(self.queue, self.reconcile, 1),
                                             name="scheduler-worker")
 
@@ -144,10 +163,17 @@ class Scheduler:
                     await self.shared.release(self.client, res)
             if self.namespaces is not None:
                 await self.shared.release(self.client, "namespaces")
+            for inf, res in ((self.claims, "persistentvolumeclaims"), (self.volumes, "persistentvolumes"),
+                             (self.classes, "storageclasses")):
+                if inf is not None:
+                    inf.remove_handler(self._on_volume_object)
+                    await self.shared.release(self.client, res)
         else:
             await self.pods.stop()
             await self.nodes.stop()
             await self.namespaces.stop()
+            for inf in (self.claims, self.volumes, self.classes):
+                await inf.stop()
         if self._own_recorder:
             await self.recorder.close()
 
@@ -198,6 +224,11 @@ class Scheduler:
         if self.cache.set_node(node):
             self._move_unschedulable()
 
+    def _on_volume_object(self, typ: str, obj: dict, old: dict | None) -> None:
+        # a claim or volume appeared or changed: pods waiting for one may fit now
+        if typ != "DELETED" and self.unschedulable:
+            self._move_unschedulable()
+
     def _move_unschedulable(self) -> None:
         for key, attempts in self.unschedulable.items():
             delay = min(self.initial_backoff * (2 ** max(attempts - 1, 0)), self.max_backoff)
@@ -212,23 +243,38 @@ class Scheduler:
         if key in self.cache.pods:          # assumed: a binding is in flight
             return None
         pi = PodInfo(pod)
-        ni, feasible, reasons, total = self.schedule(pi)
+        vol = None
+        if pi.claims:       # VolumeBinding's PreFilter (only for pods with claims)
+            why, vol = self.volume_state(pi)
+            if why is not None:
+                n = len(self.cache.node_list)
+                await self._unschedulable(pod, pi, f"0/{n} nodes are available: {why}." if n
+                                          else fit_error_message(0, {}))
+                return self.retry_interval
+        ni, feasible, reasons, total = self.schedule(pi, vol)
         if ni is None:
             await self._unschedulable(pod, pi, fit_error_message(total, reasons))
             return self.retry_interval
         self.unschedulable.pop(key, None)
         self.cache.assume(pi, ni.name)
         await self._binds.acquire()
-        t = asyncio.create_task(self._bind(pod, pi, ni.name, feasible, total))
+        t = asyncio.create_task(self._bind(pod, pi, ni.name, feasible, total, vol))
         self._bind_tasks.add(t)
         t.add_done_callback(self._bind_tasks.discard)
         return None
 
-    def schedule(self, pi: PodInfo):
+    def volume_state(self, pi: PodInfo):
+        """(VolumeBinding's PreFilter message or None, its VolumeState) for a pod with claims."""
+        def get(inf):
+            return (lambda k: inf.get(k)) if inf is not None else (lambda k: None)
+        return volume_state(pi.namespace, pi.claims, get(self.claims), get(self.volumes), get(self.classes),
+                            (lambda: self.volumes.list()) if self.volumes is not None else (lambda: []))
+
+    def schedule(self, pi: PodInfo, vol: VolumeState | None = None):
         """One cycle's decision on the cache: (the chosen NodeInfo, or None when no node fits; the
         number of feasible nodes; Counter of the reasons of the others; number of nodes)."""
         spread, interpod = self.plugin_states(pi)
-        feasible, reasons, total = self.find_feasible(pi, spread, interpod)
+        feasible, reasons, total = self.find_feasible(pi, spread, interpod, vol)
         if not feasible:
             return None, 0, reasons, total
         if pi.terms is None and interpod is None:
@@ -274,7 +320,7 @@ class Scheduler:
         return spread, interpod
 
     def find_feasible(self, pi: PodInfo, spread: TopologySpread | None = None,
-                      interpod: InterPodAffinity | None = None):
+                      interpod: InterPodAffinity | None = None, vol: VolumeState | None = None):
         """(feasible nodes, Counter of reasons, number of nodes)."""
         total = len(self.cache.node_list)
         ok, static_reasons_ = self._static_ok(pi)
@@ -286,7 +332,7 @@ class Scheduler:
         start = self._next_start % n if want < n else 0
         order = ok[start:] + ok[:start] if start else ok
         cpu, mem, ports = pi.cpu, pi.mem, pi.ports
-        plugins = spread is not None or interpod is not None
+        plugins = spread is not None or interpod is not None or vol is not None
         feasible = []
         processed = 0
         for ni in order:
@@ -300,7 +346,8 @@ class Scheduler:
                     reasons[r] += 1
                 continue
             if plugins:
-                r = ((spread is not None and spread.reason(ni))
+                r = ((vol is not None and vol.reason(ni))
+                     or (spread is not None and spread.reason(ni))
                      or (interpod is not None and interpod.reason(ni)))
                 if r:
                     reasons[r] += 1
@@ -337,11 +384,16 @@ class Scheduler:
                 raise
             # gone or changed meanwhile: the informer brings the new state and the retry rewrites it
 
-    async def _bind(self, pod: dict, pi: PodInfo, node: str, feasible: int, total: int) -> None:
+    async def _bind(self, pod: dict, pi: PodInfo, node: str, feasible: int, total: int,
+                    vol: VolumeState | None = None) -> None:
         binding = {"apiVersion": "v1", "kind": "Binding",
                    "metadata": {"name": pi.name, "namespace": pi.namespace},
                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
         try:
+            for key in vol.to_select if vol is not None else ():   # VolumeBinding's PreBind
+                ns, _, claim = key.partition("/")
+                await self.client.patch("persistentvolumeclaims", claim,
+                                        {"metadata": {"annotations": {ANN_SELECTED_NODE: node}}}, ns)
             await self.client.create("pods", binding, pi.namespace, subresource="binding", name=pi.name)
         except asyncio.CancelledError:
             raise

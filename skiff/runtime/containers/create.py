@@ -17,6 +17,7 @@ class CreateOptions(Record):
     entrypoint: str | None = None
     name: str | None = None
     hostname: str = ""
+    domainname: str = ""            # /etc/hosts names the container "hostname.domainname hostname"
     env: list[str] = []
     workdir: str = ""
     user: str = ""
@@ -114,7 +115,7 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
         path=argv[0], args=argv[1:], entrypoint=entrypoint or None, cmd=cmd or None,
         env=merge_env(cfg.get("Env") or [], opts.env, hostname, opts.tty),
         workdir=opts.workdir or cfg.get("WorkingDir") or "", user=opts.user or cfg.get("User") or "",
-        hostname=hostname, tty=opts.tty, stdin=opts.stdin, autoremove=opts.autoremove,
+        hostname=hostname, domainname=opts.domainname, tty=opts.tty, stdin=opts.stdin, autoremove=opts.autoremove,
         network=network, memory=opts.memory, cpus=opts.cpus, cpu_shares=opts.cpu_shares,
         pids_limit=opts.pids_limit, cgroup_parent=opts.cgroup_parent,
         log_max_size=opts.log_max_size, log_max_files=opts.log_max_files, ulimits=opts.ulimits,
@@ -226,7 +227,9 @@ def etc_files(spec: ContainerSpec, target: Container | None = None) -> dict[str,
         hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                  "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
                  "ff02::2\tip6-allrouters\n")
-    if spec.ip:
+    if spec.ip and spec.domainname:     # as docker (and the kubelet for a pod with a subdomain)
+        hosts += f"{spec.ip.split('/')[0]}\t{spec.hostname}.{spec.domainname}\t{spec.hostname}\n"
+    elif spec.ip:
         hosts += f"{spec.ip.split('/')[0]}\t{spec.hostname}\n"
     for name, ip in parse_extra_hosts(spec.extra_hosts):
         hosts += f"{ip}\t{name}\n"
