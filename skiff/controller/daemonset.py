@@ -39,6 +39,7 @@ from skiff.controller.scheduler.filters import node_taints
 from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads import daemonlogic as D
 from skiff.controller.workloads import logic as L
+from skiff.controller.workloads.claiming import claim
 from skiff.controller.workloads.expectations import Pending, PodExpectations
 from skiff.controller.workloads.shared import OwnerIndex, OwnerKeys, SharedInformers
 
@@ -312,50 +313,8 @@ class DaemonSetController(QueueController):
 
     # -- ownership ----------------------------------------------------------------------------
     async def _claim(self, res: str, inf: Informer, index: OwnerIndex, ds: dict, sel) -> list[dict]:
-        """ClaimPods / ClaimControllerRevisions: the objects the DaemonSet controls after
-        adopting orphans its selector matches and releasing owned ones it no longer matches."""
-        m = ds["metadata"]
-        uid, ns = m.get("uid"), m.get("namespace") or ""
-        out, release, adopt = [], [], []
-        for k in list(index.owned(uid)):
-            o = inf.get(k)
-            if o is not None:
-                (out if L.selects(sel, o) else release).append(o)
-        for k in list(index.orphans_in(ns)):
-            o = inf.get(k)
-            if o is not None and not L.md(o).get("deletionTimestamp") and L.selects(sel, o):
-                adopt.append(o)
-        for o in release:
-            await self._set_owner(res, o, ds, False)
-        if adopt:
-            try:
-                fresh = await self.client.get("daemonsets", m["name"], ns)
-            except APIError as e:
-                if e.code == 404:
-                    return out
-                raise
-            if L.md(fresh).get("uid") != uid or L.md(fresh).get("deletionTimestamp"):
-                return out
-            for o in adopt:
-                if await self._set_owner(res, o, ds, True):
-                    out.append(o)
-        return out
-
-    async def _set_owner(self, res: str, obj: dict, ds: dict, adopt: bool) -> bool:
-        om, uid = L.md(obj), L.md(ds)["uid"]
-        refs = [r for r in om.get("ownerReferences") or () if r.get("uid") != uid]
-        if adopt:
-            refs.append(L.controller_ref(ds, "apps/v1", "DaemonSet"))
-        try:
-            await self.client.patch(res, om["name"], {"metadata": {
-                "resourceVersion": om.get("resourceVersion"), "ownerReferences": refs or None}}, om.get("namespace"))
-        except APIError as e:
-            if e.code in (404, 409):
-                return False
-            raise
-        log.info("adopted" if adopt else "released", extra={"fields": {
-            "daemonset": key_of(ds), "resource": res, "name": om["name"]}})
-        return True
+        """ClaimPods / ClaimControllerRevisions (skiff.controller.workloads.claiming)."""
+        return await claim(self.client, "daemonsets", "DaemonSet", res, inf, index, ds, sel)
 
     # -- pods ---------------------------------------------------------------------------------
     async def _sync_nodes(self, ds: dict, key: str, delete: list[dict], create: list[str], hash_: str) -> None:

@@ -38,6 +38,7 @@ from skiff.controller.events import EventRecorder
 from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads import daemonlogic as D
 from skiff.controller.workloads import logic as L
+from skiff.controller.workloads.claiming import claim
 from skiff.controller.workloads import statefullogic as S
 from skiff.controller.workloads.expectations import PodExpectations
 from skiff.controller.workloads.shared import OwnerIndex, OwnerKeys, SharedInformers
@@ -396,47 +397,5 @@ class StatefulSetController(QueueController):
 
     # -- ownership ----------------------------------------------------------------------------
     async def _claim(self, res: str, inf: Informer, index: OwnerIndex, sts: dict, sel) -> list[dict]:
-        """ClaimPods / ClaimControllerRevisions: adopt matching orphans, release owned ones the
-        selector no longer matches; the objects the set controls."""
-        m = sts["metadata"]
-        uid, ns = m.get("uid"), m.get("namespace") or ""
-        out, release, adopt = [], [], []
-        for k in list(index.owned(uid)):
-            o = inf.get(k)
-            if o is not None:
-                (out if L.selects(sel, o) else release).append(o)
-        for k in list(index.orphans_in(ns)):
-            o = inf.get(k)
-            if o is not None and not L.md(o).get("deletionTimestamp") and L.selects(sel, o):
-                adopt.append(o)
-        for o in release:
-            await self._set_owner(res, o, sts, False)
-        if adopt:
-            try:
-                fresh = await self.client.get("statefulsets", m["name"], ns)
-            except APIError as e:
-                if e.code == 404:
-                    return out
-                raise
-            if L.md(fresh).get("uid") != uid or L.md(fresh).get("deletionTimestamp"):
-                return out
-            for o in adopt:
-                if await self._set_owner(res, o, sts, True):
-                    out.append(o)
-        return out
-
-    async def _set_owner(self, res: str, obj: dict, sts: dict, adopt: bool) -> bool:
-        om, uid = L.md(obj), L.md(sts)["uid"]
-        refs = [r for r in om.get("ownerReferences") or () if r.get("uid") != uid]
-        if adopt:
-            refs.append(L.controller_ref(sts, "apps/v1", "StatefulSet"))
-        try:
-            await self.client.patch(res, om["name"], {"metadata": {
-                "resourceVersion": om.get("resourceVersion"), "ownerReferences": refs or None}}, om.get("namespace"))
-        except APIError as e:
-            if e.code in (404, 409):
-                return False
-            raise
-        log.info("adopted" if adopt else "released", extra={"fields": {
-            "statefulset": key_of(sts), "resource": res, "name": om["name"]}})
-        return True
+        """ClaimPods / ClaimControllerRevisions (skiff.controller.workloads.claiming)."""
+        return await claim(self.client, "statefulsets", "StatefulSet", res, inf, index, sts, sel)
