@@ -57,6 +57,8 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
              ("status", "scale")),
     Resource("replicasets", "ReplicaSet", "apps", "v1", True, "replicaset", ("rs",), ("all",),
              ("status", "scale")),
+    Resource("replicationcontrollers", "ReplicationController", "", "v1", True, "replicationcontroller", ("rc",),
+             ("all",), ("status", "scale")),
     Resource("daemonsets", "DaemonSet", "apps", "v1", True, "daemonset", ("ds",), ("all",), ("status",)),
     Resource("statefulsets", "StatefulSet", "apps", "v1", True, "statefulset", ("sts",), ("all",),
              ("status", "scale")),

@@ -199,6 +199,25 @@ COLUMNS: dict[str, list[dict]] = {
                          "match the pod template's labels. More info: https://kubernetes.io/docs/concepts/"
                          "overview/working-with-objects/labels/#label-selectors", priority=1),
     ],
+    "replicationcontrollers": [
+        NAME_COLUMN,
+        _col("Desired", "Replicas is the number of desired replicas. This is a pointer to distinguish between "
+                        "explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/"
+                        "concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller",
+             "integer"),
+        _col("Current", "Replicas is the most recently observed number of replicas. More info: "
+                        "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller"
+                        "#what-is-a-replicationcontroller", "integer"),
+        _col("Ready", "The number of ready replicas for this replication controller.", "integer"),
+        AGE_COLUMN,
+        _col("Containers", _D_CONTAINERS, priority=1),
+        _col("Images", _D_IMAGES, priority=1),
+        _col("Selector", "Selector is a label query over pods that should match the Replicas count. If Selector "
+                         "is empty, it is defaulted to the labels present on the Pod template. Label keys and "
+                         "values that must match in order to be controlled by this replication controller, if "
+                         "empty defaulted to labels on Pod template. More info: https://kubernetes.io/docs/"
+                         "concepts/overview/working-with-objects/labels#label-selectors", priority=1),
+    ],
     "daemonsets": [
         NAME_COLUMN,
         _col("Desired", "The total number of nodes that should be running the daemon pod (including nodes "
@@ -578,6 +597,14 @@ def replicaset_cells(rs: dict, now: float | None = None) -> list:
             *_containers_cells(rs), selector_string(spec.get("selector"))]
 
 
+def replicationcontroller_cells(rc: dict, now: float | None = None) -> list:
+    spec, st = rc.get("spec") or {}, rc.get("status") or {}
+    sel = spec.get("selector") if isinstance(spec.get("selector"), dict) else {}
+    return [meta(rc).get("name", ""), _int(spec.get("replicas", 1)), _int(st.get("replicas")),
+            _int(st.get("readyReplicas")), _age(rc, now), *_containers_cells(rc),
+            ",".join(f"{k}={v}" for k, v in sorted(sel.items())) or NONE]
+
+
 def daemonset_cells(ds: dict, now: float | None = None) -> list:
     spec, st = ds.get("spec") or {}, ds.get("status") or {}
     node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
@@ -742,7 +769,7 @@ def default_cells(obj: dict, now: float | None = None) -> list:
 
 CELLS: dict[str, Callable[[dict, float | None], list]] = {
     "pods": pod_cells, "nodes": node_cells, "deployments": deployment_cells,
-    "replicasets": replicaset_cells, "jobs": job_cells, "cronjobs": cronjob_cells, "events": event_cells,
+    "replicasets": replicaset_cells, "replicationcontrollers": replicationcontroller_cells, "jobs": job_cells, "cronjobs": cronjob_cells, "events": event_cells,
     "namespaces": namespace_cells, "poddisruptionbudgets": pdb_cells,
     "configmaps": configmap_cells, "secrets": secret_cells, "leases": lease_cells,
     "serviceaccounts": serviceaccount_cells, "resourcequotas": resourcequota_cells,

@@ -54,6 +54,8 @@ KINDS: dict[tuple[str, str], Kind] = {
              "subdomain"),
         Kind("apps/v1", "Deployment", "deployments", True, "apps.v1.Deployment.json", "subdomain"),
         Kind("apps/v1", "ReplicaSet", "replicasets", True, "apps.v1.ReplicaSet.json", "subdomain"),
+        Kind("v1", "ReplicationController", "replicationcontrollers", True, "core.v1.ReplicationController.json",
+             "subdomain"),
         Kind("apps/v1", "DaemonSet", "daemonsets", True, "apps.v1.DaemonSet.json", "subdomain"),
         Kind("apps/v1", "StatefulSet", "statefulsets", True, "apps.v1.StatefulSet.json", "label"),
         Kind("apps/v1", "ControllerRevision", "controllerrevisions", True, "apps.v1.ControllerRevision.json",
@@ -1223,7 +1225,17 @@ def _check_workload(obj: dict, kind: str) -> tuple[list[dict], list[Warning]]:
             causes.append(_invalid(f"spec.{f}", v, "must be greater than or equal to 0"))
     sel = spec.get("selector")
     tmpl = spec.get("template") if isinstance(spec.get("template"), dict) else None
-    if isinstance(sel, dict):
+    if kind == "ReplicationController":
+        # ValidateReplicationControllerSpec: a plain map, defaulted from the template's labels
+        if not sel:
+            causes.append(_cause("spec.selector", REQUIRED, "Required value"))
+        if tmpl is None:
+            causes.append(_cause("spec.template", REQUIRED, "Required value"))
+        elif isinstance(sel, dict) and sel:
+            tmeta = tmpl.get("metadata") if isinstance(tmpl.get("metadata"), dict) else {}
+            causes += selector_matches_template({"matchLabels": sel}, tmeta.get("labels")
+                                                if isinstance(tmeta.get("labels"), dict) else None)
+    elif isinstance(sel, dict):
         if not sel.get("matchLabels") and not sel.get("matchExpressions"):
             causes.append(_cause("spec.selector", INVALID,
                                  f"Invalid value: {_short(sel)}: empty selector is invalid for {kind.lower()}"))
@@ -1272,7 +1284,9 @@ def _check_workload(obj: dict, kind: str) -> tuple[list[dict], list[Warning]]:
                                      f'Unsupported value: {_short(rp)}: supported values: "Always"'))
             if pspec.get("activeDeadlineSeconds") is not None:
                 causes.append(_cause("spec.template.spec.activeDeadlineSeconds", FORBIDDEN,
-                                     "Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported"))
+                                     f"Forbidden: activeDeadlineSeconds in "
+                                     f"{'ReplicationController' if kind == 'ReplicationController' else 'ReplicaSet'}"
+                                     f" is not Supported"))
     if kind == "Deployment":
         strat = spec.get("strategy") if isinstance(spec.get("strategy"), dict) else {}
         ru = strat.get("rollingUpdate")
@@ -1498,7 +1512,7 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
         more, warns = _unsupported(obj, POD_RULES)
         causes.extend(more)
         warnings.extend(warns)
-    if kind.kind in ("Deployment", "ReplicaSet"):
+    if kind.kind in ("Deployment", "ReplicaSet", "ReplicationController"):
         more, warns = _check_workload(obj, kind.kind)
         causes.extend(more)
         warnings.extend(warns)

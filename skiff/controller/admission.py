@@ -180,6 +180,26 @@ def _default_template(spec: Any, *, deployment: bool) -> None:
         _default_pod(tmpl.get("spec"))
 
 
+def _default_replication_controller(obj: dict) -> None:
+    """SetDefaults_ReplicationController: the selector and the object's labels default to the
+    template's labels; replicas to 1."""
+    spec = obj.get("spec")
+    if spec is None:
+        spec = obj["spec"] = {}
+    if not isinstance(spec, dict):
+        return
+    tmpl = spec.get("template")
+    tlabels = (tmpl.get("metadata") or {}).get("labels") if isinstance(tmpl, dict) \
+        and isinstance(tmpl.get("metadata"), dict) else None
+    if isinstance(tlabels, dict) and tlabels:
+        if not spec.get("selector"):
+            spec["selector"] = dict(tlabels)
+        meta = obj.get("metadata")
+        if isinstance(meta, dict) and not meta.get("labels"):
+            meta["labels"] = dict(tlabels)
+    _default_template(spec, deployment=False)
+
+
 def _default_cronjob(spec: Any) -> None:
     """SetDefaults_CronJob (concurrencyPolicy Allow, suspend false, history limits 3 and 1), and
     the pod defaults on the job template's pod template (its Job gets the Job defaults when made)."""
@@ -357,6 +377,8 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
         default_tolerations(obj.get("spec"), toleration_seconds)
     elif kind.kind in ("Deployment", "ReplicaSet"):
         _default_template(obj.get("spec"), deployment=kind.kind == "Deployment")
+    elif kind.kind == "ReplicationController":
+        _default_replication_controller(obj)
     elif kind.kind == "Job":
         _default_job(obj)
     elif kind.kind == "CronJob":

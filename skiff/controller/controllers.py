@@ -33,7 +33,7 @@ Factory = Callable[[object], Awaitable[None]]
 def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_CLUSTER_CIDR, *,
                          node_mask: int | None = None, scheduler_retry: float = 5.0,
                          monitor_interval: float | None = None) -> list[Factory]:
-    """[scheduler, node lifecycle, node IPAM, replicaset, deployment, daemonset, job, cronjob,
+    """[scheduler, node lifecycle, node IPAM, replicaset, replication, deployment, daemonset, job, cronjob,
     ttl-after-finished, endpoints, endpointslice, serviceaccounts, resourcequota, garbage collector,
     namespace]
     factories."""
@@ -54,6 +54,10 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
 
     async def replicaset(client) -> None:
         await ReplicaSetController(client, shared=shared).run()
+
+    async def replication(client) -> None:
+        from skiff.controller.replicaset import ReplicationManager
+        await ReplicationManager(client, shared=shared).run()
 
     async def deployment(client) -> None:
         await DeploymentController(client, shared=shared).run()
@@ -105,6 +109,6 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def namespace(client) -> None:
         await NamespaceController(client).run()
 
-    return [scheduler, nodelifecycle, nodeipam, replicaset, deployment, daemonset, statefulset, job, cronjob,
+    return [scheduler, nodelifecycle, nodeipam, replicaset, replication, deployment, daemonset, statefulset, job, cronjob,
             ttlafterfinished, endpoints, endpointslice, serviceaccounts, resourcequota, horizontalpodautoscaler, disruption,
             persistentvolume, garbagecollector, namespace]

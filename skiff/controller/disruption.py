@@ -2,8 +2,9 @@
 pods/eviction subresource makes (Kubernetes' disruption controller and eviction REST, 1.32).
 
 Status of a budget, from the pods its selector matches in its namespace:
-- expectedPods: the scale of their controllers (a ReplicaSet's replicas, counted once each; a
-  pod without one counts itself);
+- expectedPods: the scale of their controllers, counted once each, found as Kubernetes' finders
+  do: a ReplicationController's replicas, a ReplicaSet's Deployment's (or the ReplicaSet's own
+  when no Deployment controls it), a StatefulSet's; a pod without one counts itself;
 - currentHealthy: those Ready and not being deleted;
 - desiredHealthy: minAvailable (a percentage of expectedPods, rounded up), or expectedPods minus
   maxUnavailable (likewise);
@@ -60,17 +61,21 @@ def selects(pdb: dict, pod: dict) -> bool:
 
 def budget_status(pdb: dict, pods: list[dict], scale_of, now: float) -> dict:
     """The status of ``pdb`` over the pods its selector matches; ``scale_of(ref)`` gives a
-    controller's replicas (None when unknown)."""
+    controller's replicas, or (uid of the controller that owns the scale, replicas), or None
+    when unknown."""
     spec, old = pdb.get("spec") or {}, pdb.get("status") or {}
     live = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
     expected, seen = 0, set()
     for p in live:
         ref = L.controller_of(p)
         scale = scale_of(ref) if ref is not None else None
+        uid = ref.get("uid") if ref is not None else None
+        if isinstance(scale, tuple):
+            uid, scale = scale
         if scale is None:
             expected += 1
-        elif ref.get("uid") not in seen:
-            seen.add(ref.get("uid"))
+        elif uid not in seen:
+            seen.add(uid)
             expected += scale
     healthy = sum(1 for p in live if _healthy(p))
     if spec.get("maxUnavailable") is not None:
@@ -99,6 +104,11 @@ def budget_status(pdb: dict, pods: list[dict], scale_of, now: float) -> dict:
     return st
 
 
+# the controllers whose scale Kubernetes' disruption controller finds (kind -> resource)
+_SCALERS = {"ReplicationController": "replicationcontrollers", "ReplicaSet": "replicasets",
+            "Deployment": "deployments", "StatefulSet": "statefulsets"}
+
+
 class DisruptionController(QueueController):
     def __init__(self, client, *, workers: int = 1, shared: SharedInformers | None = None, clock=time.time):
         self.client = client
@@ -109,6 +119,7 @@ class DisruptionController(QueueController):
         self.pdbs: Informer | None = None
         self.pods: Informer | None = None
         self.rss: Informer | None = None
+        self.scalers: dict[str, Informer] = {}     # kind -> informer of the controllers with a scale
         self._task: asyncio.Task | None = None
         self._namespaces: dict[str, int] = {}
 
@@ -116,6 +127,8 @@ class DisruptionController(QueueController):
         self.pdbs = await self.shared.acquire(self.client, "poddisruptionbudgets")
         self.pods = await self.shared.acquire(self.client, "pods")
         self.rss = await self.shared.acquire(self.client, "replicasets")
+        for kind, res in _SCALERS.items():
+            self.scalers[kind] = self.rss if res == "replicasets" else await self.shared.acquire(self.client, res)
         self.pdbs.add_handler(self._on_pdb)
         self.pods.add_handler(self._on_pod)
         for p in self.pdbs.list():
@@ -130,6 +143,10 @@ class DisruptionController(QueueController):
                 await self.shared.release(self.client, res)
         if self.rss is not None:
             await self.shared.release(self.client, "replicasets")
+        for kind in list(self.scalers):
+            if _SCALERS[kind] != "replicasets":
+                await self.shared.release(self.client, _SCALERS[kind])
+        self.scalers.clear()
 
     def _on_pdb(self, typ: str, pdb: dict, old: dict | None) -> None:
         m = L.md(pdb)
@@ -150,12 +167,26 @@ class DisruptionController(QueueController):
             if selects(pdb, pod) or (old is not None and selects(pdb, old)):
                 self.queue.add_after(f"{ns}/{L.md(pdb).get('name')}", 0.1)
 
-    def _scale_of(self, ref: dict) -> int | None:
-        if ref.get("kind") == "ReplicaSet":
-            for rs in self.rss.list():
-                if L.md(rs).get("uid") == ref.get("uid"):
-                    return L.spec_replicas(rs)
+    def _find(self, kind: str, uid) -> dict | None:
+        inf = self.scalers.get(kind)
+        for o in inf.list() if inf is not None else ():
+            if L.md(o).get("uid") == uid:
+                return o
         return None
+
+    def _scale_of(self, ref: dict) -> tuple[str, int] | None:
+        """(uid, replicas) of the controller whose scale covers a pod of ``ref``."""
+        obj = self._find(ref.get("kind") or "", ref.get("uid"))
+        if obj is None:
+            return None
+        if ref.get("kind") == "ReplicaSet":
+            dref = L.controller_of(obj)
+            if dref is not None:     # getPodDeployment: a Deployment's replicas, not its ReplicaSets'
+                if dref.get("kind") != "Deployment":
+                    return None
+                d = self._find("Deployment", dref.get("uid"))
+                return (dref.get("uid"), L.spec_replicas(d)) if d is not None else None
+        return ref.get("uid"), L.spec_replicas(obj)
 
     async def reconcile(self, key: str) -> float | None:
         pdb = self.pdbs.get(key)

@@ -30,7 +30,7 @@ __all__ = ["GarbageCollector", "GC_RESOURCES", "ORPHAN", "FOREGROUND"]
 
 log = logging.getLogger("skiff.gc")
 
-GC_RESOURCES = ("deployments", "replicasets", "cronjobs", "jobs", "daemonsets", "statefulsets", "controllerrevisions",
+GC_RESOURCES = ("deployments", "replicasets", "replicationcontrollers", "cronjobs", "jobs", "daemonsets", "statefulsets", "controllerrevisions",
                 "pods", "persistentvolumeclaims")
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"

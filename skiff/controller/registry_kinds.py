@@ -111,14 +111,17 @@ def patched(doc: dict, patch: Any, patch_type: str) -> dict:
 
 
 def scale_of(r: Resource, obj: dict) -> dict:
-    """The autoscaling/v1 Scale of a deployment or replicaset."""
+    """The autoscaling/v1 Scale of a deployment, replicaset, statefulset or replicationcontroller."""
     md = obj.get("metadata") or {}
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    sel = spec.get("selector")
+    if r.plural == "replicationcontrollers":     # a plain map of labels
+        sel = {"matchLabels": sel} if isinstance(sel, dict) else None
     smd = {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in md}
     return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": smd,
             "spec": {"replicas": int(spec.get("replicas") or 0)},
             "status": {"replicas": int(status.get("replicas") or 0),
-                       "selector": format_label_selector(spec.get("selector"))}}
+                       "selector": format_label_selector(sel)}}
 
 
 class RegistryKindsMixin:

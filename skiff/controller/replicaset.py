@@ -20,6 +20,9 @@ As Kubernetes' pkg/controller/replicaset:
 - Status: replicas, fullyLabeledReplicas, readyReplicas, availableReplicas (Ready for at least
   minReadySeconds), observedGeneration, the ReplicaFailure condition; written only when it
   changes. A ReplicaSet whose ready pods are not yet available is requeued after minReadySeconds.
+
+:class:`ReplicationManager` runs the same logic for core/v1 ReplicationControllers, as
+Kubernetes' pkg/controller/replication does (its selector is a plain map of labels).
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from skiff.controller.workloads import logic as L
 from skiff.controller.workloads.expectations import PodExpectations
 from skiff.controller.workloads.shared import OwnerIndex, OwnerKeys, SharedInformers
 
-__all__ = ["ReplicaSetController", "BURST_REPLICAS"]
+__all__ = ["ReplicaSetController", "ReplicationManager", "BURST_REPLICAS"]
 
 log = logging.getLogger("skiff.replicaset")
 
@@ -43,15 +46,17 @@ BURST_REPLICAS = 500
 
 
 class ReplicaSetController(QueueController):
+    RESOURCE, KIND, API_VERSION, COMPONENT = "replicasets", "ReplicaSet", "apps/v1", COMPONENT
+
     def __init__(self, client, *, workers: int = 4, shared: SharedInformers | None = None,
                  recorder: EventRecorder | None = None, status_batch: float = 0.1):
         self.client = client
         self.workers = workers
         self.status_batch = status_batch
         self.shared = shared or SharedInformers()
-        self.recorder = recorder or EventRecorder(client, COMPONENT)
+        self.recorder = recorder or EventRecorder(client, self.COMPONENT)
         self._own_recorder = recorder is None
-        self.queue = WorkQueue("replicaset")
+        self.queue = WorkQueue(self.KIND.lower())
         self.pod_index = OwnerIndex()
         self.owners = OwnerKeys()
         self.expectations = PodExpectations()
@@ -61,15 +66,15 @@ class ReplicaSetController(QueueController):
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        self.rss = await self.shared.acquire(self.client, "replicasets")
+        self.rss = await self.shared.acquire(self.client, self.RESOURCE)
         self.pods = await self.shared.acquire(self.client, "pods")
         self.rss.add_handler(self._on_rs)
         self.pods.add_handler(self._on_pod)
-        self.start_workers("replicaset-workers")
+        self.start_workers(f"{self.KIND.lower()}-workers")
 
     async def stop(self) -> None:
         await self.stop_workers()
-        for inf, res in ((self.pods, "pods"), (self.rss, "replicasets")):
+        for inf, res in ((self.pods, "pods"), (self.rss, self.RESOURCE)):
             if inf is not None:
                 for h in (self._on_pod, self._on_rs):
                     inf.remove_handler(h)
@@ -95,7 +100,7 @@ class ReplicaSetController(QueueController):
                        and pm.get("ownerReferences") == om.get("ownerReferences")
                        and pm.get("deletionTimestamp") == om.get("deletionTimestamp"))
         for r in (ref, old_ref):
-            if r is not None and r.get("kind") == "ReplicaSet":
+            if r is not None and r.get("kind") == self.KIND:
                 k = self.owners.for_uid(r.get("uid"))
                 if k is not None:
                     if typ == "ADDED" and self.expectations.observed_creation(k, key_of(pod)):
@@ -112,8 +117,12 @@ class ReplicaSetController(QueueController):
             # an orphan: every ReplicaSet of its namespace that selects it may adopt it
             labels_changed = old is None or L.md(old).get("labels") != L.md(pod).get("labels") or old_ref is not None
             if labels_changed:
-                for k in self.owners.selecting(pod, self.rss):
+                for k in self.owners.selecting(pod, self.rss, self.selector):
                     self.queue.add(k)
+
+    def selector(self, rs: dict):
+        """The owner's selector as a LabelSelector (metav1.LabelSelector in apps/v1)."""
+        return L.selector_from((rs.get("spec") or {}).get("selector"))
 
     def _satisfied(self, key: str) -> bool:
         return self.expectations.satisfied(key, self.pods.cache)
@@ -125,7 +134,7 @@ class ReplicaSetController(QueueController):
             return None
         m = rs["metadata"]
         need_sync = self._satisfied(key)
-        sel = L.selector_from((rs.get("spec") or {}).get("selector"))
+        sel = self.selector(rs)
         pods = await self._claim_pods(rs, sel)
         err, diff = None, 0
         if need_sync and not m.get("deletionTimestamp"):
@@ -140,7 +149,7 @@ class ReplicaSetController(QueueController):
         status = L.rs_status(rs, pods, err, diff)
         if status != (rs.get("status") or {}):
             try:
-                await self.client.update("replicasets", {**rs, "status": status}, subresource="status")
+                await self.client.update(self.RESOURCE, {**rs, "status": status}, subresource="status")
             except APIError as e:
                 if e.code == 404:
                     return None
@@ -148,7 +157,7 @@ class ReplicaSetController(QueueController):
                     raise
                 return 0        # stale: retry with the newer object
             log.info("replica set status", extra={"fields": {
-                "replicaset": key, "replicas": status.get("replicas", 0),
+                self.KIND.lower(): key, "replicas": status.get("replicas", 0),
                 "readyReplicas": status.get("readyReplicas", 0),
                 "availableReplicas": status.get("availableReplicas", 0)}})
         if err is not None:
@@ -179,7 +188,7 @@ class ReplicaSetController(QueueController):
             await self._set_owner(p, rs, False)
         if adopt:
             try:
-                fresh = await self.client.get("replicasets", m["name"], ns)
+                fresh = await self.client.get(self.RESOURCE, m["name"], ns)
             except APIError as e:
                 if e.code == 404:
                     return out
@@ -196,7 +205,7 @@ class ReplicaSetController(QueueController):
         uid = rs["metadata"]["uid"]
         refs = [r for r in pm.get("ownerReferences") or () if r.get("uid") != uid]
         if adopt:
-            refs.append(L.controller_ref(rs, "apps/v1", "ReplicaSet"))
+            refs.append(L.controller_ref(rs, self.API_VERSION, self.KIND))
         try:
             await self.client.patch("pods", pm["name"], {"metadata": {
                 "resourceVersion": pm.get("resourceVersion"), "ownerReferences": refs or None}},
@@ -206,7 +215,7 @@ class ReplicaSetController(QueueController):
                 return False
             raise
         log.info("adopted pod" if adopt else "released pod", extra={"fields": {
-            "replicaset": key_of(rs), "pod": pm["name"]}})
+            self.KIND.lower(): key_of(rs), "pod": pm["name"]}})
         return True
 
     async def _manage(self, rs: dict, key: str, pods: list[dict]) -> None:
@@ -231,9 +240,9 @@ class ReplicaSetController(QueueController):
 
     async def _create(self, rs: dict, key: str, n: int) -> None:
         e = self.expectations.expect(key)
-        template = L.pod_from_template(rs)
+        template = L.pod_from_template(rs, self.API_VERSION, self.KIND)
         ns = rs["metadata"].get("namespace")
-        log.info("creating pods", extra={"fields": {"replicaset": key, "count": n,
+        log.info("creating pods", extra={"fields": {self.KIND.lower(): key, "count": n,
                                                     "replicas": L.spec_replicas(rs)}})
         batch, done = 1, 0
         first_error: APIError | None = None
@@ -254,7 +263,7 @@ class ReplicaSetController(QueueController):
                     if first_error is None:
                         first_error = r
                     self.recorder.record(rs, "Warning", "FailedCreate", f"Error creating: {msg}")
-                    log.warning("pod creation failed", extra={"fields": {"replicaset": key, "error": msg}})
+                    log.warning("pod creation failed", extra={"fields": {self.KIND.lower(): key, "error": msg}})
                 else:
                     ok += 1
                     e.creates.add(key_of(r))
@@ -273,7 +282,7 @@ class ReplicaSetController(QueueController):
 
     async def _delete(self, rs: dict, key: str, victims: list[dict]) -> None:
         e = self.expectations.expect(key)
-        log.info("deleting pods", extra={"fields": {"replicaset": key, "count": len(victims),
+        log.info("deleting pods", extra={"fields": {self.KIND.lower(): key, "count": len(victims),
                                                     "replicas": L.spec_replicas(rs)}})
         for p in victims:
             e.deletes.add(key_of(p))
@@ -295,3 +304,37 @@ class ReplicaSetController(QueueController):
         errs = [x for x in await asyncio.gather(*(one(p) for p in victims)) if x is not None]
         if errs:
             raise errs[0]
+
+
+class ReplicationManager(ReplicaSetController):
+    """core/v1 ReplicationControllers: the ReplicaSet logic over a map selector."""
+    RESOURCE, KIND, API_VERSION, COMPONENT = "replicationcontrollers", "ReplicationController", "v1", \
+        "replication-controller"
+
+    async def start(self) -> None:
+        # the pods handler (an owner index over every pod) is attached only while some
+        # ReplicationController exists: most clusters have none, and the handler costs every pod event
+        self._pods_attached = False
+        self.pods = await self.shared.acquire(self.client, "pods")
+        self.rss = await self.shared.acquire(self.client, self.RESOURCE)
+        self.rss.add_handler(self._on_rs)
+        self.start_workers(f"{self.KIND.lower()}-workers")
+
+    async def stop(self) -> None:
+        self._pods_attached = True      # never attach again
+        await super().stop()
+
+    def _on_rs(self, typ: str, rs: dict, old: dict | None) -> None:
+        if typ != "DELETED" and not self._pods_attached:
+            self._pods_attached = True
+            self.pods.add_handler(self._on_pod)         # replays the cached pods into the index
+        super()._on_rs(typ, rs, old)
+        if typ == "DELETED" and not self.rss.cache and self._pods_attached:
+            self.pods.remove_handler(self._on_pod)
+            self.pod_index = OwnerIndex()
+            self._pods_attached = False
+
+    def selector(self, rc: dict):
+        sel = (rc.get("spec") or {}).get("selector")
+        # labels.SelectorFromSet: a nil or empty map selects nothing for a controller
+        return L.selector_from({"matchLabels": sel}) if isinstance(sel, dict) and sel else None

@@ -108,7 +108,7 @@ def test_kind_names():
 
 def test_get_all_and_comma_kinds():
     from skiff.cli.ctl.common import targets
-    assert [r.plural for r, _ in targets(["all"])] == ["pods", "services", "daemonsets", "deployments", "replicasets",
+    assert [r.plural for r, _ in targets(["all"])] == ["pods", "replicationcontrollers", "services", "daemonsets", "deployments", "replicasets",
                                                      "statefulsets", "horizontalpodautoscalers", "cronjobs", "jobs"]
     assert [r.plural for r, _ in targets(["deploy,rs,pods"])] == ["deployments", "replicasets", "pods"]
     with pytest.raises(CtlError):

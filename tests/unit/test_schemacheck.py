@@ -300,6 +300,14 @@ OBJECTS = {
     "core.v1.Secret.json": [defaulted(SECRET)],
     "apps.v1.Deployment.json": [defaulted(DEPLOYMENT)],
     "apps.v1.ReplicaSet.json": [defaulted(REPLICASET)],
+    "core.v1.ReplicationController.json": [
+        defaulted({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "nginx"},
+                   "spec": {"replicas": 3, "template": {"metadata": {"labels": {"app": "nginx"}}, "spec": {
+                       "containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}]}]}}}}),
+        {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "x"}, "spec": {
+            "selector": {"app": "x"}, "minReadySeconds": 5, "replicas": 0, "template": {
+                "metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+         "status": {"replicas": 0, "observedGeneration": 1}}],
     "batch.v1.Job.json": [defaulted(JOB)],
     "apps.v1.DaemonSet.json": [defaulted(DAEMONSET)],
     "apps.v1.StatefulSet.json": [defaulted(STATEFULSET)],

@@ -679,6 +679,11 @@ def run(ctx, args: list[str], opts: dict) -> int:
                 text = describe_statefulset(obj, events, _controlled_pods(client, obj))
             elif res.plural == "replicasets":
                 text = describe_replicaset(obj, events, _controlled_pods(client, obj))
+            elif res.plural == "replicationcontrollers":
+                # the same description over its map selector, as a LabelSelector's matchLabels
+                sel = (obj.get("spec") or {}).get("selector")
+                view = {**obj, "spec": {**(obj.get("spec") or {}), "selector": {"matchLabels": sel} if sel else None}}
+                text = describe_replicaset(view, events, _controlled_pods(client, view))
             elif res.plural == "serviceaccounts":
                 from .describe_serviceaccount import account_secrets, describe_serviceaccount
                 text = describe_serviceaccount(obj, events, account_secrets(client, obj))

@@ -719,13 +719,13 @@ def pods_to_delete(pods: list, related: list, n: int) -> list:
     return [p for _, p in keyed[:n]]
 
 
-def pod_from_template(rs: dict) -> dict:
-    """GetPodFromTemplate: the pod a ReplicaSet creates."""
+def pod_from_template(rs: dict, api_version: str = "apps/v1", kind: str = "ReplicaSet") -> dict:
+    """GetPodFromTemplate: the pod a ReplicaSet (or ReplicationController) creates."""
     tmpl = (rs.get("spec") or {}).get("template") or {}
     tmd = tmpl.get("metadata") or {}
     m = {"generateName": f"{md(rs)['name']}-", "namespace": md(rs).get("namespace"),
          "labels": dict(tmd.get("labels") or {}),
-         "ownerReferences": [controller_ref(rs, "apps/v1", "ReplicaSet")]}
+         "ownerReferences": [controller_ref(rs, api_version, kind)]}
     if tmd.get("annotations"):
         m["annotations"] = dict(tmd["annotations"])
     if tmd.get("finalizers"):

@@ -123,14 +123,16 @@ class OwnerKeys:
     def for_uid(self, uid: str | None) -> str | None:
         return self.by_uid.get(uid) if uid else None
 
-    def selecting(self, obj: dict, owners: Informer) -> list[str]:
-        """The owners in ``obj``'s namespace whose selector matches its labels (for an orphan)."""
+    def selecting(self, obj: dict, owners: Informer, selector_of=None) -> list[str]:
+        """The owners in ``obj``'s namespace whose selector matches its labels (for an orphan).
+        ``selector_of(owner)``: its LabelSelector (default: ``spec.selector`` as a metav1.LabelSelector)."""
         from skiff.controller.selectors import selector_from
         out = []
         for k in self.by_ns.get((obj.get("metadata") or {}).get("namespace") or "", ()):
             owner = owners.get(k)
             if owner is not None:
-                sel = selector_from((owner.get("spec") or {}).get("selector"))
+                sel = selector_of(owner) if selector_of is not None else \
+                    selector_from((owner.get("spec") or {}).get("selector"))
                 if sel is not None and not sel.empty() and sel.matches_labels((obj.get("metadata") or {}).get("labels")):
                     out.append(k)
         return out
