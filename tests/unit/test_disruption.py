@@ -44,6 +44,40 @@ def test_budget_arithmetic():
     assert cells("poddisruptionbudgets", {**pdb(minAvailable=1), "status": st})[:4] == ["web", "1", "N/A", 1]
 
 
+class _Inf:
+    def __init__(self, *objs):
+        self.objs = list(objs)
+
+    def list(self):
+        return self.objs
+
+
+def test_scale_finders_count_a_deployment_once_across_its_replicasets():
+    """getPodDeployment: pods of two ReplicaSets of one Deployment (mid-rollout) expect the
+    Deployment's replicas, not the sum of its ReplicaSets'; a bare ReplicaSet, a
+    ReplicationController and a StatefulSet give their own."""
+    ctl = DisruptionController(None)
+    dref = {"kind": "Deployment", "uid": "d1", "controller": True, "name": "web", "apiVersion": "apps/v1"}
+    rs = lambda uid, n, owner=None: {"metadata": {"uid": uid, "ownerReferences": [owner] if owner else []},  # noqa: E731
+                                     "spec": {"replicas": n}}
+    ctl.scalers = {"ReplicaSet": _Inf(rs("rs-old", 2, dref), rs("rs-new", 2, dref), rs("rs-bare", 5)),
+                   "Deployment": _Inf(rs("d1", 3)), "ReplicationController": _Inf(rs("rc1", 4)),
+                   "StatefulSet": _Inf(rs("s1", 6))}
+
+    def owned(name, kind, uid):
+        p = pod(name)
+        p["metadata"]["ownerReferences"] = [{"kind": kind, "uid": uid, "controller": True, "name": "x"}]
+        return p
+    pods = [owned("a", "ReplicaSet", "rs-old"), owned("b", "ReplicaSet", "rs-new"), owned("c", "ReplicaSet", "rs-new")]
+    assert budget_status(pdb(minAvailable=1), pods, ctl._scale_of, 0)["expectedPods"] == 3
+    for kind, uid, n in (("ReplicaSet", "rs-bare", 5), ("ReplicationController", "rc1", 4), ("StatefulSet", "s1", 6)):
+        assert budget_status(pdb(minAvailable=1), [owned("a", kind, uid), owned("b", kind, uid)],
+                             ctl._scale_of, 0)["expectedPods"] == n
+    # an unknown controller: each pod counts itself
+    assert budget_status(pdb(minAvailable=1), [owned("a", "Job", "j1"), owned("b", "Job", "j1")],
+                         ctl._scale_of, 0)["expectedPods"] == 2
+
+
 def test_validation():
     with pytest.raises(ValidationError) as ei:
         validate(pdb(minAvailable="150%", maxUnavailable=1))
