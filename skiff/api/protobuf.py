@@ -138,20 +138,107 @@ LABEL_SELECTOR = {1: ("matchLabels", "map_str"),
                                                       3: ("values", "rep_str")})}
 CONTAINER_PORT = {1: ("name", "str"), 2: ("hostPort", "int"), 3: ("containerPort", "int"), 4: ("protocol", "str"),
                   5: ("hostIP", "str")}
+# core/v1 pods (field numbers from k8s.io/api core/v1 generated.proto). Go pointer fields
+# (optional in the API: *bool, *int64) keep a present false/0 ("bool", "int_keep"); plain Go
+# values are always written, so their zero is the JSON form's omitted field ("bool0", "int").
+LOCAL_REF = {1: ("name", "str")}
+KEY_TO_PATH = {1: ("key", "str"), 2: ("path", "str"), 3: ("mode", "int_keep")}
+FIELD_REF = {1: ("apiVersion", "str"), 2: ("fieldPath", "str")}
+RESOURCE_FIELD_REF = {1: ("containerName", "str"), 2: ("resource", "str"), 3: ("divisor", "qty")}
+KEY_SELECTOR = {1: ("", "inline", LOCAL_REF), 2: ("key", "str"), 3: ("optional", "bool")}
+ENV_VAR = {1: ("name", "str"), 2: ("value", "str"),
+           3: ("valueFrom", "msg", {1: ("fieldRef", "msg", FIELD_REF), 2: ("resourceFieldRef", "msg", RESOURCE_FIELD_REF),
+                                    3: ("configMapKeyRef", "msg", KEY_SELECTOR), 4: ("secretKeyRef", "msg", KEY_SELECTOR)})}
+ENV_SOURCE = {1: ("", "inline", LOCAL_REF), 2: ("optional", "bool")}
+ENV_FROM = {1: ("prefix", "str"), 2: ("configMapRef", "msg", ENV_SOURCE), 3: ("secretRef", "msg", ENV_SOURCE)}
+HTTP_GET = {1: ("path", "str"), 2: ("port", "intstr"), 3: ("host", "str"), 4: ("scheme", "str"),
+            5: ("httpHeaders", "rep_msg", {1: ("name", "str"), 2: ("value", "str")})}
+TCP_SOCKET = {1: ("port", "intstr"), 2: ("host", "str")}
+EXEC = {1: ("command", "rep_str")}
+PROBE = {1: ("", "inline", {1: ("exec", "msg", EXEC), 2: ("httpGet", "msg", HTTP_GET), 3: ("tcpSocket", "msg", TCP_SOCKET),
+                            4: ("grpc", "msg", {1: ("port", "int"), 2: ("service", "str")})}),
+         2: ("initialDelaySeconds", "int"), 3: ("timeoutSeconds", "int"), 4: ("periodSeconds", "int"),
+         5: ("successThreshold", "int"), 6: ("failureThreshold", "int"), 7: ("terminationGracePeriodSeconds", "int_keep")}
+LIFECYCLE_HANDLER = {1: ("exec", "msg", EXEC), 2: ("httpGet", "msg", HTTP_GET), 3: ("tcpSocket", "msg", TCP_SOCKET),
+                     4: ("sleep", "msg", {1: ("seconds", "int_keep")})}
+SECCOMP = {1: ("type", "str"), 2: ("localhostProfile", "str")}
+SELINUX = {1: ("user", "str"), 2: ("role", "str"), 3: ("type", "str"), 4: ("level", "str")}
+SECURITY_CONTEXT = {1: ("capabilities", "msg", {1: ("add", "rep_str"), 2: ("drop", "rep_str")}),
+                    2: ("privileged", "bool"), 3: ("seLinuxOptions", "msg", SELINUX), 4: ("runAsUser", "int_keep"),
+                    5: ("runAsNonRoot", "bool"), 6: ("readOnlyRootFilesystem", "bool"),
+                    7: ("allowPrivilegeEscalation", "bool"), 8: ("runAsGroup", "int_keep"), 9: ("procMount", "str"),
+                    11: ("seccompProfile", "msg", SECCOMP), 12: ("appArmorProfile", "msg", SECCOMP)}
+VOLUME_MOUNT = {1: ("name", "str"), 2: ("readOnly", "bool0"), 3: ("mountPath", "str"), 4: ("subPath", "str"),
+                5: ("mountPropagation", "str"), 6: ("subPathExpr", "str"), 7: ("recursiveReadOnly", "str")}
 CONTAINER = {1: ("name", "str"), 2: ("image", "str"), 3: ("command", "rep_str"), 4: ("args", "rep_str"),
              5: ("workingDir", "str"), 6: ("ports", "rep_msg", CONTAINER_PORT),
-             7: ("env", "rep_msg", {1: ("name", "str"), 2: ("value", "str")}),
+             7: ("env", "rep_msg", ENV_VAR), 19: ("envFrom", "rep_msg", ENV_FROM),
              8: ("resources", "msg", {1: ("limits", "map_qty"), 2: ("requests", "map_qty")}),
-             13: ("terminationMessagePath", "str"), 14: ("imagePullPolicy", "str"), 16: ("stdin", "bool0"),
-             17: ("stdinOnce", "bool0"), 18: ("tty", "bool0"), 20: ("terminationMessagePolicy", "str")}
-POD_SPEC = {2: ("containers", "rep_msg", CONTAINER), 20: ("initContainers", "rep_msg", CONTAINER),
+             9: ("volumeMounts", "rep_msg", VOLUME_MOUNT),
+             10: ("livenessProbe", "msg", PROBE), 11: ("readinessProbe", "msg", PROBE), 22: ("startupProbe", "msg", PROBE),
+             12: ("lifecycle", "msg", {1: ("postStart", "msg", LIFECYCLE_HANDLER), 2: ("preStop", "msg", LIFECYCLE_HANDLER)}),
+             13: ("terminationMessagePath", "str"), 14: ("imagePullPolicy", "str"),
+             15: ("securityContext", "msg", SECURITY_CONTEXT), 16: ("stdin", "bool0"),
+             17: ("stdinOnce", "bool0"), 18: ("tty", "bool0"), 20: ("terminationMessagePolicy", "str"),
+             24: ("restartPolicy", "str")}
+EPHEMERAL_CONTAINER = {1: ("", "inline", CONTAINER), 2: ("targetContainerName", "str")}
+VOLUME = {1: ("name", "str"),
+          2: ("", "inline", {
+              1: ("hostPath", "msg", {1: ("path", "str"), 2: ("type", "str")}),
+              2: ("emptyDir", "msg", {1: ("medium", "str"), 2: ("sizeLimit", "qty")}),
+              6: ("secret", "msg", {1: ("secretName", "str"), 2: ("items", "rep_msg", KEY_TO_PATH),
+                                    3: ("defaultMode", "int_keep"), 4: ("optional", "bool")}),
+              10: ("persistentVolumeClaim", "msg", {1: ("claimName", "str"), 2: ("readOnly", "bool0")}),
+              16: ("downwardAPI", "msg", {1: ("items", "rep_msg", {1: ("path", "str"), 2: ("fieldRef", "msg", FIELD_REF),
+                                                                   3: ("resourceFieldRef", "msg", RESOURCE_FIELD_REF),
+                                                                   4: ("mode", "int_keep")}),
+                                          2: ("defaultMode", "int_keep")}),
+              19: ("configMap", "msg", {1: ("", "inline", LOCAL_REF), 2: ("items", "rep_msg", KEY_TO_PATH),
+                                        3: ("defaultMode", "int_keep"), 4: ("optional", "bool")})})}
+NODE_SELECTOR_TERM = {1: ("matchExpressions", "rep_msg", {1: ("key", "str"), 2: ("operator", "str"), 3: ("values", "rep_str")}),
+                      2: ("matchFields", "rep_msg", {1: ("key", "str"), 2: ("operator", "str"), 3: ("values", "rep_str")})}
+POD_AFFINITY_TERM = {1: ("labelSelector", "msg", LABEL_SELECTOR), 2: ("namespaces", "rep_str"), 3: ("topologyKey", "str"),
+                     4: ("namespaceSelector", "msg", LABEL_SELECTOR), 5: ("matchLabelKeys", "rep_str"),
+                     6: ("mismatchLabelKeys", "rep_str")}
+POD_AFFINITY = {1: ("requiredDuringSchedulingIgnoredDuringExecution", "rep_msg", POD_AFFINITY_TERM),
+                2: ("preferredDuringSchedulingIgnoredDuringExecution", "rep_msg",
+                    {1: ("weight", "int"), 2: ("podAffinityTerm", "msg", POD_AFFINITY_TERM)})}
+AFFINITY = {1: ("nodeAffinity", "msg", {
+                1: ("requiredDuringSchedulingIgnoredDuringExecution", "msg", {1: ("nodeSelectorTerms", "rep_msg", NODE_SELECTOR_TERM)}),
+                2: ("preferredDuringSchedulingIgnoredDuringExecution", "rep_msg",
+                    {1: ("weight", "int"), 2: ("preference", "msg", NODE_SELECTOR_TERM)})}),
+            2: ("podAffinity", "msg", POD_AFFINITY), 3: ("podAntiAffinity", "msg", POD_AFFINITY)}
+POD_SECURITY_CONTEXT = {1: ("seLinuxOptions", "msg", SELINUX), 2: ("runAsUser", "int_keep"), 3: ("runAsNonRoot", "bool"),
+                        4: ("supplementalGroups", "rep_int"), 5: ("fsGroup", "int_keep"), 6: ("runAsGroup", "int_keep"),
+                        7: ("sysctls", "rep_msg", {1: ("name", "str"), 2: ("value", "str")}),
+                        9: ("fsGroupChangePolicy", "str"), 10: ("seccompProfile", "msg", SECCOMP),
+                        11: ("appArmorProfile", "msg", SECCOMP), 12: ("supplementalGroupsPolicy", "str")}
+POD_SPEC = {1: ("volumes", "rep_msg", VOLUME),
+            2: ("containers", "rep_msg", CONTAINER), 20: ("initContainers", "rep_msg", CONTAINER),
+            34: ("ephemeralContainers", "rep_msg", EPHEMERAL_CONTAINER),
             3: ("restartPolicy", "str"), 4: ("terminationGracePeriodSeconds", "int_keep"),
             5: ("activeDeadlineSeconds", "int_keep"), 6: ("dnsPolicy", "str"), 7: ("nodeSelector", "map_str"),
             8: ("serviceAccountName", "str"), 9: ("serviceAccount", "str"), 10: ("nodeName", "str"),
             11: ("hostNetwork", "bool0"), 12: ("hostPID", "bool0"), 13: ("hostIPC", "bool0"),
-            16: ("hostname", "str"), 17: ("subdomain", "str"), 19: ("schedulerName", "str"),
-            24: ("priorityClassName", "str")}
+            14: ("securityContext", "msg", POD_SECURITY_CONTEXT), 15: ("imagePullSecrets", "rep_msg", LOCAL_REF),
+            16: ("hostname", "str"), 17: ("subdomain", "str"), 18: ("affinity", "msg", AFFINITY),
+            19: ("schedulerName", "str"), 21: ("automountServiceAccountToken", "bool"),
+            22: ("tolerations", "rep_msg", {1: ("key", "str"), 2: ("operator", "str"), 3: ("value", "str"),
+                                            4: ("effect", "str"), 5: ("tolerationSeconds", "int_keep")}),
+            23: ("hostAliases", "rep_msg", {1: ("ip", "str"), 2: ("hostnames", "rep_str")}),
+            24: ("priorityClassName", "str"), 25: ("priority", "int_keep"),
+            26: ("dnsConfig", "msg", {1: ("nameservers", "rep_str"), 2: ("searches", "rep_str"),
+                                      3: ("options", "rep_msg", {1: ("name", "str"), 2: ("value", "str")})}),
+            27: ("shareProcessNamespace", "bool"), 28: ("readinessGates", "rep_msg", {1: ("conditionType", "str")}),
+            29: ("runtimeClassName", "str"), 30: ("enableServiceLinks", "bool"), 31: ("preemptionPolicy", "str"),
+            33: ("topologySpreadConstraints", "rep_msg", {
+                1: ("maxSkew", "int"), 2: ("topologyKey", "str"), 3: ("whenUnsatisfiable", "str"),
+                4: ("labelSelector", "msg", LABEL_SELECTOR), 5: ("minDomains", "int_keep"),
+                6: ("nodeAffinityPolicy", "str"), 7: ("nodeTaintsPolicy", "str"), 8: ("matchLabelKeys", "rep_str")}),
+            35: ("setHostnameAsFQDN", "bool"), 36: ("os", "msg", {1: ("name", "str")}), 37: ("hostUsers", "bool"),
+            38: ("schedulingGates", "rep_msg", {1: ("name", "str")})}
 POD_TEMPLATE = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", POD_SPEC)}
+POD = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", POD_SPEC), 3: ("status", "skip")}
 DEPLOYMENT = {1: ("metadata", "msg", OBJECT_META),
               2: ("spec", "msg", {1: ("replicas", "int_keep"), 2: ("selector", "msg", LABEL_SELECTOR),
                                   3: ("template", "msg", POD_TEMPLATE),
@@ -185,12 +272,12 @@ def _strict(desc: dict, seen: set) -> None:
 
 
 STRICT: set = set()        # ids of the descriptions whose unknown fields are refused
-for _d in (DEPLOYMENT, JOB, CRONJOB):
+for _d in (DEPLOYMENT, JOB, CRONJOB, POD):
     _strict(_d, STRICT)
 
 KINDS = {("v1", "Namespace"): NAMESPACE, ("v1", "ConfigMap"): CONFIGMAP, ("v1", "Secret"): SECRET,
          ("v1", "Service"): SERVICE, ("v1", "ServiceAccount"): SERVICE_ACCOUNT,
-         ("v1", "ResourceQuota"): RESOURCE_QUOTA, ("apps/v1", "Deployment"): DEPLOYMENT, ("batch/v1", "Job"): JOB,
+         ("v1", "ResourceQuota"): RESOURCE_QUOTA, ("v1", "Pod"): POD, ("apps/v1", "Deployment"): DEPLOYMENT, ("batch/v1", "Job"): JOB,
          ("batch/v1", "CronJob"): CRONJOB, ("autoscaling/v1", "HorizontalPodAutoscaler"): HPA_V1,
          ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): SSAR,
          ("authentication.k8s.io/v1", "SelfSubjectReview"): SSR}
@@ -240,6 +327,12 @@ def message(buf: bytes, desc: dict, path: str = "") -> dict:
                 out[name] = v.get("strVal", "") if v.get("type") == 1 else v.get("intVal", 0)
             elif typ == "msg":
                 out[name] = message(val, spec[2], f"{path}.{name}".lstrip("."))
+            elif typ == "inline":           # an embedded Go struct: its fields sit at this level in JSON
+                out.update(message(val, spec[2], path))
+            elif typ == "qty":              # resource.Quantity{string}
+                out[name] = message(val, {1: ("string", "str")}).get("string", "")
+            elif typ == "rep_int":
+                out.setdefault(name, []).append(val if val < 2 ** 63 else val - 2 ** 64)
             elif typ == "time":
                 t = message(val, TIME)
                 if t.get("seconds") or t.get("nanos"):      # an empty Time is Go's zero time: unset

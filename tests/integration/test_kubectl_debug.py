@@ -41,3 +41,24 @@ def test_kubectl_debug_target_and_interactive(kube):
     finally:
         k("delete", "pod", "dbg-target", "--grace-period=0", "--wait=false")
         kube.wait(lambda: kube.gone("pod", "dbg-target"), 30, "the pod to go")
+
+
+def test_kubectl_debug_copy_to(kube):
+    """kubectl debug POD --copy-to: kubectl sends the copied Pod (with a debugging container added and
+    the process namespace shared) as protobuf; skiff reads it and the copy runs beside the original."""
+    k = kube.kubectl
+    try:
+        k.ok("apply", "-f", kube.file("orig.yaml", pod("dbg-orig", ctr("app", "exec sleep 3600"),
+                                                       labels={"app": "dbg-orig"})))
+        kube.wait_running("dbg-orig")
+        k.ok("debug", "dbg-orig", "--image=busybox", "--copy-to=dbg-copy", "--container=dbg", "--share-processes",
+             "--", "sh", "-c", "ps -o pid,args; sleep 3600")
+        kube.wait_running("dbg-copy", 40)
+        copy = k.json("get", "pod", "dbg-copy")
+        assert copy["spec"]["shareProcessNamespace"] is True
+        assert [c["name"] for c in copy["spec"]["containers"]] == ["app", "dbg"]
+        assert copy["metadata"].get("labels", {}) == {}          # kubectl drops them (--same-node etc. aside)
+        kube.wait(lambda: "sleep 3600" in k.ok("logs", "dbg-copy", "-c", "dbg"), 20, "the debugger's ps output")
+        assert kube.pod_phase("dbg-orig") == "Running"
+    finally:
+        k("delete", "pod", "dbg-orig", "dbg-copy", "--grace-period=0", "--ignore-not-found", "--wait=false")

@@ -208,12 +208,12 @@ async def test_yaml_and_protobuf_bodies(api):
     st, body, _ = await api("POST", "/api/v1/namespaces/pbns/configmaps", raw=cm,
                             ctype="application/vnd.kubernetes.protobuf")
     assert st == 201 and body["data"] == {"k": "v"} and body["binaryData"] == {"bin": "AAE="}
-    # a Deployment is read for the fields kubectl create writes; one it does not read (a volume) is refused
-    vol = fld(1, fld(1, b"data"))
-    dep = envelope("apps/v1", "Deployment", fld(1, fld(1, b"d")) + fld(2, fld(3, fld(2, vol))))
+    # a Deployment is read for the fields kubectl writes; one it does not read (resourceClaims) is refused
+    claim = fld(39, fld(1, b"gpu"))
+    dep = envelope("apps/v1", "Deployment", fld(1, fld(1, b"d")) + fld(2, fld(3, fld(2, claim))))
     st, body, _ = await api("POST", DEPS, raw=dep, ctype="application/vnd.kubernetes.protobuf")
     assert st == 415 and body["reason"] == "UnsupportedMediaType" and body["code"] == 415
-    assert "(got Deployment: spec.template.spec: field 1 is not one skiff reads from protobuf)" in body["message"]
+    assert "(got Deployment: spec.template.spec: field 39 is not one skiff reads from protobuf)" in body["message"]
     assert "kubectl create deployment x --image=y --dry-run=client -o yaml | kubectl apply -f -" in body["message"]
     st, body, _ = await api("POST", "/api/v1/namespaces", raw=b"k8s\x00\n\xff", ctype="application/vnd.kubernetes.protobuf")
     assert st == 415                                     # garbage: refused, nothing made
