@@ -14,10 +14,12 @@ def test_drain_evicts_within_the_budget(kube):
                                       pod("go", ctr("main"), labels={"app": "go"})))
         kube.wait_running("keep")
         kube.wait_running("go")
-        for name, spec in (("keep", {"minAvailable": 1}), ("go", {"maxUnavailable": 1})):
-            k.ok("apply", "-f", kube.file(f"{name}-pdb.yaml", {
-                "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
-                "spec": {**spec, "selector": {"matchLabels": {"app": name}}}}))
+        # one budget from kubectl create (a protobuf body), one from a manifest
+        assert k.ok("create", "pdb", "keep", "--selector=app=keep", "--min-available=1") == \
+            "poddisruptionbudget.policy/keep created\n"
+        k.ok("apply", "-f", kube.file("go-pdb.yaml", {
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "go"},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "go"}}}}))
         kube.wait(lambda: k.ok("get", "pdb", "go", "-o", "jsonpath={.status.disruptionsAllowed}") == "1", 20,
                   "the budgets' status")
         out = k.ok("get", "pdb")

@@ -105,3 +105,16 @@ def test_unread_pod_fields_are_refused_by_name():
     with pytest.raises(Unsupported) as ei:                        # an nfs volume (VolumeSource field 7)
         decode(envelope(ld(1, ld(1, "p")) + ld(2, ld(1, ld(1, "v") + ld(2, ld(7, ld(1, "srv")))))))
     assert "spec.volumes: field 7 is not one skiff reads from protobuf" in str(ei.value)
+
+
+def test_kubectl_create_pdb():
+    """kubectl create pdb p1 --selector=app=a --min-available=1 / p2 ... --max-unavailable=50%"""
+    def body(name, spec):
+        return b"k8s\x00" + ld(1, ld(1, "policy/v1") + ld(2, "PodDisruptionBudget")) + ld(2, (
+            ld(1, ld(1, name) + ld(2, "") + vi(7, 0)) + ld(2, spec)
+            + ld(3, vi(1, 0) + vi(3, 0) + vi(4, 0) + vi(5, 0) + vi(6, 0))))
+    sel = ld(2, ld(1, ld(1, "app") + ld(2, "a")))
+    assert decode(body("p1", ld(1, vi(1, 0) + vi(2, 1) + ld(3, "")) + sel))["spec"] == \
+        {"minAvailable": 1, "selector": {"matchLabels": {"app": "a"}}}
+    assert decode(body("p2", sel + ld(3, vi(1, 1) + vi(2, 0) + ld(3, "50%"))))["spec"] == \
+        {"selector": {"matchLabels": {"app": "a"}}, "maxUnavailable": "50%"}
