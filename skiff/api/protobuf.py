@@ -239,6 +239,9 @@ POD_SPEC = {1: ("volumes", "rep_msg", VOLUME),
             38: ("schedulingGates", "rep_msg", {1: ("name", "str")})}
 POD_TEMPLATE = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", POD_SPEC)}
 POD = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", POD_SPEC), 3: ("status", "skip")}
+# kubectl create priorityclass
+PRIORITY_CLASS = {1: ("metadata", "msg", OBJECT_META), 2: ("value", "int_keep"), 3: ("globalDefault", "bool0"),
+                  4: ("description", "str"), 5: ("preemptionPolicy", "str")}
 # kubectl create poddisruptionbudget
 PDB = {1: ("metadata", "msg", OBJECT_META),
        2: ("spec", "msg", {1: ("minAvailable", "intstr"), 2: ("selector", "msg", LABEL_SELECTOR),
@@ -277,12 +280,13 @@ def _strict(desc: dict, seen: set) -> None:
 
 
 STRICT: set = set()        # ids of the descriptions whose unknown fields are refused
-for _d in (DEPLOYMENT, JOB, CRONJOB, POD, PDB):
+for _d in (DEPLOYMENT, JOB, CRONJOB, POD, PDB, PRIORITY_CLASS):
     _strict(_d, STRICT)
 
 KINDS = {("v1", "Namespace"): NAMESPACE, ("v1", "ConfigMap"): CONFIGMAP, ("v1", "Secret"): SECRET,
          ("v1", "Service"): SERVICE, ("v1", "ServiceAccount"): SERVICE_ACCOUNT,
-         ("v1", "ResourceQuota"): RESOURCE_QUOTA, ("v1", "Pod"): POD, ("policy/v1", "PodDisruptionBudget"): PDB, ("apps/v1", "Deployment"): DEPLOYMENT, ("batch/v1", "Job"): JOB,
+         ("v1", "ResourceQuota"): RESOURCE_QUOTA, ("v1", "Pod"): POD, ("policy/v1", "PodDisruptionBudget"): PDB,
+         ("scheduling.k8s.io/v1", "PriorityClass"): PRIORITY_CLASS, ("apps/v1", "Deployment"): DEPLOYMENT, ("batch/v1", "Job"): JOB,
          ("batch/v1", "CronJob"): CRONJOB, ("autoscaling/v1", "HorizontalPodAutoscaler"): HPA_V1,
          ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): SSAR,
          ("authentication.k8s.io/v1", "SelfSubjectReview"): SSR}

@@ -74,6 +74,7 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("persistentvolumeclaims", "PersistentVolumeClaim", "", "v1", True, "persistentvolumeclaim", ("pvc",),
              (), ("status",)),
     Resource("storageclasses", "StorageClass", "storage.k8s.io", "v1", False, "storageclass", ("sc",)),
+    Resource("priorityclasses", "PriorityClass", "scheduling.k8s.io", "v1", False, "priorityclass", ("pc",)),
 ]}
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"

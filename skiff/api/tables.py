@@ -878,3 +878,8 @@ from skiff.api import tables_storage as _storage  # noqa: E402  (persistentvolum
 
 COLUMNS.update(_storage.COLUMNS)
 CELLS.update(_storage.CELLS)
+
+from skiff.api import tables_scheduling as _scheduling  # noqa: E402  (priorityclasses)
+
+COLUMNS.update(_scheduling.COLUMNS)
+CELLS.update(_scheduling.CELLS)

@@ -71,6 +71,8 @@ KINDS: dict[tuple[str, str], Kind] = {
              "subdomain"),
         Kind("storage.k8s.io/v1", "StorageClass", "storageclasses", False, "storage.k8s.io.v1.StorageClass.json",
              "subdomain"),
+        Kind("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", False,
+             "scheduling.k8s.io.v1.PriorityClass.json", "subdomain"),
     ]
 }
 
@@ -418,9 +420,6 @@ _true = lambda v: v is True  # noqa: E731
 _nonempty = lambda v: bool(v)  # noqa: E731
 
 UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
-    ("spec.priorityClassName", WARN, _set),
-    ("spec.priority", WARN, _set),
-    ("spec.preemptionPolicy", WARN, _set),
     ("spec.automountServiceAccountToken", WARN, _true),
     ("spec.runtimeClassName", WARN, _set),
     ("spec.setHostnameAsFQDN", WARN, _true),
@@ -1436,6 +1435,9 @@ def validate_update(cur: dict, new: dict) -> None:
     if kind.kind in ("PersistentVolume", "PersistentVolumeClaim", "StorageClass"):
         from skiff.api.validation_storage import check_storage_update
         causes.extend(check_storage_update(kind.kind, cur, new))
+    if kind.kind == "PriorityClass":
+        from skiff.api.validation_priority import check_priority_class_update
+        causes.extend(check_priority_class_update(cur, new))
     if kind.kind == "Secret" and (cur.get("type") or "Opaque") != (new.get("type") or "Opaque"):
         causes.append(_invalid("type", new.get("type"), "field is immutable"))
     if kind.kind in ("Secret", "ConfigMap") and cur.get("immutable") is True:
@@ -1561,6 +1563,9 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
     if kind.kind == "EndpointSlice":
         from skiff.api.validation_service import check_endpointslice
         causes.extend(check_endpointslice(obj))
+    if kind.kind == "PriorityClass":
+        from skiff.api.validation_priority import check_priority_class
+        causes.extend(check_priority_class(obj))
     if kind.kind == "ConfigMap":
         causes.extend(_check_configmap(obj))
     if kind.kind == "Secret":

@@ -379,6 +379,8 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
         _default_template(obj.get("spec"), deployment=kind.kind == "Deployment")
     elif kind.kind == "ReplicationController":
         _default_replication_controller(obj)
+    elif kind.kind == "PriorityClass":
+        obj.setdefault("preemptionPolicy", "PreemptLowerPriority")     # SetDefaults_PriorityClass
     elif kind.kind == "Job":
         _default_job(obj)
     elif kind.kind == "CronJob":

@@ -95,7 +95,7 @@ def _field_manager(request: web.Request) -> str:
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 PROTOBUF_MESSAGE = (
     "the body of the request was in protobuf (application/vnd.kubernetes.protobuf): skiff reads protobuf "
-    "only for Namespace, ConfigMap, Secret, Service, ServiceAccount, ResourceQuota, PodDisruptionBudget, the Pod (kubectl debug), "
+    "only for Namespace, ConfigMap, Secret, Service, ServiceAccount, ResourceQuota, PodDisruptionBudget, PriorityClass, the Pod (kubectl debug), "
     "Deployment, Job and CronJob fields kubectl writes, and the self reviews, and JSON and YAML for everything. kubectl "
     "1.32 sends protobuf for its imperative create commands; "
     "have kubectl write the object as YAML and apply that instead (add --dry-run=client -o yaml and pipe it "

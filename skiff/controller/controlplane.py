@@ -203,6 +203,8 @@ class ControlPlane:
                                      service_cidr=self.service_cidr, node_port_range=self.node_port_range)
             self.tokens = TokenManager(self._cache)
             await self.registry.ensure_namespaces()
+            from skiff.controller.admission_priority import ensure_system_priority_classes
+            await ensure_system_priority_classes(self.registry)
             # the cluster IPs and node ports the stored services hold, before any request
             await self.registry.service_ips.ensure_loaded(self._cache)
             token = read_kubeconfig_token(self.kubeconfig_path)

@@ -35,6 +35,8 @@ from skiff.api.validation import (ValidationError, check_scheduling_gates_update
                                   ephemeral_containers_update, validate_update)
 from skiff.controller.admission import admit
 from skiff.controller.admission_limits import admit_pod_limit_ranges
+from skiff.controller.admission_priority import (SYSTEM_PRIORITY_CLASSES, admit_pod_priority,
+                                                 admit_priority_class, check_priority_class_delete)
 from skiff.controller.admission_serviceaccount import admit_pod_service_account
 from skiff.controller.quota import QuotaAdmission
 from skiff.controller.auth import ADMIN, User, authorize
@@ -563,6 +565,7 @@ class Registry(RegistryKindsMixin):
         if r.namespaced:
             await self._require_namespace(ns, r, nmd.get("name") or None)
         if r.plural == "pods":
+            await admit_pod_priority(self.storage, new, gen or nmd.get("name") or "")
             await admit_pod_service_account(self.storage, new, ns, gen or nmd.get("name") or "")
             try:
                 await admit_pod_limit_ranges(self.storage, new, ns, gen or nmd.get("name") or "")
@@ -571,6 +574,8 @@ class Registry(RegistryKindsMixin):
         elif r.plural in ("persistentvolumeclaims", "persistentvolumes"):
             from skiff.controller.admission_storage import admit_storage_create
             await admit_storage_create(self.storage, r.plural, new)
+        elif r.plural == "priorityclasses":
+            await admit_priority_class(self.storage, new, True)
         async with self.quota.guard(self.storage, r.plural, new, ns, gen or nmd.get("name") or ""), \
                 self._service_txn(r) as txn:
             if txn is not None:
@@ -756,6 +761,8 @@ class Registry(RegistryKindsMixin):
         if r.plural == "persistentvolumeclaims" and new.get("spec") != cur.get("spec"):
             from skiff.controller.admission_storage import admit_claim_resize
             await admit_claim_resize(self.storage, cur, new)
+        if r.plural == "priorityclasses" and new.get("globalDefault") and not cur.get("globalDefault"):
+            await admit_priority_class(self.storage, new, False)
         if r.plural != "services":
             return (await self._store_write(r, key, cur, new))[0]
         async with self._service_txn(r) as txn:
@@ -1004,6 +1011,8 @@ class Registry(RegistryKindsMixin):
                                      r.group)
             if r.plural == "namespaces":
                 await self._check_namespace_deletable(name)
+            elif r.plural == "priorityclasses":
+                check_priority_class_delete(name)
             fins = gc_finalizers(md.get("finalizers"), propagation_policy)
             try:
                 if r.plural == "namespaces":
@@ -1038,6 +1047,8 @@ class Registry(RegistryKindsMixin):
         out = []
         for obj in lst["items"]:
             md = obj["metadata"]
+            if r.plural == "priorityclasses" and md["name"] in SYSTEM_PRIORITY_CLASSES:
+                continue        # kept (a single DELETE of one is refused)
             try:
                 out.append(await self.delete(resource, md["name"], md.get("namespace"),
                                              grace_period_seconds=grace_period_seconds,

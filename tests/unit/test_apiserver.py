@@ -83,7 +83,7 @@ async def test_health_version_discovery(api):
     st, body, _ = await api("GET", "/apis")
     assert sorted(g["name"] for g in body["groups"]) == ["apps", "autoscaling", "batch", "coordination.k8s.io",
                                                          "discovery.k8s.io", "metrics.k8s.io", "policy",
-                                                         "storage.k8s.io"]
+                                                         "scheduling.k8s.io", "storage.k8s.io"]
     st, body, _ = await api("GET", "/api/v1")
     names = {r["name"]: r for r in body["resources"]}
     assert {"pods", "pods/log", "pods/status", "pods/binding", "nodes", "events", "namespaces",
@@ -172,7 +172,7 @@ async def test_request_bodies_up_to_3_mib(api):
 async def test_warning_header(api):
     p = pod()
     p["spec"]["containers"][0]["readinessProbe"] = {"exec": {"command": ["true"]}}
-    p["spec"]["priorityClassName"] = "high"
+    p["spec"]["runtimeClassName"] = "gvisor"
     from skiff.controller.admission import admit
     _, warns = admit(p)
     st, out, hdrs = await api("POST", PODS, p)

@@ -132,9 +132,9 @@ async def test_warn_is_the_default_and_drops_unknown_fields(api):
                                 ctype="application/merge-patch+json", fv="Warn")
     assert st == 200 and warns == ['299 - "unknown field \\"spec.zzz\\""'] and body["metadata"]["labels"]["c"] == "d"
     # a skiff "accepted but not supported" warning and an unknown-field warning together
-    st, body, warns = await api("POST", PODS, pod("both", priorityClassName="high", foo=1))
+    st, body, warns = await api("POST", PODS, pod("both", runtimeClassName="gvisor", foo=1))
     assert st == 201 and len(warns) == 2 and any("unknown field" in w for w in warns) \
-        and any("spec.priorityClassName" in w for w in warns)
+        and any("spec.runtimeClassName" in w for w in warns)
 
 
 async def test_ignore_drops_silently(api):

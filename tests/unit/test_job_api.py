@@ -162,11 +162,11 @@ def test_what_skiff_does_not_support_is_refused():
     # the pod rules apply to the template, under its path
     j = job()
     j["spec"]["template"]["spec"]["hostPID"] = True
-    j["spec"]["template"]["spec"]["priorityClassName"] = "high"
+    j["spec"]["template"]["spec"]["runtimeClassName"] = "gvisor"
     assert causes(j)["spec.template.spec.hostPID"] == "spec.template.spec.hostPID is not supported by skiff"
     del j["spec"]["template"]["spec"]["hostPID"]
     _, warns = admit(j)
-    assert [w.field for w in warns] == ["spec.template.spec.priorityClassName"]
+    assert [w.field for w in warns] == ["spec.template.spec.runtimeClassName"]
 
 
 def test_strict_schema():

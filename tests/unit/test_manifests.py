@@ -90,15 +90,15 @@ def test_every_problem_of_every_file_is_listed_one_per_line(tmp_path):
 
 
 def test_unsupported_fields_in_manifests(tmp_path):
-    f = write(tmp_path, "p.yaml", pod_yaml("a", extra="  priorityClassName: high\n") + "---\n"
+    f = write(tmp_path, "p.yaml", pod_yaml("a", extra="  runtimeClassName: gvisor\n") + "---\n"
               + pod_yaml("b", extra="  volumes:\n  - name: data\n    nfs: {server: s, path: /}\n"))
     with pytest.raises(ManifestError) as ei:
         load_manifests([f])
     assert str(ei.value) == (f"{f}: document 2: spec.volumes[0].nfs: spec.volumes[0].nfs "
                              "is not supported by skiff (volume types: emptyDir, hostPath, configMap, secret, downwardAPI, "
                              "projected, persistentVolumeClaim)")
-    (d,) = load_manifests([write(tmp_path, "w.yaml", pod_yaml("a", extra="  priorityClassName: high\n"))])
-    assert d.warnings == ["spec.priorityClassName is accepted but not supported by skiff"]
+    (d,) = load_manifests([write(tmp_path, "w.yaml", pod_yaml("a", extra="  runtimeClassName: gvisor\n"))])
+    assert d.warnings == ["spec.runtimeClassName is accepted but not supported by skiff"]
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):

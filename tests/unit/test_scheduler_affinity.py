@@ -3,6 +3,8 @@ PodTopologySpread): each case runs the scheduler's own cycle (Scheduler.schedule
 without the API; a chosen node is assumed, as the scheduler does before binding."""
 from collections import Counter
 
+import pytest
+
 from skiff.controller.scheduler import Scheduler
 from skiff.controller.scheduler.filters import PodInfo, R_SELECTOR, fit_error_message
 from skiff.controller.scheduler.interpod import R_AFFINITY, R_ANTI_AFFINITY, R_EXISTING_ANTI_AFFINITY
@@ -312,3 +314,22 @@ def test_schedule_anyway_scores_the_emptier_domain_and_never_filters():
     soft = pod("web", {"app": "web", "i": "3"}, spread=[spread(when="ScheduleAnyway")])
     assert cycle(scheduler(*nodes, pods=existing), soft)[0] == "b1"
     assert cycle(scheduler(nodes[0], pods=existing[:2]), soft)[0] == "a1"
+
+
+@pytest.mark.asyncio
+async def test_the_queue_takes_pending_pods_highest_priority_first():
+    """PrioritySort: the scheduler's queue orders pending pods by spec.priority (the Priority
+    admission's), first come first served within one priority."""
+    s = Scheduler(None)
+
+    class Pods:
+        cache = {f"default/{n}": {"metadata": {"name": n}, "spec": {"priority": p} if p is not None else {}}
+                 for n, p in (("a", None), ("b", 10), ("c", 2000000000), ("d", 10), ("e", -1))}
+
+        def get(self, key):
+            return self.cache.get(key)
+    s.pods = Pods()
+    for n in "abcde":
+        s.queue.add(f"default/{n}")
+    assert [await s.queue.get() for _ in range(5)] == ["default/c", "default/b", "default/d", "default/a",
+                                                       "default/e"]

@@ -351,6 +351,10 @@ OBJECTS = {
         {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "none"},
          "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "10Mi"}},
                   "storageClassName": None}}],
+    "scheduling.k8s.io.v1.PriorityClass.json": [
+        {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high"},
+         "value": 1000000, "globalDefault": False, "description": "for the front end", "preemptionPolicy": "Never"},
+        {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "low"}, "value": -10}],
     "storage.k8s.io.v1.StorageClass.json": [
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "local-path"},
          "provisioner": "skiff.dev/local-path", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",

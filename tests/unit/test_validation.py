@@ -275,15 +275,16 @@ def test_volume_mount_must_name_a_volume():
 
 
 def test_unsupported_fields_warn():
-    p = pod(priorityClassName="high", serviceAccountName="builder", serviceAccount="builder", priority=5,
+    p = pod(runtimeClassName="gvisor", serviceAccountName="builder", serviceAccount="builder",
             automountServiceAccountToken=True)
     p["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["nginx", "-s", "quit"]}}}
     ws = validate(p)
-    assert "spec.priorityClassName is accepted but not supported by skiff" in ws
+    assert "spec.runtimeClassName is accepted but not supported by skiff" in ws
     assert any(w.startswith("spec.automountServiceAccountToken is accepted, but skiff mounts no service "
                             "account token") for w in ws)
     # lifecycle hooks are served since issue 6's review, ServiceAccounts since they are objects: no warning
-    assert {w.field for w in ws} == {"spec.priorityClassName", "spec.priority", "spec.automountServiceAccountToken"}
+    # priorityClassName and priority are served since PriorityClasses are (the Priority admission)
+    assert {w.field for w in ws} == {"spec.runtimeClassName", "spec.automountServiceAccountToken"}
     assert all(isinstance(w, str) for w in ws)
 
 

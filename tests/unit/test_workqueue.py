@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from skiff.controller.workqueue import ShutDown, WorkQueue, run_workers
+from skiff.controller.workqueue import PriorityWorkQueue, ShutDown, WorkQueue, run_workers
 
 pytestmark = pytest.mark.asyncio
 
@@ -16,6 +16,19 @@ async def test_dedup_and_fifo():
         q.add(k)
     assert len(q) == 3
     assert [await q.get() for _ in range(3)] == ["a", "b", "c"]
+
+
+async def test_priority_queue_highest_first_fifo_within_a_priority():
+    prio = {"low1": -5, "mid1": 0, "high1": 100, "mid2": 0, "high2": 100, "low2": -5}
+    q = PriorityWorkQueue("sched", priority_of=prio.get)
+    for k in ("low1", "mid1", "high1", "mid2", "high2", "low2", "mid1"):
+        q.add(k)
+    assert len(q) == 6
+    assert [await q.get() for _ in range(3)] == ["high1", "high2", "mid1"]
+    q.add("high1")                       # being processed: queued again once done, still first
+    q.done("high1")
+    assert [await q.get() for _ in range(4)] == ["high1", "mid2", "low1", "low2"]
+    assert len(q) == 0 and not q._levels
 
 
 async def test_key_added_while_processing_is_rerun_after_done():

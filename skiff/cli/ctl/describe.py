@@ -132,6 +132,8 @@ def describe_pod(pod: dict, events) -> str:
     w.w(0, f"Name:\t{md.get('name', '')}")
     w.w(0, f"Namespace:\t{md.get('namespace', '')}")
     w.w(0, f"Priority:\t{spec.get('priority', 0)}")
+    if spec.get("priorityClassName"):
+        w.w(0, f"Priority Class Name:\t{spec['priorityClassName']}")
     w.w(0, f"Service Account:\t{spec.get('serviceAccountName') or 'default'}")
     node = spec.get("nodeName")
     w.w(0, f"Node:\t{node + ('/' + st['hostIP'] if st.get('hostIP') else '') if node else '<none>'}")

@@ -9,6 +9,8 @@ background (at most ``max_inflight_binds`` at a time), like kube-scheduler's bin
 
 - On success: a Normal ``Scheduled`` event ``Successfully assigned default/web to n1`` and one log
   line. The informer's MODIFIED (spec.nodeName set) then confirms the assumed pod.
+- Pending pods are taken highest `spec.priority` first (PrioritySort), first come first served
+  within a priority; there is no preemption.
 - When the binding fails: the assumption is dropped and the pod is requeued (unless it is gone,
   bound elsewhere or being deleted).
 - When no node fits: the pod stays Pending with the condition PodScheduled=False reason
@@ -42,7 +44,7 @@ from skiff.api.errors import APIError
 from skiff.api.informer import Informer
 from skiff.api.timefmt import rfc3339
 from skiff.controller.events import EventRecorder
-from skiff.controller.workqueue import WorkQueue, run_workers
+from skiff.controller.workqueue import PriorityWorkQueue, run_workers
 
 from .cache import SchedulerCache
 from .filters import (PodInfo, R_PORTS, fit_error_message, fits_resources, host_ports_conflict,
@@ -91,7 +93,8 @@ class Scheduler:
         self.max_backoff = max_backoff
         self.percentage = percentage_of_nodes_to_score
         self.cache = SchedulerCache()
-        self.queue = WorkQueue("scheduler")
+        # PrioritySort: the highest spec.priority first (set by the Priority admission), FIFO within one
+        self.queue = PriorityWorkQueue("scheduler", priority_of=self._priority_of)
         self.recorder = recorder or EventRecorder(client, DEFAULT_SCHEDULER)
         self._own_recorder = recorder is None
         # with ``shared`` (a SharedInformers), the pods and nodes caches are the process's shared
@@ -269,6 +272,11 @@ class Scheduler:
             return (lambda k: inf.get(k)) if inf is not None else (lambda k: None)
         return volume_state(pi.namespace, pi.claims, get(self.claims), get(self.volumes), get(self.classes),
                             (lambda: self.volumes.list()) if self.volumes is not None else (lambda: []))
+
+    def _priority_of(self, key: str) -> int:
+        pod = self.pods.get(key) if self.pods is not None else None
+        p = ((pod or {}).get("spec") or {}).get("priority")
+        return p if isinstance(p, int) else 0
 
     def schedule(self, pi: PodInfo, vol: VolumeState | None = None):
         """One cycle's decision on the cache: (the chosen NodeInfo, or None when no node fits; the
