@@ -61,3 +61,34 @@ def test_priority_classes(kube):
     finally:
         k("delete", "pod", "prio-a", "prio-b", "prio-e", "--grace-period=0", "--ignore-not-found", "--wait=false")
         k("delete", "pc", "prio-high", "prio-default", "--ignore-not-found")
+
+
+def test_preemption_on_a_real_node(kube):
+    """A pod of higher priority that does not fit preempts a lower-priority pod on the real node:
+    the victim is stopped by the agent, the preemptor is nominated, then runs."""
+    k = kube.kubectl
+    alloc = k.json("get", "node", kube.node)["status"]["allocatable"]["cpu"]
+    milli = int(alloc[:-1]) if alloc.endswith("m") else int(float(alloc) * 1000)
+    used = sum(int(c["resources"].get("requests", {}).get("cpu", "0m").rstrip("m") or 0)
+               for p in k.json("get", "pods", "-A")["items"] if p["spec"].get("nodeName") == kube.node
+               and p["status"].get("phase") in ("Pending", "Running") for c in p["spec"]["containers"]
+               if c.get("resources", {}).get("requests", {}).get("cpu", "").endswith("m"))
+    half = (milli - used) // 2 + 10           # two of them never fit together
+    try:
+        for name, value in (("pre-low", 10), ("pre-high", 1000)):
+            k.ok("create", "priorityclass", name, f"--value={value}")
+        victim = pod("pre-victim", ctr("main", resources={"requests": {"cpu": f"{half}m"}}),
+                     priorityClassName="pre-low", terminationGracePeriodSeconds=1)
+        k.ok("apply", "-f", kube.file("victim.yaml", victim))
+        kube.wait_running("pre-victim")
+        k.ok("apply", "-f", kube.file("vip.yaml", pod("pre-vip", ctr("main", resources={"requests": {"cpu": f"{half}m"}}),
+                                                      priorityClassName="pre-high")))
+        kube.wait(lambda: kube.gone("pod", "pre-victim"), 30, "the victim to be preempted")
+        kube.wait_running("pre-vip", 30)
+        ev = k.ok("get", "events", "--field-selector", "reason=Preempted,involvedObject.name=pre-victim",
+                  "-o", "jsonpath={.items[*].message}")
+        uid = k.json("get", "pod", "pre-vip")["metadata"]["uid"]
+        assert ev == f"Preempted by pod {uid} on node {kube.node}", ev
+    finally:
+        k("delete", "pod", "pre-victim", "pre-vip", "--grace-period=0", "--ignore-not-found", "--wait=false")
+        k("delete", "pc", "pre-low", "pre-high", "--ignore-not-found")

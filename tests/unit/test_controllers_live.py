@@ -148,8 +148,10 @@ async def test_unschedulable_pod_stays_pending_with_reasons_then_fits(cluster):
     await cluster.add_node("n2", cpu="2", labels={"disk": "ssd"})
     await cluster.add_node("n3", cpu="2")
     await cluster.pod("big", cpu="3", selector={"disk": "ssd"})
+    # and kube-scheduler's PostFilter part: preemption cannot help (all pods have priority 0)
     want = ("0/3 nodes are available: 1 Insufficient cpu, "
-            "2 node(s) didn't match Pod's node affinity/selector.")
+            "2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: "
+            "1 No preemption victims found for incoming pod, 2 Preemption is not helpful for scheduling..")
 
     async def unschedulable():
         c = cond(await cluster.get("big"), "PodScheduled")
@@ -172,10 +174,68 @@ async def test_requests_add_up_on_a_node(cluster):
     assert await wait_for(lambda: cluster.node_of("a")) == "n1"
     await cluster.pod("b", cpu="600m")
     evs = await wait_for(lambda: cluster.events("b", "FailedScheduling"))
-    assert evs[0]["message"] == "0/1 nodes are available: 1 Insufficient cpu."
+    assert evs[0]["message"] == ("0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are "
+                                 "available: 1 No preemption victims found for incoming pod..")
     # freeing the first pod's room lets the second in
     await cluster.c.delete("pods", "a", "default", grace_period_seconds=0)
     assert await wait_for(lambda: cluster.node_of("b"), timeout=3) == "n1"
+
+
+async def test_preemption_evicts_the_lowest_priority_pods_and_nominates_the_node(cluster):
+    """DefaultPreemption: a high-priority pod that fits nowhere evicts the lower-priority pods it
+    needs gone (DisruptionTarget, deleted, Preempted event), gets the node nominated, keeps that
+    and is bound once the victims are gone (the room kept for it meanwhile: test_scheduler_affinity)."""
+    for name, value in (("t-low", 10), ("t-mid", 100), ("t-high", 1000)):
+        await cluster.c.create("priorityclasses", {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                                                   "metadata": {"name": name}, "value": value})
+    await cluster.add_node("n1", cpu="1")
+    await cluster.add_node("n2", cpu="1", labels={"zone": "far"})
+
+    async def pod(name, cls, cpu, **spec):
+        c = {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}
+        return await cluster.c.create("pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                                               "spec": {"containers": [c], "priorityClassName": cls,
+                                                        "nodeSelector": {"kubernetes.io/hostname": "x"} if
+                                                        spec.get("nowhere") else {}, **{
+                                                            k: v for k, v in spec.items() if k != "nowhere"}}},
+                                      "default")
+    await pod("low-a", "t-low", "400m", nodeName="n1")
+    await pod("mid-a", "t-mid", "500m", nodeName="n1")
+    await pod("mid-b", "t-mid", "900m", nodeName="n2")
+    # n1: 900m used by a t-low (400m) and a t-mid (500m) pod; n2: one t-mid pod of 900m
+    await pod("urgent", "t-high", "500m")
+    victim = await wait_for(lambda: _deleting(cluster, "low-a"))
+    c = cond(victim, "DisruptionTarget")
+    assert (c["status"], c["reason"], c["message"]) == ("True", "PreemptionByScheduler",
+                                                         "default-scheduler: preempting to accommodate a higher "
+                                                         "priority pod")
+    urgent = await wait_for(lambda: _nominated(cluster, "urgent"))
+    assert urgent["status"]["nominatedNodeName"] == "n1"      # one victim of the lowest priority there
+    for other in ("mid-a", "mid-b"):
+        assert not (await cluster.get(other))["metadata"].get("deletionTimestamp")
+    evs = await wait_for(lambda: cluster.events("low-a", "Preempted"))
+    assert evs[0]["message"] == f"Preempted by pod {urgent['metadata']['uid']} on node n1"
+    # the kubelet's part: the victim goes; the preemptor is bound where the room was made
+    await cluster.c.delete("pods", "low-a", "default", grace_period_seconds=0)
+    assert await wait_for(lambda: cluster.node_of("urgent"), timeout=8) == "n1"
+    # preemptionPolicy Never: waits, preempts nothing
+    await cluster.c.create("priorityclasses", {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                                               "metadata": {"name": "t-polite"}, "value": 5000,
+                                               "preemptionPolicy": "Never"})
+    await pod("polite", "t-polite", "500m")
+    evs = await wait_for(lambda: cluster.events("polite", "FailedScheduling"))
+    assert evs[0]["message"].endswith(" preemption: not eligible due to preemptionPolicy=Never..")
+    assert not (await cluster.get("mid-a"))["metadata"].get("deletionTimestamp")
+
+
+async def _deleting(cluster, name):
+    p = await cluster.get(name)
+    return p if p["metadata"].get("deletionTimestamp") else None
+
+
+async def _nominated(cluster, name):
+    p = await cluster.get(name)
+    return p if (p.get("status") or {}).get("nominatedNodeName") else None
 
 
 async def test_host_port_conflict(cluster):
@@ -192,7 +252,8 @@ async def test_host_port_conflict(cluster):
     pending = f"hp-{nodes.index(None)}"
     evs = await wait_for(lambda: cluster.events(pending, "FailedScheduling"))
     assert evs[0]["message"] == ("0/2 nodes are available: 2 node(s) didn't have free ports "
-                                 "for the requested pod ports.")
+                                 "for the requested pod ports. preemption: 0/2 nodes are available: "
+                                 "2 No preemption victims found for incoming pod..")
 
 
 async def test_replica_set_with_hostname_anti_affinity_one_pod_per_node(cluster):

@@ -333,3 +333,56 @@ async def test_the_queue_takes_pending_pods_highest_priority_first():
         s.queue.add(f"default/{n}")
     assert [await s.queue.get() for _ in range(5)] == ["default/c", "default/b", "default/d", "default/a",
                                                        "default/e"]
+
+
+def test_the_room_a_preemption_made_is_kept_for_the_nominated_pod():
+    """Pods nominated to a node (status.nominatedNodeName) hold their requests there against
+    pods of lower priority, not against their own or higher priority (addNominatedPods)."""
+    s = scheduler(node("n1", cpu="1"))
+    nominated = pod("urgent", cpu="600m")
+    nominated["spec"]["priority"] = 1000
+    nominated["status"] = {"nominatedNodeName": "n1"}
+    s._on_pod("ADDED", nominated, None)
+    low = pod("late", cpu="600m")
+    low["spec"]["priority"] = 10
+    assert cycle(s, low) == (None, "0/1 nodes are available: 1 Insufficient cpu.")
+    high = pod("vip", cpu="600m")
+    high["spec"]["priority"] = 5000
+    assert cycle(s, high) == ("n1", "")
+    s.cache.forget("default/vip")
+    assert cycle(s, nominated) == ("n1", "")                  # its own room
+    # bound (or gone): no longer held
+    s.cache.forget("default/urgent")
+    s._on_pod("DELETED", nominated, None)
+    assert s.nominated == {} and cycle(s, pod("late2", cpu="600m")) == ("n1", "")
+
+
+def test_victims_are_the_fewest_lowest_priority_pods_and_budgets_are_spared():
+    from skiff.controller.scheduler.preemption import pdb_violation_counter, pick_one, select_victims_on_node
+    s = scheduler(node("n1", cpu="2"), node("n2", cpu="2"))
+
+    def placed(name, n, cpu, prio, labels=None):
+        p = pod(name, labels or {}, cpu=cpu)
+        p["spec"]["nodeName"], p["spec"]["priority"] = n, prio
+        s.cache.set_pod(p)
+        return PodInfo(p)
+    on1 = [placed("a", "n1", "1", 1), placed("b", "n1", "500m", 2), placed("c", "n1", "500m", 3)]
+    on2 = [placed("d", "n2", "1500m", 1, {"app": "db"}), placed("e", "n2", "500m", 500)]
+    want = pod("w", cpu="1")
+    want["spec"]["priority"] = 100
+    pi = PodInfo(want)
+    nobudget = pdb_violation_counter([])
+    c1 = select_victims_on_node(pi, s.cache.nodes["n1"], on1, nobudget)
+    assert [v.name for v in c1.victims] == ["a"]              # b and c reprieved (higher first)
+    c2 = select_victims_on_node(pi, s.cache.nodes["n2"], on2, nobudget)
+    assert [v.name for v in c2.victims] == ["d"]
+    assert pick_one([c2, c1]).node == "n1"                    # a tie (priority, sum, count): by name
+    # a budget with no disruption allowed covers d: n1 wins on violations
+    pdb = {"metadata": {"namespace": "default"}, "spec": {"selector": {"matchLabels": {"app": "db"}}},
+           "status": {"disruptionsAllowed": 0}}
+    c2 = select_victims_on_node(pi, s.cache.nodes["n2"], on2, pdb_violation_counter([pdb]))
+    assert c2.violations == 1 and pick_one([c2, c1]).node == "n1"
+    # nothing of lower priority that would make room: no candidate
+    high = pod("x", cpu="3")
+    high["spec"]["priority"] = 100
+    assert select_victims_on_node(PodInfo(high), s.cache.nodes["n1"], on1, nobudget) is None

@@ -152,7 +152,7 @@ class PodInfo:
     """What the filters and scores need of a pod, parsed once."""
     __slots__ = ("key", "namespace", "name", "uid", "labels", "terminating", "cpu", "mem", "nz_cpu",
                  "nz_mem", "ports", "selector", "node_affinity", "tolerations", "node_name", "group",
-                 "terms", "static_key", "claims")
+                 "terms", "static_key", "claims", "priority")
 
     def __init__(self, pod: dict):
         md = pod.get("metadata") or {}
@@ -181,6 +181,8 @@ class PodInfo:
         vols = spec.get("volumes")
         self.claims = tuple(v["persistentVolumeClaim"].get("claimName") or "" for v in vols
                             if "persistentVolumeClaim" in v) if vols else ()
+        prio = spec.get("priority")        # set by the Priority admission
+        self.priority = prio if isinstance(prio, int) and not isinstance(prio, bool) else 0
 
 
 def pod_info(pod: dict) -> PodInfo:

@@ -47,10 +47,12 @@ from skiff.controller.events import EventRecorder
 from skiff.controller.workqueue import PriorityWorkQueue, run_workers
 
 from .cache import SchedulerCache
-from .filters import (PodInfo, R_PORTS, fit_error_message, fits_resources, host_ports_conflict,
-                      static_reasons)
+from .filters import (PodInfo, R_CPU, R_MEMORY, R_PORTS, R_TOO_MANY_PODS, fit_error_message, fits_resources,
+                      host_ports_conflict, static_reasons)
 from .interpod import InterPodAffinity
 from .score import RoundRobin, score_and_select, score_with_terms, select_host
+from .preemption import (R_NO_VICTIMS, R_NOT_HELPFUL, pdb_violation_counter, pick_one, potential_nodes,
+                         select_victims_on_node)
 from .spread import TopologySpread
 from .volumes import VolumeState, volume_state
 from skiff.controller.volumes.logic import ANN_SELECTED_NODE
@@ -119,6 +121,10 @@ class Scheduler:
             self.claims.add_handler(self._on_volume_object)
             self.volumes.add_handler(self._on_volume_object)
         self.unschedulable: dict[str, int] = {}     # pod key -> failed attempts
+        # pods nominated to a node by a preemption, not bound yet: node -> {pod key: PodInfo}
+        self.nominated: dict[str, dict[str, PodInfo]] = {}
+        self._nominated_node: dict[str, str] = {}   # pod key -> the node it is nominated to
+        self.preemptions = 0                        # successful preemptions (for tests)
         self.rr = RoundRobin()
         self._static: dict = {}                     # static key -> (generation, ok nodes, reasons)
         self._next_start = 0
@@ -195,9 +201,31 @@ class Scheduler:
                 and (spec.get("schedulerName") or DEFAULT_SCHEDULER) == self.scheduler_name
                 and not (pod.get("metadata") or {}).get("deletionTimestamp"))
 
+    def _track_nominated(self, typ: str, key: str, pod: dict) -> None:
+        """Keep ``nominated`` (the room a preemption made) in step with the pods."""
+        node = None
+        if typ != "DELETED" and not (pod.get("spec") or {}).get("nodeName") \
+                and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+            node = (pod.get("status") or {}).get("nominatedNodeName") or None
+        cur = self._nominated_node.get(key)
+        if cur == node and (node is None or key in self.nominated.get(node, {})):
+            return
+        if cur is not None:
+            d = self.nominated.get(cur)
+            if d is not None:
+                d.pop(key, None)
+                if not d:
+                    del self.nominated[cur]
+            del self._nominated_node[key]
+        if node is not None:
+            self.nominated.setdefault(node, {})[key] = PodInfo(pod)
+            self._nominated_node[key] = node
+
     def _on_pod(self, typ: str, pod: dict, old: dict | None) -> None:
         md = pod.get("metadata") or {}
         key = f"{md.get('namespace') or 'default'}/{md.get('name')}"
+        if self._nominated_node or (pod.get("status") or {}).get("nominatedNodeName"):
+            self._track_nominated(typ, key, pod)
         if typ == "DELETED":
             was_bound = key in self.cache.pods
             self.cache.remove_pod(key)
@@ -256,7 +284,12 @@ class Scheduler:
                 return self.retry_interval
         ni, feasible, reasons, total = self.schedule(pi, vol)
         if ni is None:
-            await self._unschedulable(pod, pi, fit_error_message(total, reasons))
+            msg, nominated = fit_error_message(total, reasons), None
+            if total and pi.terms is None and not pi.claims:     # PostFilter: DefaultPreemption
+                post, nominated = await self._preempt(pod, pi)
+                if post:
+                    msg += f" {post}."
+            await self._unschedulable(pod, pi, msg, nominated)
             return self.retry_interval
         self.unschedulable.pop(key, None)
         self.cache.assume(pi, ni.name)
@@ -265,6 +298,95 @@ class Scheduler:
         self._bind_tasks.add(t)
         t.add_done_callback(self._bind_tasks.discard)
         return None
+
+    # -- preemption (preemption.py) ---------------------------------------------------------
+    async def _preempt(self, pod: dict, pi: PodInfo) -> tuple[str, str | None]:
+        """DefaultPreemption's PostFilter: ("" and the node nominated) when victims were
+        evicted, else (the "preemption: ..." message, "" to clear a nomination or None)."""
+        spec, st = pod.get("spec") or {}, pod.get("status") or {}
+        if spec.get("preemptionPolicy") == "Never":
+            return "preemption: not eligible due to preemptionPolicy=Never.", None
+        was = st.get("nominatedNodeName") or None
+        if was is not None:
+            for node, other in self.cache.pods.values():
+                if node == was and other.terminating and other.priority < pi.priority:
+                    return "preemption: not eligible due to a terminating pod on the nominated node.", None
+        nodes = self.cache.node_list
+        potential, other = potential_nodes(pi, nodes)
+        by_node: dict[str, list[PodInfo]] = {}
+        lowest = None
+        for node, p in self.cache.pods.values():
+            if not p.terminating:
+                by_node.setdefault(node, []).append(p)
+                lowest = p.priority if lowest is None else min(lowest, p.priority)
+        reasons = Counter({R_NOT_HELPFUL: other}) if other else Counter()
+        cands = []
+        if lowest is not None and lowest < pi.priority:
+            violates = pdb_violation_counter(await self._budgets())
+            for ni in potential:
+                c = select_victims_on_node(pi, ni, by_node.get(ni.name, []), violates,
+                                           self._nominated_extra(pi, ni.name))
+                if c is None:
+                    reasons[R_NO_VICTIMS] += 1
+                else:
+                    cands.append(c)
+        else:
+            reasons[R_NO_VICTIMS] += len(potential)
+        best = pick_one(cands)
+        if best is None:
+            return "preemption: " + fit_error_message(len(nodes), reasons), ("" if was else None)
+        await self._evict(pod, pi, best)
+        self.preemptions += 1
+        return "", best.node
+
+    async def _budgets(self) -> list[dict]:
+        try:
+            return (await self.client.list("poddisruptionbudgets")).get("items") or []
+        except APIError:
+            return []
+
+    async def _evict(self, pod: dict, pi: PodInfo, cand) -> None:
+        """prepareCandidate: each victim gets the DisruptionTarget condition and is deleted; the
+        lower-priority pods nominated to the node lose that nomination."""
+        log.info("preempting", extra={"fields": {"pod": pi.key, "node": cand.node,
+                                                 "victims": ",".join(v.key for v in cand.victims)}})
+        for v in cand.victims:
+            victim = self.pods.get(v.key) if self.pods is not None else None
+            cond = {"type": "DisruptionTarget", "status": "True", "lastTransitionTime": rfc3339(),
+                    "reason": "PreemptionByScheduler",
+                    "message": f"{self.scheduler_name}: preempting to accommodate a higher priority pod"}
+            try:
+                conds = [c for c in ((victim or {}).get("status") or {}).get("conditions") or ()
+                         if c.get("type") != "DisruptionTarget"]
+                await self.client.patch("pods", v.name, {"status": {"conditions": conds + [cond]}}, v.namespace,
+                                        subresource="status")
+                await self.client.delete("pods", v.name, v.namespace, preconditions={"uid": v.uid})
+            except APIError as e:
+                if e.code not in (404, 409):
+                    raise
+                continue
+            if victim is not None:
+                self.recorder.record(victim, "Normal", "Preempted",
+                                     f"Preempted by pod {pi.uid} on node {cand.node}")
+        for key, other in list(self.nominated.get(cand.node, {}).items()):
+            if key != pi.key and other.priority < pi.priority:
+                try:
+                    await self.client.patch("pods", other.name, {"status": {"nominatedNodeName": None}},
+                                            other.namespace, subresource="status")
+                except APIError:
+                    pass
+
+    def _nominated_extra(self, pi: PodInfo, node: str) -> tuple[int, int, int]:
+        """(cpu, memory, pods) the pods nominated to ``node`` with at least ``pi``'s priority hold
+        there (the room their preemption made), ``pi`` itself aside."""
+        d = self.nominated.get(node)
+        if not d:
+            return 0, 0, 0
+        cpu = mem = n = 0
+        for key, o in d.items():
+            if key != pi.key and o.priority >= pi.priority:
+                cpu, mem, n = cpu + o.cpu, mem + o.mem, n + 1
+        return cpu, mem, n
 
     def volume_state(self, pi: PodInfo):
         """(VolumeBinding's PreFilter message or None, its VolumeState) for a pod with claims."""
@@ -340,6 +462,7 @@ class Scheduler:
         start = self._next_start % n if want < n else 0
         order = ok[start:] + ok[:start] if start else ok
         cpu, mem, ports = pi.cpu, pi.mem, pi.ports
+        nominated = self.nominated
         plugins = spread is not None or interpod is not None or vol is not None
         feasible = []
         processed = 0
@@ -353,6 +476,13 @@ class Scheduler:
                 for r in fits_resources(pi, ni):
                     reasons[r] += 1
                 continue
+            if nominated and ni.name in nominated:      # the room a preemption made is kept
+                ecpu, emem, en = self._nominated_extra(pi, ni.name)
+                if en and (ni.npods + en >= ni.alloc_pods or (cpu and ni.req_cpu + ecpu + cpu > ni.alloc_cpu)
+                           or (mem and ni.req_mem + emem + mem > ni.alloc_mem)):
+                    reasons[R_TOO_MANY_PODS if ni.npods + en >= ni.alloc_pods else
+                            R_CPU if cpu and ni.req_cpu + ecpu + cpu > ni.alloc_cpu else R_MEMORY] += 1
+                    continue
             if plugins:
                 r = ((vol is not None and vol.reason(ni))
                      or (spread is not None and spread.reason(ni))
@@ -367,7 +497,7 @@ class Scheduler:
             self._next_start = (start + processed) % n
         return feasible, reasons, total
 
-    async def _unschedulable(self, pod: dict, pi: PodInfo, message: str) -> None:
+    async def _unschedulable(self, pod: dict, pi: PodInfo, message: str, nominated: str | None = None) -> None:
         self.failed_attempts += 1
         self.unschedulable[pi.key] = self.unschedulable.get(pi.key, 0) + 1
         log.info("pod is unschedulable", extra={"fields": {"pod": pi.key, "reason": "Unschedulable",
@@ -376,7 +506,7 @@ class Scheduler:
         conds = list((pod.get("status") or {}).get("conditions") or ())
         cur = next((c for c in conds if c.get("type") == "PodScheduled"), None)
         if cur and cur.get("status") == "False" and cur.get("reason") == "Unschedulable" \
-                and cur.get("message") == message:
+                and cur.get("message") == message and nominated is None:
             return
         new = {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
                "lastTransitionTime": (cur.get("lastTransitionTime") if cur and cur.get("status") == "False"
@@ -385,6 +515,8 @@ class Scheduler:
         conds = [c for c in conds if c.get("type") != "PodScheduled"] + [new]
         patch = {"metadata": {"resourceVersion": pod["metadata"].get("resourceVersion")},
                  "status": {"conditions": conds}}
+        if nominated is not None:
+            patch["status"]["nominatedNodeName"] = nominated or None    # "": cleared
         try:
             await self.client.patch("pods", pi.name, patch, pi.namespace, subresource="status")
         except APIError as e:
