@@ -266,6 +266,29 @@ async def test_local_path_provisioning_on_the_pods_node_and_protection(cluster):
     await wait_for(lambda: _none(cluster.pv(f"pvc-{uid}")))
 
 
+async def test_a_claim_whose_selected_node_is_gone_is_placed_again(cluster):
+    """rescheduleProvisioning: the scheduler selected a node for a WaitForFirstConsumer claim, then
+    that node went away before the volume was made: the selection is dropped (with a
+    ProvisioningFailed event) and the claim's next consumer gets it provisioned on a live node."""
+    c = cluster.c
+    await cluster.storage_node("n2", "/var/lib/skiff-n2/storage")
+    await wait_for(lambda: _get(c, "storageclasses", "local-path"))
+    await cluster.claim("orphaned", "1Gi")
+    await c.patch("persistentvolumeclaims", "orphaned", {"metadata": {"annotations": {L.ANN_SELECTED_NODE: "gone"}}},
+                  "default")
+    ev = await wait_for(lambda: cluster.claim_events("orphaned", "ProvisioningFailed"))
+    assert ev[0]["message"] == 'failed to provision volume with StorageClass "local-path": node "gone" not found'
+
+    async def unselected():
+        p = await cluster.pvc("orphaned")
+        return p if L.ANN_SELECTED_NODE not in (p["metadata"].get("annotations") or {}) else None
+    await wait_for(unselected)
+    await cluster.pod_with_claim("user", "orphaned")
+    assert await wait_for(lambda: cluster.node_of("user")) == "n2"
+    pvc = await wait_for(lambda: _phased(cluster.pvc("orphaned"), "Bound"))
+    assert pvc["metadata"]["annotations"][L.ANN_SELECTED_NODE] == "n2"
+
+
 async def _deleting(coro):
     obj = await coro
     if obj and obj["metadata"].get("deletionTimestamp") and "kubernetes.io/pv-protection" not in \

@@ -278,6 +278,8 @@ class PersistentVolumeController(QueueController):
                 f'annotation)'
             self.recorder.record(pvc, "Warning", "ProvisioningFailed",
                                  f'failed to provision volume with StorageClass "{cname}": {why}')
+            if node is None:
+                await self._reschedule(pvc)
             return
         pvc = await self._mark_provisioner(pvc, L.LOCAL_PATH_PROVISIONER)
         key = L.claim_key(pvc)
@@ -295,6 +297,19 @@ class PersistentVolumeController(QueueController):
         self.recorder.record(pvc, "Normal", "ProvisioningSucceeded", f"Successfully provisioned volume {pv_name}")
         log.info("provisioned a local-path volume", extra={"fields": {
             "claim": key, "volume": pv_name, "node": node_name, "path": pv["spec"]["hostPath"]["path"]}})
+
+    async def _reschedule(self, pvc: dict) -> None:
+        """rescheduleProvisioning (the external provisioners' library): the node the scheduler
+        selected is gone, so the selection is dropped and the claim's next consumer is placed anew."""
+        md = _md(pvc)
+        ann = {k: v for k, v in (md.get("annotations") or {}).items() if k != L.ANN_SELECTED_NODE}
+        try:
+            await self.client.update(CLAIMS, {**pvc, "metadata": {**md, "annotations": ann}})
+        except APIError as e:
+            if e.code not in (404, 409):
+                raise
+            return
+        log.info("selected node gone: claim rescheduled", extra={"fields": {"claim": L.claim_key(pvc)}})
 
     async def _sync_bound(self, pvc: dict) -> None:
         vol_name = (pvc.get("spec") or {}).get("volumeName")
