@@ -169,20 +169,7 @@ async def test_duplicate_fields(api):
     assert st == 201 and body["metadata"]["name"] == "dup2" and body["spec"]["containers"][0]["image"] == "b"
 
 
-def fld(num: int, payload: bytes) -> bytes:
-    """One length-delimited protobuf field (the test's own encoder)."""
-    def varint(n: int) -> bytes:
-        out = b""
-        while True:
-            b, n = n & 0x7F, n >> 7
-            out += bytes([b | (0x80 if n else 0)])
-            if not n:
-                return out
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
-
-
-def envelope(api_version: str, kind: str, raw: bytes) -> bytes:
-    return b"k8s\x00" + fld(1, fld(1, api_version.encode()) + fld(2, kind.encode())) + fld(2, raw)
+from tests.unit.pbenc import envelope, fld  # noqa: E402
 
 
 async def test_yaml_and_protobuf_bodies(api):

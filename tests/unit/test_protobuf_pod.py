@@ -8,28 +8,14 @@ from __future__ import annotations
 import pytest
 
 from skiff.api.protobuf import Unsupported, decode
+from tests.unit.pbenc import envelope as _envelope
 
 
-def _varint(n: int) -> bytes:
-    out = b""
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def ld(num: int, payload: bytes | str) -> bytes:
-    payload = payload.encode() if isinstance(payload, str) else payload
-    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
-
-
-def vi(num: int, value: int) -> bytes:
-    return _varint(num << 3) + _varint(value)
+from tests.unit.pbenc import fld as ld, num as vi  # noqa: E402
 
 
 def envelope(raw: bytes) -> bytes:
-    return b"k8s\x00" + ld(1, ld(1, "v1") + ld(2, "Pod")) + ld(2, raw)
+    return _envelope("v1", "Pod", raw)
 
 
 def debug_node_body(container_extra: bytes = b"") -> bytes:

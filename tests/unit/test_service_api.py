@@ -344,21 +344,7 @@ def test_endpoints_and_slice_cells():
 
 # -- protobuf (kubectl create service) -------------------------------------------------------------
 
-def _varint(n: int) -> bytes:
-    out = b""
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def fld(num: int, payload: bytes) -> bytes:
-    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
-
-
-def num(n: int, value: int) -> bytes:
-    return _varint(n << 3) + _varint(value)
+from tests.unit.pbenc import fld, num  # noqa: E402
 
 
 def test_protobuf_service():
