@@ -32,7 +32,7 @@ from skiff.api.informer import Informer
 from skiff.api.timefmt import rfc3339
 from skiff.controller.workqueue import QueueController, WorkQueue
 from skiff.controller.workloads import logic as L
-from skiff.controller.workloads.shared import SharedInformers
+from skiff.controller.workloads.shared import NamespaceCounts, SharedInformers
 
 __all__ = ["DisruptionController", "budget_status", "EVICTION_DENIED"]
 
@@ -121,7 +121,7 @@ class DisruptionController(QueueController):
         self.rss: Informer | None = None
         self.scalers: dict[str, Informer] = {}     # kind -> informer of the controllers with a scale
         self._task: asyncio.Task | None = None
-        self._namespaces: dict[str, int] = {}
+        self._namespaces = NamespaceCounts()          # namespace -> budgets in it
 
     async def start(self) -> None:
         self.pdbs = await self.shared.acquire(self.client, "poddisruptionbudgets")
@@ -149,15 +149,9 @@ class DisruptionController(QueueController):
         self.scalers.clear()
 
     def _on_pdb(self, typ: str, pdb: dict, old: dict | None) -> None:
-        m = L.md(pdb)
-        ns = m.get("namespace") or ""
-        n = self._namespaces.get(ns, 0) + (1 if typ == "ADDED" else -1 if typ == "DELETED" else 0)
-        if n > 0:
-            self._namespaces[ns] = n
-        else:
-            self._namespaces.pop(ns, None)
+        ns = self._namespaces.handle(typ, pdb)
         if typ != "DELETED":
-            self.queue.add(f"{ns}/{m.get('name')}")
+            self.queue.add(f"{ns}/{L.md(pdb).get('name')}")
 
     def _on_pod(self, typ: str, pod: dict, old: dict | None) -> None:
         ns = L.md(pod).get("namespace") or ""

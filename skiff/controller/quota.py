@@ -38,7 +38,7 @@ from skiff.controller.workloads.logic import parse_time as parse_rfc3339
 from skiff.api.validation_limits import quantity, show_quantity
 from skiff.controller.storage import prefix_for
 from skiff.controller.workqueue import QueueController, WorkQueue
-from skiff.controller.workloads.shared import SharedInformers
+from skiff.controller.workloads.shared import NamespaceCounts, SharedInformers
 
 __all__ = ["pod_usage", "object_usage", "quota_covers_pod", "QuotaAdmission", "ResourceQuotaController"]
 
@@ -266,7 +266,7 @@ class ResourceQuotaController(QueueController):
         self.quotas: Informer | None = None
         self.pods: Informer | None = None
         self._task: asyncio.Task | None = None
-        self._namespaces: dict[str, int] = {}        # namespace -> quotas in it
+        self._namespaces = NamespaceCounts()          # namespace -> quotas in it
 
     async def start(self) -> None:
         self.quotas = await self.shared.acquire(self.client, "resourcequotas")
@@ -285,12 +285,7 @@ class ResourceQuotaController(QueueController):
                 await self.shared.release(self.client, res)
 
     def _on_quota(self, typ: str, q: dict, old: dict | None) -> None:
-        ns = (q.get("metadata") or {}).get("namespace") or ""
-        n = self._namespaces.get(ns, 0) + (1 if typ == "ADDED" else -1 if typ == "DELETED" else 0)
-        if n > 0:
-            self._namespaces[ns] = n
-        else:
-            self._namespaces.pop(ns, None)
+        ns = self._namespaces.handle(typ, q)
         if typ != "DELETED":
             self.queue.add(ns)
 

@@ -136,3 +136,18 @@ class OwnerKeys:
                 if sel is not None and not sel.empty() and sel.matches_labels((obj.get("metadata") or {}).get("labels")):
                     out.append(k)
         return out
+
+
+class NamespaceCounts(dict):
+    """How many objects of one kind each namespace holds (namespace -> count, only those with
+    some): what lets a pod handler return at once in the namespaces without a quota, budget..."""
+
+    def handle(self, typ: str, obj: dict) -> str:
+        """Count an informer event (ADDED/MODIFIED/DELETED of ``obj``); returns its namespace."""
+        ns = (obj.get("metadata") or {}).get("namespace") or ""
+        n = self.get(ns, 0) + (1 if typ == "ADDED" else -1 if typ == "DELETED" else 0)
+        if n > 0:
+            self[ns] = n
+        else:
+            self.pop(ns, None)
+        return ns
