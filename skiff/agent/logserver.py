@@ -29,6 +29,29 @@ async def _healthz(_request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+def no_logs_message(pod_obj: dict | None, pod: str, cname: str, previous: bool) -> str:
+    """Why a container has no logs to show, in the kubelet's words (validateContainerLogStatus),
+    from the pod's reported container status."""
+    if previous:
+        return f'previous terminated container "{cname}" in pod "{pod}" not found'
+    st = (pod_obj or {}).get("status") or {}
+    cs = next((c for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses")
+               for c in st.get(key) or () if c.get("name") == cname), None)
+    if cs is None:
+        return f'container "{cname}" in pod "{pod}" is not available'
+    state = cs.get("state") or {}
+    if "terminated" in state or "terminated" in (cs.get("lastState") or {}):
+        return f'container "{cname}" in pod "{pod}" is terminated'
+    reason = (state.get("waiting") or {}).get("reason")
+    if reason == "ErrImagePull":
+        return f'container "{cname}" in pod "{pod}" is waiting to start: image can\'t be pulled'
+    if reason == "ImagePullBackOff":
+        return f'container "{cname}" in pod "{pod}" is waiting to start: trying and failing to pull image'
+    if reason:
+        return f'container "{cname}" in pod "{pod}" is waiting to start: {reason}'
+    return f'container "{cname}" in pod "{pod}" is waiting to start - no logs yet'
+
+
 def _bool(v: str | None) -> bool:
     return (v or "").lower() in ("1", "true", "yes")
 
@@ -123,10 +146,12 @@ class LogServer:
         q = request.query
         info = self.agent.container_instance(ns, pod, cname, previous=_bool(q.get("previous")))
         if info is None:
-            what = "previous terminated container" if _bool(q.get("previous")) else "container"
+            inf = getattr(self.agent, "informer", None)
+            obj = inf.cache.get(f"{ns}/{pod}") if inf is not None else None
             return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                       "reason": "BadRequest", "code": 400,
-                                      "message": f'{what} "{cname}" in pod "{pod}" not found'}, status=400)
+                                      "message": no_logs_message(obj, pod, cname, _bool(q.get("previous")))},
+                                     status=400)
         tail = int(q["tailLines"]) if q.get("tailLines") not in (None, "") else None
         since = None
         if q.get("sinceSeconds"):

@@ -206,6 +206,22 @@ def test_logs(kube):
     assert 'error from server (NotFound): pods "nope" not found in namespace "default"' in err, err
 
 
+def test_logs_of_a_container_that_never_started(kube):
+    """The kubelet's words for a container without logs (validateContainerLogStatus)."""
+    k = kube.kubectl
+    try:
+        k.ok("apply", "-f", kube.file("never.yaml", pod(
+            "never", ctr("main", imagePullPolicy="Never", image="skiff-test/absent:0"))))
+        kube.wait(lambda: k.ok("get", "pod", "never", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}")
+                  == "ErrImageNeverPull", 20, "ErrImageNeverPull")
+        err = k.fails("logs", "never")
+        assert 'container "main" in pod "never" is waiting to start: ErrImageNeverPull' in err, err
+        err = k.fails("logs", "never", "--previous")
+        assert 'previous terminated container "main" in pod "never" not found' in err, err
+    finally:
+        k("delete", "pod", "never", "--grace-period=0", "--wait=false")
+
+
 def test_logs_follow(kube):
     k = kube.kubectl
     k.ok("apply", "-f", kube.file("ticker.yaml", pod(
