@@ -84,6 +84,8 @@ def cleanup_networks(root: str) -> None:
             # the service table of an agent on this bridge (left when the agent was killed)
             from skiff.agent.serviceproxy import table_name_for
             subprocess.run(["nft", "delete", "table", "ip", table_name_for(net["Bridge"])], capture_output=True)
+            from skiff.agent.netpol import table_name_for as policy_table_for    # and its policy table
+            subprocess.run(["nft", "delete", "table", "ip", policy_table_for(net["Bridge"])], capture_output=True)
     try:
         from skiff.runtime.network.nft import Nft, SkiffTable
         table = SkiffTable(Nft())

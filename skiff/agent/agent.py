@@ -80,6 +80,7 @@ class Agent:
         self._cordoned: bool | None = None     # spec.unschedulable as last seen
         self.service_proxy = None
         self.node_routes = None
+        self.network_policies = None   # skiff.agent.netpol.NetworkPolicyController (with node_network)
         self.cluster_dns = None
         self.reclaimer = None       # skiff.agent.claims.LocalPathReclaimer (real runtime only)
 
@@ -191,7 +192,7 @@ class Agent:
         if self.cluster_dns is not None:
             await self.cluster_dns.stop()
         # the service table and the routes go with the agent (a new agent makes them again)
-        for part in (self.service_proxy, self.node_routes):
+        for part in (self.service_proxy, self.node_routes, self.network_policies):
             if part is not None:
                 await part.stop(cleanup=True)
         for w in list(self.workers.values()):
@@ -248,6 +249,14 @@ class Agent:
         self.service_proxy = ServiceProxy(self.client, self.name, self.pod_cidr,
                                           self.runtime.service_backend(table_name_for(self.config.pod_bridge)))
         await self.service_proxy.start()
+        # NetworkPolicies (skiff.agent.netpol): in nftables with the real runtime, in memory on a
+        # hollow node
+        from . import netpol
+        table = netpol.table_name_for(self.config.pod_bridge)
+        backend = (netpol.MemoryPolicyBackend(table) if self.config.runtime == "fake"
+                   else netpol.NftPolicyBackend(table))
+        self.network_policies = netpol.NetworkPolicyController(self.client, self.name, backend)
+        await self.network_policies.start()
 
     # -- registration and lease --
     async def _register(self, port: int) -> None:

@@ -67,6 +67,7 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("cronjobs", "CronJob", "batch", "v1", True, "cronjob", ("cj",), ("all",), ("status",)),
     Resource("poddisruptionbudgets", "PodDisruptionBudget", "policy", "v1", True, "poddisruptionbudget", ("pdb",),
              (), ("status",)),
+    Resource("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1", True, "networkpolicy", ("netpol",)),
     # autoscaling/v1 is served too, converted (skiff.controller.hpa_v1)
     Resource("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling", "v2", True,
              "horizontalpodautoscaler", ("hpa",), ("all",), ("status",)),

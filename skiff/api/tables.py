@@ -268,6 +268,15 @@ COLUMNS: dict[str, list[dict]] = {
                          "this field for you. More info: https://kubernetes.io/docs/concepts/overview/"
                          "working-with-objects/labels/#label-selectors", priority=1),
     ],
+    "networkpolicies": [
+        NAME_COLUMN,
+        _col("Pod-Selector", "Selects the pods to which this NetworkPolicy object applies. The array of ingress rules "
+                             "is applied to any pods selected by this field. Multiple network policies can select "
+                             "the same set of pods. In this case, the ingress rules for each are combined "
+                             "additively. This field is NOT optional and follows standard label selector "
+                             "semantics. An empty podSelector matches all pods in this namespace."),
+        AGE_COLUMN,
+    ],
     "poddisruptionbudgets": [
         NAME_COLUMN,
         _col("Min Available", "The minimum number of pods that must be available simultaneously. This can be "
@@ -670,6 +679,12 @@ def job_cells(job: dict, now: float | None = None) -> list:
             *_containers_cells(job), selector_string(spec.get("selector"))]
 
 
+def networkpolicy_cells(np: dict, now: float | None = None) -> list:
+    """printNetworkPolicy: the name, the pod selector (<none> when empty), the age."""
+    return [meta(np).get("name", ""), selector_string((np.get("spec") or {}).get("podSelector") or {}) or NONE,
+            _age(np, now)]
+
+
 def pdb_cells(pdb: dict, now: float | None = None) -> list:
     spec = pdb.get("spec") or {}
     na = lambda v: "N/A" if v is None else str(v)  # noqa: E731
@@ -770,7 +785,7 @@ def default_cells(obj: dict, now: float | None = None) -> list:
 CELLS: dict[str, Callable[[dict, float | None], list]] = {
     "pods": pod_cells, "nodes": node_cells, "deployments": deployment_cells,
     "replicasets": replicaset_cells, "replicationcontrollers": replicationcontroller_cells, "jobs": job_cells, "cronjobs": cronjob_cells, "events": event_cells,
-    "namespaces": namespace_cells, "poddisruptionbudgets": pdb_cells,
+    "namespaces": namespace_cells, "poddisruptionbudgets": pdb_cells, "networkpolicies": networkpolicy_cells,
     "configmaps": configmap_cells, "secrets": secret_cells, "leases": lease_cells,
     "serviceaccounts": serviceaccount_cells, "resourcequotas": resourcequota_cells,
     "daemonsets": daemonset_cells, "controllerrevisions": controllerrevision_cells,

@@ -64,6 +64,8 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("batch/v1", "CronJob", "cronjobs", True, "batch.v1.CronJob.json", "subdomain"),
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True, "policy.v1.PodDisruptionBudget.json",
              "subdomain"),
+        Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True,
+             "networking.k8s.io.v1.NetworkPolicy.json", "subdomain"),
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
              "autoscaling.v2.HorizontalPodAutoscaler.json", "subdomain"),
         Kind("v1", "PersistentVolume", "persistentvolumes", False, "core.v1.PersistentVolume.json", "subdomain"),
@@ -1524,6 +1526,9 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
     if kind.kind == "PodDisruptionBudget":
         from skiff.api.validation_pdb import check_pdb
         causes.extend(check_pdb(obj))
+    if kind.kind == "NetworkPolicy":
+        from skiff.api.validation_netpol import check_networkpolicy
+        causes.extend(check_networkpolicy(obj))
     if kind.kind == "CronJob":
         from skiff.api.validation_cronjob import check_cronjob
         more, warns = check_cronjob(obj)

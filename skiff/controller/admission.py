@@ -396,6 +396,9 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
     elif kind.kind == "StatefulSet":
         from skiff.api.validation_statefulset import default_statefulset
         default_statefulset(obj.get("spec"))
+    elif kind.kind == "NetworkPolicy":
+        from skiff.api.validation_netpol import default_networkpolicy
+        default_networkpolicy(obj)
     elif kind.kind == "Secret":
         _default_secret(obj)
     elif kind.kind == "Service":

@@ -254,10 +254,10 @@ def authorize(user: User, verb: str, resource: str, namespace: str | None = None
                     'can only access node lease with the same name as the requesting node')
     if resource == "pods":
         if verb in ("list", "watch"):
-            if field_node == n:
-                return
-            raise _deny(user, verb, resource, namespace, name, subresource,
-                        f'node "{n}" can only {verb} pods with spec.nodeName field selector "{n}"')
+            # every pod, read only: the agent's network policy controller needs the IPs and labels
+            # of the pods its policies' peers select on any node (skiff.agent.netpol), as k3s's
+            # controller reads them (and the Node authorizer allowed before AuthorizeNodeWithSelectors)
+            return
         if verb in ("get", "update", "patch", "delete"):
             if obj is not None and (obj.get("spec") or {}).get("nodeName") == n:
                 return
@@ -268,13 +268,17 @@ def authorize(user: User, verb: str, resource: str, namespace: str | None = None
         if verb in ("create", "patch", "get", "list"):
             return
         raise _deny(user, verb, resource, namespace, name, subresource)
+    if resource == "networkpolicies":    # enforced by the agent (skiff.agent.netpol)
+        if verb in ("get", "list", "watch") and not subresource:
+            return
+        raise _deny(user, verb, resource, namespace, name, subresource)
     if resource in ("services", "endpoints", "endpointslices"):
         # what kube-proxy (here: the agent) reads to serve Services on the node
         if verb in ("get", "list", "watch") and not subresource:
             return
         raise _deny(user, verb, resource, namespace, name, subresource)
     if resource == "namespaces":
-        if verb == "get" and not subresource:
+        if verb in ("get", "list", "watch") and not subresource:   # list/watch: namespaceSelectors
             return
         raise _deny(user, verb, resource, namespace, name, subresource)
     if resource in ("configmaps", "secrets", "persistentvolumeclaims"):

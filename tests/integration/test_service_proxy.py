@@ -195,8 +195,12 @@ def test_cluster_ip_node_port_routes_and_clean_up(cluster, tmp_path):
     assert skiff_routes(h2) == {cidr[h1.name]: h1.ip}
 
     # an agent stopped takes its table and its routes with it, and leaves the other tables alone
-    before = [t for t in tables(h1) if TABLE not in t]
+    # (the agent's network policy table, skiff.agent.netpol, goes too)
+    from skiff.agent.netpol import table_name_for as policy_table_for
+    ours = (TABLE, policy_table_for("skiffpods0"))
+    before = [t for t in tables(h1) if not t.endswith(ours)]
     h1.kill_agent(signal.SIGTERM)
     assert h1.proc.returncode == 0, open(h1.log).read()[-3000:]
     assert listing(h1) is None and skiff_routes(h1) == {}
-    assert [t for t in tables(h1) if TABLE not in t] == before
+    assert [t for t in tables(h1) if not t.endswith(ours)] == before
+    assert not any(t.endswith(ours) for t in tables(h1))

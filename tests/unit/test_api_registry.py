@@ -411,8 +411,9 @@ async def test_node_restriction(reg):
     assert e.message == ('pods "theirs" is forbidden: User "system:node:n1" cannot get resource "pods" in API '
                          'group "" in the namespace "default": node "n1" can only access pods bound to it')
     await expect(403, c.get("pods", "nope", "default"), "Forbidden")
-    await expect(403, c.list("pods"), "Forbidden")
-    await expect(403, c.list("pods", field_selector="spec.nodeName=n2"), "Forbidden")
+    # read-only lists of every pod (the agent's network policy controller, skiff.agent.netpol)
+    assert len((await c.list("pods"))["items"]) == 2
+    assert len((await c.list("pods", field_selector="spec.nodeName=n2"))["items"]) == 1
     assert len((await c.list("pods", field_selector="spec.nodeName=n1"))["items"]) == 1
     await expect(403, c.create("pods", pod("x"), "default"), "Forbidden")
     await c.patch("pods", "mine", {"status": {"phase": "Running"}}, "default", subresource="status")
@@ -428,7 +429,11 @@ async def test_node_restriction(reg):
     await expect(403, c.create("leases", {**lease, "metadata": {"name": "n2"}}, "kube-node-lease"), "Forbidden")
     await expect(403, c.create("leases", lease, "default"), "Forbidden")
     await c.get("namespaces", "default")
-    await expect(403, c.list("namespaces"), "Forbidden")
+    assert "default" in [n["metadata"]["name"] for n in (await c.list("namespaces"))["items"]]   # namespaceSelectors
+    await expect(403, c.delete("namespaces", "default"), "Forbidden")
+    await c.list("networkpolicies")
+    await expect(403, c.create("networkpolicies", {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                                                   "metadata": {"name": "p"}, "spec": {}}, "default"), "Forbidden")
     await c.delete("pods", "mine", "default", grace_period_seconds=0)
 
 

@@ -52,6 +52,7 @@ async def test_root_lists_every_group_version_with_its_hash(client):
     body = await r.json()
     assert set(body["paths"]) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1",
                                   "apis/discovery.k8s.io/v1", "apis/autoscaling/v2", "apis/policy/v1",
+                                  "apis/networking.k8s.io/v1",
                                   "apis/storage.k8s.io/v1", "apis/scheduling.k8s.io/v1"}
     for key, entry in body["paths"].items():
         url = entry["serverRelativeURL"]

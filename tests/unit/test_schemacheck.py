@@ -360,6 +360,18 @@ OBJECTS = {
          "provisioner": "skiff.dev/local-path", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
          "allowVolumeExpansion": False, "parameters": {"a": "b"}, "mountOptions": ["ro"],
          "allowedTopologies": [{"matchLabelExpressions": [{"key": "kubernetes.io/hostname", "values": ["n1"]}]}]}],
+    "networking.k8s.io.v1.NetworkPolicy.json": [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "db"},
+         "spec": {"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress", "Egress"],
+                  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}},
+                                         "namespaceSelector": {"matchExpressions": [
+                                             {"key": "team", "operator": "In", "values": ["a"]}]}},
+                                        {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+                               "ports": [{"protocol": "TCP", "port": 5432}, {"port": "metrics"},
+                                         {"protocol": "UDP", "port": 3000, "endPort": 3100}]}],
+                  "egress": [{"to": [{"namespaceSelector": {}}]}, {}]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny"},
+         "spec": {"podSelector": {}}}],
     "policy.v1.PodDisruptionBudget.json": [
         {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
          "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}},

@@ -700,6 +700,9 @@ def run(ctx, args: list[str], opts: dict) -> int:
                     text = DV.describe_pv(obj, events)
                 else:
                     text = DV.describe_sc(obj, events)
+            elif res.plural == "networkpolicies":
+                from .describe_netpol import describe_networkpolicy
+                text = describe_networkpolicy(obj, events)
             elif res.plural in ("resourcequotas", "limitranges"):
                 from .describe_limits import describe_limitrange, describe_quota
                 text = (describe_quota if res.plural == "resourcequotas" else describe_limitrange)(obj)
