@@ -180,17 +180,21 @@ def _lookup(objects: dict | None, resource: str, name: str) -> dict | None:
     return (objects or {}).get((resource, name))
 
 
-def service_env(services: list[dict], namespace: str) -> dict[str, str]:
+def service_env(services: list[dict], namespace: str, links: bool = True) -> dict[str, str]:
     """The variables the kubelet gives a pod for each Service of its namespace that has a
-    cluster IP (``enableServiceLinks``): ``WEB_SERVICE_HOST``/``WEB_SERVICE_PORT`` (the first
-    port), ``WEB_SERVICE_PORT_<NAME>`` per named port, and the docker-link ones
-    (``WEB_PORT=tcp://IP:PORT``, ``WEB_PORT_80_TCP[_PROTO|_PORT|_ADDR]``)."""
+    cluster IP (``enableServiceLinks``, ``links``): ``WEB_SERVICE_HOST``/``WEB_SERVICE_PORT``
+    (the first port), ``WEB_SERVICE_PORT_<NAME>`` per named port, and the docker-link ones
+    (``WEB_PORT=tcp://IP:PORT``, ``WEB_PORT_80_TCP[_PROTO|_PORT|_ADDR]``). The API server's
+    ``kubernetes`` Service of ``default`` is given to every pod, links or not (in-cluster clients
+    read KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT)."""
     out: dict[str, str] = {}
     for svc in sorted(services, key=lambda s: (s.get("metadata") or {}).get("name", "")):
         md, spec = svc.get("metadata") or {}, svc.get("spec") or {}
         ip = spec.get("clusterIP") or ""
         ports = [p for p in spec.get("ports") or [] if isinstance(p, dict) and p.get("port")]
-        if md.get("namespace", "default") != namespace or ip in ("", "None") or not ports:
+        svc_ns = md.get("namespace", "default")
+        master = svc_ns == "default" and md.get("name") == "kubernetes"
+        if not (master or (links and svc_ns == namespace)) or ip in ("", "None") or not ports:
             continue
         name = md.get("name", "").upper().replace("-", "_")
         out[f"{name}_SERVICE_HOST"] = ip
@@ -221,7 +225,7 @@ def container_env(pod: dict, c: dict, pod_ip: str, host_ip: str,
     name and that the container's own variables override, as the kubelet does."""
     ns = (pod.get("metadata") or {}).get("namespace") or "default"
     links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
-    svc_env = service_env(services, ns) if services and links else {}
+    svc_env = service_env(services, ns, links) if services else {}
     env: dict[str, str] = {}
     for e in c.get("envFrom") or []:
         prefix = e.get("prefix") or ""

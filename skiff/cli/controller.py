@@ -19,6 +19,9 @@ CONTROLLER_OPTS = [
         default="10.244.0.0/16", help="Range the nodes' pod CIDRs are taken from (default 10.244.0.0/16)"),
     Opt(names=("--node-cidr-mask-size",), dest="node_mask", kind="int", metavar="BITS",
         help="Prefix length of each node's pod CIDR (default 24)"),
+    Opt(names=("--advertise-address",), dest="advertise_address", kind="str", metavar="IP",
+        help="The address pods reach the API server at (the kubernetes Service's endpoint; default: the "
+             "listen address, or the host's first IPv4 address when listening on all)"),
     Opt(names=("--tls-san",), dest="tls_san", kind="list", metavar="NAME",
         help="Another host name or IP for the API server's certificate (repeatable)"),
     Opt(names=("--pod-eviction-timeout",), dest="pod_eviction_timeout", kind="str", metavar="SECONDS",
@@ -57,7 +60,15 @@ def controlplane_options(values) -> dict:
         lo, hi = parse_port_range(ports)
     except ValueError as e:
         raise UsageError(f'invalid argument "{ports}" for "--service-node-port-range": {e}') from None
+    adv = values.get("advertise_address")
+    if adv:
+        import ipaddress
+        try:
+            ipaddress.ip_address(adv)
+        except ValueError:
+            raise UsageError(f'invalid argument "{adv}" for "--advertise-address": not an IP address') from None
     return {"pod_eviction_timeout": int(t), "tls_sans": tuple(values.get("tls_san") or ()),
+            "advertise_address": adv or None,
             "service_cidr": cidr, "node_port_range": f"{lo}-{hi}"}
 
 

@@ -119,7 +119,8 @@ class ControlPlane:
     def __init__(self, data_dir: str, listen: str = "127.0.0.1:0", log_format: str = "text", *,
                  watch_cache_capacity: int = 2048, bookmark_interval: float = 10.0,
                  pod_eviction_timeout: int = 300, tls: bool = True, tls_sans: tuple[str, ...] = (),
-                 service_cidr: str | None = None, node_port_range: str | None = None):
+                 service_cidr: str | None = None, node_port_range: str | None = None,
+                 advertise_address: str | None = None):
         self.data_dir = os.path.abspath(data_dir)
         # HTTPS with a CA of the cluster's own (DATA_DIR/pki): kubectl sends tokens only over TLS
         self.tls = tls
@@ -137,6 +138,9 @@ class ControlPlane:
         # --service-node-port-range; None: Kubernetes' defaults)
         self.service_cidr = service_cidr or DEFAULT_SERVICE_CIDR
         self.node_port_range = node_port_range or DEFAULT_NODE_PORT_RANGE
+        # where pods reach the API server (the kubernetes Service's endpoint; see apiendpoints)
+        self.advertise_address = advertise_address
+        self.kubernetes_service_interval = 10.0    # how often that Service is checked (tests: less)
         self.url: str | None = None
         self.registry: Registry | None = None
         self.tokens: TokenManager | None = None
@@ -217,7 +221,11 @@ class ControlPlane:
             ssl_context = None
             if self.tls:
                 from skiff.controller.pki import ensure_pki
-                pki = ensure_pki(self.data_dir, host, self.tls_sans)  # once, before serving
+                from skiff.controller.apiendpoints import advertise_address
+                adv = advertise_address(host, self.advertise_address)
+                # pods reach the server as kubernetes.default.svc at the Service's cluster IP
+                sans = self.tls_sans + (self.registry.service_ips.reserved_ip,) + ((adv,) if adv else ())
+                pki = ensure_pki(self.data_dir, host, sans)  # once, before serving
                 ssl_context = pki.server_context()
                 _small_tls_buffers()
                 server.ca_pem, server.ca_hash = pki.ca_pem, pki.ca_hash
@@ -240,6 +248,10 @@ class ControlPlane:
             raise
         self._started = True
         self._tasks.append(asyncio.create_task(return_free_heap(), name="return-free-heap"))
+        from skiff.controller.apiendpoints import advertise_address, run_kubernetes_service
+        self._tasks.append(asyncio.create_task(run_kubernetes_service(
+            self.registry, self.registry.service_ips.reserved_ip, advertise_address(host, self.advertise_address),
+            port, self.kubernetes_service_interval), name="kubernetes-service"))
         for f in self._factories:
             self._spawn(f)
         log.info("API server listening on %s", self.url)

@@ -314,6 +314,9 @@ class ServiceTxn:
 
     # ------------------------------------------------------------------ cluster IPs
     def _take_ip(self, svc: dict, ip: str) -> None:
+        md = svc.get("metadata") or {}
+        if ip == self.alloc.reserved_ip and md.get("name") == "kubernetes" and md.get("namespace") == "default":
+            return          # the address kept for the API server's own Service (always held)
         why = self.alloc.take_ip(ip)
         if why:
             ips = (svc.get("spec") or {}).get("clusterIPs") or [ip]

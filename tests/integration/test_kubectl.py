@@ -39,12 +39,32 @@ def test_version_and_api_resources(kube):
             "deployments": ("deploy", "apps/v1", "true", "Deployment"),
             "replicasets": ("rs", "apps/v1", "true", "ReplicaSet"),
             "services": ("svc", "v1", "true", "Service"), "endpoints": ("ep", "v1", "true", "Endpoints"),
-            "serviceaccounts": ("sa", "v1", "true", "ServiceAccount")}
+            "serviceaccounts": ("sa", "v1", "true", "ServiceAccount"),
+            "replicationcontrollers": ("rc", "v1", "true", "ReplicationController"),
+            "priorityclasses": ("pc", "scheduling.k8s.io/v1", "false", "PriorityClass")}
     for name, cells in want.items():
         assert tuple(row(out, name).values())[1:] == cells, out
     assert k.ok("api-resources", "--categories=all", "-o", "name").split() == [
-        "pods", "services", "daemonsets.apps", "deployments.apps", "replicasets.apps", "statefulsets.apps",
+        "pods", "replicationcontrollers", "services", "daemonsets.apps", "deployments.apps", "replicasets.apps", "statefulsets.apps",
         "horizontalpodautoscalers.autoscaling", "cronjobs.batch", "jobs.batch"]
+
+
+def test_the_kubernetes_service(kube):
+    """Every cluster has default/kubernetes (the API server's own Service), and every pod gets
+    its KUBERNETES_SERVICE_HOST and _PORT, whatever its namespace."""
+    k = kube.kubectl
+    kube.wait(lambda: k("get", "svc", "kubernetes").returncode == 0, 15, "the kubernetes service")
+    r = row(k.ok("get", "svc", "kubernetes"), "kubernetes")
+    assert (r["TYPE"], r["CLUSTER-IP"], r["PORT(S)"]) == ("ClusterIP", "10.96.0.1", "443/TCP"), r
+    try:
+        k.ok("create", "namespace", "kenv")
+        k.ok("apply", "-n", "kenv", "-f", kube.file("kenv.yaml", pod("kenv", ctr("main", "env; sleep 3600"),
+                                                                     enableServiceLinks=False)))
+        kube.wait(lambda: "KUBERNETES_SERVICE_HOST" in k("logs", "-n", "kenv", "kenv").stdout, 20, "the pod's env")
+        env = dict(line.split("=", 1) for line in k.ok("logs", "-n", "kenv", "kenv").splitlines() if "=" in line)
+        assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("10.96.0.1", "443")
+    finally:
+        k("delete", "namespace", "kenv", "--wait=false")
 
 
 def test_short_names(kube):

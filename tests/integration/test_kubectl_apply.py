@@ -228,15 +228,24 @@ def test_protobuf_bodies_read_or_refused_clearly(kube):
     j = k.json("get", "job", "pbj", "-n", "pbns")
     assert j["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
     assert j["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
-    # a field skiff does not read from protobuf is refused, never dropped, with what to do instead
+    # the pod template's volumes are read
     cj = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "vols"},
           "spec": {"schedule": "0 0 * * *", "jobTemplate": {"spec": {"template": {"spec": {
               "restartPolicy": "Never", "volumes": [{"name": "v", "emptyDir": {}}],
-              "containers": [{"name": "c", "image": "busybox"}]}}}}}}
+              "containers": [{"name": "c", "image": "busybox", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}]}}}}}}
     k.ok("apply", "-n", "pbns", "-f", kube.file("vols.yaml", cj))
-    err = k.fails("create", "job", "pbv", "--from=cronjob/vols", "-n", "pbns")
+    assert k.ok("create", "job", "pbv", "--from=cronjob/vols", "-n", "pbns") == "job.batch/pbv created\n"
+    assert k.json("get", "job", "pbv", "-n", "pbns")["spec"]["template"]["spec"]["volumes"] == \
+        [{"name": "v", "emptyDir": {}}]
+    # a field skiff does not read from protobuf (a container's resizePolicy) is refused, never
+    # dropped, with what to do instead
+    c = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    c["resizePolicy"] = [{"resourceName": "cpu", "restartPolicy": "NotRequired"}]
+    cj["metadata"]["name"] = "resize"
+    k.ok("apply", "-n", "pbns", "-f", kube.file("resize.yaml", cj))
+    err = k.fails("create", "job", "pbr", "--from=cronjob/resize", "-n", "pbns")
     assert "the body of the request was in protobuf" in err, err
-    assert "(got Job: spec.template.spec: field 1 is not one skiff reads from protobuf)" in err, err
+    assert "(got Job: spec.template.spec.containers: field 23 is not one skiff reads from protobuf)" in err, err
     assert "--dry-run=client -o yaml" in err and "kubectl apply -f -" in err, err
     k.ok("delete", "ns", "pbns", "--wait=false")
 

@@ -183,3 +183,19 @@ def test_service_env_variables_as_the_kubelet_gives_them():
     pod["spec"]["enableServiceLinks"] = False
     env = dict(e.split("=", 1) for e in container_env(pod, c, "10.244.0.5", "10.0.0.1", {}, services=services))
     assert "REDIS_PRIMARY_SERVICE_HOST" not in env and env["URL"] == "redis://$(REDIS_PRIMARY_SERVICE_HOST):6379"
+
+
+def test_the_kubernetes_service_reaches_every_namespace():
+    """The kubelet's master service: default/kubernetes gives every pod KUBERNETES_SERVICE_HOST
+    and _PORT, in any namespace and with enableServiceLinks false; other Services stay in theirs."""
+    from skiff.agent.env import container_env
+    services = [_svc("kubernetes", "10.96.0.1", [{"name": "https", "port": 443, "protocol": "TCP"}]),
+                _svc("web", "10.96.0.20", [{"port": 80}])]
+    for ns, links in (("team", True), ("default", False)):
+        pod = {"metadata": {"name": "p", "namespace": ns},
+               "spec": {"containers": [{"name": "c"}], "enableServiceLinks": links}}
+        env = dict(e.split("=", 1) for e in container_env(pod, {"name": "c"}, "10.244.0.5", "10.0.0.1", {},
+                                                          services=services))
+        assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("10.96.0.1", "443")
+        assert env["KUBERNETES_SERVICE_PORT_HTTPS"] == "443" and env["KUBERNETES_PORT"] == "tcp://10.96.0.1:443"
+        assert "WEB_SERVICE_HOST" not in env
