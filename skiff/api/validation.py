@@ -1465,6 +1465,31 @@ def go_label_selector(sel: dict | None) -> str:
 
 # ---------------------------------------------------------------- entry point
 
+def _drop_nulls(obj: dict, errors: list) -> bool:
+    """Remove the fields whose value is JSON null where the schema wants a value (a type error
+    on None): Kubernetes' decoder leaves such a field unset (``annotations:`` or ``resources:``
+    with nothing after them in a manifest, ``nodeSelector: null`` from a template). Returns
+    whether any was removed."""
+    dropped = False
+    for e in errors:
+        if e.validator != "type" or e.instance is not None:
+            continue
+        path = list(e.absolute_path)
+        if not path:
+            continue
+        parent = obj
+        for p in path[:-1]:
+            try:
+                parent = parent[p]
+            except (KeyError, IndexError, TypeError):
+                parent = None
+                break
+        if isinstance(parent, dict) and parent.get(path[-1], 0) is None:
+            del parent[path[-1]]
+            dropped = True
+    return dropped
+
+
 def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
     """Validate one API object. Returns the warnings; raises ValidationError with every cause.
 
@@ -1494,6 +1519,9 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
         errors = []  # valid: jsonschema would find nothing (it runs only to explain an invalid object)
     else:
         errors = sorted(_validator(kind.schema_file).iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
+        if _drop_nulls(obj, errors):     # null where a value is expected: unset, as Go decodes it
+            errors = [] if fast is not None and fast(obj) else sorted(
+                _validator(kind.schema_file).iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
     errors, unknown = _unknown_fields(errors, field_validation)
     if unknown and field_validation == "Strict":
         raise StrictDecodingError(kind.kind, kind.api_version, str(name or ""), [f for _, _, f in unknown])

@@ -252,6 +252,12 @@ class ControlPlane:
         self._tasks.append(asyncio.create_task(run_kubernetes_service(
             self.registry, self.registry.service_ips.reserved_ip, advertise_address(host, self.advertise_address),
             port, self.kubernetes_service_interval), name="kubernetes-service"))
+        if self.ca_file:
+            from skiff.controller.rootca import RootCAPublisher
+            with open(self.ca_file) as f:
+                ca_pem = f.read()
+            self._tasks.append(asyncio.create_task(RootCAPublisher(self.local_client(), ca_pem).run(),
+                                                   name="root-ca-cert-publisher"))
         for f in self._factories:
             self._spawn(f)
         log.info("API server listening on %s", self.url)

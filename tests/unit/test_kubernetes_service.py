@@ -80,3 +80,40 @@ def test_advertise_address():
     assert advertise_address("127.0.0.1", "192.0.2.9") == "192.0.2.9"
     host = advertise_address("0.0.0.0")
     assert host is None or not host.startswith("127.")
+
+
+@pytest.mark.asyncio
+async def test_every_namespace_gets_the_root_ca(tmp_path):
+    """root-ca-cert-publisher: kube-root-ca.crt in every namespace, with the cluster CA, made
+    again when deleted and put back when changed."""
+    cp = ControlPlane(str(tmp_path / "cp"), listen="127.0.0.1:0")
+    await cp.start()
+    try:
+        c = cp.local_client()
+        ca = open(cp.ca_file).read()
+
+        async def cm(ns):
+            try:
+                return await c.get("configmaps", "kube-root-ca.crt", ns)
+            except APIError as e:
+                if e.code == 404:
+                    return None
+                raise
+        for ns in ("default", "kube-system"):
+            assert (await wait_for(lambda: cm(ns)))["data"] == {"ca.crt": ca}
+        await c.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+        got = await wait_for(lambda: cm("team"))
+        assert got["data"]["ca.crt"] == ca and "kube-apiserver" in got["metadata"]["annotations"][
+            "kubernetes.io/description"]
+        await c.delete("configmaps", "kube-root-ca.crt", "team")
+        await asyncio.sleep(0.05)
+        assert (await wait_for(lambda: cm("team")))["data"] == {"ca.crt": ca}
+        got = await cm("team")
+        await c.update("configmaps", {**got, "data": {"ca.crt": "tampered"}})
+
+        async def restored():
+            g = await cm("team")
+            return g if g and g["data"] == {"ca.crt": ca} else None
+        await wait_for(restored)
+    finally:
+        await cp.stop()

@@ -547,3 +547,20 @@ def test_json_path():
 def test_schemas_dir_override(monkeypatch, tmp_path):
     monkeypatch.setenv("SKIFF_SCHEMAS", str(SCHEMAS))
     assert validation.schemas_dir() == SCHEMAS
+
+
+def test_null_fields_are_unset_as_kubernetes_decodes_them():
+    """``annotations:``, ``resources:``, ``env:`` with nothing after them in YAML, or a template's
+    ``nodeSelector: null``, are JSON nulls: Kubernetes' decoder leaves such fields unset."""
+    p = pod(nodeSelector=None, tolerations=None, volumes=None)
+    p["metadata"]["annotations"] = None
+    p["spec"]["containers"][0].update(env=None, resources=None, args=None, ports=None)
+    assert validate(p) == []
+    assert "annotations" not in p["metadata"] and "nodeSelector" not in p["spec"]
+    assert not {"env", "resources", "args", "ports"} & set(p["spec"]["containers"][0])
+    # a required field that is null is missing, not of the wrong type
+    q = pod()
+    q["spec"]["containers"] = None
+    with pytest.raises(ValidationError) as ei:
+        validate(q)
+    assert {c["field"]: c["message"] for c in ei.value.causes}["spec.containers"] == "Required value"
