@@ -61,11 +61,13 @@ def test_quota_from_the_docs(kube):
         assert ('pods "quota-mem-cpu-demo-2" is forbidden: exceeded quota: mem-cpu-demo, requested: '
                 'requests.memory=700Mi, used: requests.memory=600Mi, limited: requests.memory=1Gi') in p.stderr
         assert re.search(r"requests\.memory\s+600Mi\s+1Gi", k.ok("describe", "quota", "mem-cpu-demo", *ns))
-        # kubectl create quota sends it as protobuf
-        assert k.ok("create", "quota", "few", *ns, "--hard=count/configmaps=1,pods=5") == \
+        # kubectl create quota sends it as protobuf; the namespace's kube-root-ca.crt counts, as in Kubernetes
+        assert k.ok("create", "quota", "few", *ns, "--hard=count/configmaps=2,pods=5") == \
             "resourcequota/few created\n"
+        kube.wait(lambda: k("get", "cm", "kube-root-ca.crt", *ns).returncode == 0, 10, "the root CA config map")
         k.ok("create", "configmap", "one", *ns)
         p = k("create", "configmap", "two", *ns)
-        assert p.returncode != 0 and "exceeded quota: few, requested: count/configmaps=1" in p.stderr
+        assert p.returncode != 0 and ("exceeded quota: few, requested: count/configmaps=1, used: count/configmaps=2, "
+                                      "limited: count/configmaps=2") in p.stderr, p.stderr
     finally:
         k("delete", "namespace", "quota-demo", "--wait=false")
