@@ -147,6 +147,7 @@ class Agent:
             self.images = ImageManager(ImageStore(Root(cfg.root)), self.events, insecure=cfg.insecure_registries)
         else:
             raise ValueError(f"unknown runtime {cfg.runtime!r}: want real or fake")
+        self.runtime.host_ip = self.host_ip     # a hostNetwork pod's IP
         if self.log_server is None:
             from .logserver import LogServer
             self.log_server = LogServer(self, cfg.log_host or self.host_ip, cfg.log_port)

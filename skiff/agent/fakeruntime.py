@@ -89,6 +89,7 @@ class FakePodRuntime:
         self._ip_of: dict[str, str] = {}
         self.pod_peers: list[str] = []
         self.pod_peer_hosts: list[str] = []
+        self.host_ip = ""   # the node's InternalIP: a hostNetwork pod's IP (set by the agent)
         self.services: FakeServiceBackend | None = None
         self.routes: FakeRouteBackend | None = None
 
@@ -128,7 +129,9 @@ class FakePodRuntime:
             p = self._pods[uid] = _FakePod(uid)
         if p.sandbox is not None and p.sandbox.running:
             return p.sandbox
-        p.sandbox = Sandbox(id=self._next_id(), pod_uid=uid, ip=self._alloc_ip(uid), running=True)
+        host_net = (pod.get("spec") or {}).get("hostNetwork") is True   # the node's IP, as PodRuntime
+        p.sandbox = Sandbox(id=self._next_id(), pod_uid=uid, ip=self.host_ip if host_net else self._alloc_ip(uid),
+                            running=True)
         return p.sandbox
 
     async def run_sandbox_async(self, pod: dict) -> Sandbox:

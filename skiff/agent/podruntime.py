@@ -102,6 +102,7 @@ class PodRuntime:
         self._pause_id: str | None = None
         self._messages: dict[str, str] = {}   # exited container id -> its termination message (read once)
         self.cluster_dns = None   # clusterdns.PodDNS once the agent's cluster DNS listens
+        self.host_ip = ""         # the node's InternalIP: a hostNetwork pod's IP (set by the agent)
 
     # -- network and pause image ---------------------------------------------------------
     def ensure_network(self, pod_cidr: str) -> None:
@@ -239,21 +240,33 @@ class PodRuntime:
             remove(old, force=True)
         self.ensure_pause_image()
         spec = pod.get("spec") or {}
+        host_net = spec.get("hostNetwork") is True
         ports = host_ports(spec)
-        hostname = spec.get("hostname") or name
+        if host_net:   # the ports are the host's own: nothing to publish (hostPort == containerPort)
+            ports = []
+        hostname = "" if host_net else (spec.get("hostname") or name)   # host network: the node's name
         opts = CreateOptions(
             image=PAUSE_IMAGE, command=list(PAUSE_COMMAND), entrypoint="",
             name=f"k8s_{POD_CONTAINER}_{name}_{ns}_{uid[:8]}_{attempt}",
-            hostname=hostname[:63], network=self.pod_network, ports=ports,
+            hostname=hostname[:63], network="host" if host_net else self.pod_network, ports=ports,
+            uts="host" if host_net else "",          # as containerd's CRI: host network, host UTS
+            ipc="host" if spec.get("hostIPC") is True else "",
+            pid="host" if spec.get("hostPID") is True else "",
             labels=self._labels(uid, name, ns, POD_CONTAINER, attempt),
             stop_signal="SIGKILL", cgroup_parent=self._pod_cgroup(uid),
             log_max_size=LOG_MAX_SIZE, log_max_files=1,
             extra_hosts=[f"{h}:{a.get('ip')}" for a in spec.get("hostAliases") or [] for h in a.get("hostnames") or []])
         opts.dns, opts.dns_search, opts.dns_options = pod_dns(spec, ns, self.cluster_dns)
-        opts.domainname = pod_host_domain(spec, ns, self.cluster_dns)
+        opts.domainname = "" if host_net else pod_host_domain(spec, ns, self.cluster_dns)
         opts.sysctls = {s["name"].replace("/", "."): str(s.get("value", ""))
                         for s in (spec.get("securityContext") or {}).get("sysctls") or []}
-        return create(self.store, self.images, opts)
+        if host_net:
+            opts.extra_hosts = []   # in the kubelet's own file, below
+        c = create(self.store, self.images, opts)
+        if host_net:   # before it starts; its containers copy it from the sandbox at their create
+            from ..runtime.fsutil import atomic_write
+            atomic_write(os.path.join(c.dir, "hosts"), host_network_hosts(spec).encode())
+        return c
 
     def sandbox(self, pod_uid: str) -> Sandbox | None:
         c = self._sandbox_container(pod_uid)
@@ -275,9 +288,11 @@ class PodRuntime:
     def _sandbox_of(self, c: Container) -> Sandbox:
         st = c.state()
         running = st.running
+        ip = c.spec.ip.split("/")[0] if c.spec.ip else ""
+        if c.spec.network == "host":   # a hostNetwork pod: its IP is the node's (the kubelet's hostIP)
+            ip = self.host_ip
         return Sandbox(id=c.id, pod_uid=c.spec.labels.get(LABEL_UID, ""),
-                       ip=c.spec.ip.split("/")[0] if running and c.spec.ip else "",
-                       running=running)
+                       ip=ip if running else "", running=running)
 
     def _sandbox_container(self, pod_uid: str) -> Container | None:
         for c in self._of_pod(pod_uid):  # newest first
@@ -302,6 +317,8 @@ class PodRuntime:
     def _pid_namespace(self, pod: dict, sandbox: Sandbox, c: dict) -> str:
         """The PID namespace a container joins: the pause container's when the pod shares one;
         an ephemeral container's target's (kubectl debug --target), when that one runs."""
+        if (pod.get("spec") or {}).get("hostPID") is True:   # every container in the host's
+            return "host"
         target = c.get("targetContainerName")
         if target and not (pod.get("spec") or {}).get("shareProcessNamespace"):
             uid = (pod.get("metadata") or {}).get("uid", "")
@@ -694,6 +711,23 @@ class PodRuntime:
                     os.makedirs(source, 0o755)
             out.append({"source": source, "destination": dest, "readonly": bool(vm.get("readOnly"))})
         return out
+
+
+def host_network_hosts(spec: dict, host_file: str = "/etc/hosts") -> str:
+    """A hostNetwork pod's /etc/hosts, as the kubelet writes it: the node's own file under a
+    header, then the pod's hostAliases."""
+    try:
+        with open(host_file) as f:
+            content = f.read()
+    except OSError:
+        content = ""
+    out = "# Kubernetes-managed hosts file (host network).\n" + content
+    aliases = spec.get("hostAliases") or []
+    if aliases:
+        out += "\n# Entries added by HostAliases.\n"
+        for a in aliases:
+            out += f"{a.get('ip')}\t" + "\t".join(a.get("hostnames") or []) + "\n"
+    return out
 
 
 def pod_host_domain(spec: dict, namespace: str, cluster=None) -> str:

@@ -3,7 +3,10 @@
 ``apply_security_context``: ``capabilities.add/drop`` (Kubernetes names, no CAP_ prefix) become
 --cap-add/--cap-drop, ``readOnlyRootFilesystem`` --read-only, the pod's ``fsGroup`` and
 ``supplementalGroups`` extra groups (--group-add; fsGroup first, as the kubelet adds it).
-``allowPrivilegeEscalation: false`` needs nothing: no_new_privs is always set.
+``privileged`` --privileged (every capability, the host's devices, nothing masked; capabilities
+add/drop then change nothing, as with containerd's CRI). ``allowPrivilegeEscalation: false``
+needs nothing: no_new_privs is always set, except for a privileged container (and the API
+refuses the two together, as Kubernetes).
 
 ``verify_run_as_non_root``: the kubelet's check before a container with ``runAsNonRoot`` is
 created; a ConfigError (the container waits in CreateContainerConfigError) when the user it
@@ -29,6 +32,7 @@ def apply_security_context(opts, pod_spec: dict, c: dict) -> None:
     opts.cap_add = [str(n) for n in caps.get("add") or []]
     opts.cap_drop = [str(n) for n in caps.get("drop") or []]
     opts.read_only = sc.get("readOnlyRootFilesystem") is True
+    opts.privileged = sc.get("privileged") is True
     groups = [pod_sc["fsGroup"]] if pod_sc.get("fsGroup") is not None else []
     opts.group_add = [str(g) for g in groups + list(pod_sc.get("supplementalGroups") or [])]
 
@@ -71,4 +75,8 @@ def forbidden_sysctl(spec: dict) -> str:
         name = str(s.get("name", "")).replace("/", ".")
         if name not in SAFE_SYSCTLS:
             return f'forbidden sysctl: "{name}" not allowlisted'
+        # a namespaced sysctl cannot be set in a namespace the pod shares with the host
+        ns = "ipc" if name.startswith("kernel.") else "net"
+        if spec.get("hostIPC" if ns == "ipc" else "hostNetwork") is True:
+            return f'forbidden sysctl: "{name}" not allowed with host {ns} enabled'
     return ""

@@ -431,8 +431,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
     ("spec.securityContext.seLinuxOptions", WARN, _set),
     ("spec.securityContext.seccompProfile", WARN, _set),
     ("spec.securityContext.appArmorProfile", WARN, _set),
-    ("spec.hostPID", REJECT, _true),
-    ("spec.hostIPC", REJECT, _true),
     ("spec.hostUsers", REJECT, lambda v: v is False),
     ("spec.resourceClaims", REJECT, _nonempty),
 ]
@@ -447,7 +445,6 @@ for _c in ("containers", "initContainers"):
         (f"spec.{_c}[*].securityContext.seccompProfile", WARN, _set),
         (f"spec.{_c}[*].securityContext.appArmorProfile", WARN, _set),
         (f"spec.{_c}[*].securityContext.procMount", WARN, lambda v: v not in (None, "Default")),
-        (f"spec.{_c}[*].securityContext.privileged", REJECT, _true),
         (f"spec.{_c}[*].volumeDevices", REJECT, _nonempty),
         (f"spec.{_c}[*].resources.claims", REJECT, _nonempty),
     ]
@@ -732,6 +729,9 @@ def _check_pod(obj: dict) -> list[dict]:
                                      f"{f}.{t} is not supported by skiff (volume types: {', '.join(SUPPORTED_VOLUME_TYPES)})"))
             elif isinstance(v.get(t), dict):
                 causes += _check_file_volume(t, v[t], f"{f}.{t}")
+    if spec.get("shareProcessNamespace") is True and spec.get("hostPID") is True:
+        causes.append(_invalid("spec.securityContext.shareProcessNamespace", True,
+                               "ShareProcessNamespace and HostPID cannot both be enabled"))
     seen, host_ports = set(), set()
     for group in ("initContainers", "containers", "ephemeralContainers"):
         for i, c in enumerate(spec.get(group) or []):
@@ -747,6 +747,10 @@ def _check_pod(obj: dict) -> list[dict]:
                 seen.add(n)
             if not c.get("image"):
                 causes.append(_cause(f + ".image", REQUIRED, "Required value"))
+            sc = c.get("securityContext")
+            if isinstance(sc, dict) and sc.get("privileged") is True and sc.get("allowPrivilegeEscalation") is False:
+                causes.append(_invalid(f + ".securityContext", sc,
+                                       "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"))
             if group != "ephemeralContainers":
                 causes += _check_restart_policy(group, c, f)
             port_names = set()
@@ -761,6 +765,9 @@ def _check_pod(obj: dict) -> list[dict]:
                         causes.append(_cause(f"{f}.ports[{j}].name", INVALID, f'Duplicate value: "{pn}"'))
                     port_names.add(pn)
                 hp = p.get("hostPort")
+                if spec.get("hostNetwork") is True and hp is not None and hp != p.get("containerPort"):
+                    causes.append(_invalid(f"{f}.ports[{j}].hostPort", hp,
+                                           "must match `containerPort` when `hostNetwork` is true"))
                 if isinstance(hp, int):
                     key = (hp, p.get("protocol", "TCP"), p.get("hostIP", ""))
                     if key in host_ports:

@@ -45,10 +45,11 @@ COMMAND = Command(
             "Attach a filesystem mount (type=bind,source=..,target=..[,readonly])", "mount"),
         Opt(("--ipc",), "ipc", "str", "IPC mode to use (private, shareable, host, container:NAME)", "string"),
         Opt(("--uts",), "uts", "str", "UTS namespace to use (host, container:NAME)", "string"),
-        Opt(("--pid",), "pid", "str", "PID namespace to use (container:NAME)", "string"),
+        Opt(("--pid",), "pid", "str", "PID namespace to use (host, container:NAME)", "string"),
         Opt(("--cap-add",), "cap_add", "list", "Add Linux capabilities", "list"),
         Opt(("--cap-drop",), "cap_drop", "list", "Drop Linux capabilities", "list"),
         Opt(("--read-only",), "read_only", help="Mount the container's root filesystem as read only"),
+        Opt(("--privileged",), "privileged", help="Give extended privileges to this container"),
         Opt(("--group-add",), "group_add", "list", "Add additional groups to join", "list"),
     ],
     min_args=1, interspersed=False)
@@ -118,6 +119,7 @@ def build_options(values: dict, args: list[str]):
     opts.ipc, opts.uts, opts.pid = values["ipc"] or "", values["uts"] or "", values["pid"] or ""
     opts.cap_add, opts.cap_drop = values["cap_add"], values["cap_drop"]
     opts.read_only, opts.group_add = values["read_only"], values["group_add"]
+    opts.privileged = values["privileged"]
     return opts
 
 

@@ -100,6 +100,10 @@ def _default_pod(spec: Any) -> None:
     for group in ("initContainers", "containers", "ephemeralContainers"):
         for c in spec.get(group) or []:
             _default_container(c)
+            if spec.get("hostNetwork") is True and group != "ephemeralContainers" and isinstance(c, dict):
+                for p in c.get("ports") or []:   # defaultHostNetworkPorts: the host's own port
+                    if isinstance(p, dict) and not p.get("hostPort") and isinstance(p.get("containerPort"), int):
+                        p["hostPort"] = p["containerPort"]
     for v in spec.get("volumes") or []:
         if isinstance(v, dict) and isinstance(v.get("hostPath"), dict):
             v["hostPath"].setdefault("type", "")

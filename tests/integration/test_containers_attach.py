@@ -55,8 +55,8 @@ def test_pid_namespace_of_another_container(busybox):
     busybox.ok("run", "-d", "--name", "pidroot", "busybox", "sleep", "100")
     out = busybox.ok("run", "--rm", "--pid", "container:pidroot", "busybox", "ps", "-o", "pid,args")
     assert out.splitlines()[1].split() == ["1", "sleep", "100"]     # the other's init is PID 1 here
-    p = busybox("run", "--rm", "--pid", "host", "busybox", "true")
-    assert p.returncode == 125 and 'invalid PID mode: "host" (use container:NAME)' in p.stderr, p.stderr
+    p = busybox("run", "--rm", "--pid", "hots", "busybox", "true")
+    assert p.returncode == 125 and 'invalid PID mode: "hots" (use \'host\' or container:NAME)' in p.stderr, p.stderr
     busybox.ok("rm", "-f", "pidroot")
 
 

@@ -128,3 +128,28 @@ async def test_real_agent_over_fake_runtime(tmp_path):
         await agent.stop()
     finally:
         await cp.stop()
+
+
+def test_host_network_pod_gets_the_node_ip_and_no_pod_address():
+    """As PodRuntime (and the kubelet): a hostNetwork pod's IP is the node's InternalIP, and it
+    takes no address from the pod network."""
+    rt = FakePodRuntime()
+    rt.ensure_network("10.244.3.0/24")
+    rt.host_ip = "192.0.2.7"
+    hp = pod("h1", "hostnet")
+    hp["spec"]["hostNetwork"] = True
+    assert rt.run_sandbox(hp).ip == "192.0.2.7"
+    assert rt.run_sandbox(pod("u2")).ip == "10.244.3.2"   # the first pod address is still free
+    rt.remove_pod("h1")
+    assert rt.run_sandbox(pod("u3")).ip == "10.244.3.3"
+
+
+def test_host_network_hosts_file_is_the_kubelets(tmp_path):
+    from skiff.agent.podruntime import host_network_hosts
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1\tlocalhost\n10.1.2.3\tnodebox\n")
+    spec = {"hostNetwork": True, "hostAliases": [{"ip": "10.9.9.9", "hostnames": ["a", "b"]}]}
+    assert host_network_hosts(spec, str(hosts)) == (
+        "# Kubernetes-managed hosts file (host network).\n127.0.0.1\tlocalhost\n10.1.2.3\tnodebox\n"
+        "\n# Entries added by HostAliases.\n10.9.9.9\ta\tb\n")
+    assert host_network_hosts({}, str(hosts)).count("\n") == 3

@@ -161,10 +161,10 @@ def test_per_index_backoff_and_success_policy_rules():
 def test_what_skiff_does_not_support_is_refused():
     # the pod rules apply to the template, under its path
     j = job()
-    j["spec"]["template"]["spec"]["hostPID"] = True
+    j["spec"]["template"]["spec"]["hostUsers"] = False
     j["spec"]["template"]["spec"]["runtimeClassName"] = "gvisor"
-    assert causes(j)["spec.template.spec.hostPID"] == "spec.template.spec.hostPID is not supported by skiff"
-    del j["spec"]["template"]["spec"]["hostPID"]
+    assert causes(j)["spec.template.spec.hostUsers"] == "spec.template.spec.hostUsers is not supported by skiff"
+    del j["spec"]["template"]["spec"]["hostUsers"]
     _, warns = admit(j)
     assert [w.field for w in warns] == ["spec.template.spec.runtimeClassName"]
 

@@ -230,3 +230,28 @@ def test_image_user_must_be_a_non_zero_uid(image_user, message):
 def test_what_passes(pod_sc, ctr_sc, image_user):
     p, c = pod(pod_sc, ctr_sc)
     verify_run_as_non_root(p, c, never if image_user is None else lambda: image_user)
+
+
+def test_privileged_security_context_and_sysctls_in_host_namespaces():
+    from skiff.agent.security import forbidden_sysctl
+    opts = CreateOptions(image="x")
+    apply_security_context(opts, {}, {"name": "c", "securityContext": {"privileged": True}})
+    assert opts.privileged is True
+    apply_security_context(opts, {}, {"name": "c", "securityContext": {"privileged": False}})
+    assert opts.privileged is False
+    # the kubelet's sysctl admission: none in a namespace shared with the host
+    net = {"securityContext": {"sysctls": [{"name": "net.ipv4.tcp_syncookies", "value": "1"}]}}
+    ipc = {"securityContext": {"sysctls": [{"name": "kernel.shm_rmid_forced", "value": "1"}]}}
+    assert forbidden_sysctl(net) == forbidden_sysctl(ipc) == "" == forbidden_sysctl({**net, "hostIPC": True})
+    assert forbidden_sysctl({**net, "hostNetwork": True}) == \
+        'forbidden sysctl: "net.ipv4.tcp_syncookies" not allowed with host net enabled'
+    assert forbidden_sysctl({**ipc, "hostIPC": True}) == \
+        'forbidden sysctl: "kernel.shm_rmid_forced" not allowed with host ipc enabled'
+
+
+def test_privileged_keeps_every_capability_of_the_bounding_set(monkeypatch, tmp_path):
+    status = tmp_path / "status"
+    status.write_text("Name:\tx\nCapBnd:\t000001fffeffffff\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a, **kw: real_open(status if p == "/proc/self/status" else p, *a, **kw))
+    assert caps.all_mask() == EVERY & ~(1 << 24)

@@ -394,16 +394,38 @@ def test_topology_spread_constraints_are_validated_as_kubernetes_does():
          "message": 'Invalid value: "app": exists in both matchLabelKeys and labelSelector'}]
 
 
-def test_unsafe_fields_are_rejected():
+def test_privileged_host_namespaces_are_served():
+    """privileged, hostNetwork, hostPID and hostIPC are run by the agent: accepted, no warning."""
     p = copy.deepcopy(NGINX)
+    p["spec"].update(hostNetwork=True, hostPID=True, hostIPC=True)
     p["spec"]["containers"][0]["securityContext"] = {"privileged": True, "capabilities": {"add": ["NET_ADMIN"]}}
-    cs = {c["field"]: c for c in causes(p)}
-    assert cs == {"spec.containers[0].securityContext.privileged": {
-        "field": "spec.containers[0].securityContext.privileged", "reason": "FieldValueNotSupported",
-        "message": "spec.containers[0].securityContext.privileged is not supported by skiff"}}
-    # privileged: false is what skiff does anyway
+    assert validate(p) == [] and admit(p)[1] == []
     p["spec"]["containers"][0]["securityContext"] = {"privileged": False, "capabilities": {"add": []}}
     assert validate(p) == []
+
+
+def test_privileged_rules_as_kubernetes():
+    p = copy.deepcopy(NGINX)
+    sc = {"privileged": True, "allowPrivilegeEscalation": False}
+    p["spec"]["containers"][0]["securityContext"] = sc
+    assert causes(p) == [{"field": "spec.containers[0].securityContext", "reason": "FieldValueInvalid",
+                          "message": 'Invalid value: {"privileged": true, "allowPrivilegeEscalation": false}: '
+                                     "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"}]
+    sc["allowPrivilegeEscalation"] = True
+    assert validate(p) == []
+    p["spec"].update(hostPID=True, shareProcessNamespace=True)
+    assert [c["message"] for c in causes(p)] == [
+        "Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled"]
+    # hostNetwork: a hostPort is the containerPort itself
+    p = copy.deepcopy(NGINX)
+    p["spec"]["hostNetwork"] = True
+    p["spec"]["containers"][0]["ports"] = [{"containerPort": 80, "hostPort": 8080}]
+    assert [(c["field"], c["message"]) for c in causes(p)] == [
+        ("spec.containers[0].ports[0].hostPort", "Invalid value: 8080: must match `containerPort` when "
+                                                "`hostNetwork` is true")]
+    p["spec"]["containers"][0]["ports"] = [{"containerPort": 80}]
+    obj, _ = admit(p)
+    assert obj["spec"]["containers"][0]["ports"][0]["hostPort"] == 80   # defaulted, as Kubernetes
 
 
 def test_hardened_security_context_is_served_not_warned():

@@ -3,6 +3,8 @@
 Bounding set: everything outside the kept set is dropped. Permitted and
 effective: the kept set (a non-root user loses them at execve, as in docker).
 Inheritable: empty (as moby does since CVE-2022-24769).
+--privileged: every capability in the bounding, permitted and effective sets (inheritable and
+ambient stay empty, as with docker and containerd), and no no_new_privs.
 """
 
 from __future__ import annotations
@@ -83,7 +85,23 @@ def drop_bounding(k: Kernel, keep: int = DEFAULT_MASK) -> None:
             k.prctl(PR_CAPBSET_DROP, cap)
 
 
-def apply(k: Kernel, keep: int = DEFAULT_MASK) -> None:
-    """Set permitted/effective to ``keep``, inheritable empty, then no_new_privs."""
+def all_mask() -> int:
+    """A --privileged container's set: every capability this kernel knows that the caller's
+    own bounding set still holds (as podman, so that it works inside a restricted host)."""
+    full = (1 << (last_cap() + 1)) - 1
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return full & int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return full
+
+
+def apply(k: Kernel, keep: int = DEFAULT_MASK, no_new_privs: bool = True) -> None:
+    """Set permitted/effective to ``keep``, inheritable empty, then no_new_privs (not for a
+    --privileged container, as docker, which sets it only when asked)."""
     k.capset(keep, keep, 0)
-    k.prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if no_new_privs:
+        k.prctl(PR_SET_NO_NEW_PRIVS, 1)

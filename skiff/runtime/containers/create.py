@@ -45,11 +45,12 @@ class CreateOptions(Record):
     mounts: list[dict] = []         # bind mounts: {"source", "destination", "readonly"}
     ipc: str = ""                   # "" (private), "private", "shareable", "host", "container:NAME"
     uts: str = ""                   # "" (private), "host", "container:NAME"
-    pid: str = ""                   # "" (private), "container:NAME" (a pod's shared PID namespace)
+    pid: str = ""                   # "" (private), "host", "container:NAME" (a pod's shared PID namespace)
     cap_add: list[str] = []         # capability names, with or without CAP_, any case; ALL
     cap_drop: list[str] = []
     read_only: bool = False
     group_add: list[str] = []       # extra supplementary groups: gids or names
+    privileged: bool = False        # --privileged: all capabilities, host devices, no masked paths
 
 
 def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
@@ -84,7 +85,7 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
             raise SkiffError(f"cannot join network of a non running container: {mode.container}")
     ipc_target = _ns_target(store, "ipc", opts.ipc, ("", "private", "shareable", "host"))
     uts_target = _ns_target(store, "uts", opts.uts, ("", "host"))
-    pid_target = _ns_target(store, "pid", opts.pid, ("",))
+    pid_target = _ns_target(store, "pid", opts.pid, ("", "host"))
     if uts_target is not None or opts.uts == "host":
         if opts.hostname:
             raise InvalidArgument("conflicting options: hostname and the UTS mode")
@@ -129,9 +130,9 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
         mounts=mounts,
         ipc="container:" + ipc_target.id if ipc_target is not None else opts.ipc,
         uts="container:" + uts_target.id if uts_target is not None else opts.uts,
-        pid="container:" + pid_target.id if pid_target is not None else "",
+        pid="container:" + pid_target.id if pid_target is not None else opts.pid,
         cap_add=cap_add, cap_drop=cap_drop, read_only=opts.read_only,
-        group_add=list(opts.group_add),
+        group_add=list(opts.group_add), privileged=opts.privileged,
     )
     if net is not None:
         spec.network, spec.network_id, spec.bridge = net["Name"], net["Id"], net["Bridge"]

@@ -1,7 +1,9 @@
 """The container's first process, from fork to execve: the create path, one step a function.
 
 Runs in the child that the monitor forked after unshare(CLONE_NEWPID), so it is
-PID 1 of the new PID namespace. Steps, in order:
+PID 1 of the new PID namespace (with --pid host it is an ordinary process of the host's:
+its orphans go to the host's reaper, and the monitor's cgroup removal kills what it
+leaves behind, as runc does for a container without a PID namespace). Steps, in order:
 
   die_with_monitor -> join the cgroup -> unshare -> rootfs (overlay, /proc,
   /dev, /sys, masks, /etc files, volumes, --read-only) -> hostname -> console ->
@@ -124,9 +126,10 @@ def build_rootfs(k: Kernel, spec: ContainerSpec, cdir: str) -> str:
     for key, value in spec.sysctls.items():    # before /proc/sys goes read-only
         with open(rootfs.secure_join(root, "/proc/sys/" + key.replace(".", "/")), "w") as f:
             f.write(value)
-    rootfs.mount_dev(k, root)
-    rootfs.mount_sys(k, root)
-    rootfs.mask_paths(k, root)
+    rootfs.mount_dev(k, root, privileged=spec.privileged)
+    rootfs.mount_sys(k, root, readonly=not spec.privileged)
+    if not spec.privileged:  # --privileged: nothing masked, /proc/sys and friends writable
+        rootfs.mask_paths(k, root)
     rootfs.bind_etc_files(k, root, {n: f"{cdir}/{n}" for n in rootfs.ETC_FILES
                                     if os.path.exists(f"{cdir}/{n}")})
     if spec.mounts:
@@ -216,7 +219,7 @@ def switch_user(k: Kernel, user: str, spec: ContainerSpec) -> str:
     """Drop to ``user`` with the container's extra groups (--group-add), keeping its
     capabilities (docker's set, changed by --cap-add/--cap-drop); returns $HOME."""
     u = resolve_user(user, "/etc", spec.group_add)
-    keep = caps.keep_mask(spec.cap_add, spec.cap_drop)
+    keep = caps.all_mask() if spec.privileged else caps.keep_mask(spec.cap_add, spec.cap_drop)
     caps.drop_bounding(k, keep)
     if u.uid != 0 or u.gid != 0:
         k.prctl(PR_SET_KEEPCAPS, 1)
@@ -226,7 +229,7 @@ def switch_user(k: Kernel, user: str, spec: ContainerSpec) -> str:
         k.prctl(PR_SET_KEEPCAPS, 0)
     else:
         os.setgroups(u.groups)
-    caps.apply(k, keep)
+    caps.apply(k, keep, no_new_privs=not spec.privileged)
     return u.home
 
 

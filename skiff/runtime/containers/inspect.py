@@ -60,7 +60,7 @@ def inspect_container(c: Container, st: State | None = None) -> dict:
             "CapAdd": s.cap_add or None,
             "CapDrop": s.cap_drop or None,
             "GroupAdd": s.group_add or None,
-            "Privileged": False,
+            "Privileged": s.privileged,
             "ReadonlyRootfs": s.read_only,
             "MaskedPaths": list(_masked()),
             "ReadonlyPaths": list(_readonly()),

@@ -130,7 +130,7 @@ class Monitor:
                     kernel.setns(fd, CLONE_NEWPID)
                 finally:
                     os.close(fd)
-            else:
+            elif self.spec.pid != "host":               # --pid host: the host's PID namespace
                 kernel.unshare(CLONE_NEWPID)
         except SkiffError as e:
             self.fail(e.exit_code, str(e))

@@ -127,13 +127,62 @@ def mount_proc(k: Kernel, rootfs: str) -> None:
     k.mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
-def mount_sys(k: Kernel, rootfs: str) -> None:
+def mount_sys(k: Kernel, rootfs: str, readonly: bool = True) -> None:
+    """sysfs: read-only, or read-write for a --privileged container (as runc)."""
     sys_ = secure_join(rootfs, "/sys")
     _mkdirs(sys_)
-    k.mount("sysfs", sys_, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+    k.mount("sysfs", sys_, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | (MS_RDONLY if readonly else 0))
 
 
-def mount_dev(k: Kernel, rootfs: str) -> None:
+# Host /dev entries never copied into a --privileged container (runc's GetDevices skips these)
+HOST_DEV_SKIP_DIRS = ("pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev")
+HOST_DEV_SKIP_FILES = ("console", "ptmx")
+
+
+def host_devices(dev_dir: str = "/dev") -> list[tuple[str, int, int, int, int]]:
+    """Every character and block device under the host's ``dev_dir``, as (path relative to it,
+    mode, rdev, uid, gid): what docker and podman --privileged create in the container."""
+    out = []
+
+    def walk(path: str, rel: str) -> None:
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            return
+        for e in entries:
+            name = f"{rel}/{e.name}" if rel else e.name
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if not (not rel and e.name in HOST_DEV_SKIP_DIRS):
+                    walk(e.path, name)
+            elif (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) and \
+                    not (not rel and e.name in HOST_DEV_SKIP_FILES):
+                out.append((name, st.st_mode, st.st_rdev, st.st_uid, st.st_gid))
+
+    walk(dev_dir, "")
+    return out
+
+
+def make_host_devices(dev: str, devices) -> None:
+    """Create the host's device nodes (``host_devices``) in the container's /dev tmpfs, with
+    the host's mode and owner; the standard ones made already are left as they are."""
+    for rel, mode, rdev, uid, gid in devices:
+        target = f"{dev}/{rel}"
+        if os.path.lexists(target):
+            continue
+        _mkdirs(os.path.dirname(target))
+        os.mknod(target, mode, rdev)
+        os.chown(target, uid, gid, follow_symlinks=False)
+
+
+def mount_dev(k: Kernel, rootfs: str, privileged: bool = False) -> None:
+    """A tmpfs /dev with runc's default devices, devpts, shm and mqueue; ``privileged``: every
+    device node of the host's /dev as well (read before the container's /dev hides nothing:
+    the host's is still at /dev, pivot_root comes later)."""
+    devices = host_devices() if privileged else []
     dev = secure_join(rootfs, "/dev")
     _mkdirs(dev)
     k.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
@@ -154,6 +203,12 @@ def mount_dev(k: Kernel, rootfs: str) -> None:
     os.symlink("/proc/self/fd", dev + "/fd")
     for i, name in enumerate(("stdin", "stdout", "stderr")):
         os.symlink(f"/proc/self/fd/{i}", f"{dev}/{name}")
+    if devices:
+        old = os.umask(0)
+        try:
+            make_host_devices(dev, devices)
+        finally:
+            os.umask(old)
 
 
 def bind_file(k: Kernel, source: str, target: str, readonly: bool = False) -> None:

@@ -58,11 +58,12 @@ class ContainerSpec(Record):
     mounts: list[dict] = []         # bind mounts, in mount order (see volumes.py)
     ipc: str = ""                   # "" (own namespace), "host", or "container:<id>"
     uts: str = ""                   # "" (own namespace), "host", or "container:<id>"
-    pid: str = ""                   # "" (own namespace) or "container:<id>"
+    pid: str = ""                   # "" (own namespace), "host", or "container:<id>"
     cap_add: list[str] = []         # --cap-add/--cap-drop, normalized (CAP_NET_ADMIN, ALL)
     cap_drop: list[str] = []
     read_only: bool = False         # --read-only: the root file system is mounted read-only
     group_add: list[str] = []       # --group-add: gids or group names (the container's /etc/group)
+    privileged: bool = False        # --privileged: every capability and host device, /sys and /proc writable
 
     @property
     def argv(self) -> list[str]:
