@@ -269,6 +269,23 @@ CRONJOB = {1: ("metadata", "msg", OBJECT_META),
                                7: ("failedJobsHistoryLimit", "int_keep")}),
            3: ("status", "skip")}
 
+# kubectl create role|clusterrole|rolebinding|clusterrolebinding (rbac/v1) and create token
+POLICY_RULE = {1: ("verbs", "rep_str"), 2: ("apiGroups", "rep_str"), 3: ("resources", "rep_str"),
+               4: ("resourceNames", "rep_str"), 5: ("nonResourceURLs", "rep_str")}
+ROLE = {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "rep_msg", POLICY_RULE)}
+CLUSTER_ROLE = {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "rep_msg", POLICY_RULE),
+                3: ("aggregationRule", "msg", {1: ("clusterRoleSelectors", "rep_msg", LABEL_SELECTOR)})}
+ROLE_BINDING = {1: ("metadata", "msg", OBJECT_META),
+                2: ("subjects", "rep_msg", {1: ("kind", "str"), 2: ("apiGroup", "str"), 3: ("name", "str"),
+                                            4: ("namespace", "str")}),
+                3: ("roleRef", "msg", {1: ("apiGroup", "str"), 2: ("kind", "str"), 3: ("name", "str")})}
+TOKEN_REQUEST = {1: ("metadata", "msg", OBJECT_META),
+                 2: ("spec", "msg", {1: ("audiences", "rep_str"), 4: ("expirationSeconds", "int_keep"),
+                                     3: ("boundObjectRef", "msg", {1: ("kind", "str"), 2: ("apiVersion", "str"),
+                                                                   3: ("name", "str"), 4: ("uid", "str")})}),
+                 3: ("status", "skip")}
+SSRR = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", {1: ("namespace", "str")}), 3: ("status", "skip")}
+
 
 def _strict(desc: dict, seen: set) -> None:
     if id(desc) in seen or desc is OBJECT_META:
@@ -280,7 +297,7 @@ def _strict(desc: dict, seen: set) -> None:
 
 
 STRICT: set = set()        # ids of the descriptions whose unknown fields are refused
-for _d in (DEPLOYMENT, JOB, CRONJOB, POD, PDB, PRIORITY_CLASS):
+for _d in (DEPLOYMENT, JOB, CRONJOB, POD, PDB, PRIORITY_CLASS, ROLE, CLUSTER_ROLE, ROLE_BINDING, TOKEN_REQUEST):
     _strict(_d, STRICT)
 
 KINDS = {("v1", "Namespace"): NAMESPACE, ("v1", "ConfigMap"): CONFIGMAP, ("v1", "Secret"): SECRET,
@@ -289,7 +306,12 @@ KINDS = {("v1", "Namespace"): NAMESPACE, ("v1", "ConfigMap"): CONFIGMAP, ("v1", 
          ("scheduling.k8s.io/v1", "PriorityClass"): PRIORITY_CLASS, ("apps/v1", "Deployment"): DEPLOYMENT, ("batch/v1", "Job"): JOB,
          ("batch/v1", "CronJob"): CRONJOB, ("autoscaling/v1", "HorizontalPodAutoscaler"): HPA_V1,
          ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): SSAR,
-         ("authentication.k8s.io/v1", "SelfSubjectReview"): SSR}
+         ("authentication.k8s.io/v1", "SelfSubjectReview"): SSR,
+         ("rbac.authorization.k8s.io/v1", "Role"): ROLE, ("rbac.authorization.k8s.io/v1", "ClusterRole"): CLUSTER_ROLE,
+         ("rbac.authorization.k8s.io/v1", "RoleBinding"): ROLE_BINDING,
+         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ROLE_BINDING,
+         ("authentication.k8s.io/v1", "TokenRequest"): TOKEN_REQUEST,
+         ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): SSRR}
 
 
 def _time(v: dict) -> str:
@@ -378,3 +400,10 @@ def decode(body: bytes) -> dict:
     except Unsupported as e:
         raise Unsupported(str(e), kind) from None
     return {"apiVersion": av, "kind": kind, **obj}
+
+
+from skiff.api import protobuf_networking as _networking  # noqa: E402  (Ingress, IngressClass)
+
+for _d in _networking.KINDS.values():
+    _strict(_d, STRICT)
+KINDS.update(_networking.KINDS)

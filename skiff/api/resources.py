@@ -47,7 +47,7 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("leases", "Lease", "coordination.k8s.io", "v1", True, "lease"),
     Resource("configmaps", "ConfigMap", "", "v1", True, "configmap", ("cm",)),
     Resource("secrets", "Secret", "", "v1", True, "secret"),
-    Resource("serviceaccounts", "ServiceAccount", "", "v1", True, "serviceaccount", ("sa",)),
+    Resource("serviceaccounts", "ServiceAccount", "", "v1", True, "serviceaccount", ("sa",), (), ("token",)),
     Resource("limitranges", "LimitRange", "", "v1", True, "limitrange", ("limits",)),
     Resource("resourcequotas", "ResourceQuota", "", "v1", True, "resourcequota", ("quota",), (), ("status",)),
     Resource("services", "Service", "", "v1", True, "service", ("svc",), ("all",), ("status",)),
@@ -68,6 +68,8 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("poddisruptionbudgets", "PodDisruptionBudget", "policy", "v1", True, "poddisruptionbudget", ("pdb",),
              (), ("status",)),
     Resource("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1", True, "networkpolicy", ("netpol",)),
+    Resource("ingresses", "Ingress", "networking.k8s.io", "v1", True, "ingress", ("ing",), (), ("status",)),
+    Resource("ingressclasses", "IngressClass", "networking.k8s.io", "v1", False, "ingressclass"),
     # autoscaling/v1 is served too, converted (skiff.controller.hpa_v1)
     Resource("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling", "v2", True,
              "horizontalpodautoscaler", ("hpa",), ("all",), ("status",)),
@@ -76,6 +78,14 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
              (), ("status",)),
     Resource("storageclasses", "StorageClass", "storage.k8s.io", "v1", False, "storageclass", ("sc",)),
     Resource("priorityclasses", "PriorityClass", "scheduling.k8s.io", "v1", False, "priorityclass", ("pc",)),
+    Resource("roles", "Role", "rbac.authorization.k8s.io", "v1", True, "role"),
+    Resource("clusterroles", "ClusterRole", "rbac.authorization.k8s.io", "v1", False, "clusterrole"),
+    Resource("rolebindings", "RoleBinding", "rbac.authorization.k8s.io", "v1", True, "rolebinding"),
+    Resource("clusterrolebindings", "ClusterRoleBinding", "rbac.authorization.k8s.io", "v1", False,
+             "clusterrolebinding"),
+    # the custom resources CRDs define are added (and removed) while the controller runs (skiff.controller.crd)
+    Resource("customresourcedefinitions", "CustomResourceDefinition", "apiextensions.k8s.io", "v1", False,
+             "customresourcedefinition", ("crd", "crds"), (), ("status",)),
 ]}
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"

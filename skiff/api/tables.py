@@ -898,3 +898,13 @@ from skiff.api import tables_scheduling as _scheduling  # noqa: E402  (priorityc
 
 COLUMNS.update(_scheduling.COLUMNS)
 CELLS.update(_scheduling.CELLS)
+
+from skiff.api import tables_rbac as _rbac  # noqa: E402  (rolebindings, clusterrolebindings)
+
+COLUMNS.update(_rbac.COLUMNS)
+CELLS.update(_rbac.CELLS)
+
+from skiff.api import tables_networking as _networking  # noqa: E402  (ingresses, ingressclasses)
+
+COLUMNS.update(_networking.COLUMNS)
+CELLS.update(_networking.CELLS)

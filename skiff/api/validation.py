@@ -66,6 +66,9 @@ KINDS: dict[tuple[str, str], Kind] = {
              "subdomain"),
         Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True,
              "networking.k8s.io.v1.NetworkPolicy.json", "subdomain"),
+        Kind("networking.k8s.io/v1", "Ingress", "ingresses", True, "networking.k8s.io.v1.Ingress.json", "subdomain"),
+        Kind("networking.k8s.io/v1", "IngressClass", "ingressclasses", False,
+             "networking.k8s.io.v1.IngressClass.json", "subdomain"),
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
              "autoscaling.v2.HorizontalPodAutoscaler.json", "subdomain"),
         Kind("v1", "PersistentVolume", "persistentvolumes", False, "core.v1.PersistentVolume.json", "subdomain"),
@@ -75,6 +78,9 @@ KINDS: dict[tuple[str, str], Kind] = {
              "subdomain"),
         Kind("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", False,
              "scheduling.k8s.io.v1.PriorityClass.json", "subdomain"),
+        *(Kind("rbac.authorization.k8s.io/v1", k, k.lower() + "s", k in ("Role", "RoleBinding"),
+               f"rbac.authorization.k8s.io.v1.{k}.json", "path")
+          for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),     # skiff.api.validation_rbac
     ]
 }
 
@@ -382,6 +388,8 @@ def _check_meta(obj: dict, kind: Kind) -> list[dict]:
     name = meta.get("name")
     check = {"label": dns1123_label_error, "dns1035": dns1035_label_error}.get(kind.name_rule,
                                                                                dns1123_subdomain_error)
+    if kind.name_rule == "path":    # RBAC's names are path segments
+        from skiff.api.validation_rbac import path_segment_error as check
     if not name and not meta.get("generateName"):
         causes.append(_cause("metadata.name", REQUIRED, "name or generateName is required"))
     elif isinstance(name, str) and name and (why := check(name)):
@@ -1447,6 +1455,12 @@ def validate_update(cur: dict, new: dict) -> None:
     if kind.kind == "PriorityClass":
         from skiff.api.validation_priority import check_priority_class_update
         causes.extend(check_priority_class_update(cur, new))
+    if kind.kind == "IngressClass":
+        from skiff.api.validation_ingress import check_ingressclass_update
+        causes.extend(check_ingressclass_update(cur, new))
+    if kind.kind in ("RoleBinding", "ClusterRoleBinding"):
+        from skiff.api.validation_rbac import check_rbac_update
+        causes.extend(check_rbac_update(cur, new))
     if kind.kind == "Secret" and (cur.get("type") or "Opaque") != (new.get("type") or "Opaque"):
         causes.append(_invalid("type", new.get("type"), "field is immutable"))
     if kind.kind in ("Secret", "ConfigMap") and cur.get("immutable") is True:
@@ -1561,6 +1575,12 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
     if kind.kind == "PodDisruptionBudget":
         from skiff.api.validation_pdb import check_pdb
         causes.extend(check_pdb(obj))
+    if kind.kind == "Ingress":
+        from skiff.api.validation_ingress import check_ingress
+        causes.extend(check_ingress(obj))
+    if kind.kind == "IngressClass":
+        from skiff.api.validation_ingress import check_ingressclass
+        causes.extend(check_ingressclass(obj))
     if kind.kind == "NetworkPolicy":
         from skiff.api.validation_netpol import check_networkpolicy
         causes.extend(check_networkpolicy(obj))
@@ -1606,6 +1626,9 @@ def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
     if kind.kind == "PriorityClass":
         from skiff.api.validation_priority import check_priority_class
         causes.extend(check_priority_class(obj))
+    if kind.api_version == "rbac.authorization.k8s.io/v1":
+        from skiff.api.validation_rbac import check_rbac
+        causes.extend(check_rbac(obj))
     if kind.kind == "ConfigMap":
         causes.extend(_check_configmap(obj))
     if kind.kind == "Secret":

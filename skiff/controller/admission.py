@@ -41,6 +41,7 @@ from typing import Any
 from skiff.api.jsontree import json_copy
 
 from skiff.api.validation import (INVALID, ValidationError, Warning, _cause, kind_of, validate)
+from skiff.controller.crd.kinds import CUSTOM_KINDS, admit_custom
 from skiff.api.validation_job import (CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_CONTROLLER_UID_LABEL,
                                       LEGACY_JOB_NAME_LABEL)
 
@@ -385,6 +386,12 @@ def apply_defaults(obj: dict, namespace_from_path: str | None = None, *,
         _default_replication_controller(obj)
     elif kind.kind == "PriorityClass":
         obj.setdefault("preemptionPolicy", "PreemptLowerPriority")     # SetDefaults_PriorityClass
+    elif kind.kind == "IngressClass":
+        from skiff.api.validation_ingress import default_ingressclass
+        default_ingressclass(obj)
+    elif kind.kind in ("RoleBinding", "ClusterRoleBinding"):
+        from skiff.api.validation_rbac import default_rbac
+        default_rbac(obj)
     elif kind.kind == "Job":
         _default_job(obj)
     elif kind.kind == "CronJob":
@@ -436,6 +443,8 @@ def admit(obj: dict, namespace_from_path: str | None = None, *,
 
     When the request path names a namespace and the body names another, that is an error
     (as in Kubernetes)."""
+    if isinstance(obj, dict) and (obj.get("apiVersion"), obj.get("kind")) in CUSTOM_KINDS:
+        return admit_custom(obj, namespace_from_path, field_validation, owned)   # CRDs and custom resources
     if not owned:
         obj = json_copy(obj)
     kind = kind_of(obj)

@@ -27,6 +27,7 @@ from skiff.api.resources import RESOURCES, Resource
 from skiff.api import tables as T
 from skiff.api.validation import dns1123_subdomain_error
 from skiff.controller.auth import TokenManager, User
+from skiff.controller.crd.versions import ALT as CRD_ALT_VERSIONS
 from skiff.controller.dryrun import dry_run_scope
 from skiff.controller.storage.base import IDLE, RawObject
 
@@ -45,6 +46,7 @@ _PATCH_TYPES = {"application/merge-patch+json": "merge", "application/json-patch
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "binding": ["create"],
                       "exec": ["create", "get"], "attach": ["create", "get"], "portforward": ["create", "get"],
                       "scale": ["get", "patch", "update"], "finalize": ["update"], "eviction": ["create"],
+                      "token": ["create"],
                       "ephemeralcontainers": ["get", "patch", "update"]}
 _SUBRESOURCE_KINDS = {"binding": "Binding", "exec": "PodExecOptions", "attach": "PodAttachOptions",
                       "portforward": "PodPortForwardOptions"}
@@ -95,7 +97,7 @@ def _field_manager(request: web.Request) -> str:
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 PROTOBUF_MESSAGE = (
     "the body of the request was in protobuf (application/vnd.kubernetes.protobuf): skiff reads protobuf "
-    "only for Namespace, ConfigMap, Secret, Service, ServiceAccount, ResourceQuota, PodDisruptionBudget, PriorityClass, the Pod (kubectl debug), "
+    "only for Namespace, ConfigMap, Secret, Service, ServiceAccount, ResourceQuota, PodDisruptionBudget, PriorityClass, Ingress, IngressClass, the Pod (kubectl debug), "
     "Deployment, Job and CronJob fields kubectl writes, and the self reviews, and JSON and YAML for everything. kubectl "
     "1.32 sends protobuf for its imperative create commands; "
     "have kubectl write the object as YAML and apply that instead (add --dry-run=client -o yaml and pipe it "
@@ -187,6 +189,8 @@ def _resource_list(group: str, version: str) -> dict:
                 d.update(group="autoscaling", version="v1", kind="Scale")
             elif sub == "eviction":     # kubectl drain looks for it to evict rather than delete
                 d.update(group="policy", version="v1", kind="Eviction")
+            elif sub == "token":        # the TokenRequest API (skiff.controller.rbac)
+                d.update(group="authentication.k8s.io", version="v1", kind="TokenRequest")
             res.append(d)
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": res}
@@ -217,6 +221,8 @@ def _aggregated(core: bool, dv: str) -> dict:
                 kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
             elif sub == "eviction":
                 kind = {"group": "policy", "version": "v1", "kind": "Eviction"}
+            elif sub == "token":
+                kind = {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}
             subs.append({"subresource": sub, "responseKind": kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})
         if subs:
             d["subresources"] = subs
@@ -228,6 +234,8 @@ def _aggregated(core: bool, dv: str) -> dict:
         from skiff.controller.hpa_v1 import add_v1_to_aggregated
         from skiff.controller.metrics_api import aggregated_item
         add_v1_to_aggregated(items)   # autoscaling/v1, converted (skiff.controller.hpa_v1)
+        from skiff.controller.crd import versions as crd_versions
+        crd_versions.add_to_aggregated(items)    # custom resources' other served versions
         items.append(aggregated_item())
     return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{dv}",
             "metadata": {}, "items": items}
@@ -277,6 +285,8 @@ def _groups() -> list[dict]:
     from skiff.controller.hpa_v1 import add_v1_to_groups
     from skiff.controller.metrics_api import api_group
     add_v1_to_groups(out)     # autoscaling/v1 next to v2 (skiff.controller.hpa_v1)
+    from skiff.controller.crd import versions as crd_versions
+    crd_versions.add_to_groups(out)     # custom resources' other served versions
     out.append(api_group())   # metrics.k8s.io: served by skiff.controller.metrics_api
     return out
 
@@ -356,6 +366,9 @@ class APIServer:
                 user = await self.tokens.authenticate(token)
                 if user is None:
                     raise E.unauthorized()
+                if "Impersonate-User" in request.headers or "Impersonate-Group" in request.headers:
+                    from skiff.controller.rbac import impersonate     # kubectl --as / --as-group
+                    user = await impersonate(self.registry.storage, user, request.headers)
                 request[USER_KEY] = user
             if request.method in _WRITE_METHODS and "dryRun" in request.query:
                 # this request only: the registry writes through a view that persists nothing
@@ -450,6 +463,9 @@ class APIServer:
                     raise E.path_not_found()
                 return json_response({"kind": "APIGroup", "apiVersion": "v1", **g})
             version, rest = parts[2], parts[3:]
+            if (group, version) in CRD_ALT_VERSIONS:     # a CRD's other served versions (skiff.controller.crd)
+                from skiff.controller.crd import versions as crd_versions
+                return await crd_versions.handle(self, request, group, version, rest, request[USER_KEY])
             if group == "metrics.k8s.io":
                 out = await self._metrics_api().handle(request, version, rest, request[USER_KEY])
                 return out if isinstance(out, web.StreamResponse) else json_response(out)
@@ -466,6 +482,7 @@ class APIServer:
                 return await self.token_review(request)
             if method == "POST" and version == "v1" and (group, rest) in (
                     ("authorization.k8s.io", ["selfsubjectaccessreviews"]),
+                    ("authorization.k8s.io", ["selfsubjectrulesreviews"]),
                     ("authentication.k8s.io", ["selfsubjectreviews"])):
                 return await self.self_review(request, rest[0])
         else:
@@ -543,6 +560,11 @@ class APIServer:
                 raise E.method_not_allowed()
             from skiff.controller.disruption import evict
             return json_response(await evict(reg, ns, name, await self._body(request), user), 201)
+        if sub == "token" and r.plural == "serviceaccounts":
+            if method != "POST":
+                raise E.method_not_allowed()
+            from skiff.controller.rbac import token_request
+            return json_response(await token_request(reg, ns, name, await self._body(request), user), 201)
         if method == "GET":
             topts = _table_options(request)
             obj = await reg.get(r.plural, name, ns, sub, user=user)
@@ -885,6 +907,9 @@ class APIServer:
                                   "metadata": {"creationTimestamp": None}, "status": {"userInfo": user.info()}},
                                  201)
         spec = (body.get("spec") or {}) if isinstance(body, dict) else {}
+        if kind == "selfsubjectrulesreviews":   # kubectl auth can-i --list (skiff.controller.rbac)
+            from skiff.controller.rbac import self_rules_review
+            return json_response(self_rules_review(user, spec), 201)
         ra = spec.get("resourceAttributes")
         status: dict[str, Any] = {"allowed": False}
         if isinstance(ra, dict):
@@ -899,10 +924,13 @@ class APIServer:
                               ra.get("subresource") or None)
                     status = {"allowed": True, "reason": "skiff: admin" if user.is_master else ""}
                 except APIError as e:
-                    status["reason"] = e.status.get("message", "")
+                    if user.rbac is None:   # RBAC, as Kubernetes', gives no reason for a denial
+                        status["reason"] = e.status.get("message", "")
         elif isinstance(spec.get("nonResourceAttributes"), dict):
             path = spec["nonResourceAttributes"].get("path") or ""
-            status["allowed"] = user.is_master or path in PUBLIC
+            status["allowed"] = user.is_master or path in PUBLIC or (
+                user.rbac is not None and user.rbac.allows(user.name, user.groups, spec["nonResourceAttributes"].get(
+                    "verb") or "", path=path))
         return json_response({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                               "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}, 201)
 

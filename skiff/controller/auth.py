@@ -35,6 +35,7 @@ class User:
     name: str
     groups: tuple[str, ...] = ()
     node: str | None = field(default=None, compare=False)
+    rbac: object = field(default=None, compare=False, repr=False)   # skiff.controller.rbac.Snapshot
 
     @property
     def is_master(self) -> bool:
@@ -152,6 +153,9 @@ class TokenManager:
             return None
         kind = obj.get("type")
         exp = None
+        if kind == "serviceaccount":    # never cached: its account may go (skiff.controller.rbac)
+            from skiff.controller.rbac import authenticate_sa
+            return await authenticate_sa(self.storage, obj)
         if kind == "admin":
             user = ADMIN
         elif kind == "apiserver":
@@ -238,6 +242,11 @@ def authorize(user: User, verb: str, resource: str, namespace: str | None = None
     if user.is_master:
         return
     if not user.is_node:
+        if user.rbac is not None:   # the RBAC authorizer (skiff.controller.rbac)
+            r = RESOURCES.get(resource)
+            if user.rbac.allows(user.name, user.groups, verb, r.group if r else "", resource, namespace, name,
+                                subresource):
+                return
         raise _deny(user, verb, resource, namespace, name, subresource)
     n = user.node
     if resource == "nodes":

@@ -109,6 +109,11 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def namespace(client) -> None:
         await NamespaceController(client).run()
 
+    async def customresourcedefinitions(client) -> None:
+        # names, Established, serving and the cleanup of CRDs (skiff.controller.crd)
+        from skiff.controller.crd.controller import CRDController
+        await CRDController(client).run()
+
     return [scheduler, nodelifecycle, nodeipam, replicaset, replication, deployment, daemonset, statefulset, job, cronjob,
             ttlafterfinished, endpoints, endpointslice, serviceaccounts, resourcequota, horizontalpodautoscaler, disruption,
-            persistentvolume, garbagecollector, namespace]
+            persistentvolume, garbagecollector, namespace, customresourcedefinitions]

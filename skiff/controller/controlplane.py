@@ -209,6 +209,8 @@ class ControlPlane:
             await self.registry.ensure_namespaces()
             from skiff.controller.admission_priority import ensure_system_priority_classes
             await ensure_system_priority_classes(self.registry)
+            from skiff.controller.rbac_bootstrap import ensure_bootstrap_policy
+            await ensure_bootstrap_policy(self.registry)     # default ClusterRoles and bindings
             # the cluster IPs and node ports the stored services hold, before any request
             await self.registry.service_ips.ensure_loaded(self._cache)
             token = read_kubeconfig_token(self.kubeconfig_path)
@@ -258,6 +260,9 @@ class ControlPlane:
                 ca_pem = f.read()
             self._tasks.append(asyncio.create_task(RootCAPublisher(self.local_client(), ca_pem).run(),
                                                    name="root-ca-cert-publisher"))
+        from skiff.controller.rbac_bootstrap import ClusterRoleAggregator
+        self._tasks.append(asyncio.create_task(ClusterRoleAggregator(self.local_client()).run(),
+                                               name="clusterrole-aggregation"))
         for f in self._factories:
             self._spawn(f)
         log.info("API server listening on %s", self.url)

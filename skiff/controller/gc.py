@@ -59,8 +59,40 @@ class GarbageCollector(QueueController):
             self._handlers[res] = h
             inf.add_handler(h)
         self.start_workers("gc-workers")
+        from skiff.controller.crd.kinds import CUSTOM, LISTENERS   # custom resources, while served
+        self._crd_listener = self._on_custom
+        LISTENERS.append(self._crd_listener)
+        for plural in list(CUSTOM):
+            self._on_custom(plural, True)
+
+    def _on_custom(self, plural: str, served: bool) -> None:
+        self._custom = getattr(self, "_custom", None) or {}
+        prev = self._custom.get(plural)
+        self._custom[plural] = asyncio.ensure_future(self._follow(plural, served, prev))
+
+    async def _follow(self, res: str, served: bool, prev) -> None:
+        """Follow (or stop following) the custom resource ``res`` in the graph."""
+        if prev is not None:
+            await asyncio.gather(prev, return_exceptions=True)
+        if served and res not in self.informers:
+            inf = await self.shared.acquire(self.client, res)
+            self.informers[res] = inf
+            h = self._handler(res)
+            self._handlers[res] = h
+            inf.add_handler(h)
+        elif not served and res in self.informers:
+            inf = self.informers.pop(res)
+            h = self._handlers.pop(res, None)
+            if h is not None:
+                inf.remove_handler(h)
+            await self.shared.release(self.client, res)
 
     async def stop(self) -> None:
+        from skiff.controller.crd.kinds import LISTENERS
+        if getattr(self, "_crd_listener", None) in LISTENERS:
+            LISTENERS.remove(self._crd_listener)
+        for t in (getattr(self, "_custom", None) or {}).values():
+            t.cancel()
         await self.stop_workers()
         for res, inf in self.informers.items():
             h = self._handlers.get(res)

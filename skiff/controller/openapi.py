@@ -459,6 +459,13 @@ def _paths(r: Resource, kinds: dict[str, str]) -> dict[str, dict]:
                 "post": _op(f"create{nsd}{k}Eviction", "post", egvk, tag, f"create eviction of a {k}", _WRITE,
                             _ok(ev, "200", "201", "202"), {"content": _json(ev, *_BODY_TYPES), "required": True}),
                 "parameters": item_params}
+        elif sub == "token":     # the TokenRequest API (skiff.controller.rbac)
+            tgvk = _gvk("authentication.k8s.io", "v1", "TokenRequest")
+            tr = _ref("io.k8s.api.authentication.v1.TokenRequest")
+            out[p] = {
+                "post": _op(f"create{nsd}{k}Token", "post", tgvk, tag, f"create token of a {k}", _WRITE,
+                            _ok(tr, "200", "201", "202"), {"content": _json(tr, *_BODY_TYPES), "required": True}),
+                "parameters": item_params}
         elif sub == "binding":
             bgvk = _gvk("", "v1", "Binding")
             binding = _ref(CORE + "Binding")
@@ -504,6 +511,22 @@ def _extra_schemas(group: str, version: str) -> dict[str, dict]:
                 "metadata": {"allOf": [_ref(META + "ObjectMeta")], "default": {}},
                 "deleteOptions": {"type": "object", "description": "DeleteOptions may be provided"}},
             "x-kubernetes-group-version-kind": [_gvk("policy", "v1", "Eviction")]}
+    if any(r.group == group and r.version == version and "token" in r.subresources for r in RESOURCES.values()):
+        out["io.k8s.api.authentication.v1.TokenRequest"] = {
+            "type": "object", "required": ["spec"],
+            "description": "TokenRequest requests a token for a given service account.",
+            "properties": {
+                "apiVersion": {**s, "description": _API_VERSION_DOC}, "kind": {**s, "description": _KIND_DOC},
+                "metadata": {"allOf": [_ref(META + "ObjectMeta")], "default": {}},
+                "spec": {"type": "object", "description": "Spec holds information about the request being evaluated",
+                         "properties": {"audiences": {"type": "array", "items": s},
+                                        "expirationSeconds": {"type": "integer", "format": "int64"},
+                                        "boundObjectRef": {"type": "object"}}},
+                "status": {"type": "object", "description": "Status is filled in by the server and indicates whether "
+                                                            "the token can be authenticated.",
+                           "properties": {"token": s, "expirationTimestamp": {"type": "string",
+                                                                              "format": "date-time"}}}},
+            "x-kubernetes-group-version-kind": [_gvk("authentication.k8s.io", "v1", "TokenRequest")]}
     if any(r.group == group and r.version == version and "binding" in r.subresources for r in RESOURCES.values()):
         out[CORE + "Binding"] = {
             "type": "object", "required": ["target"],
@@ -603,12 +626,27 @@ def _documents() -> dict[str, tuple[bytes, str]]:
 def document(key: str) -> tuple[bytes, str] | None:
     """(JSON bytes, hash) of the group-version document ``key`` ("api/v1",
     "apis/apps/v1"), or None when there is no such group-version."""
-    return _documents().get(key.strip("/"))
+    from skiff.controller.crd import openapi as custom     # the custom resources' group-versions
+    return _documents().get(key.strip("/")) or custom.document(key)
+
+
+def root() -> tuple[bytes, str]:
+    """The /openapi/v3 index and its hash (with the custom resources' group-versions)."""
+    from skiff.controller.crd import openapi as custom
+    extra = custom.keys()
+    if not extra:
+        return _root()
+    paths = {k: {"serverRelativeURL": f"/openapi/v3/{k}?hash={h}"} for k, (_, h) in _documents().items()}
+    for k in extra:
+        found = custom.document(k)
+        if found is not None and k not in paths:
+            paths[k] = {"serverRelativeURL": f"/openapi/v3/{k}?hash={found[1]}"}
+    body = json.dumps({"paths": dict(sorted(paths.items()))}, sort_keys=True, separators=(",", ":")).encode()
+    return body, _hash(body)
 
 
 @functools.lru_cache(maxsize=1)
-def root() -> tuple[bytes, str]:
-    """The /openapi/v3 index and its hash."""
+def _root() -> tuple[bytes, str]:
     paths = {k: {"serverRelativeURL": f"/openapi/v3/{k}?hash={h}"} for k, (_, h) in sorted(_documents().items())}
     body = json.dumps({"paths": paths}, sort_keys=True, separators=(",", ":")).encode()
     return body, _hash(body)

@@ -34,6 +34,9 @@ from skiff.api.timefmt import rfc3339
 from skiff.api.validation import (ValidationError, check_scheduling_gates_update, dns1123_subdomain_error,
                                   ephemeral_containers_update, validate_update)
 from skiff.controller.admission import admit
+from skiff.controller.rbac import confirm_no_escalation
+from skiff.controller.crd.kinds import (HOOKED as CRD_HOOKED, create_hook as crd_create_hook, refuse_strategic,
+                                       status_hook as crd_status_hook, update_hook as crd_update_hook)
 from skiff.controller.admission_limits import admit_pod_limit_ranges
 from skiff.controller.admission_priority import (SYSTEM_PRIORITY_CLASSES, admit_pod_priority,
                                                  admit_priority_class, check_priority_class_delete)
@@ -502,6 +505,8 @@ class Registry(RegistryKindsMixin):
             return await evict(self, namespace or "default", name or "", obj, user)
         if subresource:
             raise E.method_not_allowed()
+        if r.plural in CRD_HOOKED:
+            crd_create_hook(r)      # not while its CRD is being deleted
         obj = self._check_kind(r, obj)
         md = obj.get("metadata")
         if md is not None and not isinstance(md, dict):
@@ -532,6 +537,8 @@ class Registry(RegistryKindsMixin):
             raise APIError(e.to_status()) from None
         if warnings is not None:
             warnings.extend(warns)
+        if r.group == "rbac.authorization.k8s.io" and not user.is_master:
+            confirm_no_escalation(user, r.plural, new)     # skiff.controller.rbac
         nmd = new["metadata"]
         if _managed is not None or field_manager:   # managedFields (kept off the in-process path)
             mf = _managed if _managed is not None else MF.track_update(
@@ -576,6 +583,9 @@ class Registry(RegistryKindsMixin):
             await admit_storage_create(self.storage, r.plural, new)
         elif r.plural == "priorityclasses":
             await admit_priority_class(self.storage, new, True)
+        elif r.plural == "ingresses":
+            from skiff.controller.admission_ingress import admit_ingress_create
+            await admit_ingress_create(self.storage, new)
         async with self.quota.guard(self.storage, r.plural, new, ns, gen or nmd.get("name") or ""), \
                 self._service_txn(r) as txn:
             if txn is not None:
@@ -621,10 +631,16 @@ class Registry(RegistryKindsMixin):
             # only status changes, and the schema leaves status free-form: the rest of the
             # object was admitted when it was written, so it is not validated again
             st = incoming.get("status")
+            if r.plural in CRD_HOOKED:
+                st = crd_status_hook(r, name, st)   # a custom resource's status, against its schema
             if st is not None and not isinstance(st, dict):
                 raise E.invalid(r.kind, name, [{"field": "status", "reason": "FieldValueInvalid",
                                                 "message": f"Invalid value: {json.dumps(st)[:60]}: must be "
                                                            f"of type object"}], r.plural, r.group)
+            if r.plural == "ingresses" and st:     # ValidateIngressStatusUpdate
+                from skiff.api.validation_ingress import check_ingress_status
+                if (causes := check_ingress_status({"status": st})):
+                    raise E.invalid(r.kind, name, causes, r.plural, r.group)
             if st == cur.get("status"):
                 return cur
             new = dict(cur)
@@ -678,7 +694,8 @@ class Registry(RegistryKindsMixin):
             raise APIError(e.to_status()) from None
         if warnings is not None:
             warnings.extend(warns)
-        spec_changed = new.get("spec") != cur.get("spec")
+        spec_changed = new.get("spec") != cur.get("spec") if r.plural not in CRD_HOOKED \
+            else crd_update_hook(r, cur, new, sub)   # CRDs and custom resources (skiff.controller.crd)
         if spec_changed and r.plural == "pods" and sub == EPHEMERAL:
             causes = ephemeral_containers_update(cur, new)
             if causes:
@@ -826,6 +843,8 @@ class Registry(RegistryKindsMixin):
             if want_rv and str(want_rv) != cur["metadata"].get("resourceVersion"):
                 raise E.conflict(r.plural, name, group=r.group)
             new = self._prepare(r, cur, obj, ns, name, subresource, warnings, field_validation)
+            if r.group == "rbac.authorization.k8s.io" and not user.is_master and new is not cur:
+                confirm_no_escalation(user, r.plural, new)     # skiff.controller.rbac
             new = self._track(r, cur, obj, new, subresource, field_manager)
             try:
                 return await self._write(r, key, cur, new)
@@ -849,6 +868,8 @@ class Registry(RegistryKindsMixin):
         if subresource not in (None, "status", "scale", EPHEMERAL) \
                 or (subresource and subresource not in r.subresources):
             raise E.method_not_allowed()
+        if patch_type == "strategic" and r.plural in CRD_HOOKED:
+            refuse_strategic(r)     # custom resources take no strategic merge patch
         if patch_type not in ("merge", "json", "strategic"):
             raise E.unsupported_media_type(
                 "the body of the request was in an unknown format - accepted media types include: "
@@ -885,6 +906,8 @@ class Registry(RegistryKindsMixin):
             obj = self._check_kind(r, obj)
             self._check_names(r, obj, name, ns)
             new = self._prepare(r, cur, obj, ns, name, subresource, warnings, field_validation)
+            if r.group == "rbac.authorization.k8s.io" and not user.is_master and new is not cur:
+                confirm_no_escalation(user, r.plural, new)     # skiff.controller.rbac
             new = self._track(r, cur, obj, new, subresource, field_manager)
             try:
                 return await self._write(r, key, cur, new)
@@ -967,6 +990,8 @@ class Registry(RegistryKindsMixin):
                         continue
                     raise
             new = self._prepare(r, cur, merged, ns, name, subresource, warnings, field_validation)
+            if r.group == "rbac.authorization.k8s.io" and not user.is_master and new is not cur:
+                confirm_no_escalation(user, r.plural, new)     # skiff.controller.rbac
             nmd = dict(new.get("metadata") or {})
             nmd.pop("resourceVersion", None)
             if mf:

@@ -112,6 +112,9 @@ def patched(doc: dict, patch: Any, patch_type: str) -> dict:
 
 def scale_of(r: Resource, obj: dict) -> dict:
     """The autoscaling/v1 Scale of a deployment, replicaset, statefulset or replicationcontroller."""
+    if r.group not in _BUILTIN_SCALE_GROUPS:     # a custom resource: its CRD's paths (skiff.controller.crd)
+        from skiff.controller.crd.kinds import custom_scale_of
+        return custom_scale_of(r, obj)
     md = obj.get("metadata") or {}
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     sel = spec.get("selector")
@@ -122,6 +125,9 @@ def scale_of(r: Resource, obj: dict) -> dict:
             "spec": {"replicas": int(spec.get("replicas") or 0)},
             "status": {"replicas": int(status.get("replicas") or 0),
                        "selector": format_label_selector(sel)}}
+
+
+_BUILTIN_SCALE_GROUPS = frozenset({"", "apps"})    # the built-in kinds with /scale
 
 
 class RegistryKindsMixin:
@@ -182,10 +188,16 @@ class RegistryKindsMixin:
                 raise E.invalid("Scale", name, [{"field": "spec.replicas", "reason": "FieldValueInvalid",
                                                  "message": f"Invalid value: {json.dumps(replicas)}: {why}"}],
                                 "scale", "autoscaling")
-            if replicas == int((cur.get("spec") or {}).get("replicas") or 0) and \
+            if r.group not in _BUILTIN_SCALE_GROUPS:     # a custom resource (skiff.controller.crd)
+                from skiff.controller.crd.kinds import with_custom_replicas
+                if replicas == cur_scale["spec"]["replicas"]:
+                    return cur_scale
+                incoming = with_custom_replicas(r, cur, replicas)
+            elif replicas == int((cur.get("spec") or {}).get("replicas") or 0) and \
                     "replicas" in (cur.get("spec") or {}):
                 return cur_scale
-            incoming = {**cur, "spec": {**(cur.get("spec") or {}), "replicas": replicas}}
+            else:
+                incoming = {**cur, "spec": {**(cur.get("spec") or {}), "replicas": replicas}}
             new = self._prepare(r, cur, incoming, ns, name, None, warnings)
             new = self._track(r, cur, incoming, new, "scale", field_manager)
             try:

@@ -1,6 +1,7 @@
 """The serviceaccounts controller: every active namespace has a ``default`` ServiceAccount, as
 kube-controller-manager's makes it (at start for the namespaces that exist, when a namespace is
-made, and again when someone deletes it). skiff issues no tokens for ServiceAccounts."""
+made, and again when someone deletes it). Their tokens come from the TokenRequest API
+(skiff.controller.rbac)."""
 from __future__ import annotations
 
 import asyncio

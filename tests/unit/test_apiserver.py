@@ -81,9 +81,10 @@ async def test_health_version_discovery(api):
     st, body, _ = await api("GET", "/api")
     assert body["kind"] == "APIVersions" and body["versions"] == ["v1"]
     st, body, _ = await api("GET", "/apis")
-    assert sorted(g["name"] for g in body["groups"]) == ["apps", "autoscaling", "batch", "coordination.k8s.io",
+    assert sorted(g["name"] for g in body["groups"]) == ["apiextensions.k8s.io", "apps", "autoscaling", "batch",
+                                                         "coordination.k8s.io",
                                                          "discovery.k8s.io", "metrics.k8s.io", "networking.k8s.io",
-                                                         "policy",
+                                                         "policy", "rbac.authorization.k8s.io",
                                                          "scheduling.k8s.io", "storage.k8s.io"]
     st, body, _ = await api("GET", "/api/v1")
     names = {r["name"]: r for r in body["resources"]}

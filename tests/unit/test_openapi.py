@@ -53,7 +53,8 @@ async def test_root_lists_every_group_version_with_its_hash(client):
     assert set(body["paths"]) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1",
                                   "apis/discovery.k8s.io/v1", "apis/autoscaling/v2", "apis/policy/v1",
                                   "apis/networking.k8s.io/v1",
-                                  "apis/storage.k8s.io/v1", "apis/scheduling.k8s.io/v1"}
+                                  "apis/storage.k8s.io/v1", "apis/scheduling.k8s.io/v1",
+                                  "apis/apiextensions.k8s.io/v1", "apis/rbac.authorization.k8s.io/v1"}
     for key, entry in body["paths"].items():
         url = entry["serverRelativeURL"]
         assert url == f"/openapi/v3/{key}?hash={O.document(key)[1]}"

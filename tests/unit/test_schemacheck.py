@@ -372,6 +372,42 @@ OBJECTS = {
                   "egress": [{"to": [{"namespaceSelector": {}}]}, {}]}},
         {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny"},
          "spec": {"podSelector": {}}}],
+    "networking.k8s.io.v1.Ingress.json": [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": "a"},
+         "spec": {"ingressClassName": "nginx",
+                  "defaultBackend": {"resource": {"apiGroup": "k8s.example.com", "kind": "StorageBucket",
+                                                  "name": "static"}},
+                  "tls": [{"hosts": ["*.example.com"], "secretName": "tls"}],
+                  "rules": [{"host": "foo.example.com", "http": {"paths": [
+                      {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+                      {"pathType": "ImplementationSpecific",
+                       "backend": {"service": {"name": "web", "port": {"name": "http"}}}}]}}]},
+         "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1", "ports": [{"port": 80, "protocol": "TCP"}]}]}}}],
+    "networking.k8s.io.v1.IngressClass.json": [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+         "metadata": {"name": "nginx", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+         "spec": {"controller": "k8s.io/ingress-nginx",
+                  "parameters": {"apiGroup": "k8s.example.com", "kind": "IngressParameters", "name": "p",
+                                 "scope": "Namespace", "namespace": "ingress"}}}],
+    "rbac.authorization.k8s.io.v1.Role.json": [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "read", "namespace": "a"},
+         "rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"],
+                    "resourceNames": ["web"]}]}],
+    "rbac.authorization.k8s.io.v1.ClusterRole.json": [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "health"},
+         "rules": [{"nonResourceURLs": ["/healthz", "/api/*"], "verbs": ["get"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "agg"},
+         "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"x": "true"}}]}, "rules": None}],
+    "rbac.authorization.k8s.io.v1.RoleBinding.json": [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "r", "namespace": "a"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read"},
+         "subjects": [{"kind": "ServiceAccount", "name": "sa"},
+                      {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}]}],
+    "rbac.authorization.k8s.io.v1.ClusterRoleBinding.json": [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "c"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+         "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "devs"},
+                      {"kind": "ServiceAccount", "name": "sa", "namespace": "a"}]}],
     "policy.v1.PodDisruptionBudget.json": [
         {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
          "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}},

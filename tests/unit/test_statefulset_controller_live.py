@@ -203,6 +203,7 @@ async def test_scale_down_highest_first_one_at_a_time_and_recreate(cluster):
         scale = await cluster.c.get("statefulsets", "web", "default", subresource="scale")
         assert scale["spec"]["replicas"] == 4 and scale["status"]["selector"] == "app=web"
         scale["spec"]["replicas"] = 1
+        scale["metadata"].pop("resourceVersion", None)     # unconditional: the controller writes status meanwhile
         await cluster.c.update("statefulsets", scale, subresource="scale")
         await wait_for(lambda: _names(cluster, ["web-0"]), 10)
     finally:

@@ -134,9 +134,9 @@ def run(ctx, args: list[str], opts: dict) -> int:
         raise CtlError("error: must specify one of -f and -k")
     if args:
         raise CtlError(f"error: Unexpected args: {args}\nSee 'skiffctl apply -h' for help and examples")
-    from skiff.api.manifests import ManifestError, load_manifests
-    from skiff.api.resources import resource_for_kind
+    from skiff.api.manifests import ManifestError
     from . import printers as P
+    from .discovery import load_manifests, resource_for_kind    # custom kinds too
     try:
         docs = load_manifests(files)
     except ManifestError as e:

@@ -5,7 +5,7 @@ from .client import CtlError
 
 
 def resolve(kind: str):
-    from skiff.api.resources import lookup
+    from .discovery import lookup     # the static table, then the server's discovery (custom resources)
     r = lookup(kind)
     if r is None:
         raise CtlError(f'error: the server doesn\'t have a resource type "{kind}"')
@@ -20,6 +20,11 @@ _CATEGORY_ORDER = ["pods", "replicationcontrollers", "services", "daemonsets", "
 def expand(kind: str) -> list:
     """A kind name, or a category ("all") -> the resources it names."""
     from skiff.api.resources import RESOURCES, lookup
+    from .discovery import learn
+    r = lookup(kind)
+    if r is not None:
+        return [r]
+    learn()     # a category takes in the server's custom resources too
     r = lookup(kind)
     if r is not None:
         return [r]

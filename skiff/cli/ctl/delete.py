@@ -71,7 +71,7 @@ def run(ctx, args: list[str], opts: dict) -> int:
         if args:
             raise CtlError("error: cannot specify both -f and resource arguments")
         from skiff.api.manifests import ManifestError, parse_manifests
-        from skiff.api.resources import resource_for_kind
+        from .discovery import resource_for_kind    # custom kinds through the server's discovery
         try:
             docs = parse_manifests(opts["filename"])
         except ManifestError as e:

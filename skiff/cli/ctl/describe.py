@@ -609,15 +609,11 @@ def describe_generic(obj: dict, events) -> str:
     annotations(w, md.get("annotations"))
     w.w(0, f"API Version:\t{obj.get('apiVersion', '')}")
     w.w(0, f"Kind:\t{obj.get('kind', '')}")
-    text = w.render()
-    rest = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-    if rest:
-        text += P.to_yaml(rest)
+    from .describe_custom import write_content     # every other field, as kubectl's generic describer
+    write_content(w, 0, obj)
     if events is not None:
-        w2 = W()
-        events_section(w2, events)
-        text += w2.render()
-    return text
+        events_section(w, events)
+    return w.render()
 
 
 def run(ctx, args: list[str], opts: dict) -> int:

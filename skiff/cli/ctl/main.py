@@ -62,6 +62,8 @@ class Context:
         self.opts = opts
         self._config = None
         self._client = None
+        from . import discovery
+        discovery.CONTEXT = self    # custom resources are looked up through the server's discovery
 
     @property
     def config(self):
