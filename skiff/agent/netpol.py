@@ -38,6 +38,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from skiff.agent.syncloop import cancel, next_wake, stop_informers
 from skiff.api.validation import label_selector_matches
 
 log = logging.getLogger("skiff.agent.netpol")
@@ -450,15 +451,8 @@ class NetworkPolicyController:
 
     async def stop(self, cleanup: bool = True) -> None:
         t, self._task = self._task, None
-        if t is not None:
-            t.cancel()
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-        for inf in (self.policies, self.pods, self.namespaces):
-            if inf is not None:
-                await inf.stop()
+        await cancel(t)
+        await stop_informers(self.policies, self.pods, self.namespaces)
         if cleanup:
             try:
                 if self.backend.remove():
@@ -512,9 +506,4 @@ class NetworkPolicyController:
             if delay is not None:
                 await asyncio.sleep(delay)
                 continue
-            await asyncio.sleep(self.min_interval)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.resync)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
+            await next_wake(self._wake, self.min_interval, self.resync)

@@ -26,6 +26,8 @@ import json
 import logging
 import os
 
+from skiff.agent.syncloop import cancel, next_wake, stop_informers
+
 log = logging.getLogger("skiff.agent.noderoutes")
 
 RTPROT_SKIFF = 149          # an unassigned protocol number (see /etc/iproute2/rt_protos)
@@ -244,23 +246,12 @@ class NodeRoutes:
             if delay is not None:
                 await asyncio.sleep(delay)
                 continue
-            await asyncio.sleep(self.min_interval)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.resync)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
+            await next_wake(self._wake, self.min_interval, self.resync)
 
     async def stop(self, cleanup: bool = True) -> None:
         t, self._task = self._task, None
-        if t is not None:
-            t.cancel()
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-        if self.nodes is not None:
-            await self.nodes.stop()
+        await cancel(t)
+        await stop_informers(self.nodes)
         if cleanup:
             try:
                 await self.backend.remove_all()

@@ -40,6 +40,8 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 
+from skiff.agent.syncloop import cancel, next_wake, stop_informers
+
 log = logging.getLogger("skiff.agent.serviceproxy")
 
 MASQUERADE_MARK = 0x4000
@@ -495,15 +497,8 @@ class ServiceProxy:
     async def stop(self, cleanup: bool = True) -> None:
         """Stop; with ``cleanup`` the table is removed."""
         t, self._task = self._task, None
-        if t is not None:
-            t.cancel()
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-        for inf in (self.services, self.slices):
-            if inf is not None:
-                await inf.stop()
+        await cancel(t)
+        await stop_informers(self.services, self.slices)
         if cleanup:
             try:
                 if self.backend.remove():
@@ -549,9 +544,4 @@ class ServiceProxy:
             if delay is not None:
                 await asyncio.sleep(delay)
                 continue
-            await asyncio.sleep(self.min_interval)        # coalesce a burst of changes
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.resync)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
+            await next_wake(self._wake, self.min_interval, self.resync)     # coalesces a burst of changes
