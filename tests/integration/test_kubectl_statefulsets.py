@@ -118,8 +118,8 @@ def _exercise(kube, k) -> None:
     hist = k.ok("rollout", "history", "sts/web")
     assert re.search(r"^REVISION\s+CHANGE-CAUSE\n1\s+<none>\n2\s+<none>$", hist, re.M), hist
     revs = k.ok("get", "controllerrevisions", "-l", "app=nginx")
-    assert sorted((r[0], r[1], r[2]) for r in table(revs)[1]) == [(rev1, "statefulset.apps/web", "1"),
-                                                                  (rev2, "statefulset.apps/web", "2")], revs
+    assert sorted((r[0], r[1], r[2]) for r in table(revs)[1]) == sorted([(rev1, "statefulset.apps/web", "1"),
+                                                                         (rev2, "statefulset.apps/web", "2")]), revs
     assert "kubectl.kubernetes.io/restartedAt" in k.ok("rollout", "history", "sts/web", "--revision=2")
     assert k.ok("rollout", "undo", "sts/web") == "statefulset.apps/web rolled back\n"
     out = k.ok("rollout", "status", "sts/web", "--timeout=120s", timeout=130)
