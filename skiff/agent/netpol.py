@@ -38,7 +38,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from skiff.agent.syncloop import cancel, next_wake, stop_informers
+from skiff.agent.syncloop import cancel, drop_state, next_wake, stop_informers
 from skiff.api.validation import label_selector_matches
 
 log = logging.getLogger("skiff.agent.netpol")
@@ -453,15 +453,7 @@ class NetworkPolicyController:
         t, self._task = self._task, None
         await cancel(t)
         await stop_informers(self.policies, self.pods, self.namespaces)
-        if cleanup:
-            try:
-                if self.backend.remove():
-                    log.info("network policy table removed")
-            except Exception as e:  # noqa: BLE001 - the agent is stopping: say it, go on
-                log.warning("cannot remove the network policy table: %s", e)
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
+        drop_state(self.backend, cleanup, "network policy table", log)
 
     def _changed(self, *_args) -> None:
         self._wake.set()

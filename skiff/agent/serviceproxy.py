@@ -40,7 +40,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 
-from skiff.agent.syncloop import cancel, next_wake, stop_informers
+from skiff.agent.syncloop import cancel, drop_state, next_wake, stop_informers
 
 log = logging.getLogger("skiff.agent.serviceproxy")
 
@@ -499,15 +499,7 @@ class ServiceProxy:
         t, self._task = self._task, None
         await cancel(t)
         await stop_informers(self.services, self.slices)
-        if cleanup:
-            try:
-                if self.backend.remove():
-                    log.info("service table removed")
-            except Exception as e:  # noqa: BLE001 - the agent is stopping: say it, go on
-                log.warning("cannot remove the service table: %s", e)
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
+        drop_state(self.backend, cleanup, "service table", log)
 
     def _changed(self, *_args) -> None:
         self._wake.set()

@@ -31,3 +31,17 @@ async def stop_informers(*informers) -> None:
     for inf in informers:
         if inf is not None:
             await inf.stop()
+
+
+def drop_state(backend, cleanup: bool, what: str, log) -> None:
+    """The last step of a stop: with ``cleanup`` the backend's table goes (a failure is said, the
+    agent goes on stopping); the backend is closed either way."""
+    if cleanup:
+        try:
+            if backend.remove():
+                log.info("%s removed", what)
+        except Exception as e:  # noqa: BLE001 - the agent is stopping: say it, go on
+            log.warning("cannot remove the %s: %s", what, e)
+    close = getattr(backend, "close", None)
+    if close is not None:
+        close()
