@@ -11,6 +11,8 @@ Measured (watching every pod from the bench process):
 - time from the first create until all pods are Running (reported by their hollow agents);
 - the controller's peak RSS (VmHWM) and its CPU seconds (utime + stime) over the run;
 - then the pods are deleted and the time until all are gone.
+Each pod gets its ServiceAccount's token as in Kubernetes (the hollow agent requests it, bound to
+the pod, and reads the kube-root-ca.crt ConfigMap); --no-token turns that off.
 Goals: >= 1000 pods/s binding, controller RSS <= 300 MB.
 """
 from __future__ import annotations
@@ -62,10 +64,13 @@ def proc_status(pid: int) -> dict:
     return out
 
 
+AUTOMOUNT: dict = {}    # --no-token: {"automountServiceAccountToken": False}
+
+
 def pod_obj(i: int, prefix: str = "scale") -> dict:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{prefix}-{i}", "namespace": "default", "labels": {"app": "scale"}},
-            "spec": {"terminationGracePeriodSeconds": 0,
+            "spec": {"terminationGracePeriodSeconds": 0, **AUTOMOUNT,
                      "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"],
                                      "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}}}]}}
 
@@ -391,7 +396,12 @@ def main() -> int:
                     help="put one Service (selecting every pod) in front of them first")
     ap.add_argument("--deployment", action="store_true",
                     help="create the pods through one Deployment (replicas = --pods)")
+    ap.add_argument("--no-token", action="store_true",
+                    help="pods with automountServiceAccountToken: false (no token request, no CA ConfigMap "
+                         "read per pod by the agents: the figures of the sessions before pods had tokens)")
     args = ap.parse_args()
+    if args.no_token:
+        AUTOMOUNT["automountServiceAccountToken"] = False
     if args.quick:
         args.nodes, args.pods = 100, 2000
     if not args.hollow_procs:

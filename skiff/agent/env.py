@@ -176,6 +176,33 @@ async def fetch_refs(client, namespace: str, refs: set[tuple[str, str]]) -> dict
     return out
 
 
+# the kubelet's token manager renews a token once 80% of its life is gone, or after a day
+TOKEN_RENEW_SHARE = 0.8
+TOKEN_RENEW_MAX = 86400.0
+
+
+async def request_token(client, pod: dict, vname: str, src: dict) -> dict:
+    """A token for a projected serviceAccountToken source of ``pod`` (volume ``vname``): the
+    pod's ServiceAccount's, for the source's audience and lifetime, bound to the pod (it dies
+    with it). -> {"token", "renew_at" (monotonic)}; ConfigError (FailedMount) when refused."""
+    import time
+    from skiff.api.errors import APIError
+    md, spec = pod["metadata"], pod["spec"]
+    exp = int(src.get("expirationSeconds") or 3600)
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"audiences": [src["audience"]] if src.get("audience") else [], "expirationSeconds": exp,
+                     "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": md["name"], "uid": md["uid"]}}}
+    sa = spec.get("serviceAccountName") or "default"
+    try:
+        tr = await client.create("serviceaccounts", body, md.get("namespace") or "default",
+                                 subresource="token", name=sa)
+    except APIError as e:
+        raise ConfigError(f'MountVolume.SetUp failed for volume "{vname}" : failed to fetch token: {e}',
+                          reason="FailedMount") from None
+    return {"token": tr["status"]["token"],
+            "renew_at": time.monotonic() + min(TOKEN_RENEW_SHARE * exp, TOKEN_RENEW_MAX)}
+
+
 def _lookup(objects: dict | None, resource: str, name: str) -> dict | None:
     return (objects or {}).get((resource, name))
 

@@ -17,9 +17,11 @@ from skiff.errors import SkiffError
 
 from . import status as pstatus
 from .hooks import POST_START_TIMEOUT, run_hook, stop_container
-from .env import ConfigError, container_env, env_refs, expand_argv, fetch_refs, field_path, is_sidecar
+from .env import (ConfigError, container_env, env_refs, expand_argv, fetch_refs, field_path, is_sidecar,
+                  request_token)
 from .security import forbidden_sysctl
-from .volumefiles import has_downward_files, holds_secrets, is_file_volume, volume_files, volume_refs
+from .volumefiles import (has_downward_files, holds_secrets, is_file_volume, token_key, token_sources, volume_files,
+                          volume_refs)
 from .claims import CLAIM_RETRY, claim_volumes, read_only_mounts, resolve_claims, runtime_pod
 from .probes import ProbeManager
 
@@ -211,6 +213,7 @@ class PodWorker:
         self.sb_ip = sb.ip
         if self._written:
             self.refresh_downward_volumes(pod)
+            await self.renew_tokens(pod)
         self.probes.sync(pod, infos)
         await self.write_status(sb, infos)
         return False
@@ -426,6 +429,9 @@ class PodWorker:
         if refs:
             ns = pod["metadata"].get("namespace") or "default"
             self._objects.update(await fetch_refs(self.agent.client, ns, refs))
+        for vname, src in token_sources(spec, c):
+            if token_key(src) not in self._objects:
+                self._objects[token_key(src)] = await request_token(self.agent.client, pod, vname, src)
         mounted = {vm.get("name") for vm in c.get("volumeMounts") or []}
         for vol in spec.get("volumes") or []:
             if vol.get("name") in mounted and is_file_volume(vol):
@@ -456,6 +462,26 @@ class PodWorker:
                 c = next(c for c in pod["spec"]["containers"] + (pod["spec"].get("initContainers") or [])
                          if any(vm.get("name") == name for vm in c.get("volumeMounts") or []))
                 self._write_volume(pod, vol, c)
+
+    async def renew_tokens(self, pod: dict) -> None:
+        """Request a new token for each written projected token whose renewal time came (80% of
+        its life) and rewrite its volume in place, as the kubelet's token manager; a refusal is
+        logged and tried again at the next sync."""
+        now = time.monotonic()
+        for vname, src in token_sources(pod["spec"]):
+            held = self._objects.get(token_key(src))
+            if vname not in self._written or held is None or held["renew_at"] > now:
+                continue
+            try:
+                self._objects[token_key(src)] = await request_token(self.agent.client, pod, vname, src)
+            except ConfigError as e:
+                log.warning("pod %s: %s", pod_ref(pod), e)
+                continue
+            for vol in pod["spec"].get("volumes") or []:
+                if vol.get("name") == vname:
+                    c = next(c for c in pod["spec"]["containers"] + (pod["spec"].get("initContainers") or [])
+                             if any(vm.get("name") == vname for vm in c.get("volumeMounts") or []))
+                    self._write_volume(pod, vol, c)
 
     def pod_ip(self) -> str:
         return self.sb_ip or (self.last_status or {}).get("podIP", "")

@@ -8,7 +8,8 @@
   limit or request, with ``divisor``). A whole map is written as the kubelet does: one
   ``key="value"`` line per key, sorted, the value quoted as Go's ``%q``, no final newline.
 - projected: the files of all its sources in one directory (a later source's path wins), with
-  the volume's ``defaultMode``. ``serviceAccountToken`` sources are refused by the API server.
+  the volume's ``defaultMode``. A ``serviceAccountToken`` source's file is a token the agent
+  requested for the pod (``token_key`` names it among the objects; see the pod worker).
 
 The ConfigMaps and Secrets come in as a dict ((resource, name) -> object, None when missing);
 ``volume_refs`` lists the ones a pod's volumes need. A failure raises ConfigError with reason
@@ -43,12 +44,27 @@ def has_downward_files(vol: dict) -> bool:
     return any(s.get("downwardAPI") is not None for s in (vol.get("projected") or {}).get("sources") or [])
 
 
+def token_key(src: dict) -> tuple[str, str]:
+    """How a projected serviceAccountToken source's token is kept among a pod's objects: one per
+    audience and lifetime."""
+    return "serviceaccounttoken", f"{src.get('audience') or ''}|{src.get('expirationSeconds') or 3600}"
+
+
+def token_sources(spec: dict, c: dict | None = None) -> list[tuple[str, dict]]:
+    """(volume name, source) of the serviceAccountToken sources of the projected volumes (those
+    ``c`` mounts, if given)."""
+    mounted = None if c is None else {vm.get("name") for vm in c.get("volumeMounts") or []}
+    return [(v.get("name", ""), s["serviceAccountToken"]) for v in spec.get("volumes") or []
+            if (mounted is None or v.get("name") in mounted) and v.get("projected") is not None
+            for s in v["projected"].get("sources") or [] if s.get("serviceAccountToken") is not None]
+
+
 def _sources(vol: dict) -> list[tuple[str, dict]]:
     """(type, source) pairs: one for a plain volume, one per source of a projected one."""
     if vol.get("projected") is not None:
         out = []
         for s in vol["projected"].get("sources") or []:
-            for t in ("configMap", "secret", "downwardAPI"):
+            for t in ("configMap", "secret", "downwardAPI", "serviceAccountToken"):
                 if s.get(t) is not None:
                     out.append((t, s[t]))
         return out
@@ -71,7 +87,7 @@ def volume_refs(spec: dict, c: dict | None = None) -> set[tuple[str, str]]:
             continue
         projected = v.get("projected") is not None
         for kind, src in _sources(v):
-            if kind != "downwardAPI":
+            if kind not in ("downwardAPI", "serviceAccountToken"):
                 out.add(_object_ref(kind, src, projected))
     return out
 
@@ -164,6 +180,13 @@ def volume_files(vol: dict, objects: dict[tuple[str, str], dict | None], pod: di
                 except Exception as e:  # noqa: BLE001 - ConfigError, or a field the API let through
                     raise ConfigError(f'MountVolume.SetUp failed for volume "{vname}" : {e}',
                                       reason="FailedMount") from None
+            continue
+        if kind == "serviceAccountToken":
+            tok = objects.get(token_key(src))
+            if tok is None:
+                raise ConfigError(f'MountVolume.SetUp failed for volume "{vname}" : failed to fetch token: '
+                                  f'no token for the pod', reason="FailedMount")
+            files[src.get("path", "")] = (tok["token"].encode(), mode)
             continue
         got = _object_files(vname, kind, src, objects, projected, mode)
         if got is None:

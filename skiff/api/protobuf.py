@@ -182,6 +182,8 @@ CONTAINER = {1: ("name", "str"), 2: ("image", "str"), 3: ("command", "rep_str"),
              17: ("stdinOnce", "bool0"), 18: ("tty", "bool0"), 20: ("terminationMessagePolicy", "str"),
              24: ("restartPolicy", "str")}
 EPHEMERAL_CONTAINER = {1: ("", "inline", CONTAINER), 2: ("targetContainerName", "str")}
+DOWNWARD_FILE = {1: ("path", "str"), 2: ("fieldRef", "msg", FIELD_REF), 3: ("resourceFieldRef", "msg", RESOURCE_FIELD_REF),
+                 4: ("mode", "int_keep")}
 VOLUME = {1: ("name", "str"),
           2: ("", "inline", {
               1: ("hostPath", "msg", {1: ("path", "str"), 2: ("type", "str")}),
@@ -189,12 +191,19 @@ VOLUME = {1: ("name", "str"),
               6: ("secret", "msg", {1: ("secretName", "str"), 2: ("items", "rep_msg", KEY_TO_PATH),
                                     3: ("defaultMode", "int_keep"), 4: ("optional", "bool")}),
               10: ("persistentVolumeClaim", "msg", {1: ("claimName", "str"), 2: ("readOnly", "bool0")}),
-              16: ("downwardAPI", "msg", {1: ("items", "rep_msg", {1: ("path", "str"), 2: ("fieldRef", "msg", FIELD_REF),
-                                                                   3: ("resourceFieldRef", "msg", RESOURCE_FIELD_REF),
-                                                                   4: ("mode", "int_keep")}),
+              16: ("downwardAPI", "msg", {1: ("items", "rep_msg", DOWNWARD_FILE),
                                           2: ("defaultMode", "int_keep")}),
               19: ("configMap", "msg", {1: ("", "inline", LOCAL_REF), 2: ("items", "rep_msg", KEY_TO_PATH),
-                                        3: ("defaultMode", "int_keep"), 4: ("optional", "bool")})})}
+                                        3: ("defaultMode", "int_keep"), 4: ("optional", "bool")}),
+              26: ("projected", "msg", {1: ("sources", "rep_msg", {
+                  1: ("secret", "msg", {1: ("", "inline", LOCAL_REF), 2: ("items", "rep_msg", KEY_TO_PATH),
+                                        4: ("optional", "bool")}),
+                  2: ("downwardAPI", "msg", {1: ("items", "rep_msg", DOWNWARD_FILE)}),
+                  3: ("configMap", "msg", {1: ("", "inline", LOCAL_REF), 2: ("items", "rep_msg", KEY_TO_PATH),
+                                           4: ("optional", "bool")}),
+                  4: ("serviceAccountToken", "msg", {1: ("audience", "str"), 2: ("expirationSeconds", "int_keep"),
+                                                     3: ("path", "str")})}),
+                                        2: ("defaultMode", "int_keep")})})}
 NODE_SELECTOR_TERM = {1: ("matchExpressions", "rep_msg", {1: ("key", "str"), 2: ("operator", "str"), 3: ("values", "rep_str")}),
                       2: ("matchFields", "rep_msg", {1: ("key", "str"), 2: ("operator", "str"), 3: ("values", "rep_str")})}
 POD_AFFINITY_TERM = {1: ("labelSelector", "msg", LABEL_SELECTOR), 2: ("namespaces", "rep_str"), 3: ("topologyKey", "str"),

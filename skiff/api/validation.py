@@ -430,7 +430,6 @@ _true = lambda v: v is True  # noqa: E731
 _nonempty = lambda v: bool(v)  # noqa: E731
 
 UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
-    ("spec.automountServiceAccountToken", WARN, _true),
     ("spec.runtimeClassName", WARN, _set),
     ("spec.setHostnameAsFQDN", WARN, _true),
     ("spec.overhead", WARN, _set),
@@ -457,10 +456,7 @@ for _c in ("containers", "initContainers"):
         (f"spec.{_c}[*].resources.claims", REJECT, _nonempty),
     ]
 # Warnings that say more than "accepted but not supported", by rule path
-WARN_MESSAGES = {
-    "spec.automountServiceAccountToken": "is accepted, but skiff mounts no service account token into pods "
-                                         "(ServiceAccounts have no tokens)",
-}
+WARN_MESSAGES: dict[str, str] = {}
 # Volume types skiff can mount; every other Kubernetes volume type is rejected.
 SUPPORTED_VOLUME_TYPES = ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected",
                           "persistentVolumeClaim")
@@ -668,15 +664,36 @@ def _check_file_volume(kind: str, src: dict, f: str) -> list[dict]:
         elif not given:
             causes.append(_cause(fs, REQUIRED, "Required value: must specify exactly one volume type per source"))
         for t in given:
-            if t in ("serviceAccountToken", "clusterTrustBundle"):
+            if t == "clusterTrustBundle":
                 causes.append(_cause(f"{fs}.{t}", NOT_SUPPORTED, f"{fs}.{t} is not supported by skiff "
-                                     "(projected sources: configMap, secret, downwardAPI)"))
+                                     "(projected sources: configMap, secret, downwardAPI, serviceAccountToken)"))
+            elif t == "serviceAccountToken":
+                causes += _check_token_projection(s[t], f"{fs}.{t}", paths)
             elif t == "downwardAPI":
                 causes += _check_downward_items((s[t] or {}).get("items"), f"{fs}.{t}", paths)
             else:
                 if not (s[t] or {}).get("name"):
                     causes.append(_cause(f"{fs}.{t}.name", REQUIRED, "Required value"))
                 causes += _check_key_items((s[t] or {}).get("items"), f"{fs}.{t}", paths)
+    return causes
+
+
+def _check_token_projection(src: Any, f: str, paths: set) -> list[dict]:
+    """A projected serviceAccountToken: a file path, and a lifetime of 10 minutes to 2^32 s."""
+    if not isinstance(src, dict):
+        return []
+    causes: list[dict] = []
+    exp = src.get("expirationSeconds")
+    if isinstance(exp, int) and not isinstance(exp, bool):
+        if exp < 600:
+            causes.append(_invalid(f"{f}.expirationSeconds", exp, "may not specify a duration less than 10 minutes"))
+        elif exp > 2 ** 32:
+            causes.append(_invalid(f"{f}.expirationSeconds", exp, "may not specify a duration larger than 2^32 seconds"))
+    path = src.get("path")
+    causes += _check_path("" if path is None else path, f"{f}.path")
+    if path in paths:
+        causes.append(_invalid(f"{f}.path", path, "conflicting duplicate paths"))
+    paths.add(path)
     return causes
 
 

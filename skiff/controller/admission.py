@@ -108,6 +108,10 @@ def _default_pod(spec: Any) -> None:
     for v in spec.get("volumes") or []:
         if isinstance(v, dict) and isinstance(v.get("hostPath"), dict):
             v["hostPath"].setdefault("type", "")
+        if isinstance(v, dict) and isinstance(v.get("projected"), dict):
+            for src in v["projected"].get("sources") or ():     # SetDefaults_ServiceAccountTokenProjection
+                if isinstance(src, dict) and isinstance(src.get("serviceAccountToken"), dict):
+                    src["serviceAccountToken"].setdefault("expirationSeconds", 3600)
 
 
 def mirror_service_account(spec: Any) -> None:

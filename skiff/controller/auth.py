@@ -138,6 +138,11 @@ class TokenManager:
     async def authenticate(self, token: str | None) -> User | None:
         if not token:
             return None
+        from skiff.controller import satokens
+        if satokens.looks_like_jwt(token):     # a ServiceAccount's: never cached (its account may go)
+            from skiff.controller.rbac import authenticate_sa
+            tok = satokens.decode(await satokens.signing_key(self.storage), token)
+            return None if tok is None else await authenticate_sa(self.storage, tok)
         h = hash_token(token)
         hit = self._cache.get(h)
         now = time.time()
@@ -153,9 +158,10 @@ class TokenManager:
             return None
         kind = obj.get("type")
         exp = None
-        if kind == "serviceaccount":    # never cached: its account may go (skiff.controller.rbac)
-            from skiff.controller.rbac import authenticate_sa
-            return await authenticate_sa(self.storage, obj)
+        if kind == "serviceaccount":    # stored by an earlier skiff; never cached: its account may go
+            from skiff.controller.rbac import authenticate_sa, record_claims
+            tok = record_claims(obj)
+            return None if tok is None else await authenticate_sa(self.storage, tok)
         if kind == "admin":
             user = ADMIN
         elif kind == "apiserver":

@@ -244,10 +244,48 @@ def _rfc3339(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-async def issue_token(storage, namespace: str, name: str, body: Any) -> dict:
-    """POST serviceaccounts/NAME/token: a TokenRequest answered with its token."""
+_BINDABLE = {"Pod": "pods", "Secret": "secrets", "Node": "nodes"}
+# the API server's own audience: a token made for another (a projected token for Vault, say)
+# is refused here, as kube-apiserver's authenticator does
+API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
+# a token bound to a pod stays valid this long after the pod's deletion began (Kubernetes' validator)
+BOUND_POD_GRACE = 60.0
+
+
+async def _bound_object(storage, namespace: str, sa_name: str, ref: Any) -> dict | None:
+    """The ``boundObjectRef`` of a TokenRequest checked as kube-apiserver's token REST does:
+    a Pod (running as that account), a Secret of the namespace or a Node that exists, with the
+    given uid. -> {kind, apiVersion, name, uid} for the token's record and the answer, or None."""
     from skiff.api import errors as E
-    from skiff.controller.auth import TOKENS, hash_token
+    if ref is None:
+        return None
+    if not isinstance(ref, dict):
+        raise E.bad_request("spec.boundObjectRef must be an object")
+    kind, name, uid = ref.get("kind") or "", ref.get("name") or "", ref.get("uid") or ""
+    api_version = ref.get("apiVersion") or "v1"
+    resource = _BINDABLE.get(kind) if api_version == "v1" else None
+    if resource is None:
+        group, _, version = api_version.rpartition("/")
+        raise E.bad_request(f"cannot bind token for object of type {group}/{version}, Kind={kind}")
+    try:
+        obj = await storage.get(key_for(resource, None if resource == "nodes" else namespace, name))
+    except StoreError:
+        raise E.not_found(resource, name) from None
+    md = obj.get("metadata") or {}
+    if uid and uid != md.get("uid"):
+        raise E.APIError(409, "Conflict", f'Operation cannot be fulfilled on {kind} "{name}": '
+                         f"the UID in the bound object reference ({uid}) does not match the UID in record. "
+                         f"The object might have been deleted and then recreated", name=name, kind=kind)
+    if resource == "pods" and (obj.get("spec") or {}).get("serviceAccountName", "default") != sa_name:
+        raise E.bad_request(f'cannot bind token for serviceaccount "{sa_name}" to pod running with different '
+                            f"serviceaccount name.")
+    return {"kind": kind, "apiVersion": "v1", "name": name, "uid": md.get("uid")}
+
+
+async def issue_token(storage, namespace: str, name: str, body: Any) -> dict:
+    """POST serviceaccounts/NAME/token: a TokenRequest answered with its token (a JWT, nothing
+    stored). With a ``boundObjectRef`` (a Pod, Secret or Node) the token dies with that object."""
+    from skiff.api import errors as E
     spec = (body.get("spec") if isinstance(body, dict) else None) or {}
     if not isinstance(spec, dict):
         raise E.bad_request("the body of a serviceaccounts/token request must be a TokenRequest")
@@ -268,50 +306,105 @@ async def issue_token(storage, namespace: str, name: str, body: Any) -> dict:
                        "message": f"Invalid value: {exp_s}: may not specify a duration larger than 2^32 seconds"})
     if causes:
         raise E.invalid("TokenRequest", name, causes, "tokenrequests", "authentication.k8s.io")
-    now = time.time()
-    token = "sk-sa." + secrets.token_urlsafe(32)
-    exp = _rfc3339(now + exp_s)
-    h = hash_token(token)
-    await storage.create(key_for(TOKENS, None, h), {
-        "kind": "Token", "apiVersion": "skiff.dev/v1", "metadata": {"name": h}, "type": "serviceaccount",
-        "namespace": namespace, "serviceAccount": name, "uid": (sa.get("metadata") or {}).get("uid"),
-        "expiration": exp})
-    audiences = spec.get("audiences") or ["https://kubernetes.default.svc.cluster.local"]
+    bound = await _bound_object(storage, namespace, name, spec.get("boundObjectRef"))
+    from skiff.controller import satokens
+    now = int(time.time())
+    audiences = spec.get("audiences") or [API_AUDIENCE]
+    token = satokens.encode(await satokens.signing_key(storage),
+                            satokens.claims(namespace, sa, audiences, now, now + exp_s, bound))
     return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"name": name, "namespace": namespace, "creationTimestamp": _rfc3339(now)},
-            "spec": {"audiences": audiences, "expirationSeconds": exp_s,
-                     "boundObjectRef": spec.get("boundObjectRef")},
-            "status": {"token": token, "expirationTimestamp": exp}}
+            "spec": {"audiences": audiences, "expirationSeconds": exp_s, "boundObjectRef": bound},
+            "status": {"token": token, "expirationTimestamp": _rfc3339(now + exp_s)}}
 
 
-async def authenticate_sa(storage, obj: dict):
-    """The User of a stored ServiceAccount token, or None when it expired or its account is gone."""
-    from skiff.controller.auth import TOKENS
+def _parse_time(s: str) -> float | None:
     try:
-        exp = time.mktime(time.strptime(obj.get("expiration") or "", "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        return time.mktime(time.strptime(s or "", "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     except ValueError:
         return None
-    if exp <= time.time():
-        try:
-            await storage.delete(key_for(TOKENS, None, obj["metadata"]["name"]))
-        except (StoreError, KeyError):
-            pass
+
+
+def record_claims(obj: dict) -> dict | None:
+    """The claims of a ServiceAccount token stored by an earlier skiff (a hashed record)."""
+    exp = _parse_time(obj.get("expiration") or "")
+    if exp is None:
         return None
-    ns, name = obj.get("namespace") or "", obj.get("serviceAccount") or ""
+    k8s: dict = {"namespace": obj.get("namespace") or "",
+                 "serviceaccount": {"name": obj.get("serviceAccount") or "", "uid": obj.get("uid")}}
+    return {"exp": exp, "aud": obj.get("audiences", [API_AUDIENCE]), "kubernetes.io": k8s}
+
+
+async def authenticate_sa(storage, tok: dict):
+    """The User of a ServiceAccount token's claims (skiff.controller.satokens), or None when it
+    expired, was made for another audience, its account is gone (or replaced), or the object it
+    is bound to is gone (a pod: a minute after its deletion began)."""
+    exp = tok.get("exp")
+    if not isinstance(exp, (int, float)) or exp <= time.time():
+        return None
+    if API_AUDIENCE not in (tok.get("aud") or ()):
+        return None
+    k8s = tok.get("kubernetes.io") if isinstance(tok.get("kubernetes.io"), dict) else {}
+    ns = k8s.get("namespace") or ""
+    who = k8s.get("serviceaccount") or {}
+    name = who.get("name") or ""
     try:
         sa = await storage.get(key_for("serviceaccounts", ns, name))
     except StoreError:
         return None
-    if (sa.get("metadata") or {}).get("uid") != obj.get("uid") or (sa.get("metadata") or {}).get("deletionTimestamp"):
+    if (sa.get("metadata") or {}).get("uid") != who.get("uid") or (sa.get("metadata") or {}).get("deletionTimestamp"):
         return None
+    for kind, resource in _BINDABLE.items():
+        bound = k8s.get(kind.lower())
+        if not isinstance(bound, dict):
+            continue
+        try:
+            held = await storage.get(key_for(resource, None if resource == "nodes" else ns, bound.get("name") or ""))
+        except StoreError:
+            return None
+        hmd = held.get("metadata") or {}
+        if hmd.get("uid") != bound.get("uid"):
+            return None
+        gone_at = _parse_time(hmd["deletionTimestamp"]) if hmd.get("deletionTimestamp") else None
+        if gone_at is not None and gone_at < time.time() - BOUND_POD_GRACE:
+            return None
     return sa_user(ns, name, await snapshot(storage))
 
 
 async def token_request(registry, namespace: str, name: str, body: Any, user) -> dict:
-    """create serviceaccounts/token, authorized as such."""
+    """create serviceaccounts/token, authorized as such. A node (the agent writing a pod's
+    projected token) may ask only for a token bound to a pod scheduled to it that runs as that
+    account: Kubernetes' Node authorizer and NodeRestriction admission."""
     from skiff.controller.auth import authorize
-    authorize(user, "create", "serviceaccounts", namespace, name, "token")
+    if getattr(user, "is_node", False):
+        await _node_may_request(registry.storage, user.node, namespace, name, body)
+    else:
+        authorize(user, "create", "serviceaccounts", namespace, name, "token")
     return await issue_token(registry.storage, namespace, name, body)
+
+
+async def _node_may_request(storage, node: str, namespace: str, name: str, body: Any) -> None:
+    from skiff.api.errors import forbidden
+    ref = ((body.get("spec") if isinstance(body, dict) else None) or {}).get("boundObjectRef")
+    what = f'User "system:node:{node}" cannot create resource "serviceaccounts/token" in API group "" ' \
+           f'in the namespace "{namespace}"'
+    if not isinstance(ref, dict) or ref.get("kind") != "Pod":
+        raise forbidden("serviceaccounts", name, "node requested token not bound to a pod")
+    if not ref.get("uid"):
+        raise forbidden("serviceaccounts", name, "node requested token with a pod binding without a uid")
+    try:
+        pod = await storage.get(key_for("pods", namespace, ref.get("name") or ""))
+    except StoreError:
+        raise forbidden("serviceaccounts", name, f'pods "{ref.get("name") or ""}" not found') from None
+    spec = pod.get("spec") or {}
+    if (pod.get("metadata") or {}).get("uid") != ref["uid"]:
+        raise forbidden("serviceaccounts", name, f"the UID in the bound object reference ({ref['uid']}) does not "
+                        f"match the UID in record. The object might have been deleted and then recreated")
+    if spec.get("nodeName") != node:
+        raise forbidden("serviceaccounts", name, "node requested token bound to a pod scheduled on a different node")
+    if spec.get("serviceAccountName", "default") != name:
+        raise forbidden("serviceaccounts", name, f"{what}: no relationship found between node '{node}' "
+                        f"and this object")
 
 
 def self_rules_review(user, spec: dict) -> dict:

@@ -503,6 +503,9 @@ class Registry(RegistryKindsMixin):
             if not isinstance(obj, dict) or obj.get("kind") not in (None, "Eviction"):
                 raise E.bad_request("the body of a pods/eviction request must be an Eviction")
             return await evict(self, namespace or "default", name or "", obj, user)
+        if subresource == "token" and r.plural == "serviceaccounts":
+            from skiff.controller.rbac import token_request
+            return await token_request(self, namespace or "default", name or "", obj, user)
         if subresource:
             raise E.method_not_allowed()
         if r.plural in CRD_HOOKED:

@@ -19,6 +19,7 @@ from typing import Any
 
 from skiff.api import errors as E
 from skiff.api.errors import APIError
+from skiff.api.jsoncodec import loads
 from skiff.api.resources import Resource
 from skiff.api.validation import format_label_selector
 from skiff.controller.auth import User, pod_references
@@ -261,11 +262,18 @@ class RegistryKindsMixin:
         if not user.is_node or not ns or not name:
             return False
         kind = {"configmaps": "configmap", "persistentvolumeclaims": "persistentvolumeclaim"}.get(plural, "secret")
-        try:
-            items, _, _ = await self.storage.list_keyed(prefix_for("pods", ns))
+        raw = getattr(self.storage, "node_pods_raw", None)  # the watch cache's index: the node's pods only,
+        try:                                                  # decoded only when their text names the object
+            if raw is not None:
+                mark = f'"{name}"'    # a DNS name: written as it is in the JSON text
+                bmark = mark.encode()
+                pods = [loads(t) for t in await raw(prefix_for("pods", ns), user.node)
+                        if (mark in t if isinstance(t, str) else bmark in t)]
+            else:
+                pods = [p for _, p in (await self.storage.list_keyed(prefix_for("pods", ns)))[0]]
         except StoreError:
             return False
-        for _, pod in items:
+        for pod in pods:
             if (pod.get("spec") or {}).get("nodeName") == user.node and (kind, name) in pod_references(pod):
                 return True
         return False

@@ -103,3 +103,30 @@ def test_three_way_scalars_and_nested():
     assert three_way_patch({}, {"x": {"y": 1}}, {}) == {"x": {"y": 1}}
     assert three_way_patch({"l": [1, 2]}, {"l": [1, 2]}, {"l": [1, 2]}) == {}
     assert three_way_patch({"l": [1, 2]}, {"l": [1]}, {"l": [1, 2]}) == {"l": [1]}
+
+
+def test_apply_keeps_what_the_server_added_to_lists_as_strategic_merge_does():
+    """The admission's kube-api-access volume and its mounts are no part of the user's manifest:
+    re-applying it (a label changed, or an image) must not send lists without them (a pod's
+    volumes may not change: kube-apiserver refuses), as kubectl's strategic merge keeps them."""
+    import copy
+    tok = {"name": "kube-api-access-x2b4c", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+           "readOnly": True}
+    orig = {"metadata": {"labels": {"a": "1"}}, "spec": {
+        "containers": [{"name": "c", "image": "b:1", "volumeMounts": [{"name": "cfg", "mountPath": "/etc/c"}]},
+                       {"name": "d", "image": "x"}],
+        "volumes": [{"name": "cfg", "configMap": {"name": "x"}}, {"name": "old", "emptyDir": {}}]}}
+    live = copy.deepcopy(orig)
+    live["spec"]["containers"][0]["volumeMounts"].append(tok)
+    live["spec"]["containers"][1]["volumeMounts"] = [tok]
+    live["spec"]["volumes"].append({"name": "kube-api-access-x2b4c", "projected": {"sources": []}})
+    mod = copy.deepcopy(orig)
+    mod["metadata"]["labels"]["a"] = "2"
+    assert three_way_patch(orig, mod, live) == {"metadata": {"labels": {"a": "2"}}}
+    mod["spec"]["containers"][0]["image"] = "b:2"
+    mod["spec"]["volumes"].pop()       # the user's own volume goes; the server's stays
+    assert three_way_patch(orig, mod, live)["spec"] == {
+        "containers": [{"name": "c", "image": "b:2", "volumeMounts": [{"name": "cfg", "mountPath": "/etc/c"}, tok]},
+                       {"name": "d", "image": "x", "volumeMounts": [tok]}],
+        "volumes": [{"name": "cfg", "configMap": {"name": "x"}},
+                    {"name": "kube-api-access-x2b4c", "projected": {"sources": []}}]}

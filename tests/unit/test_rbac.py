@@ -244,14 +244,26 @@ async def test_tokens_expire_and_die_with_their_serviceaccount(monkeypatch):
     tr = await issue_token(st, "a", "sa", {"spec": {"expirationSeconds": 600}})
     assert tr["kind"] == "TokenRequest" and tr["spec"]["expirationSeconds"] == 600
     token = tr["status"]["token"]
-    assert not any(token in str(v) for v in st.d.values())          # stored hashed only
+    assert not any(token in str(v) for v in st.d.values())          # nothing stored: a signed JWT
+    import base64
+    import json
+    head, body, _sig = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    assert json.loads(base64.urlsafe_b64decode(head + "==")) == {"alg": "HS256", "typ": "JWT"}
+    assert (claims["sub"], claims["iss"], claims["aud"], claims["exp"] - claims["iat"]) == (
+        "system:serviceaccount:a:sa", "https://kubernetes.default.svc.cluster.local",
+        ["https://kubernetes.default.svc.cluster.local"], 600)
+    assert claims["kubernetes.io"] == {"namespace": "a", "serviceaccount": {"name": "sa", "uid": "u1"}}
+    forged = ".".join([head, base64.urlsafe_b64encode(json.dumps({**claims, "sub": "x"}).encode()).decode().rstrip("="),
+                       _sig])
+    assert await TokenManager(st).authenticate(forged) is None      # the signature covers the claims
     tm = TokenManager(st)
     user = await tm.authenticate(token)
     assert user.name == "system:serviceaccount:a:sa" and user.groups == (
         "system:serviceaccounts", "system:serviceaccounts:a", "system:authenticated")
     real = _time.time
     monkeypatch.setattr(_time, "time", lambda: real() + 601)
-    assert await tm.authenticate(token) is None                     # expired (and removed)
+    assert await tm.authenticate(token) is None                     # expired
     monkeypatch.setattr(_time, "time", real)
     token = (await issue_token(st, "a", "sa", {}))["status"]["token"]
     assert await tm.authenticate(token) is not None

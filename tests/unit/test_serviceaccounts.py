@@ -163,11 +163,101 @@ async def test_a_pods_account_cannot_change(cp):
     assert out["spec"]["serviceAccountName"] == "builder" and out["metadata"]["labels"] == {"a": "b"}
 
 
-async def test_automount_warns_that_no_token_is_mounted(cp):
+async def test_pods_get_their_accounts_token_unless_automount_is_off(cp):
+    import re
     from skiff.controller.admission import admit
-    _, warns = admit(_pod(automountServiceAccountToken=True, serviceAccountName="x"))
-    assert [w.field for w in warns] == ["spec.automountServiceAccountToken"]
-    assert "skiff mounts no service account token" in warns[0]
+    from skiff.controller.admission_serviceaccount import TOKEN_MOUNT_PATH
+    _, warns = admit(_pod(automountServiceAccountToken=True))
+    assert warns == []                                  # served: no "accepted but not supported"
+    c = cp.local_client()
+    await wait_for(lambda: _get(c, "default", "default"))
+    p = await c.create("pods", _pod(initContainers=[{"name": "i", "image": "busybox"}], containers=[
+        {"name": "a", "image": "busybox"},
+        {"name": "own", "image": "busybox", "volumeMounts": [{"name": "mine", "mountPath": TOKEN_MOUNT_PATH}]}],
+        volumes=[{"name": "mine", "emptyDir": {}}]), "default")
+    vols = p["spec"]["volumes"]
+    assert len(vols) == 2 and re.fullmatch(r"kube-api-access-[bcdfghjklmnpqrstvwxz2456789]{5}", vols[1]["name"])
+    assert vols[1]["projected"] == {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace",
+                                    "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}
+    mount = {"name": vols[1]["name"], "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}
+    assert p["spec"]["initContainers"][0]["volumeMounts"] == [mount]
+    assert p["spec"]["containers"][0]["volumeMounts"] == [mount]
+    assert p["spec"]["containers"][1]["volumeMounts"] == [{"name": "mine", "mountPath": TOKEN_MOUNT_PATH}]
+    p = await c.create("pods", _pod("off", automountServiceAccountToken=False), "default")
+    assert "volumes" not in p["spec"] and "volumeMounts" not in p["spec"]["containers"][0]
+    await _sa(c, "quiet", automountServiceAccountToken=False)
+    p = await c.create("pods", _pod("quiet", serviceAccountName="quiet"), "default")
+    assert "volumes" not in p["spec"]
+    p = await c.create("pods", _pod("asked", serviceAccountName="quiet", automountServiceAccountToken=True), "default")
+    assert [v["name"][:16] for v in p["spec"]["volumes"]] == ["kube-api-access-"]
+    # one name for the pods of one account (their containers stay equal, shared in the caches);
+    # a pod that brings a kube-api-access-* volume has it used, as Kubernetes does
+    again = await c.create("pods", _pod("again"), "default")
+    assert again["spec"]["volumes"][0]["name"] == vols[1]["name"]
+    own = await c.create("pods", _pod("own", volumes=[{"name": "kube-api-access-mine", "emptyDir": {}}]), "default")
+    assert [v["name"] for v in own["spec"]["volumes"]] == ["kube-api-access-mine"]
+    assert own["spec"]["containers"][0]["volumeMounts"][0]["name"] == "kube-api-access-mine"
+
+
+async def test_a_token_bound_to_a_pod_dies_with_it(cp):
+    c = cp.local_client()
+    await wait_for(lambda: _get(c, "default", "default"))
+    await _sa(c, "other")
+    p = await c.create("pods", _pod(), "default")
+    ref = {"apiVersion": "v1", "kind": "Pod", "name": "web", "uid": p["metadata"]["uid"]}
+    tr = await c.create("serviceaccounts", {"spec": {"boundObjectRef": ref}}, "default",
+                        subresource="token", name="default")
+    assert tr["spec"]["boundObjectRef"] == ref
+    assert (await cp.tokens.authenticate(tr["status"]["token"])).name == "system:serviceaccount:default:default"
+    with pytest.raises(APIError) as e:     # another pod of that name
+        await c.create("serviceaccounts", {"spec": {"boundObjectRef": {**ref, "uid": "u-old"}}}, "default",
+                       subresource="token", name="default")
+    assert e.value.code == 409 and "the UID in the bound object reference (u-old) does not match" in str(e.value)
+    with pytest.raises(APIError) as e:
+        await c.create("serviceaccounts", {"spec": {"boundObjectRef": ref}}, "default",
+                       subresource="token", name="other")
+    assert e.value.code == 400 and str(e.value).endswith(
+        'cannot bind token for serviceaccount "other" to pod running with different serviceaccount name.')
+    with pytest.raises(APIError) as e:
+        await c.create("serviceaccounts", {"spec": {"boundObjectRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                                       "name": "x"}}}, "default",
+                       subresource="token", name="default")
+    assert e.value.code == 400 and "cannot bind token for object of type apps/v1, Kind=Deployment" in str(e.value)
+    await c.delete("pods", "web", "default")
+    await wait_for(lambda: _gone(c, "web"))
+    assert await cp.tokens.authenticate(tr["status"]["token"]) is None
+
+
+async def _gone(c, name):
+    try:
+        await c.get("pods", name, "default")
+        return False
+    except APIError as e:
+        return e.code == 404
+
+
+async def test_a_node_gets_tokens_only_for_the_pods_bound_to_it(cp):
+    from skiff.controller.auth import node_user
+    c = cp.local_client()
+    await wait_for(lambda: _get(c, "default", "default"))
+    p = await c.create("pods", _pod(nodeName="node-a"), "default")
+    ref = {"apiVersion": "v1", "kind": "Pod", "name": "web", "uid": p["metadata"]["uid"]}
+    tr = await cp.local_client(node_user("node-a")).create(
+        "serviceaccounts", {"spec": {"boundObjectRef": ref, "audiences": ["vault"]}}, "default",
+        subresource="token", name="default")
+    assert tr["status"]["token"] and tr["spec"]["audiences"] == ["vault"]
+    for node, body, why in [
+            ("node-b", {"spec": {"boundObjectRef": ref}}, "node requested token bound to a pod scheduled on a "
+                                                          "different node"),
+            ("node-a", {"spec": {}}, "node requested token not bound to a pod"),
+            ("node-a", {"spec": {"boundObjectRef": {**ref, "uid": ""}}}, "a pod binding without a uid")]:
+        with pytest.raises(APIError) as e:
+            await cp.local_client(node_user(node)).create("serviceaccounts", body, "default",
+                                                          subresource="token", name="default")
+        assert e.value.code == 403 and why in str(e.value), str(e.value)
 
 
 async def test_namespace_deletion_takes_its_accounts(cp):

@@ -280,11 +280,10 @@ def test_unsupported_fields_warn():
     p["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["nginx", "-s", "quit"]}}}
     ws = validate(p)
     assert "spec.runtimeClassName is accepted but not supported by skiff" in ws
-    assert any(w.startswith("spec.automountServiceAccountToken is accepted, but skiff mounts no service "
-                            "account token") for w in ws)
     # lifecycle hooks are served since issue 6's review, ServiceAccounts since they are objects: no warning
-    # priorityClassName and priority are served since PriorityClasses are (the Priority admission)
-    assert {w.field for w in ws} == {"spec.runtimeClassName", "spec.automountServiceAccountToken"}
+    # priorityClassName and priority are served since PriorityClasses are (the Priority admission),
+    # automountServiceAccountToken since pods get their account's token
+    assert {w.field for w in ws} == {"spec.runtimeClassName"}
     assert all(isinstance(w, str) for w in ws)
 
 

@@ -5,7 +5,8 @@ import base64
 import pytest
 
 from skiff.agent.env import ConfigError
-from skiff.agent.volumefiles import format_map, go_quote, holds_secrets, volume_files, volume_refs
+from skiff.agent.volumefiles import (format_map, go_quote, holds_secrets, token_key, token_sources, volume_files,
+                                     volume_refs)
 from skiff.api.validation import validate
 from skiff.controller.auth import pod_references
 from skiff.errors import SkiffError
@@ -80,6 +81,30 @@ def test_projected_missing_object_fails_unless_optional():
     assert volume_files(vol, OBJS, POD) == []
 
 
+def test_projected_token_is_the_one_requested_for_its_audience_and_lifetime():
+    from skiff.controller.admission_serviceaccount import token_volume
+    vol = token_volume("kube-api-access-x2b4c")
+    vault = {"name": "vault", "projected": {"sources": [
+        {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 7200, "path": "sa/token"}}]}}
+    spec = {"containers": [{"name": "c", "volumeMounts": [{"name": "vault", "mountPath": "/v"}]}],
+            "volumes": [vol, vault]}
+    assert token_sources(spec) == [("kube-api-access-x2b4c", {"expirationSeconds": 3607, "path": "token"}),
+                                   ("vault", vault["projected"]["sources"][0]["serviceAccountToken"])]
+    assert token_sources(spec, spec["containers"][0]) == [("vault", vault["projected"]["sources"][0]
+                                                          ["serviceAccountToken"])]
+    # the token is no object to fetch; the CA's ConfigMap is
+    assert volume_refs(spec) == {("configmaps", "kube-root-ca.crt")}
+    objs = {("configmaps", "kube-root-ca.crt"): {"data": {"ca.crt": "PEM"}},
+            token_key({"expirationSeconds": 3607}): {"token": "tok-a"},
+            token_key({"audience": "vault", "expirationSeconds": 7200}): {"token": "tok-v"}}
+    assert volume_files(vol, objs, POD) == [("token", b"tok-a", 0o644), ("ca.crt", b"PEM", 0o644),
+                                            ("namespace", b"shop", 0o644)]
+    assert volume_files(vault, objs, POD) == [("sa/token", b"tok-v", 0o644)]
+    with pytest.raises(ConfigError) as e:      # not requested (refused): the mount fails
+        volume_files(vault, {}, POD)
+    assert e.value.reason == "FailedMount" and 'volume "vault" : failed to fetch token' in str(e.value)
+
+
 def _pod(vols):
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
             "spec": {"containers": [{"name": "c", "image": "busybox", "volumeMounts": [
@@ -108,8 +133,18 @@ def test_api_accepts_downward_and_projected_volumes():
      "spec.volumes[0].downwardAPI.items[0]: Required value: one of fieldRef and resourceFieldRef is required"),
     ({"downwardAPI": {"items": [{"path": "x", "resourceFieldRef": {"resource": "limits.cpu"}}]}},
      "spec.volumes[0].downwardAPI.items[0].resourceFieldRef.containerName: Required value"),
-    ({"projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
-     "spec.volumes[0].projected.sources[0].serviceAccountToken is not supported by skiff"),
+    ({"projected": {"sources": [{"clusterTrustBundle": {"path": "b", "name": "x"}}]}},
+     "spec.volumes[0].projected.sources[0].clusterTrustBundle is not supported by skiff"),
+    ({"projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 599}}]}},
+     "spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds: Invalid value: 599: "
+     "may not specify a duration less than 10 minutes"),
+    ({"projected": {"sources": [{"serviceAccountToken": {"path": "/token"}}]}},
+     'spec.volumes[0].projected.sources[0].serviceAccountToken.path: Invalid value: "/token": must be a relative path'),
+    ({"projected": {"sources": [{"serviceAccountToken": {}}]}},
+     "spec.volumes[0].projected.sources[0].serviceAccountToken.path: Required value"),
+    ({"projected": {"sources": [{"serviceAccountToken": {"path": "t"}},
+                                {"serviceAccountToken": {"path": "t", "audience": "vault"}}]}},
+     'spec.volumes[0].projected.sources[1].serviceAccountToken.path: Invalid value: "t": conflicting duplicate paths'),
     ({"projected": {"sources": [{"configMap": {"name": "a"}, "secret": {"name": "b"}}]}},
      "spec.volumes[0].projected.sources[0]: Forbidden: may not specify more than 1 volume type per source"),
     ({"projected": {"sources": [{"configMap": {"name": "a", "items": [{"key": "k", "path": "x"}]}},
@@ -135,7 +170,9 @@ def test_describe_shows_downward_and_projected_volumes():
                  {"path": "cpu", "resourceFieldRef": {"containerName": "c", "resource": "limits.cpu"}}]}},
              {"name": "all", "projected": {"sources": [{"configMap": {"name": "cfg"}},
                                                        {"secret": {"name": "sec", "optional": True}},
-                                                       {"downwardAPI": {"items": []}}]}}]}}
+                                                       {"downwardAPI": {"items": []}},
+                                                       {"serviceAccountToken": {"expirationSeconds": 3607,
+                                                                                "path": "token"}}]}}]}}
     lines = [" ".join(line.split()) for line in describe_pod(p, []).splitlines()]
     i = lines.index("info:")
     assert lines[i + 1:i + 5] == ["Type: DownwardAPI (a volume populated by information about the pod)",
@@ -144,3 +181,4 @@ def test_describe_shows_downward_and_projected_volumes():
     assert lines[i + 1:i + 7] == ["Type: Projected (a volume that contains injected data from multiple sources)",
                                   "ConfigMapName: cfg", "ConfigMapOptional: <nil>", "SecretName: sec",
                                   "SecretOptional: true", "DownwardAPI: true"]
+    assert lines[i + 7] == "TokenExpirationSeconds: 3607"

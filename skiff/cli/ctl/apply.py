@@ -65,6 +65,48 @@ def _contains(modified, current) -> bool:
     return modified == current
 
 
+# the keys strategic merge patch merges a pod's lists by (containers, volumes, env, ports, mounts...)
+_MERGE_KEYS = ("name", "mountPath", "containerPort", "devicePath", "ip")
+
+
+def _merge_key(*lists: list) -> str | None:
+    items = [x for lst in lists for x in lst]
+    if not items or not all(isinstance(x, dict) for x in items):
+        return None
+    return next((k for k in _MERGE_KEYS if all(k in x for x in items)), None)
+
+
+def keep_live_elements(mv: list, ov, cv) -> list:
+    """The list ``mv`` as apply sends it whole, with the live elements (by merge key) that the
+    user never applied kept, at any depth, as kubectl's strategic merge patch keeps them: what
+    the server added, such as the admission's kube-api-access volume and its volumeMounts."""
+    if not isinstance(cv, list):
+        return mv
+    ov = ov if isinstance(ov, list) else []
+    key = _merge_key(mv, cv, [o for o in ov if isinstance(o, dict)])
+    if key is None:
+        return mv
+    live = {c[key]: c for c in cv}
+    applied = {o[key]: o for o in ov if isinstance(o, dict) and key in o}
+    out = []
+    for m in mv:
+        c, o = live.get(m[key]), applied.get(m[key]) or {}
+        if c is not None:
+            m = dict(m)
+            for f, cvv in c.items():
+                if not isinstance(cvv, list):
+                    continue
+                if isinstance(m.get(f), list):
+                    m[f] = keep_live_elements(m[f], o.get(f), cvv)
+                elif f not in m and f not in o:
+                    kept = keep_live_elements([], None, cvv)
+                    if kept:
+                        m[f] = kept
+        out.append(m)
+    sent = {m[key] for m in mv}
+    return out + [c for k, c in live.items() if k not in sent and k not in applied]
+
+
 def three_way_patch(original: dict | None, modified: dict, current: dict) -> dict:
     """A JSON merge patch (RFC 7386) that turns ``current`` into ``modified`` for the fields
     the user manages:
@@ -89,8 +131,9 @@ def three_way_patch(original: dict | None, modified: dict, current: dict) -> dic
             if sub:
                 patch[k] = sub
         elif isinstance(mv, list):
-            if cv is _MISSING or (ov is not _MISSING and ov != mv) or not _contains(mv, cv):
-                patch[k] = mv
+            want = keep_live_elements(mv, None if ov is _MISSING else ov, None if cv is _MISSING else cv)
+            if cv is _MISSING or (ov is not _MISSING and ov != mv) or not _contains(want, cv):
+                patch[k] = want
         elif mv is None:
             if cv is not _MISSING and cv is not None:
                 patch[k] = None

@@ -455,6 +455,8 @@ def _volumes(w: W, vols: list[dict], space: str = "  ") -> None:
                         w.w(2, f"{word}Optional:\t{'<nil>' if opt is None else str(bool(opt)).lower()}")
                 if src.get("downwardAPI") is not None:
                     w.w(2, "DownwardAPI:\ttrue")
+                if src.get("serviceAccountToken") is not None:
+                    w.w(2, f"TokenExpirationSeconds:\t{src['serviceAccountToken'].get('expirationSeconds', 3600)}")
 
 
 def pod_template(w: W, t: dict | None) -> None:

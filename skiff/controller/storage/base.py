@@ -585,6 +585,12 @@ class WatchCache(Storage):
         keys = sorted(k for k in self._node_keys.get(node, ()) if k.startswith(prefix))
         return [(k, _dec(self._objs[k])) for k in keys], self._rev
 
+    async def node_pods_raw(self, prefix: str, node: str) -> list:
+        """The stored JSON texts of the pods under ``prefix`` bound to ``node``, undecoded (a
+        caller looking for one name decodes only the texts that hold it)."""
+        await self._fresh()
+        return [self._objs[k] for k in self._node_keys.get(node, ()) if k.startswith(prefix)]
+
     async def close(self) -> None:
         """Stop the cache (open watches end); the backend stays open."""
         if self._task is not None:
