@@ -13,6 +13,7 @@ memory: a hollow node never touches nftables or the routing table.
 """
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import itertools
 import os
@@ -27,6 +28,13 @@ from .podruntime import ContainerInfo, Sandbox, _meta
 FAKE_IMAGE_ID = "sha256:" + "0" * 64
 _LOG_FILE: str | None = None   # one empty log file for every hollow container of the process
 
+
+
+def _remove_log_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class _Instance:
@@ -221,6 +229,7 @@ class FakePodRuntime:
             fd, path = tempfile.mkstemp(prefix="skiff-hollow-", suffix=".log")
             os.close(fd)
             _LOG_FILE = path
+            atexit.register(_remove_log_file, path)     # not left in /tmp by each hollow process
         return _LOG_FILE
 
     # -- the node's share of the cluster network: kept in memory, never in the kernel ----------
