@@ -446,6 +446,13 @@ class PodWorker:
             writer(self.uid, vol["name"], files, secret=secret, owner=owner)
         self._written[vol["name"]] = files
 
+    def _rewrite_volume(self, pod: dict, vol: dict) -> None:
+        """Write a file volume again, as the first container that mounts it sees it."""
+        spec = pod["spec"]
+        c = next(c for c in spec["containers"] + (spec.get("initContainers") or [])
+                 if any(vm.get("name") == vol.get("name") for vm in c.get("volumeMounts") or []))
+        self._write_volume(pod, vol, c)
+
     def refresh_downward_volumes(self, pod: dict) -> None:
         """Rewrite the written downwardAPI files whose pod fields changed (a label or an
         annotation), as the kubelet does; the containers see the new files in place."""
@@ -459,9 +466,7 @@ class PodWorker:
                 log.warning("pod %s: volume %s: %s", pod_ref(pod), name, e)
                 continue
             if files != self._written[name]:
-                c = next(c for c in pod["spec"]["containers"] + (pod["spec"].get("initContainers") or [])
-                         if any(vm.get("name") == name for vm in c.get("volumeMounts") or []))
-                self._write_volume(pod, vol, c)
+                self._rewrite_volume(pod, vol)
 
     async def renew_tokens(self, pod: dict) -> None:
         """Request a new token for each written projected token whose renewal time came (80% of
@@ -477,11 +482,7 @@ class PodWorker:
             except ConfigError as e:
                 log.warning("pod %s: %s", pod_ref(pod), e)
                 continue
-            for vol in pod["spec"].get("volumes") or []:
-                if vol.get("name") == vname:
-                    c = next(c for c in pod["spec"]["containers"] + (pod["spec"].get("initContainers") or [])
-                             if any(vm.get("name") == vname for vm in c.get("volumeMounts") or []))
-                    self._write_volume(pod, vol, c)
+            self._rewrite_volume(pod, next(v for v in pod["spec"].get("volumes") or [] if v.get("name") == vname))
 
     def pod_ip(self) -> str:
         return self.sb_ip or (self.last_status or {}).get("podIP", "")

@@ -169,29 +169,58 @@ def _propagation(opts: Any, q) -> str | None:
 
 # ------------------------------------------------------------------------ discovery
 
+# subresources served in another group's kind (kubectl drain looks for eviction to evict rather
+# than delete; token is the TokenRequest API, skiff.controller.rbac)
+_SUBRESOURCE_GVK = {"scale": ("autoscaling", "v1", "Scale"), "eviction": ("policy", "v1", "Eviction"),
+                    "token": ("authentication.k8s.io", "v1", "TokenRequest")}
+
+
+def _subresource_gvk(r, sub: str, group: str, version: str) -> tuple[str, str, str]:
+    return _SUBRESOURCE_GVK.get(sub) or (group, version, _SUBRESOURCE_KINDS.get(sub, r.kind))
+
+
+def _names(r, d: dict) -> dict:
+    if r.short_names:
+        d["shortNames"] = list(r.short_names)
+    if r.categories:
+        d["categories"] = list(r.categories)
+    return d
+
+
+def legacy_entries(r, group: str, version: str) -> list[dict]:
+    """A resource's APIResourceList entries: itself, then each subresource."""
+    out = [_names(r, {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+                      "kind": r.kind, "verbs": list(r.verbs)})]
+    for sub in r.subresources:
+        g, v, kind = _subresource_gvk(r, sub, group, version)
+        d = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
+             "kind": kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])}
+        if sub in _SUBRESOURCE_GVK:
+            d.update(group=g, version=v)
+        out.append(d)
+    return out
+
+
+def aggregated_entry(r, group: str, version: str) -> dict:
+    """A resource's entry in aggregated discovery (APIGroupDiscoveryList) as served at group/version."""
+    d = _names(r, {"resource": r.plural, "responseKind": {"group": group, "version": version, "kind": r.kind},
+                   "scope": "Namespaced" if r.namespaced else "Cluster",
+                   "singularResource": r.singular, "verbs": list(r.verbs)})
+    subs = []
+    for sub in r.subresources:
+        g, v, kind = _subresource_gvk(r, sub, group, version)
+        subs.append({"subresource": sub, "responseKind": {"group": g, "version": v, "kind": kind},
+                     "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})
+    if subs:
+        d["subresources"] = subs
+    return d
+
+
 def _resource_list(group: str, version: str) -> dict:
     res = []
     for r in RESOURCES.values():
-        if r.group != group or r.version != version:
-            continue
-        d: dict[str, Any] = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-                             "kind": r.kind, "verbs": list(r.verbs)}
-        if r.short_names:
-            d["shortNames"] = list(r.short_names)
-        if r.categories:
-            d["categories"] = list(r.categories)
-        res.append(d)
-        for sub in r.subresources:
-            kind = _SUBRESOURCE_KINDS.get(sub, r.kind)
-            d = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                 "kind": kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])}
-            if sub == "scale":
-                d.update(group="autoscaling", version="v1", kind="Scale")
-            elif sub == "eviction":     # kubectl drain looks for it to evict rather than delete
-                d.update(group="policy", version="v1", kind="Eviction")
-            elif sub == "token":        # the TokenRequest API (skiff.controller.rbac)
-                d.update(group="authentication.k8s.io", version="v1", kind="TokenRequest")
-            res.append(d)
+        if r.group == group and r.version == version:
+            res += legacy_entries(r, group, version)
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": res}
 
@@ -206,27 +235,7 @@ def _aggregated(core: bool, dv: str) -> dict:
     for r in RESOURCES.values():
         if bool(r.group) == core:
             continue
-        d: dict[str, Any] = {"resource": r.plural,
-                             "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
-                             "scope": "Namespaced" if r.namespaced else "Cluster",
-                             "singularResource": r.singular, "verbs": list(r.verbs)}
-        if r.short_names:
-            d["shortNames"] = list(r.short_names)
-        if r.categories:
-            d["categories"] = list(r.categories)
-        subs = []
-        for sub in r.subresources:
-            kind = {"group": r.group, "version": r.version, "kind": _SUBRESOURCE_KINDS.get(sub, r.kind)}
-            if sub == "scale":
-                kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
-            elif sub == "eviction":
-                kind = {"group": "policy", "version": "v1", "kind": "Eviction"}
-            elif sub == "token":
-                kind = {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}
-            subs.append({"subresource": sub, "responseKind": kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})
-        if subs:
-            d["subresources"] = subs
-        groups.setdefault(r.group, {}).setdefault(r.version, []).append(d)
+        groups.setdefault(r.group, {}).setdefault(r.version, []).append(aggregated_entry(r, r.group, r.version))
     items = [{"metadata": {"name": g, "creationTimestamp": None},
               "versions": [{"version": v, "resources": res, "freshness": "Current"} for v, res in vs.items()]}
              for g, vs in groups.items()]

@@ -320,6 +320,10 @@ _PATCH = ("dryRun", "fieldManager", "fieldValidation", "force")
 _DELETE = ("dryRun", "gracePeriodSeconds", "orphanDependents", "propagationPolicy")
 _EXEC = ("command", "container", "stderr", "stdin", "stdout", "tty")
 # connect subresources: (the operation's title, its options kind, its query parameters)
+# create-only subresources whose body is another kind: (group, version, kind, schema)
+_CREATE_ONLY = {"eviction": ("policy", "v1", "Eviction", "io.k8s.api.policy.v1.Eviction"),
+                "token": ("authentication.k8s.io", "v1", "TokenRequest", "io.k8s.api.authentication.v1.TokenRequest"),
+                "binding": ("", "v1", "Binding", CORE + "Binding")}
 _CONNECT = {"exec": ("Exec", "PodExecOptions", _EXEC),
             "attach": ("Attach", "PodAttachOptions", ("container", "stderr", "stdin", "stdout", "tty")),
             "portforward": ("Portforward", "PodPortForwardOptions", ("ports",))}
@@ -452,27 +456,13 @@ def _paths(r: Resource, kinds: dict[str, str]) -> dict[str, dict]:
                            {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}},
                             "401": {"description": "Unauthorized"}}),
                 "parameters": item_params}
-        elif sub == "eviction":
-            egvk = _gvk("policy", "v1", "Eviction")
-            ev = _ref("io.k8s.api.policy.v1.Eviction")
+        elif sub in _CREATE_ONLY:     # POST of another kind: eviction, token (TokenRequest), binding
+            g, v, kind, ref = _CREATE_ONLY[sub]
+            body_ref = _ref(ref)
             out[p] = {
-                "post": _op(f"create{nsd}{k}Eviction", "post", egvk, tag, f"create eviction of a {k}", _WRITE,
-                            _ok(ev, "200", "201", "202"), {"content": _json(ev, *_BODY_TYPES), "required": True}),
-                "parameters": item_params}
-        elif sub == "token":     # the TokenRequest API (skiff.controller.rbac)
-            tgvk = _gvk("authentication.k8s.io", "v1", "TokenRequest")
-            tr = _ref("io.k8s.api.authentication.v1.TokenRequest")
-            out[p] = {
-                "post": _op(f"create{nsd}{k}Token", "post", tgvk, tag, f"create token of a {k}", _WRITE,
-                            _ok(tr, "200", "201", "202"), {"content": _json(tr, *_BODY_TYPES), "required": True}),
-                "parameters": item_params}
-        elif sub == "binding":
-            bgvk = _gvk("", "v1", "Binding")
-            binding = _ref(CORE + "Binding")
-            out[p] = {
-                "post": _op(f"create{nsd}{k}Binding", "post", bgvk, tag, f"create binding of a {k}", _WRITE,
-                            _ok(binding, "200", "201", "202"),
-                            {"content": _json(binding, *_BODY_TYPES), "required": True}),
+                "post": _op(f"create{nsd}{k}{kind if sub != 'token' else 'Token'}", "post", _gvk(g, v, kind), tag,
+                            f"create {sub} of a {k}", _WRITE, _ok(body_ref, "200", "201", "202"),
+                            {"content": _json(body_ref, *_BODY_TYPES), "required": True}),
                 "parameters": item_params}
         elif sub == "finalize":
             out[p] = {

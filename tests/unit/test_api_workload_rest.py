@@ -312,6 +312,20 @@ async def test_node_may_get_only_referenced_configmaps_and_secrets(api, cp):
         assert st == 200, (path, body)
         st, body = await api("GET", path, token=other)
         assert st == 403
+    # the check reads the node's own pods from the cache's node index, never the whole namespace
+    # (a GET per pod start: listing every pod made it quadratic)
+    listed = []
+    real_list = cp.registry.storage.list_keyed
+
+    async def spy(prefix, *a, **kw):
+        listed.append(prefix)
+        return await real_list(prefix, *a, **kw)
+    cp.registry.storage.list_keyed = spy
+    try:
+        assert (await api("GET", CM + "/cfg", token=tok))[0] == 200
+    finally:
+        del cp.registry.storage.list_keyed
+    assert not any("/pods/" in p for p in listed), listed
     st, body = await api("GET", SECRETS + "/other", token=tok)
     assert st == 403 and body["reason"] == "Forbidden"
     assert body["message"] == ('secrets "other" is forbidden: User "system:node:n1" cannot get resource "secrets" '

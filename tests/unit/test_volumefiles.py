@@ -182,3 +182,40 @@ def test_describe_shows_downward_and_projected_volumes():
                                   "ConfigMapName: cfg", "ConfigMapOptional: <nil>", "SecretName: sec",
                                   "SecretOptional: true", "DownwardAPI: true"]
     assert lines[i + 7] == "TokenExpirationSeconds: 3607"
+
+
+@pytest.mark.asyncio
+async def test_the_agent_renews_a_token_at_80_percent_of_its_life_and_rewrites_its_volume():
+    import time
+    from types import SimpleNamespace
+    from skiff.agent.podworker import PodWorker
+    from skiff.controller.admission_serviceaccount import token_volume
+
+    class Client:
+        def __init__(self):
+            self.asked = []
+
+        async def create(self, resource, body, namespace, subresource=None, name=None):
+            self.asked.append((resource, subresource, name, namespace, body))
+            return {"status": {"token": f"tok-{len(self.asked)}"}}
+
+    vol = token_volume("kube-api-access-x2b4c")
+    pod = {"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1"},
+           "spec": {"serviceAccountName": "app", "volumes": [vol], "containers": [
+               {"name": "c", "volumeMounts": [{"name": vol["name"], "mountPath": "/var/run/secrets/x"}]}]}}
+    w = object.__new__(PodWorker)      # the worker's state, without its task
+    w.uid, w._written = "u-1", {vol["name"]: []}
+    w.agent = SimpleNamespace(client=Client(), runtime=SimpleNamespace())
+    key = token_key({"expirationSeconds": 3607})
+    w._objects = {("configmaps", "kube-root-ca.crt"): {"data": {"ca.crt": "PEM"}},
+                  key: {"token": "tok-0", "renew_at": time.monotonic() + 60}}
+    await w.renew_tokens(pod)           # not due: nothing asked
+    assert w.agent.client.asked == [] and w._written[vol["name"]] == []
+    w._objects[key]["renew_at"] = time.monotonic() - 1
+    await w.renew_tokens(pod)
+    [(resource, sub, name, ns, body)] = w.agent.client.asked
+    assert (resource, sub, name, ns) == ("serviceaccounts", "token", "app", "shop")
+    assert body["spec"] == {"audiences": [], "expirationSeconds": 3607, "boundObjectRef": {
+        "apiVersion": "v1", "kind": "Pod", "name": "web-1", "uid": "u-1"}}
+    assert ("token", b"tok-1", 0o644) in w._written[vol["name"]]
+    assert w._objects[key]["renew_at"] > time.monotonic() + 0.8 * 3607 - 5

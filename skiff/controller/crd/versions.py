@@ -28,21 +28,8 @@ def rebuild() -> None:
 
 
 def _resources(ck, version: str) -> list[dict]:
-    r = ck.resource
-    d: dict[str, Any] = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
-                         "verbs": list(r.verbs)}
-    if r.short_names:
-        d["shortNames"] = list(r.short_names)
-    if r.categories:
-        d["categories"] = list(r.categories)
-    out = [d]
-    for sub in r.subresources:
-        s = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced, "kind": r.kind,
-             "verbs": ["get", "patch", "update"]}
-        if sub == "scale":
-            s.update(group="autoscaling", version="v1", kind="Scale")
-        out.append(s)
-    return out
+    from skiff.controller.apiserver import legacy_entries
+    return legacy_entries(ck.resource, ck.resource.group, version)
 
 
 def add_to_groups(groups: list[dict]) -> None:
@@ -58,22 +45,8 @@ def add_to_aggregated(items: list[dict]) -> None:
         it = next((i for i in items if (i.get("metadata") or {}).get("name") == g), None)
         if it is None or any(x.get("version") == v for x in it["versions"]):
             continue
-        res = []
-        for ck in cks.values():
-            r = ck.resource
-            d: dict[str, Any] = {"resource": r.plural, "responseKind": {"group": g, "version": v, "kind": r.kind},
-                                 "scope": "Namespaced" if r.namespaced else "Cluster",
-                                 "singularResource": r.singular, "verbs": list(r.verbs)}
-            if r.short_names:
-                d["shortNames"] = list(r.short_names)
-            if r.categories:
-                d["categories"] = list(r.categories)
-            subs = [{"subresource": s, "verbs": ["get", "patch", "update"],
-                     "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"} if s == "scale"
-                     else {"group": g, "version": v, "kind": r.kind}} for s in r.subresources]
-            if subs:
-                d["subresources"] = subs
-            res.append(d)
+        from skiff.controller.apiserver import aggregated_entry
+        res = [aggregated_entry(ck.resource, g, v) for ck in cks.values()]
         it["versions"].append({"version": v, "freshness": "Current", "resources": res})
 
 
