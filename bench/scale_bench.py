@@ -78,6 +78,7 @@ def pod_obj(i: int, prefix: str = "scale") -> dict:
 class Cluster:
     def __init__(self, workdir: str, nodes: int, procs: int, lease: int = 40, keep_logs: bool = False):
         self.workdir, self.nodes, self.procs, self.lease = workdir, nodes, procs, lease
+        self.connections = 32       # each hollow process's pool for its nodes' requests
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.ca_file = os.path.join(workdir, "controller", "pki", "ca.crt")
@@ -133,7 +134,7 @@ class Cluster:
             self.hollows.append(subprocess.Popen(
                 [PY, "-m", "skiff", "hollow", "--server", self.url, "--token", self.token, "--ca-file", self.ca_file,
                  "--nodes", str(n), "--prefix", f"hollow-{i}-", "--lease-duration", str(self.lease),
-                 "--log-port", "-1"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
+                 "--log-port", "-1", "--connections", str(self.connections)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
             log.close()
 
     def tail(self, name: str, n: int = 40) -> str:
@@ -249,7 +250,9 @@ async def create_all(client: HTTPClient, objs: list[dict], concurrency: int) -> 
 async def run(args) -> int:
     workdir = tempfile.mkdtemp(prefix="skiff-scale-")
     cl = Cluster(workdir, args.nodes, args.hollow_procs)
-    results: dict = {"nodes": args.nodes, "pods": args.pods, "hollow_procs": args.hollow_procs}
+    cl.connections = args.hollow_connections
+    results: dict = {"nodes": args.nodes, "pods": args.pods, "hollow_procs": args.hollow_procs,
+                     "hollow_connections": args.hollow_connections}
     try:
         t_start = time.monotonic()
         # 1000 nodes need more than 10.244.0.0/16's 256 /24 blocks
@@ -383,6 +386,8 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--pods", type=int, default=10000)
     ap.add_argument("--hollow-procs", type=int, default=0, help="default: one per 250 nodes")
+    ap.add_argument("--hollow-connections", type=int, default=32,
+                    help="each hollow process's connections for its nodes' requests (0: no cap)")
     ap.add_argument("--quick", action="store_true", help="100 nodes, 2000 pods")
     ap.add_argument("--concurrency", type=int, default=64, help="concurrent creates")
     ap.add_argument("--timeout", type=float, default=600)

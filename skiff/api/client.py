@@ -139,6 +139,12 @@ class HTTPClient(Client):
                 auto_decompress=True)
         return self._session
 
+    @property
+    def stream_session(self) -> aiohttp.ClientSession:
+        """The session for long-lived requests (watches, followed logs): the same one here; a
+        client whose pool is capped gives them their own, so they cannot use up the cap."""
+        return self.session
+
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
@@ -224,8 +230,8 @@ class HTTPClient(Client):
         """GET ``path`` and yield the body's chunks as they arrive (pod logs with follow=true).
         No total timeout. Raises APIError for a non-2xx answer."""
         try:
-            async with self.session.get(self.server + path, params=_params(params),
-                                        timeout=self._stream_timeout) as resp:
+            async with self.stream_session.get(self.server + path, params=_params(params),
+                                               timeout=self._stream_timeout) as resp:
                 if resp.status >= 400:
                     raise await self._error_from(resp)
                 try:
@@ -281,8 +287,8 @@ class HTTPClient(Client):
                          ) -> AsyncIterator[tuple[str, dict]]:
         """Watch any path that streams watch events (the raw form of ``watch``)."""
         try:
-            resp = await self.session.get(self.server + path, params=_params(params),
-                                          timeout=self._stream_timeout)
+            resp = await self.stream_session.get(self.server + path, params=_params(params),
+                                                 timeout=self._stream_timeout)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
             raise self._conn_error(e) from e
         try:

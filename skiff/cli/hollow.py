@@ -29,6 +29,9 @@ COMMAND = Command("hollow", "hollow --server URL --token TOKEN --nodes N [OPTION
                           "(0: any free one; -1: none)", "PORT", 0),
                       Opt(("--start-concurrency",), "concurrency", "int",
                           "How many nodes register at a time", "N", 50),
+                      Opt(("--connections",), "connections", "int",
+                          "Connections the nodes' requests share (watches have their own; 0: no "
+                          "cap)", "N", 32),
                       Opt(("--log-format",), "log_format", "str", "Log line format: text or json",
                           "FORMAT", "text"),
                       Opt(("--log-level",), "log_level", "str", "Log level", "LEVEL", "WARNING"),
@@ -72,7 +75,8 @@ class _Mux:
 class Hollow:
     def __init__(self, server: str, token: str, nodes: int, prefix: str = "hollow-", *,
                  lease_duration: int = 40, resync: float = 60.0, log_port: int = 0,
-                 concurrency: int = 50, root: str | None = None, ca_file: str | None = None):
+                 concurrency: int = 50, root: str | None = None, ca_file: str | None = None,
+                 connections: int = 32):
         self.ca_file = ca_file or None
         self.server, self.token = server.rstrip("/"), token
         self.n, self.prefix = nodes, prefix
@@ -80,7 +84,13 @@ class Hollow:
         self.log_port, self.concurrency = log_port, concurrency
         self.root = root
         self.agents: list = []
-        self.connector = None
+        # A kubelet has one HTTP/2 connection to the API server for its watches and requests.
+        # Here every node's watch is its own HTTP/1.1 stream, and the nodes' short requests share
+        # a capped pool: without the cap, bursts grew it to ~1000 keep-alive TLS connections,
+        # each costing the API server memory and a handshake.
+        self.connections = max(connections, 0)
+        self.connector = None           # for requests
+        self.stream_connector = None    # for watches
         self.log_server = None
 
     def names(self) -> list[str]:
@@ -93,17 +103,32 @@ class Hollow:
         import aiohttp
 
         from skiff.api.client import HTTPClient
-        connector = self.connector
+        connector, stream_connector = self.connector, self.stream_connector
 
         class SharedClient(HTTPClient):
+            _stream = None
+
+            def _shared(self, conn) -> aiohttp.ClientSession:
+                return aiohttp.ClientSession(
+                    headers=self._headers, connector=conn, connector_owner=False, timeout=self._timeout,
+                    json_serialize=lambda o: json.dumps(o, separators=(",", ":")))
+
             @property
             def session(self) -> aiohttp.ClientSession:
                 if self._session is None or self._session.closed:
-                    self._session = aiohttp.ClientSession(
-                        headers=self._headers, connector=connector, connector_owner=False,
-                        timeout=self._timeout,
-                        json_serialize=lambda o: json.dumps(o, separators=(",", ":")))
+                    self._session = self._shared(connector)
                 return self._session
+
+            @property
+            def stream_session(self) -> aiohttp.ClientSession:
+                if self._stream is None or self._stream.closed:
+                    self._stream = self._shared(stream_connector)
+                return self._stream
+
+            async def close(self) -> None:
+                if self._stream is not None and not self._stream.closed:
+                    await self._stream.close()
+                await super().close()
         return SharedClient(self.server, token)
 
     async def _node_token(self, boot, name: str) -> str:
@@ -134,7 +159,8 @@ class Hollow:
             import ssl
             ssl_ctx = ssl.create_default_context(cafile=ca)
         self.token = split_token(self.token)[1]
-        self.connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ssl=ssl_ctx)
+        self.connector = aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=60, ssl=ssl_ctx)
+        self.stream_connector = aiohttp.TCPConnector(limit=0, ssl=ssl_ctx)
         boot = self._client(self.token)
         sem = asyncio.Semaphore(max(self.concurrency, 1))
         if self.log_port >= 0:
@@ -166,8 +192,9 @@ class Hollow:
         await asyncio.gather(*(a.stop() for a in self.agents), return_exceptions=True)
         if self.log_server is not None:
             await self.log_server.stop()
-        if self.connector is not None:
-            await self.connector.close()
+        for conn in (self.connector, self.stream_connector):
+            if conn is not None:
+                await conn.close()
 
 
 class _NoLogServer:
@@ -193,7 +220,8 @@ def main(ctx, values, args) -> int:
     setup_logging(values["log_format"], values["log_level"].upper())
     h = Hollow(values["server"], values["token"], values["nodes"], values["prefix"],
                lease_duration=values["lease"], resync=resync, log_port=values["log_port"],
-               concurrency=values["concurrency"], root=ctx.root_path, ca_file=values.get("ca_file"))
+               concurrency=values["concurrency"], root=ctx.root_path, ca_file=values.get("ca_file"),
+               connections=values["connections"])
 
     async def start():
         await h.start()

@@ -18,11 +18,32 @@ from scale_bench import Cluster, PodWatch, create_all, pod_obj, wait_nodes_ready
 from skiff.api.client import HTTPClient  # noqa: E402
 
 NODES, PODS = 20, 200
+CONNECTIONS = 4     # the hollow process's pool for its nodes' requests
+
+
+def connections_to(pid: int, port: int) -> int:
+    """Established TCP connections of process ``pid`` to 127.0.0.1:``port``."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            if parts[3] == "01" and int(parts[2].split(":")[1], 16) == port and parts[9] in inodes:
+                n += 1
+    return n
 
 
 @pytest.mark.asyncio
 async def test_hollow_nodes_run_and_delete_pods(tmp_path):
     cl = Cluster(str(tmp_path), NODES, 1, lease=10)
+    cl.connections = CONNECTIONS
     try:
         cl.start_controller()
         client = HTTPClient(cl.url, cl.token, ca_file=cl.ca_file, timeout=60)
@@ -49,6 +70,9 @@ async def test_hollow_nodes_run_and_delete_pods(tmp_path):
         assert await watch.wait(lambda: len(watch.running) >= PODS, 60), \
             (len(watch.bound), len(watch.running), cl.tail("hollow-0.log"))
         running_s = time.monotonic() - t0
+        # one watch per node, and the nodes' requests share the capped pool
+        conns = connections_to(cl.hollows[0].pid, cl.port)
+        assert NODES <= conns <= NODES + CONNECTIONS, conns
         per_node = {}
         for node in watch.node_of.values():
             per_node[node] = per_node.get(node, 0) + 1
@@ -59,7 +83,12 @@ async def test_hollow_nodes_run_and_delete_pods(tmp_path):
             assert p["status"]["phase"] == "Running"
             assert p["status"]["containerStatuses"][0]["ready"] is True
         # the agents' events are there (Scheduled by the scheduler, Started by the kubelet)
-        evs = (await client.list("events", "default", field_selector="involvedObject.name=h-0"))["items"]
+        # (posted in the background, after the status: they may come a little later)
+        for _ in range(100):
+            evs = (await client.list("events", "default", field_selector="involvedObject.name=h-0"))["items"]
+            if {"Scheduled", "Started"} <= {e["reason"] for e in evs}:
+                break
+            await asyncio.sleep(0.2)
         assert {"Scheduled", "Started"} <= {e["reason"] for e in evs}, evs
 
         d0 = time.monotonic()
