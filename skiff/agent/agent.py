@@ -59,10 +59,13 @@ class AgentConfig:
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, client=None):
+    def __init__(self, config: AgentConfig, client=None, heartbeat_client=None):
         self.config = config
         self.name = config.node_name or os.uname().nodename.split(".")[0].lower()
         self.client = client
+        # the Lease and node status go through this one when given (as the kubelet's own
+        # heartbeat client): a queue of pod requests must not make the node look lost
+        self.heartbeat_client = heartbeat_client
         self.runtime = None
         self.images = None
         self.events = None
@@ -203,8 +206,9 @@ class Agent:
             await self.log_server.stop()
         if self.events is not None:
             await _maybe(self.events, "close")
-        if self.client is not None:
-            await self.client.close()
+        for c in (self.heartbeat_client, self.client):
+            if c is not None:
+                await c.close()
 
     async def known_services(self, timeout: float = 5.0) -> list[dict]:
         """The Services this node knows (the service proxy's cache; none on a hollow node),
@@ -289,7 +293,7 @@ class Agent:
         old = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}
         st = nodeinfo.node_status(self.host_ip, port if port is not None else self.log_server.port,
                                   old.get("Ready"))
-        await self.client.patch("nodes", self.name, {"status": st}, subresource="status")
+        await self._heartbeat.patch("nodes", self.name, {"status": st}, subresource="status")
         was = (old.get("Ready") or {}).get("status")
         now = next((c.get("status") for c in st.get("conditions") or [] if c.get("type") == "Ready"), None)
         if now == "True" and was != "True":
@@ -309,25 +313,30 @@ class Agent:
             self._node_event(status, f"Node {self.name} status is now: {status}")
         self._cordoned = cordoned
 
+    @property
+    def _heartbeat(self):
+        return self.heartbeat_client or self.client
+
     async def _lease_loop(self) -> None:
         cfg = self.config
         interval = max(cfg.lease_duration / 4.0, 0.2)
         lease = None
+        hb = self._heartbeat
         while True:
             try:
                 if lease is None:
                     try:
-                        lease = await self.client.create(
+                        lease = await hb.create(
                             "leases", nodeinfo.lease_object(self.name, cfg.lease_duration), NODE_LEASE_NAMESPACE)
                     except APIError as e:
                         if e.code != 409:
                             raise
-                        lease = await self.client.get("leases", self.name, NODE_LEASE_NAMESPACE)
-                lease = await self.client.patch("leases", self.name, {"spec": {
+                        lease = await hb.get("leases", self.name, NODE_LEASE_NAMESPACE)
+                lease = await hb.patch("leases", self.name, {"spec": {
                     "holderIdentity": self.name, "leaseDurationSeconds": int(cfg.lease_duration),
                     "renewTime": nodeinfo.micro_now()}}, NODE_LEASE_NAMESPACE)
                 # the node lifecycle controller marks a node whose lease lapsed; say Ready again
-                node = await self.client.get("nodes", self.name)
+                node = await hb.get("nodes", self.name)
                 self._note_schedulable(node)
                 ready = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}.get("Ready")
                 if not ready or ready.get("status") != "True":

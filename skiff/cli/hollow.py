@@ -91,26 +91,41 @@ class Hollow:
         self.connections = max(connections, 0)
         self.connector = None           # for requests
         self.stream_connector = None    # for watches
+        self.heartbeat_connector = None  # for the Leases and node status
         self.log_server = None
+
+    @property
+    def heartbeat_connections(self) -> int:
+        """The heartbeats' pool: a Lease renewal per node every lease/4 seconds, each a few ms."""
+        return max(2, self.connections // 4) if self.connections else 0
 
     def names(self) -> list[str]:
         width = max(len(str(self.n - 1)), 4)
         return [f"{self.prefix}{i:0{width}d}" for i in range(self.n)]
 
-    def _client(self, token: str):
+    def _client(self, token: str, heartbeat: bool = False):
         import json
 
         import aiohttp
 
         from skiff.api.client import HTTPClient
-        connector, stream_connector = self.connector, self.stream_connector
+        # heartbeats (Lease, node status) have their own small pool, not the requests' queue:
+        # a burst of pod starts must not let the nodes' leases lapse (the kubelet's heartbeat
+        # client). A request may wait in the queue as long as it takes (the API server is the
+        # bottleneck it queues for); once sent, the usual 30 s apply.
+        stream_connector = self.stream_connector
+        connector = self.heartbeat_connector if heartbeat else self.connector
+        timeout = None if heartbeat or not self.connections else aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=30,
+                                                                sock_read=30)
 
         class SharedClient(HTTPClient):
             _stream = None
 
             def _shared(self, conn) -> aiohttp.ClientSession:
                 return aiohttp.ClientSession(
-                    headers=self._headers, connector=conn, connector_owner=False, timeout=self._timeout,
+                    headers=self._headers, connector=conn, connector_owner=False,
+                    timeout=(timeout if conn is connector and timeout is not None else self._timeout),
                     json_serialize=lambda o: json.dumps(o, separators=(",", ":")))
 
             @property
@@ -161,6 +176,8 @@ class Hollow:
         self.token = split_token(self.token)[1]
         self.connector = aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=60, ssl=ssl_ctx)
         self.stream_connector = aiohttp.TCPConnector(limit=0, ssl=ssl_ctx)
+        self.heartbeat_connector = aiohttp.TCPConnector(limit=self.heartbeat_connections, keepalive_timeout=60,
+                                                        ssl=ssl_ctx)
         boot = self._client(self.token)
         sem = asyncio.Semaphore(max(self.concurrency, 1))
         if self.log_port >= 0:
@@ -175,7 +192,7 @@ class Hollow:
                                   root=os.path.join(root, name), lease_duration=self.lease_duration,
                                   resync=self.resync, node_ip="127.0.0.1",
                                   labels={"skiff.dev/hollow": "true"})
-                a = Agent(cfg, client=self._client(token))
+                a = Agent(cfg, client=self._client(token), heartbeat_client=self._client(token, heartbeat=True))
                 a.log_server = self.log_server or _NoLogServer()
                 self.agents.append(a)
                 await a.start()
@@ -192,7 +209,7 @@ class Hollow:
         await asyncio.gather(*(a.stop() for a in self.agents), return_exceptions=True)
         if self.log_server is not None:
             await self.log_server.stop()
-        for conn in (self.connector, self.stream_connector):
+        for conn in (self.connector, self.stream_connector, self.heartbeat_connector):
             if conn is not None:
                 await conn.close()
 

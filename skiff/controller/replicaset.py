@@ -143,9 +143,9 @@ class ReplicaSetController(QueueController):
                 await self._manage(rs, key, pods)
             except APIError as e:
                 err = e.message
-        # status from the cache as it is now (creations are counted when observed)
-        pods = [p for p in (self.pods.get(k) for k in self.pod_index.owned(m.get("uid")))
-                if p is not None and L.is_pod_active(p)]
+        if diff:    # status from the cache as it is now (creations are counted when observed)
+            pods = [p for p in (self.pods.get(k) for k in self.pod_index.owned(m.get("uid")))
+                    if p is not None and L.is_pod_active(p)]
         status = L.rs_status(rs, pods, err, diff)
         if status != (rs.get("status") or {}):
             try:
@@ -171,18 +171,19 @@ class ReplicaSetController(QueueController):
         out: list[dict] = []
         cache = self.pods.cache
         release, adopt = [], []
+        selects = L.LabelMatch(sel)
         for k in list(self.pod_index.owned(uid)):
             p = cache.get(k)
             if p is None or not L.is_pod_active(p):
                 continue
-            if L.selects(sel, p):
+            if selects(p):
                 out.append(p)
             elif not m.get("deletionTimestamp"):
                 release.append(p)
         if not m.get("deletionTimestamp") and sel is not None and not sel.empty():
             for k in list(self.pod_index.orphans_in(ns)):
                 p = cache.get(k)
-                if p is not None and L.is_pod_active(p) and L.selects(sel, p):
+                if p is not None and L.is_pod_active(p) and selects(p):
                     adopt.append(p)
         for p in release:
             await self._set_owner(p, rs, False)

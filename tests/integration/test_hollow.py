@@ -70,9 +70,10 @@ async def test_hollow_nodes_run_and_delete_pods(tmp_path):
         assert await watch.wait(lambda: len(watch.running) >= PODS, 60), \
             (len(watch.bound), len(watch.running), cl.tail("hollow-0.log"))
         running_s = time.monotonic() - t0
-        # one watch per node, and the nodes' requests share the capped pool
+        # one watch per node; the nodes' requests share the capped pool, their heartbeats a
+        # quarter of it (at least 2)
         conns = connections_to(cl.hollows[0].pid, cl.port)
-        assert NODES <= conns <= NODES + CONNECTIONS, conns
+        assert NODES <= conns <= NODES + CONNECTIONS + 2, conns
         per_node = {}
         for node in watch.node_of.values():
             per_node[node] = per_node.get(node, 0) + 1

@@ -243,6 +243,32 @@ def test_pod_availability_and_rs_status():
     assert L.min_ready_requeue(r, {"readyReplicas": 2}) == 10.0
 
 
+def test_rs_status_counts_fully_labeled_pods_per_labels_object():
+    r = {"metadata": {"name": "web-x", "uid": "u", "generation": 1},
+         "spec": {"replicas": 3, "template": {"metadata": {"labels": {"app": "web", "tier": "fe"}}}}}
+    shared = {"app": "web", "tier": "fe"}       # one object, as hash-consed pods of a template share
+    pods = [pod("a"), pod("b"), pod("c"), pod("d")]
+    pods[0]["metadata"]["labels"] = pods[1]["metadata"]["labels"] = shared
+    pods[2]["metadata"]["labels"] = {"app": "web"}                  # the selector's, not the template's
+    s = L.rs_status(r, pods, None, 0)
+    assert s["replicas"] == 4 and s["fullyLabeledReplicas"] == 2
+    # an empty template label set: every pod is fully labeled, as labels.SelectorFromSet({}) matches all
+    r["spec"]["template"]["metadata"]["labels"] = {}
+    assert L.rs_status(r, pods, None, 0)["fullyLabeledReplicas"] == 4
+
+
+def test_label_match_remembers_per_labels_object_only():
+    from skiff.controller.selectors import LabelRequirement, LabelSelector
+    m = L.LabelMatch(LabelSelector([LabelRequirement("app", "=", ("web",))]))
+    same = {"app": "web"}
+    a = {"metadata": {"labels": same}}
+    b = {"metadata": {"labels": same}}
+    c = {"metadata": {"labels": {"app": "db"}}}
+    assert m(a) and m(b) and not m(c)
+    assert len(m.seen) == 2                       # a and b: one match
+    assert not L.LabelMatch(None)(a) and not L.LabelMatch(LabelSelector([]))(a)   # empty selects nothing
+
+
 def test_pod_from_template():
     r = {"metadata": {"name": "web-x", "namespace": "default", "uid": "u"},
          "spec": {"template": {"metadata": {"labels": {"app": "web"}, "annotations": {"a": "b"}},

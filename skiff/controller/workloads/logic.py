@@ -109,6 +109,30 @@ def selects(sel: LabelSelector | None, obj: dict) -> bool:
     return sel is not None and not sel.empty() and sel.matches_labels(md(obj).get("labels"))
 
 
+class LabelMatch:
+    """``sel.matches_labels(labels)`` remembered per labels object, for one pass over many pods:
+    the pods of one template share one labels object once the informers hash-cons them (see
+    skiff.api.jsontree), so a ReplicaSet's 10 000 pods cost one match, not 10 000. Keyed by
+    identity: keep it only while the pods it has seen are alive (one synchronous pass)."""
+
+    __slots__ = ("sel", "seen")
+
+    def __init__(self, sel: LabelSelector | None):
+        self.sel = sel if sel is not None and not sel.empty() else None
+        self.seen: dict[int, tuple] = {}
+
+    def __call__(self, obj: dict) -> bool:
+        if self.sel is None:
+            return False
+        labels = md(obj).get("labels")
+        hit = self.seen.get(id(labels))
+        if hit is not None and hit[0] is labels:
+            return hit[1]
+        ok = self.sel.matches_labels(labels)
+        self.seen[id(labels)] = (labels, ok)
+        return ok
+
+
 def selector_string(sel: dict | None) -> str:
     parts = [f"{k}={v}" for k, v in sorted(((sel or {}).get("matchLabels") or {}).items())]
     for e in (sel or {}).get("matchExpressions") or ():
@@ -742,8 +766,9 @@ def rs_status(rs: dict, pods: list, manage_error: str | None, diff: int, now: fl
     mrs = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
     now = time.time() if now is None else now
     full = ready = avail = 0
+    labeled = LabelMatch(tsel) if not tsel.empty() else None
     for p in pods:
-        if tsel.matches_labels(md(p).get("labels")):
+        if labeled is None or labeled(p):
             full += 1
         if is_pod_ready(p):
             ready += 1
