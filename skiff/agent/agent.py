@@ -139,6 +139,10 @@ class Agent:
             self._ca = self._trust()  # a file read, or one fetch at the first join: no thread (forks)
             token = await self._credentials()
             self.client = HTTPClient(cfg.server, token, ca_file=self._ca)
+            if self.heartbeat_client is None:   # the kubelet's heartbeat client: a connection of
+                # its own, and a timeout within the lease, so a lease is renewed while pod work waits
+                self.heartbeat_client = HTTPClient(cfg.server, token, ca_file=self._ca, connection_limit=2,
+                                                   timeout=max(5.0, min(30.0, cfg.lease_duration / 2)))
         self.events = EventRecorder(self.client, "kubelet", host=self.name)
         if fake:  # a hollow node: only the runtime is fake, every image is present
             from .fakeruntime import FakeImageManager, FakePodRuntime
