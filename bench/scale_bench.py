@@ -80,9 +80,10 @@ def pod_obj(i: int, prefix: str = "scale") -> dict:
 
 
 class Cluster:
-    def __init__(self, workdir: str, nodes: int, procs: int, lease: int = 40, keep_logs: bool = False):
+    def __init__(self, workdir: str, nodes: int, procs: int, lease: int = 40, keep_logs: bool = False,
+                 connections: int = 32):
         self.workdir, self.nodes, self.procs, self.lease = workdir, nodes, procs, lease
-        self.connections = 32       # each hollow process's pool for its nodes' requests
+        self.connections = connections      # each hollow process's pool for its nodes' requests
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.ca_file = os.path.join(workdir, "controller", "pki", "ca.crt")
@@ -138,7 +139,8 @@ class Cluster:
             self.hollows.append(subprocess.Popen(
                 [PY, "-m", "skiff", "hollow", "--server", self.url, "--token", self.token, "--ca-file", self.ca_file,
                  "--nodes", str(n), "--prefix", f"hollow-{i}-", "--lease-duration", str(self.lease),
-                 "--log-port", "-1", "--connections", str(self.connections)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
+                 "--log-port", "-1", "--connections", str(self.connections)],
+                stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
             log.close()
 
     def tail(self, name: str, n: int = 40) -> str:
@@ -253,8 +255,7 @@ async def create_all(client: HTTPClient, objs: list[dict], concurrency: int) -> 
 
 async def run(args) -> int:
     workdir = tempfile.mkdtemp(prefix="skiff-scale-")
-    cl = Cluster(workdir, args.nodes, args.hollow_procs)
-    cl.connections = args.hollow_connections
+    cl = Cluster(workdir, args.nodes, args.hollow_procs, connections=args.hollow_connections)
     results: dict = {"nodes": args.nodes, "pods": args.pods, "hollow_procs": args.hollow_procs,
                      "hollow_connections": args.hollow_connections}
     try:

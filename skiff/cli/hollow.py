@@ -115,29 +115,27 @@ class Hollow:
         # bottleneck it queues for); once sent, the usual 30 s apply.
         stream_connector = self.stream_connector
         connector = self.heartbeat_connector if heartbeat else self.connector
-        timeout = None if heartbeat or not self.connections else aiohttp.ClientTimeout(
-            total=None, connect=None, sock_connect=30,
-                                                                sock_read=30)
+        queued = None if heartbeat or not self.connections else aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=30, sock_read=30)
 
         class SharedClient(HTTPClient):
             _stream = None
 
-            def _shared(self, conn) -> aiohttp.ClientSession:
+            def _shared(self, conn, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
                 return aiohttp.ClientSession(
-                    headers=self._headers, connector=conn, connector_owner=False,
-                    timeout=(timeout if conn is connector and timeout is not None else self._timeout),
+                    headers=self._headers, connector=conn, connector_owner=False, timeout=timeout,
                     json_serialize=lambda o: json.dumps(o, separators=(",", ":")))
 
             @property
             def session(self) -> aiohttp.ClientSession:
                 if self._session is None or self._session.closed:
-                    self._session = self._shared(connector)
+                    self._session = self._shared(connector, queued or self._timeout)
                 return self._session
 
             @property
             def stream_session(self) -> aiohttp.ClientSession:
                 if self._stream is None or self._stream.closed:
-                    self._stream = self._shared(stream_connector)
+                    self._stream = self._shared(stream_connector, self._timeout)
                 return self._stream
 
             async def close(self) -> None:

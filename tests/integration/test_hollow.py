@@ -42,8 +42,7 @@ def connections_to(pid: int, port: int) -> int:
 
 @pytest.mark.asyncio
 async def test_hollow_nodes_run_and_delete_pods(tmp_path):
-    cl = Cluster(str(tmp_path), NODES, 1, lease=10)
-    cl.connections = CONNECTIONS
+    cl = Cluster(str(tmp_path), NODES, 1, lease=10, connections=CONNECTIONS)
     try:
         cl.start_controller()
         client = HTTPClient(cl.url, cl.token, ca_file=cl.ca_file, timeout=60)
