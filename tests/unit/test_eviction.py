@@ -43,8 +43,9 @@ async def test_pods_evicted_when_their_toleration_runs_out(cluster):  # noqa: F8
     await wait_for(evicted, timeout=GRACE + 6)
     took = time.monotonic() - t0
     assert took >= GRACE + 1 - 0.3, took    # not before the grace and the toleration have passed
-    evs = await cluster.events("quick", "TaintManagerEviction")
-    assert evs and evs[0]["message"] == "Marking for deletion Pod default/quick"
+    # the event is written in the background, after the deletion: wait for it
+    evs = await wait_for(lambda: cluster.events("quick", "TaintManagerEviction"))
+    assert evs[0]["message"] == "Marking for deletion Pod default/quick"
     await asyncio.sleep(1.0)
     for name in ("patient", "forever"):
         assert not (await cluster.get(name))["metadata"].get("deletionTimestamp")
