@@ -9,8 +9,9 @@ namespace in the request path), and for pods ``restartPolicy: Always``,
 ``terminationGracePeriodSeconds: 30``, ``dnsPolicy: ClusterFirst``, ``schedulerName:
 default-scheduler``, ``enableServiceLinks`` is left alone; per container
 ``imagePullPolicy``, ``terminationMessagePath: /dev/termination-log``,
-``terminationMessagePolicy: File``, ``protocol: TCP`` on ports, probe timings, and (pods
-only) ``resources.requests`` from ``resources.limits`` where a request is not given.
+``terminationMessagePolicy: File``, ``protocol: TCP`` on ports, probe timings (and a gRPC
+probe's ``service: ""``), and (pods only) ``resources.requests`` from ``resources.limits``
+where a request is not given.
 
 A pod's deprecated ``serviceAccount`` mirrors ``serviceAccountName`` (both ways, as Kubernetes'
 conversion); the name's default ``default``, the check that the ServiceAccount exists and the
@@ -88,6 +89,9 @@ def _default_container(c: Any) -> None:
             if isinstance(hg, dict):
                 hg.setdefault("path", "/")
                 hg.setdefault("scheme", "HTTP")
+            grpc = probe.get("grpc")
+            if isinstance(grpc, dict) and grpc.get("service") is None:
+                grpc["service"] = ""    # GRPCAction.service: +default="" (kubectl describe reads it)
 
 
 def _default_pod(spec: Any) -> None:

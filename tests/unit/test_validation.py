@@ -498,6 +498,42 @@ def test_admission_keeps_given_values_and_defaults_every_container():
     assert admit(p)[0]["spec"]["containers"][0]["imagePullPolicy"] == "Never"
 
 
+GRPC_LIVENESS = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: etcd-with-grpc
+spec:
+  containers:
+  - name: etcd
+    image: registry.k8s.io/etcd:3.5.1-0
+    command: [ "/usr/local/bin/etcd", "--data-dir",  "/var/lib/etcd", "--listen-client-urls", "http://0.0.0.0:2379", "--advertise-client-urls", "http://127.0.0.1:2379", "--log-level", "debug"]
+    ports:
+    - containerPort: 2379
+    livenessProbe:
+      grpc:
+        port: 2379
+      initialDelaySeconds: 10
+"""
+
+
+def test_a_grpc_probes_service_defaults_to_empty_in_pods_and_templates():
+    # kubernetes/website pods/probe/grpc-liveness.yaml: kubectl describe needs grpc.service set
+    pod = yaml.safe_load(GRPC_LIVENESS)
+    probe = admit(pod)[0]["spec"]["containers"][0]["livenessProbe"]
+    assert probe["grpc"] == {"port": 2379, "service": ""} and probe["periodSeconds"] == 10
+    pod["spec"]["containers"][0]["livenessProbe"]["grpc"]["service"] = "etcd"
+    assert admit(pod)[0]["spec"]["containers"][0]["livenessProbe"]["grpc"]["service"] == "etcd"
+    pod["spec"]["containers"][0]["livenessProbe"]["grpc"].pop("service")
+    labels = {"app": "etcd"}
+    for av, kind in (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet")):
+        w = {"apiVersion": av, "kind": kind, "metadata": {"name": "etcd"},
+             "spec": {"selector": {"matchLabels": labels},
+                      "template": {"metadata": {"labels": labels}, "spec": copy.deepcopy(pod["spec"])}}}
+        c = admit(w)[0]["spec"]["template"]["spec"]["containers"][0]
+        assert c["livenessProbe"]["grpc"] == {"port": 2379, "service": ""}, kind
+
+
 def test_a_pods_limits_default_its_requests_but_not_a_templates():
     p = copy.deepcopy(NGINX)
     p["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "500m", "memory": "64Mi"},
