@@ -1430,6 +1430,12 @@ def _check_secret(obj: dict) -> list[dict]:
                 causes.append(_cause(json_path(["data", k]), REQUIRED, "Required value"))
         if typ == "kubernetes.io/basic-auth" and "username" not in data and "password" not in data:
             causes.append(_cause("data[username]", REQUIRED, "Required value"))
+        if typ == "kubernetes.io/service-account-token":
+            # only the account's name: its uid and the data are the tokens controller's to fill
+            ann = (obj.get("metadata") or {}).get("annotations")
+            if not (isinstance(ann, dict) and ann.get("kubernetes.io/service-account.name")):
+                causes.append(_cause("metadata.annotations[kubernetes.io/service-account.name]", REQUIRED,
+                                     "Required value"))
     return causes
 
 

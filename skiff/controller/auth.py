@@ -140,9 +140,13 @@ class TokenManager:
             return None
         from skiff.controller import satokens
         if satokens.looks_like_jwt(token):     # a ServiceAccount's: never cached (its account may go)
-            from skiff.controller.rbac import authenticate_sa
+            from skiff.controller.rbac import authenticate_legacy, authenticate_sa
             tok = satokens.decode(await satokens.signing_key(self.storage), token)
-            return None if tok is None else await authenticate_sa(self.storage, tok)
+            if tok is None:
+                return None
+            if satokens.is_legacy(tok):     # a token Secret's: good while the Secret holds it
+                return await authenticate_legacy(self.storage, tok, token)
+            return await authenticate_sa(self.storage, tok)
         h = hash_token(token)
         hit = self._cache.get(h)
         now = time.time()

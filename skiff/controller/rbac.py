@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from skiff.controller.storage import StoreError, key_for, prefix_for
 
 __all__ = ["Snapshot", "snapshot", "rule_allows", "subject_applies", "sa_user", "issue_token",
-           "authenticate_sa", "check_escalation", "covers", "SA_PREFIX", "rules_review"]
+           "authenticate_sa", "authenticate_legacy", "check_escalation", "covers", "SA_PREFIX", "rules_review"]
 
 SA_PREFIX = "system:serviceaccount:"
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -368,6 +368,45 @@ async def authenticate_sa(storage, tok: dict):
         gone_at = _parse_time(hmd["deletionTimestamp"]) if hmd.get("deletionTimestamp") else None
         if gone_at is not None and gone_at < time.time() - BOUND_POD_GRACE:
             return None
+    return sa_user(ns, name, await snapshot(storage))
+
+
+SA_TOKEN_SECRET = "kubernetes.io/service-account-token"
+# a Secret the legacy token clean-up marked: its token is refused (Kubernetes' label)
+LEGACY_INVALID_SINCE = "kubernetes.io/legacy-token-invalid-since"
+
+
+async def authenticate_legacy(storage, tok: dict, token: str):
+    """The User of a legacy token's claims (skiff.controller.satokens.legacy_claims), looked up
+    on every request as kube-apiserver's legacy validator does: None unless its Secret exists
+    (not being deleted, not marked invalid) and still holds this very token, and its account
+    exists with the uid in the token."""
+    import base64
+    import hmac
+    from skiff.controller.satokens import LEGACY_PREFIX
+    ns, secret_name, name, uid = (tok.get(LEGACY_PREFIX + k) for k in (
+        "namespace", "secret.name", "service-account.name", "service-account.uid"))
+    if not all(isinstance(v, str) and v for v in (ns, secret_name, name, uid)):
+        return None
+    if tok.get("sub") != f"{SA_PREFIX}{ns}:{name}":
+        return None
+    try:
+        secret = await storage.get(key_for("secrets", ns, secret_name))
+        sa = await storage.get(key_for("serviceaccounts", ns, name))
+    except StoreError:
+        return None
+    smd = secret.get("metadata") or {}
+    held = (secret.get("data") or {}).get("token")
+    try:
+        held = base64.b64decode(held, validate=True) if isinstance(held, str) else b""
+    except ValueError:
+        return None
+    if secret.get("type") != SA_TOKEN_SECRET or smd.get("deletionTimestamp") \
+            or LEGACY_INVALID_SINCE in (smd.get("labels") or {}) or not hmac.compare_digest(held, token.encode()):
+        return None
+    md = sa.get("metadata") or {}
+    if md.get("uid") != uid or md.get("deletionTimestamp"):
+        return None
     return sa_user(ns, name, await snapshot(storage))
 
 

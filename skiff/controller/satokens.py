@@ -8,6 +8,12 @@ these tokens (directly, or for others through TokenReview), so no public key is 
 
 A token is refused once it expired, once its account is gone (or replaced: the uid is in the
 token), or once the object it is bound to is (skiff.controller.rbac.authenticate_sa).
+
+Legacy tokens (:func:`legacy_claims`) are the long-lived ones the tokens controller writes into
+Secrets of type kubernetes.io/service-account-token (skiff.controller.tokens_controller): signed
+with the same key, with Kubernetes' legacy claims (issuer ``kubernetes/serviceaccount``, no
+audience, no expiry); one is good while its Secret exists and holds it, and its account is the
+same (skiff.controller.rbac.authenticate_legacy).
 """
 from __future__ import annotations
 
@@ -20,9 +26,12 @@ import uuid
 
 from skiff.controller.storage import StoreError, key_for
 
-__all__ = ["ISSUER", "encode", "decode", "looks_like_jwt", "signing_key", "claims"]
+__all__ = ["ISSUER", "LEGACY_ISSUER", "encode", "decode", "looks_like_jwt", "signing_key", "claims",
+           "legacy_claims", "is_legacy"]
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+LEGACY_ISSUER = "kubernetes/serviceaccount"
+LEGACY_PREFIX = "kubernetes.io/serviceaccount/"
 KEY_NAME = "serviceaccount-signing-key"
 _HEAD = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=").decode()
 
@@ -58,6 +67,20 @@ def claims(namespace: str, sa: dict, audiences: list, now: int, exp: int, bound:
         k8s[bound["kind"].lower()] = {"name": bound["name"], "uid": bound["uid"]}
     return {"aud": list(audiences), "exp": exp, "iat": now, "iss": ISSUER, "jti": str(uuid.uuid4()),
             "kubernetes.io": k8s, "nbf": now, "sub": f"system:serviceaccount:{namespace}:{md.get('name', '')}"}
+
+
+def legacy_claims(sa: dict, secret_name: str) -> dict:
+    """The claims of a legacy token for ServiceAccount ``sa`` kept in Secret ``secret_name``
+    (Kubernetes' LegacyClaims: no aud, exp, iat or jti; the token lives as long as the Secret)."""
+    md = sa.get("metadata") or {}
+    ns, name = md.get("namespace") or "", md.get("name") or ""
+    return {"iss": LEGACY_ISSUER, "sub": f"system:serviceaccount:{ns}:{name}",
+            LEGACY_PREFIX + "namespace": ns, LEGACY_PREFIX + "secret.name": secret_name,
+            LEGACY_PREFIX + "service-account.name": name, LEGACY_PREFIX + "service-account.uid": md.get("uid") or ""}
+
+
+def is_legacy(body: dict) -> bool:
+    return body.get("iss") == LEGACY_ISSUER
 
 
 def encode(key: bytes, body: dict) -> str:

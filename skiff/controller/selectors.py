@@ -216,6 +216,7 @@ FIELDS: dict[str, dict[str, Callable[[dict], Any]]] = {
     "nodes": {**_COMMON, "spec.unschedulable": _path("spec", "unschedulable")},
     "namespaces": {**_COMMON, "status.phase": _path("status", "phase")},
     "leases": dict(_COMMON),
+    "secrets": {**_COMMON, "type": _path("type")},
 }
 
 
