@@ -254,12 +254,20 @@ class ControlPlane:
         self._tasks.append(asyncio.create_task(run_kubernetes_service(
             self.registry, self.registry.service_ips.reserved_ip, advertise_address(host, self.advertise_address),
             port, self.kubernetes_service_interval), name="kubernetes-service"))
+        ca_pem = None
         if self.ca_file:
             from skiff.controller.rootca import RootCAPublisher
             with open(self.ca_file) as f:
                 ca_pem = f.read()
             self._tasks.append(asyncio.create_task(RootCAPublisher(self.local_client(), ca_pem).run(),
                                                    name="root-ca-cert-publisher"))
+        # the tokens controller signs with the ServiceAccount key and hands out the CA: it runs
+        # here, with that material, as kube-controller-manager runs it first and on its own
+        from skiff.controller import satokens
+        from skiff.controller.tokens_controller import TokensController
+        sa_key = await satokens.signing_key(self._cache)
+        self._tasks.append(asyncio.create_task(TokensController(self.local_client(), sa_key, ca_pem).run(),
+                                               name="serviceaccount-tokens"))
         from skiff.controller.rbac_bootstrap import ClusterRoleAggregator
         self._tasks.append(asyncio.create_task(ClusterRoleAggregator(self.local_client()).run(),
                                                name="clusterrole-aggregation"))
