@@ -10,6 +10,14 @@ first, and one :class:`ManifestError` lists every problem, one line each::
 
 Document indexes count from 1, as people count documents in a file; an item of a List
 is reported as ``document 2: items[3].spec...``.
+
+A document is checked as the API server checks it when it is created (:func:`server_check`),
+so that nothing the server would accept is refused here: in the version the server stores
+(an autoscaling/v1 HorizontalPodAutoscaler as autoscaling/v2), without the metadata the
+server sets itself, and with the server's defaults filled in first (a ReplicationController's
+selector from its template's labels, a Secret's ``stringData`` merged into ``data``...). What
+needs the cluster's state (quota, existing objects, a Job's generated selector) is left to
+the server.
 """
 from __future__ import annotations
 
@@ -22,7 +30,8 @@ from typing import Any, Iterable
 
 import yaml
 
-from skiff.api.validation import ValidationError, Warning, validate
+from skiff.api.errors import APIError
+from skiff.api.validation import ValidationError, Warning, drop_nulls, validate
 from skiff.errors import SkiffError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -147,9 +156,43 @@ def parse_manifests(paths: list[str]) -> list[Document]:
     return docs
 
 
+def _stored_version(obj: dict) -> dict:
+    """``obj`` converted to the version the server stores, for the versions it serves by
+    conversion (skiff.api.resources.CONVERTED_VERSIONS); others as they are."""
+    if (obj.get("apiVersion"), obj.get("kind")) == ("autoscaling/v1", "HorizontalPodAutoscaler"):
+        from skiff.controller.hpa_v1 import to_v2
+        if not isinstance(obj.get("metadata") or {}, dict):
+            raise ValidationError([{"field": "metadata", "reason": "FieldValueInvalid",
+                                    "message": "Invalid value: must be of type object"}])
+        return to_v2(obj)
+    return obj
+
+
+def server_check(obj: dict) -> list[Warning]:
+    """Check ``obj`` as the API server does when it creates it, as far as that needs no
+    cluster state; return the warnings, or raise ValidationError (or APIError, for a body the
+    version conversion refuses). ``obj`` is not changed, but for its fields given as null where
+    a value is expected: they are unset, as the server's decoder leaves them."""
+    from skiff.api.jsontree import json_copy
+    from skiff.controller.admission import SERVER_SET_METADATA, apply_defaults
+    drop_nulls(obj)
+    view = _stored_version(json_copy(obj))
+    md = view.get("metadata")
+    if isinstance(md, dict):
+        for k in SERVER_SET_METADATA:       # the server's own; a Job's uid makes its selector
+            md.pop(k, None)
+    plain = json_copy(view)
+    try:
+        apply_defaults(view)
+    except (AttributeError, TypeError, ValueError, KeyError):
+        view = plain        # a shape the defaults cannot walk: validation says what is wrong
+    return validate(view)
+
+
 def validate_all(docs: list[Document]) -> list[Document]:
-    """Validate every document; set each one's ``warnings``. Raises one ManifestError
-    listing every problem of every document, one line each."""
+    """Check every document as the server would (:func:`server_check`); set each one's
+    ``warnings``. Raises one ManifestError listing every problem of every document, one line
+    each."""
     problems = []
     for d in docs:
         prefix = f"{d.where}: {d.path_prefix()}"
@@ -157,7 +200,9 @@ def validate_all(docs: list[Document]) -> list[Document]:
             problems.append(f"{prefix}Invalid value: a manifest must be a mapping, not {type(d.obj).__name__}")
             continue
         try:
-            d.warnings = validate(d.obj)
+            d.warnings = server_check(d.obj)
+        except APIError as e:
+            problems.append(f"{d.where}: {d.path_prefix()[:-1] + ': ' if d.item is not None else ''}{e.message}")
         except ValidationError as e:
             for c in e.causes:
                 field = c.get("field") or ""

@@ -1534,6 +1534,17 @@ def _drop_nulls(obj: dict, errors: list) -> bool:
     return dropped
 
 
+def drop_nulls(obj: Any) -> None:
+    """Unset, in place, the fields of ``obj`` (of a kind skiff has a schema for) given as null
+    where the schema wants a value, as :func:`validate` does and Go's decoder does."""
+    kind = kind_of(obj)
+    if kind is None:
+        return
+    fast = _fast(kind.schema_file)
+    if fast is None or not fast(obj):
+        _drop_nulls(obj, list(_validator(kind.schema_file).iter_errors(obj)))
+
+
 def validate(obj: Any, field_validation: str | None = None) -> list[Warning]:
     """Validate one API object. Returns the warnings; raises ValidationError with every cause.
 

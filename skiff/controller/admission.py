@@ -57,6 +57,10 @@ DEFAULT_TOLERATION_SECONDS = 300
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 
+# The metadata the API server sets itself: a create drops what the body brings (the registry).
+SERVER_SET_METADATA = ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp",
+                       "deletionGracePeriodSeconds", "selfLink", "managedFields")
+
 _PROBE_DEFAULTS = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
 
 

@@ -33,7 +33,7 @@ from skiff.api.resources import RESOURCES, Resource, namespace_for
 from skiff.api.timefmt import rfc3339
 from skiff.api.validation import (ValidationError, check_scheduling_gates_update, dns1123_subdomain_error,
                                   ephemeral_containers_update, validate_update)
-from skiff.controller.admission import admit
+from skiff.controller.admission import SERVER_SET_METADATA, admit
 from skiff.controller.rbac import confirm_no_escalation
 from skiff.controller.crd.kinds import (HOOKED as CRD_HOOKED, create_hook as crd_create_hook, refuse_strategic,
                                        status_hook as crd_status_hook, update_hook as crd_update_hook)
@@ -522,8 +522,7 @@ class Registry(RegistryKindsMixin):
         ns = self._ns(r, namespace, obj)
         if not user.is_master:
             authorize(user, "create", r.plural, ns, md.get("name"), None)
-        for k in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp",
-                  "deletionGracePeriodSeconds", "selfLink", "managedFields"):
+        for k in SERVER_SET_METADATA:
             md.pop(k, None)
         # identity before admission, as Kubernetes' BeforeCreate: a Job's defaults (its selector
         # and labels) are made of its uid and name

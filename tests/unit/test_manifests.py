@@ -188,3 +188,108 @@ def test_parse_then_validate_separately(tmp_path):
     f = write(tmp_path, "p.yaml", NGINX)
     docs = parse_manifests([f])
     assert validate_all(docs) is docs
+
+
+# ---------------------------------------------------------------- checked as the server checks them
+# The kubernetes/website examples below are accepted by the API server (which defaults and
+# converts before it validates); the client's check must not refuse them.
+
+HPA_RS = textwrap.dedent("""\
+    apiVersion: autoscaling/v1
+    kind: HorizontalPodAutoscaler
+    metadata:
+      name: frontend-scaler
+    spec:
+      scaleTargetRef:
+        kind: ReplicaSet
+        name: frontend
+      minReplicas: 3
+      maxReplicas: 10
+      targetCPUUtilizationPercentage: 50
+    """)
+
+RC_NGINX = textwrap.dedent("""\
+    apiVersion: v1
+    kind: ReplicationController
+    metadata:
+      name: my-nginx
+    spec:
+      replicas: 5
+      template:
+        metadata:
+          labels:
+            app: nginx
+        spec:
+          containers:
+          - name: nginx
+            image: nginx:1.14.2
+            ports:
+            - containerPort: 80
+    """)
+
+BASICAUTH_SECRET = textwrap.dedent("""\
+    apiVersion: v1
+    kind: Secret
+    metadata:
+      name: secret-basic-auth
+    type: kubernetes.io/basic-auth
+    stringData:
+      username: admin # required field for kubernetes.io/basic-auth
+      password: t0p-Secret # required field for kubernetes.io/basic-auth
+    """)
+
+
+def test_autoscaling_v1_hpa_is_checked_in_the_version_the_server_stores(tmp_path):
+    f = write(tmp_path, "hpa-rs.yaml", HPA_RS)
+    (d,) = load_manifests([f])
+    assert d.obj["apiVersion"] == "autoscaling/v1" and d.obj["spec"]["targetCPUUtilizationPercentage"] == 50
+    bad = HPA_RS.replace("  maxReplicas: 10\n", "  maxReplicas: 2\n").replace("targetCPUUtilization", "targetCPU")
+    with pytest.raises(ManifestError) as ei:
+        load_manifests([write(tmp_path, "bad.yaml", bad)])
+    assert ei.value.problems == [f'{tmp_path}/bad.yaml: document 1: strict decoding error: '
+                                 'unknown field "spec.targetCPUPercentage"']
+    with pytest.raises(ManifestError) as ei:
+        load_manifests([write(tmp_path, "bad.yaml", HPA_RS.replace("  maxReplicas: 10\n", "  maxReplicas: 2\n"))])
+    assert ei.value.problems == [f"{tmp_path}/bad.yaml: document 1: spec.maxReplicas: Invalid value: 2: "
+                                 "must be greater than or equal to `minReplicas`"]
+
+
+def test_replication_controller_selector_defaults_to_the_template_labels(tmp_path):
+    (d,) = load_manifests([write(tmp_path, "rc.yaml", RC_NGINX)])
+    assert "selector" not in d.obj["spec"]                 # sent as written: the server defaults it
+    no_labels = RC_NGINX.replace("    metadata:\n      labels:\n        app: nginx\n", "")
+    with pytest.raises(ManifestError) as ei:
+        load_manifests([write(tmp_path, "rc.yaml", no_labels)])
+    assert f"{tmp_path}/rc.yaml: document 1: spec.selector: Required value" in ei.value.problems
+    other = RC_NGINX.replace("  replicas: 5\n", "  replicas: 5\n  selector:\n    app: web\n")
+    with pytest.raises(ManifestError, match=r"rc.yaml: document 1: spec.template.metadata.labels: Invalid value"):
+        load_manifests([write(tmp_path, "rc.yaml", other)])
+
+
+def test_typed_secrets_written_with_string_data(tmp_path):
+    (d,) = load_manifests([write(tmp_path, "basicauth-secret.yaml", BASICAUTH_SECRET)])
+    assert d.obj["stringData"] == {"username": "admin", "password": "t0p-Secret"} and "data" not in d.obj
+    typed = {"kubernetes.io/ssh-auth": {"ssh-privatekey": "KEY"},
+             "kubernetes.io/tls": {"tls.crt": "CERT", "tls.key": "KEY"},
+             "kubernetes.io/dockerconfigjson": {".dockerconfigjson": '{"auths": {}}'}}
+    for typ, sd in typed.items():
+        obj = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": typ, "stringData": sd}
+        load_manifests([write(tmp_path, "s.json", json.dumps(obj))])
+        half = {**obj, "stringData": dict(list(sd.items())[1:])}         # a required key left out
+        with pytest.raises(ManifestError, match=r"s.json: document 1: data\[.*\]: Required value"):
+            load_manifests([write(tmp_path, "s.json", json.dumps(half))])
+    with pytest.raises(ManifestError, match=r"document 1: data\[username\]: Required value"):
+        load_manifests([write(tmp_path, "s.yaml", BASICAUTH_SECRET.split("stringData:")[0])])
+
+
+def test_server_set_metadata_and_nulls(tmp_path):
+    # what `get -o yaml` prints: the server's own metadata is no reason to refuse a manifest
+    # (a Job's uid would make its selector checked as generated from that uid)
+    job = {"apiVersion": "batch/v1", "kind": "Job",
+           "metadata": {"name": "pi", "uid": "u1", "resourceVersion": "7", "creationTimestamp": None,
+                        "managedFields": [{"manager": "kubectl", "operation": "Update"}]},
+           "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                          "containers": [{"name": "pi", "image": "perl", "resources": None}]}}}}
+    (d,) = load_manifests([write(tmp_path, "job.json", json.dumps(job))])
+    assert d.obj["metadata"]["uid"] == "u1"
+    assert "resources" not in d.obj["spec"]["template"]["spec"]["containers"][0]   # null: unset, as before
