@@ -19,6 +19,7 @@ from typing import Any
 
 from skiff.api import errors as E
 from skiff.api.resources import RESOURCES
+from skiff.controller.dryrun import dry_run_scope
 
 PLURAL = "horizontalpodautoscalers"
 V1, V2 = "autoscaling/v1", "autoscaling/v2"
@@ -194,8 +195,11 @@ async def handle(server, request, rest: list[str], user) -> Any:
                                    owned=True)
             return A.json_response(to_v1(out), 201, warnings)
         if method == "DELETE":
-            return A.json_response(await reg.delete_collection(PLURAL, ns, label_selector=q.get("labelSelector"),
-                                                               field_selector=q.get("fieldSelector"), user=user))
+            opts = await server._body(request, required=False) or {}
+            with dry_run_scope(opts.get("dryRun") if isinstance(opts, dict) else None):    # kubectl's way
+                return A.json_response(await reg.delete_collection(
+                    PLURAL, ns, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
+                    user=user))
         raise E.method_not_allowed()
     if method == "GET":
         obj = await reg.get(PLURAL, name, ns, sub, user=user)
@@ -207,8 +211,11 @@ async def handle(server, request, rest: list[str], user) -> Any:
         if sub:
             raise E.method_not_allowed()
         opts = await server._body(request, required=False) or {}
-        return A.json_response(await reg.delete(PLURAL, name, ns, preconditions=(opts or {}).get("preconditions"),
-                                                user=user))
+        if not isinstance(opts, dict):
+            raise E.bad_request("DeleteOptions must be a JSON object")
+        with dry_run_scope(opts.get("dryRun")):     # kubectl --dry-run=server sends it in DeleteOptions
+            return A.json_response(await reg.delete(PLURAL, name, ns, preconditions=opts.get("preconditions"),
+                                                    user=user))
     if method in ("PUT", "PATCH"):
         cur = await reg.get(PLURAL, name, ns, user=user)
         if method == "PUT":

@@ -74,3 +74,23 @@ async def test_unknown_dry_run_value_is_refused(api):
     # the next request on the same connection is a real one again
     assert (await api("POST", PODS, pod()))[0] == 201
     assert (await api("GET", PODS + "/web"))[0] == 200
+
+
+HPA_V1 = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers"
+
+
+async def test_autoscaling_v1_deletions_dry_run_too(api):
+    # kubernetes/website controllers/hpa-rs.yaml, through the v1 API (converted to the stored v2)
+    hpa = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "frontend-scaler"},
+           "spec": {"scaleTargetRef": {"kind": "ReplicaSet", "name": "frontend"}, "minReplicas": 3,
+                    "maxReplicas": 10, "targetCPUUtilizationPercentage": 50}}
+    st, out = await api("POST", HPA_V1, hpa, params=DRY)
+    assert st == 201 and out["spec"]["targetCPUUtilizationPercentage"] == 50
+    assert (await api("GET", HPA_V1 + "/frontend-scaler"))[0] == 404
+    assert (await api("POST", HPA_V1, hpa))[0] == 201
+    st, _ = await api("DELETE", HPA_V1 + "/frontend-scaler", {"dryRun": ["All"]})   # kubectl --dry-run=server
+    assert st == 200 and (await api("GET", HPA_V1 + "/frontend-scaler"))[0] == 200
+    assert (await api("DELETE", HPA_V1, {"dryRun": ["All"]}))[0] == 200
+    assert (await api("GET", HPA_V1 + "/frontend-scaler"))[0] == 200
+    assert (await api("DELETE", HPA_V1 + "/frontend-scaler"))[0] == 200
+    assert (await api("GET", HPA_V1 + "/frontend-scaler"))[0] == 404
