@@ -37,6 +37,19 @@ class Resource:
     def base(self) -> str:
         return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
 
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        """The REST path of this resource's collection, an object or a subresource, in this
+        Resource's version (see :func:`path_for`)."""
+        p = self.base
+        if self.namespaced and namespace:
+            p += f"/namespaces/{namespace}"
+        p += f"/{self.plural}"
+        if name:
+            p += f"/{name}"
+            if subresource:
+                p += f"/{subresource}"
+        return p
+
 
 RESOURCES: dict[str, Resource] = {r.plural: r for r in [
     Resource("namespaces", "Namespace", "", "v1", False, "namespace", ("ns",), (), ("status", "finalize")),
@@ -91,11 +104,30 @@ RESOURCES: dict[str, Resource] = {r.plural: r for r in [
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 
+# Versions the API server serves besides the one it stores, converting bodies to and from the
+# stored version: (apiVersion, kind) -> plural (autoscaling/v1: skiff.controller.hpa_v1).
+CONVERTED_VERSIONS: dict[tuple[str, str], str] = {
+    ("autoscaling/v1", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+}
+
+
 def resource_for_kind(api_version: str, kind: str) -> Resource | None:
     for r in RESOURCES.values():
         if r.kind == kind and r.api_version == api_version:
             return r
     return None
+
+
+def served_resource_for_kind(api_version: str, kind: str) -> Resource | None:
+    """:func:`resource_for_kind`, and for a version served by conversion
+    (:data:`CONVERTED_VERSIONS`) the resource as seen in that version: its ``path()`` is that
+    version's, where the server takes and returns objects of that version."""
+    r = resource_for_kind(api_version, kind)
+    plural = CONVERTED_VERSIONS.get((api_version, kind))
+    if r is None and plural in RESOURCES:
+        import dataclasses
+        r = dataclasses.replace(RESOURCES[plural], version=api_version.rpartition("/")[2])
+    return r
 
 
 def lookup(name: str) -> Resource | None:
@@ -113,16 +145,7 @@ def lookup(name: str) -> Resource | None:
 
 def path_for(plural: str, namespace: str | None = None, name: str | None = None,
              subresource: str | None = None) -> str:
-    r = RESOURCES[plural]
-    p = r.base
-    if r.namespaced and namespace:
-        p += f"/namespaces/{namespace}"
-    p += f"/{plural}"
-    if name:
-        p += f"/{name}"
-        if subresource:
-            p += f"/{subresource}"
-    return p
+    return RESOURCES[plural].path(namespace, name, subresource)
 
 
 def namespace_for(r: Resource, namespace: str | None, obj: dict | None = None) -> str | None:

@@ -1,12 +1,16 @@
 """Apply a configuration to a resource by file name or stdin (kubectl's client-side apply).
 
 Usage:
-  skiffctl apply -f FILE|DIR|- [-f ...]
+  skiffctl apply -f FILE|DIR|- [-f ...] [--dry-run=none|client|server]
 
-Every document is validated against the API schemas first; if any is invalid nothing is
-sent. Then each object is created (`pod/web created`), patched with a JSON merge patch
-computed from the last-applied configuration, the new configuration and the live object
-(`pod/web configured`), or left alone (`pod/web unchanged`).
+Every document is checked first, as the API server would check it (skiff.api.manifests);
+if any is invalid nothing is sent. Then each object is created (`pod/web created`), patched
+with a JSON merge patch computed from the last-applied configuration, the new configuration
+and the live object (`pod/web configured`), or left alone (`pod/web unchanged`).
+
+--dry-run=server sends the same requests with dryRun=All (the server checks them and persists
+nothing: `pod/web created (server dry run)`); --dry-run=client only reads the live objects and
+says what would be done (`pod/web created (dry run)`).
 """
 from __future__ import annotations
 
@@ -15,12 +19,14 @@ import json
 import sys
 
 from .client import APIError, CtlError
+from .common import dry_run, dry_run_flag, dry_run_params, dry_run_suffix
 from .flags import Flag
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 FLAGS = [
     Flag("-f --filename", "filename", "list", help="File, directory or - (stdin) with the manifests"),
+    dry_run_flag(),
 ]
 
 
@@ -173,6 +179,8 @@ def compute_patch(applied: dict, live: dict) -> dict:
 
 def run(ctx, args: list[str], opts: dict) -> int:
     files = opts["filename"]
+    strategy = dry_run(opts)
+    suffix = dry_run_suffix(strategy)
     if not files:
         raise CtlError("error: must specify one of -f and -k")
     if args:
@@ -218,22 +226,24 @@ def run(ctx, args: list[str], opts: dict) -> int:
             print(p, file=sys.stderr)
         return 1
     client = ctx.client()
+    params = {"fieldManager": "kubectl-client-side-apply", **dry_run_params(strategy)}
     rc = 0
     for d, res, ns, obj in plan:
         name = obj["metadata"]["name"]
         label = P.kind_name(res, name=name)
         try:
             try:
-                live = client.get(res.plural, name, ns)
+                # in the document's version (res.path): an autoscaling/v1 object is read as one
+                live = client.request("GET", res.path(ns, name))
             except APIError as e:
                 if e.code != 404:
                     raise
                 live = None
             if live is None:
-                from skiff.api.resources import path_for
-                client.request("POST", path_for(res.plural, ns), {"fieldManager": "kubectl-client-side-apply"},
-                               with_last_applied(obj), verb="creating", what=d.source)
-                print(f"{label} created")
+                if strategy != "client":
+                    client.request("POST", res.path(ns), params, with_last_applied(obj),
+                                   verb="creating", what=d.source)
+                print(f"{label} created{suffix}")
                 continue
             if LAST_APPLIED not in ((live.get("metadata") or {}).get("annotations") or {}):
                 print(f"Warning: resource {res.plural}/{name} is missing the {LAST_APPLIED} annotation which "
@@ -242,13 +252,12 @@ def run(ctx, args: list[str], opts: dict) -> int:
                       file=sys.stderr)
             patch = compute_patch(obj, live)
             if not patch:
-                print(f"{label} unchanged")
+                print(f"{label} unchanged{suffix}")
                 continue
-            from skiff.api.resources import path_for
-            client.request("PATCH", path_for(res.plural, ns, name),
-                           {"fieldManager": "kubectl-client-side-apply"}, patch,
-                           content_type="application/merge-patch+json", verb="patching", what=d.source)
-            print(f"{label} configured")
+            if strategy != "client":
+                client.request("PATCH", res.path(ns, name), params, patch,
+                               content_type="application/merge-patch+json", verb="patching", what=d.source)
+            print(f"{label} configured{suffix}")
         except APIError as e:
             print(str(e), file=sys.stderr)
             rc = 1

@@ -109,3 +109,34 @@ def default_container(pod: dict, container: str | None) -> str:
         print(f'Defaulted container "{container}" out of: {", ".join(names)}', file=sys.stderr)
         return container
     return names[0]
+
+
+# ------------------------------------------------------------------ --dry-run=none|client|server
+
+def dry_run_flag():
+    """kubectl's ``--dry-run``: it takes a value (``--dry-run=server``); bare, it is an error."""
+    from .flags import Flag
+    return Flag("--dry-run", "dry_run", "optstr", default="none", noopt="unchanged", metavar="=none|client|server",
+                help='"none" (default), "client" (only print what would be sent, without sending it) or "server" '
+                     "(the server checks the request and persists nothing)")
+
+
+def dry_run(opts: dict) -> str:
+    """The ``--dry-run`` strategy: "none", "client" or "server" (kubectl's GetDryRunStrategy)."""
+    v = opts.get("dry_run") or "none"
+    if v == "unchanged":
+        raise CtlError('error: --dry-run flag without a value was specified. A value must be provided: '
+                       '"none", "server", or "client".')
+    if v not in ("none", "client", "server"):
+        raise CtlError(f'error: Invalid dry-run value ({v}). Must be "none", "server", or "client".')
+    return v
+
+
+def dry_run_suffix(strategy: str) -> str:
+    """What kubectl appends to "pod/web created" and the like."""
+    return {"client": " (dry run)", "server": " (server dry run)"}.get(strategy, "")
+
+
+def dry_run_params(strategy: str) -> dict:
+    """The query parameters of a write: ``dryRun=All`` for a server dry run."""
+    return {"dryRun": "All"} if strategy == "server" else {}

@@ -1,12 +1,17 @@
 """Create a resource from the command line.
 
 Usage:
+  skiffctl create -f FILE|DIR|- [-f ...]
   skiffctl create namespace NAME
   skiffctl create deployment NAME --image IMAGE [--image ...] [--replicas N] [--port P] [-- COMMAND ARGS...]
   skiffctl create configmap NAME [--from-literal KEY=VALUE ...] [--from-file [KEY=]PATH ...]
   skiffctl create secret generic NAME [--from-literal KEY=VALUE ...] [--from-file [KEY=]PATH ...] [--type T]
 
+--dry-run=server sends the request with dryRun=All (`namespace/team-a created (server dry
+run)`: checked by the server, nothing persisted); --dry-run=client sends nothing.
+
 Examples:
+  skiffctl create -f web.yaml
   skiffctl create namespace team-a
   skiffctl create deployment web --image busybox --replicas 3 -- sleep 3600
 """
@@ -18,10 +23,13 @@ import re
 import sys
 
 from .client import APIError, CtlError
+from .common import dry_run, dry_run_flag, dry_run_params, dry_run_suffix
 from .flags import Flag
 from . import printers as P
 
 FLAGS = [
+    Flag("-f --filename", "filename", "list", help="File, directory or - (stdin) with the objects to create"),
+    dry_run_flag(),
     Flag("--image", "image", "list", help="deployment: image(s) of the containers"),
     Flag("-r --replicas", "replicas", "int", default=1, help="deployment: number of replicas (default 1)"),
     Flag("--port", "port", "int", default=-1, help="deployment: the port the container exposes"),
@@ -35,6 +43,11 @@ ALIASES = {"namespace": "namespace", "ns": "namespace", "deployment": "deploymen
 
 
 def run(ctx, args: list[str], opts: dict) -> int:
+    strategy = dry_run(opts)
+    if opts["filename"]:
+        if args:
+            raise CtlError(f"error: Unexpected args: {args}\nSee 'skiffctl create -h' for help and examples")
+        return create_from_files(ctx, opts["filename"], strategy)
     if not args:
         raise CtlError("error: you must specify what to create: namespace, deployment, configmap or secret\n"
                        "See 'skiffctl create --help' for usage.")
@@ -72,14 +85,68 @@ def run(ctx, args: list[str], opts: dict) -> int:
     ns = ctx.namespace if res.namespaced else None
     if ns:
         obj["metadata"]["namespace"] = ns
-    client = ctx.client()
-    try:
-        client.request("POST", path_for(plural, ns), params={"fieldManager": "kubectl-create"}, body=obj)
-    except APIError as e:
-        print(str(e), file=sys.stderr)
-        return 1
-    print(f"{P.kind_name(res, name=name)} created")
+    if strategy != "client":
+        client = ctx.client()
+        try:
+            client.request("POST", path_for(plural, ns), params={"fieldManager": "kubectl-create",
+                                                                 **dry_run_params(strategy)}, body=obj)
+        except APIError as e:
+            print(str(e), file=sys.stderr)
+            return 1
+    print(f"{P.kind_name(res, name=name)} created{dry_run_suffix(strategy)}")
     return 0
+
+
+def create_from_files(ctx, files: list[str], strategy: str) -> int:
+    """``create -f``: every document checked first (all or nothing, as apply), then each object
+    created as written (no last-applied annotation); an object that exists is an error."""
+    from skiff.api.manifests import ManifestError
+    from .discovery import load_manifests, resource_for_kind    # custom kinds too
+    try:
+        docs = load_manifests(files)
+    except ManifestError as e:
+        for line in e.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    plan, problems = [], []
+    for d in docs:
+        obj = dict(d.obj)
+        res = resource_for_kind(obj.get("apiVersion"), obj.get("kind"))
+        if res is None:
+            problems.append(f'error: {d.where}: resource mapping not found for kind "{obj.get("kind")}" '
+                            f'in version "{obj.get("apiVersion")}"')
+            continue
+        md = obj["metadata"] = dict(obj.get("metadata") or {})
+        ns = None
+        if res.namespaced:
+            if md.get("namespace") and ctx.explicit_namespace and md["namespace"] != ctx.namespace:
+                problems.append(f'error: {d.where}: the namespace from the provided object "{md["namespace"]}" '
+                                f'does not match the namespace "{ctx.namespace}". You must pass '
+                                f"'--namespace={md['namespace']}' to perform this operation.")
+                continue
+            ns = md["namespace"] = md.get("namespace") or ctx.namespace
+        else:
+            md.pop("namespace", None)
+        plan.append((d, res, ns, obj))
+    if problems:
+        for p in problems:
+            print(p, file=sys.stderr)
+        return 1
+    params = {"fieldManager": "kubectl-create", **dry_run_params(strategy)}
+    rc = 0
+    for d, res, ns, obj in plan:
+        name = obj["metadata"].get("name") or ""
+        if strategy != "client":
+            try:
+                out = ctx.client().request("POST", res.path(ns), params, obj, verb="creating", what=d.source)
+            except APIError as e:
+                print(str(e), file=sys.stderr)
+                rc = 1
+                continue
+            name = ((out or {}).get("metadata") or {}).get("name") or name     # generateName's
+        print(f"{P.kind_name(res, name=name)} created{dry_run_suffix(strategy)}")
+        sys.stdout.flush()
+    return rc
 
 
 def _container_name(image: str) -> str:

@@ -3,9 +3,12 @@
 Usage:
   skiffctl delete -f FILE|DIR|- [--grace-period N] [--now] [--force] [--wait=true|false]
   skiffctl delete KIND NAME... | KIND/NAME... | KIND -l SELECTOR | KIND --all
+  ... [--dry-run=none|client|server]
 
 A pod that is bound to a node stops gracefully: the agent stops its containers and then
 confirms the deletion. With --wait (the default) skiffctl returns once the object is gone.
+--dry-run=server sends the deletions with dryRun=All (`pod "web" deleted (server dry run)`: the
+server checks them, nothing is deleted); --dry-run=client sends none.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import sys
 import time
 
 from .client import APIError, CtlError
-from .common import ns_for, targets
+from .common import dry_run, dry_run_flag, dry_run_params, dry_run_suffix, ns_for, targets
 from .flags import Flag, parse_duration
 
 FLAGS = [
@@ -31,6 +34,7 @@ FLAGS = [
     Flag("--cascade", "cascade", "optstr", default="background", noopt="background", metavar="[=MODE]",
          help='"background" (default), "orphan" or "foreground": how dependents (pods of a '
               'ReplicaSet, ReplicaSets of a Deployment) are deleted'),
+    dry_run_flag(),
 ]
 
 
@@ -53,6 +57,7 @@ def propagation_policy(cascade: str | None) -> str:
 
 
 def run(ctx, args: list[str], opts: dict) -> int:
+    strategy = dry_run(opts)
     policy = propagation_policy(opts.get("cascade"))
     grace = opts["grace_period"]
     if opts["now"]:
@@ -109,27 +114,31 @@ def run(ctx, args: list[str], opts: dict) -> int:
             print("No resources found", file=sys.stderr)
             return 0
     client = ctx.client()
-    from skiff.api.resources import path_for
     rc = 0
     pending = []
     for res, ns, name, source in items:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy}
         if grace >= 0:
             body["gracePeriodSeconds"] = grace
-        try:
-            obj = client.request("DELETE", path_for(res.plural, ns, name), body=body,
-                                 verb="deleting" if source else "", what=source)
-        except APIError as e:
-            if e.code == 404 and opts["ignore_not_found"]:
+        if strategy == "server":
+            body["dryRun"] = ["All"]
+        obj = None
+        if strategy != "client":
+            try:
+                obj = client.request("DELETE", res.path(ns, name), dry_run_params(strategy), body=body,
+                                     verb="deleting" if source else "", what=source)
+            except APIError as e:
+                if e.code == 404 and opts["ignore_not_found"]:
+                    continue
+                print(str(e), file=sys.stderr)
+                rc = 1
                 continue
-            print(str(e), file=sys.stderr)
-            rc = 1
-            continue
         print(f'{res.singular}{"." + res.group if res.group else ""} "{name}" '
-              f'{"force deleted" if opts["force"] and grace == 0 else "deleted"}')
+              f'{"force deleted" if opts["force"] and grace == 0 else "deleted"}{dry_run_suffix(strategy)}')
         sys.stdout.flush()
-        uid = ((obj or {}).get("metadata") or {}).get("uid") if isinstance(obj, dict) else None
-        pending.append((res, ns, name, uid))
+        if strategy == "none":
+            uid = ((obj or {}).get("metadata") or {}).get("uid") if isinstance(obj, dict) else None
+            pending.append((res, ns, name, uid))
     if opts["wait"] and pending:
         timeout = parse_duration(opts["timeout"]) if opts["timeout"] else 0
         deadline = time.monotonic() + timeout if timeout else None

@@ -90,7 +90,9 @@ def lookup(name: str):
 
 
 def resource_for_kind(api_version: str, kind: str):
-    from skiff.api.resources import resource_for_kind as static
+    """The resource of a manifest's kind: built in (in its stored version or one the server
+    serves by conversion, such as autoscaling/v1 HorizontalPodAutoscalers), or custom."""
+    from skiff.api.resources import served_resource_for_kind as static
     r = static(api_version, kind)
     if r is None and learn():
         r = static(api_version, kind)
@@ -102,10 +104,12 @@ def load_manifests(paths: list[str]) -> list:
     schema for on this side (custom resources, CustomResourceDefinitions) are left to the
     server to validate."""
     from skiff.api.manifests import parse_manifests, validate_all
+    from skiff.api.resources import CONVERTED_VERSIONS
     from skiff.api.validation import kind_of
     docs = parse_manifests(paths)
     custom = [d for d in docs if isinstance(d.obj, dict) and kind_of(d.obj) is None
               and d.obj.get("apiVersion") and d.obj.get("kind")
+              and (d.obj.get("apiVersion"), d.obj.get("kind")) not in CONVERTED_VERSIONS
               and ((d.obj.get("apiVersion"), d.obj.get("kind")) == ("apiextensions.k8s.io/v1",
                                                                     "CustomResourceDefinition")
                    or resource_for_kind(d.obj["apiVersion"], d.obj["kind"]) is not None

@@ -14,7 +14,7 @@ from .flags import Flag, HelpRequested, UsageError, format_flags, parse
 
 COMMANDS = {
     "apply": "Apply a configuration to a resource by file name or stdin",
-    "create": "Create a resource (namespace, deployment, configmap, secret) from the command line",
+    "create": "Create a resource from a file or stdin (-f), or a namespace, deployment, configmap or secret",
     "get": "Display one or many resources",
     "describe": "Show details of a specific resource or group of resources",
     "delete": "Delete resources by file names, stdin, resources and names, or by resources and label selector",
