@@ -19,7 +19,6 @@ from typing import Any
 
 from skiff.api import errors as E
 from skiff.api.resources import RESOURCES
-from skiff.controller.dryrun import dry_run_scope
 
 PLURAL = "horizontalpodautoscalers"
 V1, V2 = "autoscaling/v1", "autoscaling/v2"
@@ -157,6 +156,7 @@ def add_v1_to_aggregated(items: list[dict]) -> None:
 async def handle(server, request, rest: list[str], user) -> Any:
     """/apis/autoscaling/v1/<rest...>: a web.Response (through the server's helpers)."""
     from skiff.controller import apiserver as A
+    from skiff.controller.dryrun import dry_run_scope
     if not rest:
         if request.method != "GET":
             raise E.method_not_allowed()
