@@ -296,7 +296,7 @@ class Agent:
     async def _post_status(self, node: dict, port: int | None = None) -> None:
         old = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}
         st = nodeinfo.node_status(self.host_ip, port if port is not None else self.log_server.port,
-                                  old.get("Ready"))
+                                  old.get("Ready"), self.config.root)
         await self._heartbeat.patch("nodes", self.name, {"status": st}, subresource="status")
         was = (old.get("Ready") or {}).get("status")
         now = next((c.get("status") for c in st.get("conditions") or [] if c.get("type") == "Ready"), None)

@@ -74,13 +74,28 @@ def ready_condition(ready: bool, old: dict | None = None) -> dict:
             "message": "skiff agent is posting ready status" if ready else "skiff agent is not ready"}
 
 
-def capacity() -> dict[str, str]:
-    """The node's capacity (= its allocatable: nothing is reserved), as quantities."""
-    return {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_bytes() // 1024}Ki", "pods": str(MAX_PODS)}
+def _fs_bytes(path: str) -> int:
+    """The size of the filesystem holding ``path`` (or its nearest existing parent)."""
+    path = os.path.abspath(path)
+    while True:
+        try:
+            st = os.statvfs(path)
+            return st.f_blocks * st.f_frsize
+        except OSError:
+            if path == os.path.dirname(path):
+                return 0
+            path = os.path.dirname(path)
 
 
-def node_status(ip: str, log_port: int, old_ready: dict | None = None) -> dict:
-    cap = capacity()
+def capacity(root: str = "/") -> dict[str, str]:
+    """The node's capacity (= its allocatable: nothing is reserved), as quantities; its
+    ephemeral-storage is the filesystem of the agent's root, as the kubelet's is of its own."""
+    return {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_bytes() // 1024}Ki", "pods": str(MAX_PODS),
+            "ephemeral-storage": f"{_fs_bytes(root) // 1024}Ki"}
+
+
+def node_status(ip: str, log_port: int, old_ready: dict | None = None, root: str = "/") -> dict:
+    cap = capacity(root)
     return {
         "capacity": dict(cap), "allocatable": dict(cap),
         "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": socket.gethostname()}],

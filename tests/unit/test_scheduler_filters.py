@@ -173,3 +173,54 @@ def test_fit_error_message_kubernetes_format():
     msg = fit_error_message(3, {R_CPU: 1, R_SELECTOR: 2})
     assert msg == "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector."
     assert fit_error_message(0, {}) == "no nodes available to schedule pods"
+
+
+def _with_resources(p, requests=None, limits=None):
+    p["spec"]["containers"][0]["resources"] = {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
+    return p
+
+
+def test_extended_resources_and_ephemeral_storage_are_fitted():
+    """kubernetes/website's extended-resource-pod.yaml: 3 example.com/dongle on a node that has
+    none stays Pending (Insufficient example.com/dongle); on a node with 4, the first fits and a
+    second of 3 does not. A limit alone counts as the request."""
+    from skiff.controller.scheduler.filters import pod_scalar_requests
+    dongles = _with_resources(pod("demo"), requests={"example.com/dongle": "3"},
+                              limits={"example.com/dongle": "3"})
+    assert pod_scalar_requests(dongles) == (("example.com/dongle", 3),)
+    c, ni = info(node())
+    assert fits_resources(PodInfo(dongles), ni) == ["Insufficient example.com/dongle"]
+    assert fit_error_message(3, Counter({"Insufficient example.com/dongle": 3})) == \
+        "0/3 nodes are available: 3 Insufficient example.com/dongle."
+    n = node()
+    n["status"]["allocatable"].update({"example.com/dongle": "4", "ephemeral-storage": "10Gi"})
+    c, ni = info(n)
+    assert fits_resources(PodInfo(dongles), ni) == []
+    c.assume(PodInfo(dongles), "n1")
+    assert ni.req_scalar == {"example.com/dongle": 3}
+    second = _with_resources(pod("demo-2"), limits={"example.com/dongle": "3"})
+    assert fits_resources(PodInfo(second), ni) == ["Insufficient example.com/dongle"]
+    c.remove_pod("default/demo")
+    assert ni.req_scalar == {} and fits_resources(PodInfo(second), ni) == []
+    disk = _with_resources(pod("disk"), requests={"ephemeral-storage": "2Gi"})
+    assert fits_resources(PodInfo(disk), ni) == []
+    big = _with_resources(pod("big"), requests={"ephemeral-storage": "20Gi", "cpu": "100m"})
+    assert fits_resources(PodInfo(big), ni) == ["Insufficient ephemeral-storage"]
+    assert PodInfo(pod("plain", cpu="100m")).scalars == ()
+
+
+def test_the_scheduler_cycle_leaves_a_pod_short_of_an_extended_resource_pending():
+    from skiff.controller.scheduler import Scheduler
+    s = Scheduler(None)
+    with_gpu = node("gpu")
+    with_gpu["status"]["allocatable"]["nvidia.com/gpu"] = "1"
+    s.cache.set_node(node("plain"))
+    s.cache.set_node(with_gpu)
+    want = PodInfo(_with_resources(pod("train"), limits={"nvidia.com/gpu": "1"}))
+    ni, feasible, reasons, total = s.schedule(want)
+    assert ni.name == "gpu" and feasible == 1 and reasons == Counter({"Insufficient nvidia.com/gpu": 1})
+    s.cache.assume(want, "gpu")
+    other = PodInfo(_with_resources(pod("train-2"), limits={"nvidia.com/gpu": "1"}))
+    ni, _, reasons, total = s.schedule(other)
+    assert ni is None and fit_error_message(total, reasons) == \
+        "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."

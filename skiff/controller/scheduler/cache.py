@@ -21,7 +21,7 @@ __all__ = ["NodeInfo", "SchedulerCache", "node_static_signature"]
 class NodeInfo:
     __slots__ = ("name", "node", "labels", "taints", "unschedulable", "alloc_cpu", "alloc_mem",
                  "alloc_pods", "req_cpu", "req_mem", "nz_cpu", "nz_mem", "npods", "ports", "groups",
-                 "signature", "free_cpu", "free_mem", "div_cpu", "div_mem")
+                 "signature", "free_cpu", "free_mem", "div_cpu", "div_mem", "alloc_scalar", "req_scalar")
 
     def __init__(self, name: str):
         self.name = name
@@ -45,6 +45,9 @@ class NodeInfo:
         self.free_mem = 0
         self.div_cpu = 1
         self.div_mem = 1
+        # the other resources (ephemeral-storage, hugepages-*, extended): allocatable, requested
+        self.alloc_scalar: dict[str, int] = {}
+        self.req_scalar: dict[str, int] = {}
 
     def _update_free(self) -> None:
         self.free_cpu = self.alloc_cpu - self.nz_cpu
@@ -62,6 +65,7 @@ class NodeInfo:
         self.alloc_cpu = _q(parse_cpu, alloc.get("cpu"))
         self.alloc_mem = _q(parse_memory, alloc.get("memory"))
         self.alloc_pods = _q(int, alloc.get("pods"))
+        self.alloc_scalar = {k: _q(parse_memory, v) for k, v in alloc.items() if k not in ("cpu", "memory", "pods")}
         self.signature = node_static_signature(node)
         self._update_free()
 
@@ -71,6 +75,12 @@ class NodeInfo:
         self.nz_cpu += sign * pi.nz_cpu
         self.nz_mem += sign * pi.nz_mem
         self.npods += sign
+        for name, amount in pi.scalars:
+            left = self.req_scalar.get(name, 0) + sign * amount
+            if left:
+                self.req_scalar[name] = left
+            else:
+                self.req_scalar.pop(name, None)
         self.free_cpu -= sign * pi.nz_cpu
         self.free_mem -= sign * pi.nz_mem
         for proto, port, ip in pi.ports:
@@ -135,7 +145,7 @@ class SchedulerCache:
         name = node["metadata"]["name"]
         ni = self._info(name)
         old = ni.node
-        before = (ni.signature, ni.alloc_cpu, ni.alloc_mem, ni.alloc_pods)
+        before = (ni.signature, ni.alloc_cpu, ni.alloc_mem, ni.alloc_pods, ni.alloc_scalar)
         ni.set_node(node)
         if old is None:
             self._rebuild()
@@ -143,7 +153,7 @@ class SchedulerCache:
             return True
         if ni.signature != before[0]:
             self.static_generation += 1
-        return before != (ni.signature, ni.alloc_cpu, ni.alloc_mem, ni.alloc_pods)
+        return before != (ni.signature, ni.alloc_cpu, ni.alloc_mem, ni.alloc_pods, ni.alloc_scalar)
 
     def remove_node(self, name: str) -> None:
         ni = self.nodes.get(name)

@@ -41,7 +41,7 @@ from .terms import node_affinity_matches, pod_terms, required_node_affinity
 __all__ = [
     "PodInfo", "pod_info", "pod_requests", "pod_host_ports", "parse_cpu", "parse_memory",
     "node_selector_matches", "node_affinity_ok", "tolerates", "untolerated_taint", "node_taints",
-    "node_ready_status", "fits_resources", "host_ports_conflict", "static_reasons", "dynamic_reasons", "filter_node",
+    "node_ready_status", "fits_resources", "lacks_scalar", "pod_scalar_requests", "host_ports_conflict", "static_reasons", "dynamic_reasons", "filter_node",
     "fit_error_message",
     "R_UNSCHEDULABLE", "R_NODE_NAME", "R_SELECTOR", "R_PORTS", "R_TOO_MANY_PODS", "R_CPU", "R_MEMORY",
     "TAINT_NOT_READY", "TAINT_UNREACHABLE", "DEFAULT_MILLI_CPU", "DEFAULT_MEMORY",
@@ -134,6 +134,59 @@ def pod_requests(pod: dict) -> tuple[int, int, int, int]:
     return out[0], out[1], out[2], out[3]
 
 
+def _container_scalars(c: dict) -> dict[str, int]:
+    """The container's requests of the resources other than cpu and memory (ephemeral-storage,
+    hugepages-*, extended resources such as example.com/dongle); a limit stands for a request
+    not given, as the API server's defaulting makes it."""
+    res = c.get("resources") or {}
+    req = res.get("requests") or {}
+    lim = res.get("limits") or {}
+    out = {}
+    for name in (*req, *(k for k in lim if k not in req)):
+        if name in ("cpu", "memory"):
+            continue
+        v = _quantity(parse_memory, req if name in req else lim, name)
+        if v:
+            out[name] = v
+    return out
+
+
+def pod_scalar_requests(pod: dict) -> tuple[tuple[str, int], ...]:
+    """((resource, amount), ...) of the resources other than cpu and memory the pod requests,
+    by the rule of ``pod_requests``; () for most pods."""
+    spec = pod.get("spec") or {}
+    total: dict[str, int] = {}
+    for c in spec.get("containers") or ():
+        for k, v in _container_scalars(c).items():
+            total[k] = total.get(k, 0) + v
+    init_max: dict[str, int] = {}
+    sidecars: dict[str, int] = {}
+    for c in spec.get("initContainers") or ():
+        r = _container_scalars(c)
+        if c.get("restartPolicy") == "Always":
+            for k, v in r.items():
+                sidecars[k] = sidecars.get(k, 0) + v
+                total[k] = total.get(k, 0) + v
+                init_max[k] = max(init_max.get(k, 0), sidecars[k])
+        else:
+            for k, v in r.items():
+                init_max[k] = max(init_max.get(k, 0), sidecars.get(k, 0) + v)
+    for k, v in (spec.get("overhead") or {}).items():
+        if k not in ("cpu", "memory"):
+            total[k] = total.get(k, 0) + (_quantity(parse_memory, {k: v}, k) or 0)
+    out = {k: max(total.get(k, 0), init_max.get(k, 0)) for k in {*total, *init_max}}
+    return tuple(sorted((k, v) for k, v in out.items() if v))
+
+
+def lacks_scalar(scalars: tuple[tuple[str, int], ...], ni) -> str | None:
+    """The first of ``scalars`` the node has not enough of (allocatable minus the requests of
+    its pods), or None."""
+    for name, amount in scalars:
+        if ni.req_scalar.get(name, 0) + amount > ni.alloc_scalar.get(name, 0):
+            return name
+    return None
+
+
 def pod_host_ports(pod: dict) -> tuple[tuple[str, int, str], ...]:
     """The (protocol, hostPort, hostIP) the pod wants on its node (hostPort 0 = none)."""
     spec = pod.get("spec") or {}
@@ -152,7 +205,7 @@ class PodInfo:
     """What the filters and scores need of a pod, parsed once."""
     __slots__ = ("key", "namespace", "name", "uid", "labels", "terminating", "cpu", "mem", "nz_cpu",
                  "nz_mem", "ports", "selector", "node_affinity", "tolerations", "node_name", "group",
-                 "terms", "static_key", "claims", "priority")
+                 "terms", "static_key", "claims", "priority", "scalars")
 
     def __init__(self, pod: dict):
         md = pod.get("metadata") or {}
@@ -166,6 +219,7 @@ class PodInfo:
         self.labels = md.get("labels") or {}
         self.terminating = md.get("deletionTimestamp") is not None
         self.cpu, self.mem, self.nz_cpu, self.nz_mem = pod_requests(pod)
+        self.scalars = pod_scalar_requests(pod)
         self.ports = pod_host_ports(pod)
         self.selector = tuple(sorted((spec.get("nodeSelector") or {}).items()))
         affinity = spec.get("affinity")
@@ -312,7 +366,8 @@ def host_ports_conflict(wanted: Iterable[tuple[str, int, str]], used: dict) -> b
 
 
 def fits_resources(pi: PodInfo, ni) -> list[str]:
-    """NodeResourcesFit: every resource the node lacks (pods, cpu, memory), against
+    """NodeResourcesFit: every resource the node lacks (pods, cpu, memory, ephemeral-storage,
+    hugepages, extended resources: ``Insufficient example.com/dongle``), against
     node.status.allocatable and the sum of the requests of the pods bound to (or assumed on) it."""
     reasons = []
     if ni.npods + 1 > ni.alloc_pods:
@@ -321,6 +376,9 @@ def fits_resources(pi: PodInfo, ni) -> list[str]:
         reasons.append(R_CPU)
     if pi.mem and ni.req_mem + pi.mem > ni.alloc_mem:
         reasons.append(R_MEMORY)
+    for name, amount in pi.scalars:
+        if ni.req_scalar.get(name, 0) + amount > ni.alloc_scalar.get(name, 0):
+            reasons.append(f"Insufficient {name}")
     return reasons
 
 

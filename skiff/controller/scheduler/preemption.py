@@ -53,6 +53,10 @@ def _fits(pi: PodInfo, ni, removed: list[PodInfo], extra: tuple[int, int, int] =
         return False
     if pi.mem and mem + pi.mem > ni.alloc_mem:
         return False
+    for name, amount in pi.scalars:
+        used = ni.req_scalar.get(name, 0) - sum(dict(p.scalars).get(name, 0) for p in removed)
+        if used + amount > ni.alloc_scalar.get(name, 0):
+            return False
     if pi.ports:
         used: dict = {k: dict(v) for k, v in ni.ports.items()}
         for p in removed:

@@ -48,7 +48,7 @@ from skiff.controller.workqueue import PriorityWorkQueue, run_workers
 
 from .cache import SchedulerCache
 from .filters import (PodInfo, R_CPU, R_MEMORY, R_PORTS, R_TOO_MANY_PODS, fit_error_message, fits_resources,
-                      host_ports_conflict, static_reasons)
+                      host_ports_conflict, lacks_scalar, static_reasons)
 from .interpod import InterPodAffinity
 from .score import RoundRobin, score_and_select, score_with_terms, select_host
 from .preemption import (R_NO_VICTIMS, R_NOT_HELPFUL, pdb_violation_counter, pick_one, potential_nodes,
@@ -461,7 +461,7 @@ class Scheduler:
             return [], reasons, total
         start = self._next_start % n if want < n else 0
         order = ok[start:] + ok[:start] if start else ok
-        cpu, mem, ports = pi.cpu, pi.mem, pi.ports
+        cpu, mem, ports, scalars = pi.cpu, pi.mem, pi.ports, pi.scalars
         nominated = self.nominated
         plugins = spread is not None or interpod is not None or vol is not None
         feasible = []
@@ -472,7 +472,7 @@ class Scheduler:
                 reasons[R_PORTS] += 1
                 continue
             if (ni.npods >= ni.alloc_pods or (cpu and ni.req_cpu + cpu > ni.alloc_cpu)
-                    or (mem and ni.req_mem + mem > ni.alloc_mem)):
+                    or (mem and ni.req_mem + mem > ni.alloc_mem) or (scalars and lacks_scalar(scalars, ni))):
                 for r in fits_resources(pi, ni):
                     reasons[r] += 1
                 continue
