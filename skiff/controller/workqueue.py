@@ -187,12 +187,19 @@ class PriorityWorkQueue(WorkQueue):
 Reconcile = Callable[[Any], Awaitable["float | None"]]
 
 
-async def _worker(queue: WorkQueue, reconcile: Reconcile, name: str) -> None:
+async def _worker(queue: WorkQueue, reconcile: Reconcile, name: str, time_slice: float | None = None) -> None:
+    # with ``time_slice``: a worker whose reconciles do not wait (the scheduler's: its bindings
+    # go on in the background) would keep the loop for as long as keys are queued; it lets the
+    # loop run the others' callbacks once it has had it for ``time_slice`` seconds
+    held_since = time.monotonic()
     while True:
         try:
+            waits = not queue._queue    # then the loop is the others' meanwhile
             key = await queue.get()
         except ShutDown:
             return
+        if waits:
+            held_since = time.monotonic()
         try:
             t0 = time.monotonic()
             result = await reconcile(key)
@@ -217,13 +224,17 @@ async def _worker(queue: WorkQueue, reconcile: Reconcile, name: str) -> None:
                                                           "seconds": round(time.monotonic() - t0, 4)}})
         finally:
             queue.done(key)
+        if time_slice is not None and time.monotonic() - held_since >= time_slice:
+            await asyncio.sleep(0)
+            held_since = time.monotonic()
 
 
-async def run_workers(queue: WorkQueue, reconcile: Reconcile, n: int = 1) -> None:
+async def run_workers(queue: WorkQueue, reconcile: Reconcile, n: int = 1, *,
+                      time_slice: float | None = None) -> None:
     """Run ``n`` workers until the queue is shut down (or this task is cancelled, which cancels
-    the workers)."""
-    tasks = [asyncio.create_task(_worker(queue, reconcile, queue.name), name=f"worker-{queue.name}-{i}")
-             for i in range(n)]
+    the workers). ``time_slice``: see ``_worker``."""
+    tasks = [asyncio.create_task(_worker(queue, reconcile, queue.name, time_slice),
+                                 name=f"worker-{queue.name}-{i}") for i in range(n)]
     try:
         await asyncio.gather(*tasks)
     finally:

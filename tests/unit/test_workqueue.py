@@ -181,3 +181,50 @@ async def test_run_workers_cancel():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def _loop_turns_while_draining(time_slice):
+    """How many turns another task got while one worker drained 300 keys whose reconciles keep
+    the loop (1 ms of work each, no await)."""
+    import time
+    q = WorkQueue("busy")
+    turns = 0
+    seen: list[int] = []
+
+    async def ticker():
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async def reconcile(key):
+        seen.append(turns)
+        t = time.monotonic()
+        while time.monotonic() - t < 0.001:
+            pass
+        return None
+
+    for i in range(300):
+        q.add(i)
+    tick = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    workers = asyncio.create_task(run_workers(q, reconcile, 1, time_slice=time_slice))
+    try:
+        for _ in range(200):
+            if len(seen) == 300:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        workers.cancel()
+        tick.cancel()
+        await asyncio.gather(workers, tick, return_exceptions=True)
+    assert len(seen) == 300
+    return seen[-1] - seen[0]
+
+
+async def test_time_slice_lets_the_loop_run_the_others_while_keys_are_queued():
+    """A worker whose reconciles never wait keeps the loop until the queue is empty; with a
+    time slice it lets the other callbacks run every slice (the scheduler's worker)."""
+    assert await _loop_turns_while_draining(None) == 0
+    turns = await _loop_turns_while_draining(0.01)
+    assert 10 <= turns <= 60        # ~300 ms of work in 10 ms slices
