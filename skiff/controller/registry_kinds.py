@@ -267,16 +267,14 @@ class RegistryKindsMixin:
             if raw is not None:
                 mark = f'"{name}"'    # a DNS name: written as it is in the JSON text
                 bmark = mark.encode()
-                pods = [loads(t) for t in await raw(prefix_for("pods", ns), user.node)
-                        if (mark in t if isinstance(t, str) else bmark in t)]
+                pods = (loads(t) for t in await raw(prefix_for("pods", ns), user.node)
+                        if (mark in t if isinstance(t, str) else bmark in t))
             else:
-                pods = [p for _, p in (await self.storage.list_keyed(prefix_for("pods", ns)))[0]]
+                pods = (p for _, p in (await self.storage.list_keyed(prefix_for("pods", ns)))[0])
         except StoreError:
             return False
-        for pod in pods:
-            if (pod.get("spec") or {}).get("nodeName") == user.node and (kind, name) in pod_references(pod):
-                return True
-        return False
+        return any((pod.get("spec") or {}).get("nodeName") == user.node and (kind, name) in pod_references(pod)
+                   for pod in pods)
 
 
 __all__ = ["RegistryKindsMixin", "gc_finalizers", "check_propagation_policy", "scale_of", "set_template_generation",

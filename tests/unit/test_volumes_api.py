@@ -298,3 +298,39 @@ async def test_node_authorizer_follows_pod_claim_volume(reg):
     await _expect(403, c.create("persistentvolumes", {**obj(PV), "metadata": {"name": "x"}}))
     assert {p["metadata"]["name"] for p in (await c.list("persistentvolumes"))["items"]} == {
         "pv-mine", "pv-theirs", "pv-unused"}
+
+
+@pytest.mark.asyncio
+async def test_a_nodes_volume_get_reads_only_that_nodes_pods():
+    """The node authorizer's node -> pod -> claim -> volume check reads the node's pods from the
+    watch cache's node index, never every pod of the namespace (2000 pods sharing one claim had
+    made each agent's volume GET decode all of them)."""
+    import json
+
+    from skiff.controller.registry_kinds import RegistryKindsMixin
+    from skiff.controller.volumes.nodeauth import volume_referenced
+
+    def pod(name, claim, node):
+        return json.dumps({"metadata": {"name": name, "namespace": "default"},
+                           "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}],
+                                    "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim}}]}})
+
+    class Storage:
+        def __init__(self):
+            self.asked = []
+
+        async def node_pods_raw(self, prefix, node):
+            self.asked.append(node)
+            return {"n1": [pod("a", "other", "n1"), pod("b", "data", "n1")], "n2": []}[node]
+
+        async def list_keyed(self, prefix):
+            raise AssertionError("every pod of the namespace was read")
+
+    class Reg(RegistryKindsMixin):
+        def __init__(self):
+            self.storage = Storage()
+    reg = Reg()
+    pv = {"spec": {"claimRef": {"namespace": "default", "name": "data"}}}
+    assert await volume_referenced(reg, node_user("n1"), pv)
+    assert not await volume_referenced(reg, node_user("n2"), pv)
+    assert reg.storage.asked == ["n1", "n2"]
