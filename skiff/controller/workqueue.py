@@ -194,7 +194,7 @@ async def _worker(queue: WorkQueue, reconcile: Reconcile, name: str, time_slice:
     held_since = time.monotonic()
     while True:
         try:
-            waits = not queue._queue    # then the loop is the others' meanwhile
+            waits = not len(queue)      # then the loop is the others' meanwhile
             key = await queue.get()
         except ShutDown:
             return

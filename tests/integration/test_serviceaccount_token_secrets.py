@@ -8,24 +8,13 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import time
 
+from tests.e2e.cluster import wait_for
 from tests.integration.test_controller_program import Controller, kubeconfig
 
 TOKEN_TYPE = "kubernetes.io/service-account-token"
 NAME_KEY = "kubernetes.io/service-account.name"
 UID_KEY = "kubernetes.io/service-account.uid"
-
-
-def _wait(fn, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met in {timeout} s (last: {last!r})")
 
 
 def _secret(name: str, annotations: dict) -> dict:
@@ -55,7 +44,7 @@ def test_token_secrets_are_filled_honoured_and_revoked(tmp_path):
         def filled():
             st, s = call("GET", "/api/v1/namespaces/ci/secrets/build-token")
             return s if st == 200 and {"token", "ca.crt", "namespace"} <= set(s.get("data") or {}) else None
-        s = _wait(filled)
+        s = wait_for(filled, 15, 0.1, "the token Secret filled")
         assert s["metadata"]["annotations"] == {NAME_KEY: "build", UID_KEY: sa["metadata"]["uid"]}
         with open(c.data_dir + "/pki/ca.crt", "rb") as f:
             assert base64.b64decode(s["data"]["ca.crt"]) == f.read()
@@ -85,7 +74,8 @@ def test_token_secrets_are_filled_honoured_and_revoked(tmp_path):
         # a Secret naming no such account is deleted; one naming none is refused
         st, body = call("POST", "/api/v1/namespaces/ci/secrets", _secret("nobody-token", {NAME_KEY: "nobody"}))
         assert st == 201, body
-        _wait(lambda: call("GET", "/api/v1/namespaces/ci/secrets/nobody-token")[0] == 404)
+        wait_for(lambda: call("GET", "/api/v1/namespaces/ci/secrets/nobody-token")[0] == 404, 15, 0.1,
+                 "the Secret of a missing account deleted")
         st, body = call("POST", "/api/v1/namespaces/ci/secrets", _secret("anon-token", {}))
         assert st == 422 and body["details"]["causes"] == [{
             "field": "metadata.annotations[kubernetes.io/service-account.name]", "reason": "FieldValueRequired",

@@ -7,6 +7,7 @@ import pytest
 from skiff.cli.ctl import apply, create, delete, discovery
 from skiff.cli.ctl.client import APIError, CtlError
 from skiff.cli.ctl.flags import defaults, parse
+from tests.unit.test_manifests import HPA_RS     # kubernetes/website controllers/hpa-rs.yaml
 
 POD = """\
 apiVersion: v1
@@ -17,20 +18,6 @@ spec:
   containers:
   - name: c
     image: nginx
-"""
-
-HPA_RS = """\
-apiVersion: autoscaling/v1
-kind: HorizontalPodAutoscaler
-metadata:
-  name: frontend-scaler
-spec:
-  scaleTargetRef:
-    kind: ReplicaSet
-    name: frontend
-  minReplicas: 3
-  maxReplicas: 10
-  targetCPUUtilizationPercentage: 50
 """
 
 

@@ -177,24 +177,18 @@ def compute_patch(applied: dict, live: dict) -> dict:
 
 # ------------------------------------------------------------------ command
 
-def run(ctx, args: list[str], opts: dict) -> int:
-    files = opts["filename"]
-    strategy = dry_run(opts)
-    suffix = dry_run_suffix(strategy)
-    if not files:
-        raise CtlError("error: must specify one of -f and -k")
-    if args:
-        raise CtlError(f"error: Unexpected args: {args}\nSee 'skiffctl apply -h' for help and examples")
+def plan_documents(ctx, files: list[str], *, need_name: bool) -> list | None:
+    """Read, check and resolve every document of ``files`` before anything is sent (all or
+    nothing): [(document, resource, namespace, object copy with its namespace set)], or None
+    once the problems are printed, one line each."""
     from skiff.api.manifests import ManifestError
-    from . import printers as P
     from .discovery import load_manifests, resource_for_kind    # custom kinds too
     try:
         docs = load_manifests(files)
     except ManifestError as e:
         for line in e.problems:
             print(f"error: {line}", file=sys.stderr)
-        return 1
-    # resolve every document before sending anything
+        return None
     plan = []
     problems = []
     for d in docs:
@@ -206,7 +200,7 @@ def run(ctx, args: list[str], opts: dict) -> int:
             continue
         obj = copy.deepcopy(obj)
         md = obj.setdefault("metadata", {})
-        if not md.get("name"):
+        if need_name and not md.get("name"):
             problems.append(f"error: {d.where}: metadata.name: Required value (apply needs a name)")
             continue
         ns = None
@@ -216,14 +210,26 @@ def run(ctx, args: list[str], opts: dict) -> int:
                                 f'does not match the namespace "{ctx.namespace}". You must pass '
                                 f"'--namespace={md['namespace']}' to perform this operation.")
                 continue
-            ns = md.get("namespace") or ctx.namespace
-            md["namespace"] = ns
+            ns = md["namespace"] = md.get("namespace") or ctx.namespace
         else:
             md.pop("namespace", None)
         plan.append((d, res, ns, obj))
-    if problems:
-        for p in problems:
-            print(p, file=sys.stderr)
+    for p in problems:
+        print(p, file=sys.stderr)
+    return None if problems else plan
+
+
+def run(ctx, args: list[str], opts: dict) -> int:
+    files = opts["filename"]
+    strategy = dry_run(opts)
+    suffix = dry_run_suffix(strategy)
+    if not files:
+        raise CtlError("error: must specify one of -f and -k")
+    if args:
+        raise CtlError(f"error: Unexpected args: {args}\nSee 'skiffctl apply -h' for help and examples")
+    from . import printers as P
+    plan = plan_documents(ctx, files, need_name=True)
+    if plan is None:
         return 1
     client = ctx.client()
     params = {"fieldManager": "kubectl-client-side-apply", **dry_run_params(strategy)}

@@ -100,37 +100,9 @@ def run(ctx, args: list[str], opts: dict) -> int:
 def create_from_files(ctx, files: list[str], strategy: str) -> int:
     """``create -f``: every document checked first (all or nothing, as apply), then each object
     created as written (no last-applied annotation); an object that exists is an error."""
-    from skiff.api.manifests import ManifestError
-    from .discovery import load_manifests, resource_for_kind    # custom kinds too
-    try:
-        docs = load_manifests(files)
-    except ManifestError as e:
-        for line in e.problems:
-            print(f"error: {line}", file=sys.stderr)
-        return 1
-    plan, problems = [], []
-    for d in docs:
-        obj = dict(d.obj)
-        res = resource_for_kind(obj.get("apiVersion"), obj.get("kind"))
-        if res is None:
-            problems.append(f'error: {d.where}: resource mapping not found for kind "{obj.get("kind")}" '
-                            f'in version "{obj.get("apiVersion")}"')
-            continue
-        md = obj["metadata"] = dict(obj.get("metadata") or {})
-        ns = None
-        if res.namespaced:
-            if md.get("namespace") and ctx.explicit_namespace and md["namespace"] != ctx.namespace:
-                problems.append(f'error: {d.where}: the namespace from the provided object "{md["namespace"]}" '
-                                f'does not match the namespace "{ctx.namespace}". You must pass '
-                                f"'--namespace={md['namespace']}' to perform this operation.")
-                continue
-            ns = md["namespace"] = md.get("namespace") or ctx.namespace
-        else:
-            md.pop("namespace", None)
-        plan.append((d, res, ns, obj))
-    if problems:
-        for p in problems:
-            print(p, file=sys.stderr)
+    from .apply import plan_documents
+    plan = plan_documents(ctx, files, need_name=False)
+    if plan is None:
         return 1
     params = {"fieldManager": "kubectl-create", **dry_run_params(strategy)}
     rc = 0

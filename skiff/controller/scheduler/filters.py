@@ -101,37 +101,49 @@ def _container_requests(c: dict) -> tuple[int, int, int, int]:
             DEFAULT_MEMORY if mem is None else mem)
 
 
-def pod_requests(pod: dict) -> tuple[int, int, int, int]:
-    """(cpu millicores, memory bytes, non-zero cpu, non-zero memory) the pod requests, computed as
-    Kubernetes does: max(sum(containers), max(init containers)) per resource, plus overhead."""
-    spec = pod.get("spec") or {}
-    total = [0, 0, 0, 0]
+def _pod_total(spec: dict, per_container, overhead: dict) -> dict:
+    """Kubernetes' rule for what a pod asks of its node, per key of ``per_container(c)`` (a dict
+    of amounts): max(sum of the containers and the restartable init containers (sidecars), the
+    largest init container plus the sidecars started before it), plus ``overhead``."""
+    total: dict = {}
     for c in spec.get("containers") or ():
-        r = _container_requests(c)
-        for i in range(4):
-            total[i] += r[i]
-    init_max = [0, 0, 0, 0]
-    sidecars = [0, 0, 0, 0]          # restartable init containers (sidecars) keep running
+        for k, v in per_container(c).items():
+            total[k] = total.get(k, 0) + v
+    init_max: dict = {}
+    sidecars: dict = {}          # restartable init containers (sidecars) keep running
     for c in spec.get("initContainers") or ():
-        r = _container_requests(c)
+        r = per_container(c)
         if c.get("restartPolicy") == "Always":
-            for i in range(4):
-                sidecars[i] += r[i]
-                total[i] += r[i]
-                init_max[i] = max(init_max[i], sidecars[i])
+            for k, v in r.items():
+                sidecars[k] = sidecars.get(k, 0) + v
+                total[k] = total.get(k, 0) + v
+                init_max[k] = max(init_max.get(k, 0), sidecars[k])
         else:
-            for i in range(4):
-                init_max[i] = max(init_max[i], sidecars[i] + r[i])
-    out = [max(total[i], init_max[i]) for i in range(4)]
+            for k, v in r.items():
+                init_max[k] = max(init_max.get(k, 0), sidecars.get(k, 0) + v)
+    out = {k: max(total.get(k, 0), init_max.get(k, 0)) for k in {*total, *init_max}}
+    for k, v in overhead.items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+def _cpu_mem(c: dict) -> dict:
+    cpu, mem, nz_cpu, nz_mem = _container_requests(c)
+    return {0: cpu, 1: mem, 2: nz_cpu, 3: nz_mem}
+
+
+def pod_requests(pod: dict) -> tuple[int, int, int, int]:
+    """(cpu millicores, memory bytes, non-zero cpu, non-zero memory) the pod requests, by
+    ``_pod_total``'s rule."""
+    spec = pod.get("spec") or {}
+    extra = {}
     overhead = spec.get("overhead") or {}
     if overhead:
         cpu = _quantity(parse_cpu, overhead, "cpu") or 0
         mem = _quantity(parse_memory, overhead, "memory") or 0
-        out[0] += cpu
-        out[2] += cpu
-        out[1] += mem
-        out[3] += mem
-    return out[0], out[1], out[2], out[3]
+        extra = {0: cpu, 1: mem, 2: cpu, 3: mem}
+    out = _pod_total(spec, _cpu_mem, extra)
+    return out.get(0, 0), out.get(1, 0), out.get(2, 0), out.get(3, 0)
 
 
 def _container_scalars(c: dict) -> dict[str, int]:
@@ -153,29 +165,11 @@ def _container_scalars(c: dict) -> dict[str, int]:
 
 def pod_scalar_requests(pod: dict) -> tuple[tuple[str, int], ...]:
     """((resource, amount), ...) of the resources other than cpu and memory the pod requests,
-    by the rule of ``pod_requests``; () for most pods."""
+    by ``_pod_total``'s rule; () for most pods."""
     spec = pod.get("spec") or {}
-    total: dict[str, int] = {}
-    for c in spec.get("containers") or ():
-        for k, v in _container_scalars(c).items():
-            total[k] = total.get(k, 0) + v
-    init_max: dict[str, int] = {}
-    sidecars: dict[str, int] = {}
-    for c in spec.get("initContainers") or ():
-        r = _container_scalars(c)
-        if c.get("restartPolicy") == "Always":
-            for k, v in r.items():
-                sidecars[k] = sidecars.get(k, 0) + v
-                total[k] = total.get(k, 0) + v
-                init_max[k] = max(init_max.get(k, 0), sidecars[k])
-        else:
-            for k, v in r.items():
-                init_max[k] = max(init_max.get(k, 0), sidecars.get(k, 0) + v)
-    for k, v in (spec.get("overhead") or {}).items():
-        if k not in ("cpu", "memory"):
-            total[k] = total.get(k, 0) + (_quantity(parse_memory, {k: v}, k) or 0)
-    out = {k: max(total.get(k, 0), init_max.get(k, 0)) for k in {*total, *init_max}}
-    return tuple(sorted((k, v) for k, v in out.items() if v))
+    overhead = {k: _quantity(parse_memory, spec["overhead"], k) or 0
+                for k in spec.get("overhead") or {} if k not in ("cpu", "memory")}
+    return tuple(sorted((k, v) for k, v in _pod_total(spec, _container_scalars, overhead).items() if v))
 
 
 def lacks_scalar(scalars: tuple[tuple[str, int], ...], ni) -> str | None:
