@@ -1,9 +1,9 @@
 import random
 
 from skiff.controller.scheduler.cache import SchedulerCache
-from skiff.controller.scheduler.filters import PodInfo
+from skiff.controller.scheduler.filters import PodInfo, fits_resources
 from skiff.controller.scheduler.score import (
-    RoundRobin, least_allocated, score_and_select, score_nodes, select_host, spread_score)
+    RoundRobin, fit_and_select, least_allocated, score_nodes, select_host, spread_score)
 from skiff.controller.scheduler.scheduler import num_feasible_nodes_to_find
 
 
@@ -80,21 +80,57 @@ def test_ties_fewest_pods_then_round_robin():
     assert picked == ["a", "b", "c", "a", "b", "c"]
 
 
-def test_fast_path_same_answer_as_reference():
+def _reference(pi, order, want, rr):
+    """NodeResourcesFit, then select_host(score_nodes): what fit_and_select must answer."""
+    fit, unfit = [], []
+    for ni in order:
+        if fits_resources(pi, ni):
+            unfit.append(ni)
+            continue
+        fit.append(ni)
+        if len(fit) >= want:
+            break
+    return (select_host(fit, score_nodes(pi, fit), rr) if fit else None), len(fit) + len(unfit), fit, unfit
+
+
+def test_fused_fit_and_score_same_answer_as_reference():
+    """Random nodes (some small enough to fill up), pods of a few shapes and owners, windows
+    smaller than the cluster: each cycle's choice, window and misfits are the reference's, with
+    the shapes interned as the scheduler does (so the nodes' memos are used and dropped)."""
     rnd = random.Random(7)
-    c1 = cache(*[node(f"n{i:02d}", cpu=rnd.choice(["2", "4", "8"]), mem=rnd.choice(["4Gi", "8Gi"]))
-                 for i in range(20)])
-    c2 = cache(*[n.node for n in c1.node_list])
+    nodes = [node(f"n{i:02d}", cpu=rnd.choice(["300m", "2", "4"]), mem=rnd.choice(["512Mi", "4Gi", "8Gi"]))
+             for i in range(30)]
+    c1, c2 = cache(*nodes), cache(*nodes)
     rr1, rr2 = RoundRobin(), RoundRobin()
-    for i in range(300):
-        p = pod(f"p{i}", cpu=rnd.choice(["0", "50m", "100m", "250m"]), mem=rnd.choice(["0", "64Mi", "100Mi"]),
-                labels={"app": rnd.choice(["x", "y"])} if rnd.random() < .7 else None)
+    shapes: dict = {}
+    start = 0
+    hits = 0
+    for i in range(600):
+        p = pod(f"p{i}", cpu=rnd.choice(["0", "50m", "100m"]), mem=rnd.choice(["0", "64Mi", "100Mi"]),
+                labels={"app": rnd.choice(["x", "y"])} if rnd.random() < .5 else None,
+                owner=rnd.choice([None, "web", "db"]))
+        want = rnd.choice([5, 12, 30])
+        order1 = c1.node_list[start:] + c1.node_list[:start]
+        order2 = c2.node_list[start:] + c2.node_list[:start]
+        a, looked_a, fit_a, unfit_a = _reference(PodInfo(p), order1, want, rr1)
         pi = PodInfo(p)
-        a = select_host(c1.node_list, score_nodes(pi, c1.node_list), rr1)
-        b = score_and_select(pi, c2.node_list, rr2)
-        assert a.name == b.name
-        c1.assume(pi, a.name)
-        c2.assume(PodInfo(p), b.name)
+        shape = (pi.cpu, pi.mem, pi.nz_cpu, pi.nz_mem, pi.group)
+        shape = shapes.setdefault(shape, shape)
+        hits += sum(ni.memo[0] is shape for ni in order2)
+        b, looked_b, fit_b, unfit_b = fit_and_select(pi, order2, want, shape, rr2)
+        assert (looked_a, [n.name for n in fit_a], [n.name for n in unfit_a]) == \
+            (looked_b, [n.name for n in fit_b], [n.name for n in unfit_b])
+        assert (a and a.name) == (b and b.name), i
+        if a is not None:
+            c1.assume(PodInfo(p), a.name)
+            c2.assume(pi, b.name)
+        if i % 50 == 49:        # some pods go away: their nodes change, memos are dropped
+            for key in rnd.sample(sorted(c1.pods), 10):
+                c1.remove_pod(key)
+                c2.remove_pod(key)
+        start = (start + looked_a) % len(nodes)
+    assert hits > 300           # the memos were used
+    assert sum(n.npods for n in c1.node_list) > 300
 
 
 def test_num_feasible_nodes_to_find():

@@ -15,13 +15,16 @@ from collections import Counter
 
 from .filters import PodInfo, node_taints, parse_cpu, parse_memory
 
-__all__ = ["NodeInfo", "SchedulerCache", "node_static_signature"]
+__all__ = ["NodeInfo", "SchedulerCache", "node_static_signature", "NO_MEMO"]
+
+NO_MEMO = (None, 0, 0)      # NodeInfo.memo of a node not scored since it changed
 
 
 class NodeInfo:
     __slots__ = ("name", "node", "labels", "taints", "unschedulable", "alloc_cpu", "alloc_mem",
                  "alloc_pods", "req_cpu", "req_mem", "nz_cpu", "nz_mem", "npods", "ports", "groups",
-                 "signature", "free_cpu", "free_mem", "div_cpu", "div_mem", "alloc_scalar", "req_scalar")
+                 "signature", "free_cpu", "free_mem", "div_cpu", "div_mem", "alloc_scalar", "req_scalar",
+                 "room", "memo")
 
     def __init__(self, name: str):
         self.name = name
@@ -48,12 +51,21 @@ class NodeInfo:
         # the other resources (ephemeral-storage, hugepages-*, extended): allocatable, requested
         self.alloc_scalar: dict[str, int] = {}
         self.req_scalar: dict[str, int] = {}
+        # for the fused filter and score (score.fit_and_select): (pods, cpu, memory) left, and
+        # the score parts of the last pod shape scored here, dropped whenever the node changes
+        self.room = (0, 0, 0)
+        self.memo = NO_MEMO
 
     def _update_free(self) -> None:
         self.free_cpu = self.alloc_cpu - self.nz_cpu
         self.free_mem = self.alloc_mem - self.nz_mem
         self.div_cpu = self.alloc_cpu if self.alloc_cpu > 0 else 1
         self.div_mem = self.alloc_mem if self.alloc_mem > 0 else 1
+        self._update_room()
+
+    def _update_room(self) -> None:
+        self.room = (self.alloc_pods - self.npods, self.alloc_cpu - self.req_cpu, self.alloc_mem - self.req_mem)
+        self.memo = NO_MEMO
 
     def set_node(self, node: dict) -> None:
         self.node = node
@@ -83,6 +95,7 @@ class NodeInfo:
                 self.req_scalar.pop(name, None)
         self.free_cpu -= sign * pi.nz_cpu
         self.free_mem -= sign * pi.nz_mem
+        self._update_room()
         for proto, port, ip in pi.ports:
             c = self.ports.setdefault((proto, port), Counter())
             c[ip] += sign

@@ -30,7 +30,11 @@ with these, ~1100 (bench/scale_bench.py --backlog).
 Per-pod work is O(nodes): the spec-only filters (unschedulable, nodeName, taints, nodeSelector,
 required node affinity) are evaluated once per distinct pod "static key" and cached until a node's
 labels, taints or schedulability change; what remains per pod is the resource and port check and
-the scores. PodTopologySpread and InterPodAffinity (spread.py, interpod.py) add one pass over the
+the scores. For the common pod (no ports, terms, node-bound claims, other resources) those two run
+fused in score.fit_and_select, which reuses each node's fit and score for the pod's shape until
+the node changes: in a backlog of one Deployment's pods a cycle scores one node anew, and reads
+the others' memos (274 -> 115 us a cycle at 1000 nodes; from a backlog of 10 000 pods, 684-888
+-> 1131-1217 pods/s bound, bench/scale_bench.py --backlog). PodTopologySpread and InterPodAffinity (spread.py, interpod.py) add one pass over the
 placed pods, only for a pod with such terms; while placed pods have pod (anti-)affinity terms,
 every pod also gets a pass over those pods (their terms may concern it). Like kube-scheduler, in
 clusters of more than 100 nodes a cycle stops looking once it has found
@@ -58,7 +62,7 @@ from .cache import SchedulerCache
 from .filters import (PodInfo, R_CPU, R_MEMORY, R_PORTS, R_TOO_MANY_PODS, fit_error_message, fits_resources,
                       host_ports_conflict, lacks_scalar, static_reasons)
 from .interpod import InterPodAffinity
-from .score import RoundRobin, score_and_select, score_with_terms, select_host
+from .score import RoundRobin, fit_and_select, score_with_terms, select_host
 from .preemption import (R_NO_VICTIMS, R_NOT_HELPFUL, pdb_violation_counter, pick_one, potential_nodes,
                          select_victims_on_node)
 from .spread import TopologySpread
@@ -139,6 +143,7 @@ class Scheduler:
         self.preemptions = 0                        # successful preemptions (for tests)
         self.rr = RoundRobin()
         self._static: dict = {}                     # static key -> (generation, ok nodes, reasons)
+        self._shapes: dict = {}                     # pod shapes, interned (score.fit_and_select)
         self._next_start = 0
         self._binds = asyncio.Semaphore(max_inflight_binds)
         self._bind_tasks: set[asyncio.Task] = set()
@@ -426,14 +431,48 @@ class Scheduler:
         """One cycle's decision on the cache: (the chosen NodeInfo, or None when no node fits; the
         number of feasible nodes; Counter of the reasons of the others; number of nodes)."""
         spread, interpod = self.plugin_states(pi)
+        if vol is not None and vol.node_free:
+            vol = None          # its claims fit on every node: no per-node check
+        if (spread is None and interpod is None and vol is None and pi.terms is None and not pi.ports
+                and not pi.scalars and not self.nominated):
+            return self._schedule_plain(pi)
         feasible, reasons, total = self.find_feasible(pi, spread, interpod, vol)
         if not feasible:
             return None, 0, reasons, total
-        if pi.terms is None and interpod is None:
-            ni = score_and_select(pi, feasible, self.rr)
-        else:
-            ni = select_host(feasible, score_with_terms(pi, feasible, spread, interpod), self.rr)
-        return ni, len(feasible), reasons, total
+        return (select_host(feasible, score_with_terms(pi, feasible, spread, interpod), self.rr),
+                len(feasible), reasons, total)
+
+    def _schedule_plain(self, pi: PodInfo):
+        """schedule() for the common pod (no ports, terms, claims, other resources or
+        nominations): filter and score fused in score.fit_and_select."""
+        total = len(self.cache.node_list)
+        ok, static_reasons_ = self._static_ok(pi)
+        reasons = Counter(static_reasons_)
+        order, want, start = self._window(ok, total)
+        if not order:
+            return None, 0, reasons, total
+        shape = (pi.cpu, pi.mem, pi.nz_cpu, pi.nz_mem, pi.group)
+        shape = self._shapes.setdefault(shape, shape)
+        if len(self._shapes) > 1024:
+            self._shapes.clear()
+        ni, looked, fit, unfit = fit_and_select(pi, order, want, shape, self.rr)
+        for other in unfit:
+            for r in fits_resources(pi, other):
+                reasons[r] += 1
+        self._advance(start, looked, want, len(ok))
+        return ni, len(fit), reasons, total
+
+    def _window(self, ok: list, total: int):
+        """(the nodes in the order this cycle looks at them, how many feasible ones it wants,
+        where it starts): kube-scheduler's numFeasibleNodesToFind from where the last stopped."""
+        want = num_feasible_nodes_to_find(total, self.percentage)
+        n = len(ok)
+        start = self._next_start % n if n and want < n else 0
+        return (ok[start:] + ok[:start] if start else ok), want, start
+
+    def _advance(self, start: int, looked: int, want: int, n: int) -> None:
+        if want < n:
+            self._next_start = (start + looked) % n
 
     def _static_ok(self, pi: PodInfo):
         """(nodes passing the spec-only filters, Counter of reasons of the others), cached."""
@@ -477,12 +516,9 @@ class Scheduler:
         total = len(self.cache.node_list)
         ok, static_reasons_ = self._static_ok(pi)
         reasons = Counter(static_reasons_)
-        want = num_feasible_nodes_to_find(total, self.percentage)
-        n = len(ok)
-        if n == 0:
+        order, want, start = self._window(ok, total)
+        if not order:
             return [], reasons, total
-        start = self._next_start % n if want < n else 0
-        order = ok[start:] + ok[:start] if start else ok
         cpu, mem, ports, scalars = pi.cpu, pi.mem, pi.ports, pi.scalars
         nominated = self.nominated
         plugins = spread is not None or interpod is not None or vol is not None
@@ -515,8 +551,7 @@ class Scheduler:
             feasible.append(ni)
             if len(feasible) >= want:
                 break
-        if want < n:
-            self._next_start = (start + processed) % n
+        self._advance(start, processed, want, len(ok))
         return feasible, reasons, total
 
     async def _unschedulable(self, pod: dict, pi: PodInfo, message: str, nominated: str | None = None) -> None:

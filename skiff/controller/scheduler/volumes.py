@@ -44,6 +44,11 @@ class VolumeState:
         self.static: list[list[dict]] = []    # per unbound claim without provisioner: the volumes that fit
         self.to_select: list[str] = []        # claims (ns/name) to annotate with the chosen node
 
+    @property
+    def node_free(self) -> bool:
+        """True when the claims fit on every node (bound to volumes without node affinity)."""
+        return not (self.terms or self.nodes or self.static)
+
     def reason(self, ni) -> str | None:
         for t in self.terms:
             if not node_affinity_matches(t, ni.labels, ni.name):
