@@ -9,10 +9,13 @@ background, like kube-scheduler's binding cycle (a goroutine a pod, no limit the
 
 Throughput: the cycles of a backlog do not wait for their bindings, so they would keep the event
 loop the API server shares. The worker lets the loop run the others' callbacks once it has
-had it for ``SCHEDULE_SLICE`` (50 ms), and at most ``MAX_INFLIGHT_BINDS`` (1024) bindings wait for
+had it for ``SCHEDULE_SLICE`` (50 ms), and at most ``MAX_INFLIGHT_BINDS`` (512) bindings wait for
 their commit at once. With 64 (the limit before), the scheduler bound 337 pods/s from a backlog
-at 1000 hollow nodes: it waited for group commits that the agents' writes made ~190 ms long;
-with these, ~1100 (bench/scale_bench.py --backlog).
+at 1000 hollow nodes: it waited for group commits that the agents' writes made ~190 ms long.
+Measured with bench/scale_bench.py --backlog, after the fused filter and score: 256 in flight
+bound 828 pods/s; 384, 512 and 1024 bound 1067-1274 (run-to-run noise), but 1024 took the
+controller's peak RSS to 289-305 MB where 384 and 512 kept it at 283-284 (each binding in
+flight holds its request and the pod's copies).
 
 - On success: a Normal ``Scheduled`` event ``Successfully assigned default/web to n1`` and one log
   line. The informer's MODIFIED (spec.nodeName set) then confirms the assumed pod.
@@ -75,7 +78,7 @@ log = logging.getLogger("skiff.scheduler")
 
 DEFAULT_SCHEDULER = "default-scheduler"
 SCHEDULE_SLICE = 0.05       # seconds of scheduling cycles before the loop runs the other callbacks
-MAX_INFLIGHT_BINDS = 1024   # bindings waiting for their commit at once
+MAX_INFLIGHT_BINDS = 512   # bindings waiting for their commit at once
 MIN_FEASIBLE_NODES_TO_FIND = 100
 
 
