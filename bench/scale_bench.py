@@ -7,7 +7,10 @@
 
 Measured (watching every pod from the bench process):
 - binding rate: pods bound / (last binding - first binding), and the creation rate beside it
-  (the scheduler cannot bind faster than pods are created; both are printed);
+  (the scheduler cannot bind faster than pods are created; both are printed), and the most pods
+  created and not yet bound at one moment (the scheduler's queue);
+- --backlog: the scheduler's own throughput, as scheduler_perf measures it: every pod pending
+  first (its claim does not exist yet), then the claim is made and the rate of the bindings;
 - time from the first create until all pods are Running (reported by their hollow agents);
 - the controller's peak RSS (VmHWM) and its CPU seconds (utime + stime) over the run;
 - then the pods are deleted and the time until all are gone.
@@ -192,6 +195,7 @@ class PodWatch:
 
     def __init__(self, client: HTTPClient, prefix: str):
         self.client, self.prefix = client, prefix
+        self.seen: dict[str, float] = {}        # the first event of each pod (its creation)
         self.bound: dict[str, float] = {}
         self.running: dict[str, float] = {}
         self.node_of: dict[str, str] = {}
@@ -211,6 +215,7 @@ class PodWatch:
                     if etype == "BOOKMARK" or not name.startswith(self.prefix):
                         continue
                     now = time.monotonic()
+                    self.seen.setdefault(name, now)
                     if etype == "DELETED":
                         self.gone.setdefault(name, now)
                     node = (obj.get("spec") or {}).get("nodeName")
@@ -352,6 +357,13 @@ async def run(args) -> int:
                     j += 1
                 best = max(best, (i - j + 1) / 5.0)
             results["bind_rate_best_5s"] = round(best * 5.0 / min(5.0, span), 1)
+            # the scheduler's queue: the most pods created and not yet bound at one moment
+            steps = sorted([(t, 1) for t in watch.seen.values()] + [(t, -1) for t in bt])
+            waiting = peak = 0
+            for _t, d in steps:
+                waiting += d
+                peak = max(peak, waiting)
+            results["unbound_max"] = peak
         ok = await watch.wait(lambda: len(watch.running) >= args.pods, args.timeout)
         rt = sorted(watch.running.values())
         if rt:
@@ -412,10 +424,15 @@ async def run(args) -> int:
     print(json.dumps(results, indent=1))
     rate = results.get("bind_rate") or 0
     hwm = results.get("controller_vmhwm_mb") or 0
-    what = (f"binding rate from a backlog of {args.pods} pending pods (the scheduler's throughput)" if args.backlog
-            else "binding rate")
-    print(f"\n{what} {rate} pods/s (best 5 s window {results.get('bind_rate_best_5s')}; pods created at "
-          f"{results.get('create_rate')} pods/s) -- goal >= 1000: {'MET' if rate >= 1000 else 'NOT MET'}")
+    if args.backlog:
+        print(f"\nbinding rate from a backlog of {args.pods} pending pods (the scheduler's throughput) {rate} "
+              f"pods/s (best 5 s window {results.get('bind_rate_best_5s')}) -- goal >= 1000: "
+              f"{'MET' if rate >= 1000 else 'NOT MET'}")
+    else:   # the scheduler binds them as they come: this is the rate of the whole pipeline
+        print(f"\nbinding rate {rate} pods/s (best 5 s window {results.get('bind_rate_best_5s')}), pods created "
+              f"at {results.get('create_rate')} pods/s; at most {results.get('unbound_max')} pods waited for "
+              f"the scheduler at once -- goal >= 1000: {'MET' if rate >= 1000 else 'NOT MET'} in this mode, "
+              f"where the creation rate bounds it; --backlog measures the scheduler's own throughput")
     print(f"all {args.pods} Running after {results.get('all_running_s')} s from the "
           f"{'making of the claim' if args.backlog else 'first create'}")
     print(f"controller peak RSS (VmHWM) {hwm} MB -- goal <= 300 MB: {'MET' if hwm and hwm <= 300 else 'NOT MET'}; "
