@@ -13,9 +13,11 @@ had it for ``SCHEDULE_SLICE`` (50 ms), and at most ``MAX_INFLIGHT_BINDS`` (512) 
 their commit at once. With 64 (the limit before), the scheduler bound 337 pods/s from a backlog
 at 1000 hollow nodes: it waited for group commits that the agents' writes made ~190 ms long.
 Measured with bench/scale_bench.py --backlog, after the fused filter and score: 256 in flight
-bound 828 pods/s; 384, 512 and 1024 bound 1067-1274 (run-to-run noise), but 1024 took the
-controller's peak RSS to 289-305 MB where 384 and 512 kept it at 283-284 (each binding in
-flight holds its request and the pod's copies).
+bound 828 pods/s; 384, 512, 768 and 1024 bound 874-1274 (run-to-run spread as wide as the
+differences), but 1024 took the controller's peak RSS to 289-305 MB where 384-768 kept it at
+283-288 (each binding in flight holds its request and the pod's copies). The bindings then
+wait on the store's group commits (p50 180-280 ms for pod writes in the burst), whose thread
+takes ~3.6 times its CPU time in wall time on a 2-core machine the hollow nodes share.
 
 - On success: a Normal ``Scheduled`` event ``Successfully assigned default/web to n1`` and one log
   line. The informer's MODIFIED (spec.nodeName set) then confirms the assumed pod.
@@ -37,7 +39,7 @@ the scores. For the common pod (no ports, terms, node-bound claims, other resour
 fused in score.fit_and_select, which reuses each node's fit and score for the pod's shape until
 the node changes: in a backlog of one Deployment's pods a cycle scores one node anew, and reads
 the others' memos (274 -> 115 us a cycle at 1000 nodes; from a backlog of 10 000 pods, 684-888
--> 1131-1217 pods/s bound, bench/scale_bench.py --backlog). PodTopologySpread and InterPodAffinity (spread.py, interpod.py) add one pass over the
+-> 874-1274 pods/s bound, bench/scale_bench.py --backlog). PodTopologySpread and InterPodAffinity (spread.py, interpod.py) add one pass over the
 placed pods, only for a pod with such terms; while placed pods have pod (anti-)affinity terms,
 every pod also gets a pass over those pods (their terms may concern it). Like kube-scheduler, in
 clusters of more than 100 nodes a cycle stops looking once it has found
