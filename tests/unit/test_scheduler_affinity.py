@@ -357,6 +357,40 @@ def test_the_room_a_preemption_made_is_kept_for_the_nominated_pod():
     assert s.nominated == {} and cycle(s, pod("late2", cpu="600m")) == ("n1", "")
 
 
+def test_the_room_kept_for_a_nominated_pod_includes_its_extended_resources():
+    """A nominated pod's extended resources (example.com/dongle) are held for it too: a pod of
+    lower priority that would take them does not fit there, in the filter and in preemption's
+    fit check, as in kube-scheduler (addNominatedPods counts every resource)."""
+    from skiff.controller.scheduler.preemption import select_victims_on_node
+
+    def dongles(p, n):
+        p["spec"]["containers"][0]["resources"]["requests"]["example.com/dongle"] = str(n)
+        return p
+    n1 = node("n1", cpu="4")
+    n1["status"]["allocatable"]["example.com/dongle"] = "2"
+    s = scheduler(n1)
+    nominated = dongles(pod("urgent"), 2)
+    nominated["spec"]["priority"] = 1000
+    nominated["status"] = {"nominatedNodeName": "n1"}
+    s._on_pod("ADDED", nominated, None)
+    low = dongles(pod("late"), 1)
+    low["spec"]["priority"] = 10
+    assert cycle(s, low) == (None, "0/1 nodes are available: 1 Insufficient example.com/dongle.")
+    plain = pod("plain")            # asks no dongle: the room kept for "urgent" is not in its way
+    plain["spec"]["priority"] = 10
+    assert cycle(s, plain) == ("n1", "")
+    s.cache.forget("default/plain")
+    # preemption: evicting a lower pod that holds no dongle does not make room while "urgent" keeps its two
+    other = pod("other", cpu="100m")
+    other["spec"]["nodeName"], other["spec"]["priority"] = "n1", 1
+    s.cache.set_pod(other)
+    pi = PodInfo(low)
+    ni = s.cache.nodes["n1"]
+    assert select_victims_on_node(pi, ni, [PodInfo(other)], lambda victims: set()) is not None
+    assert select_victims_on_node(pi, ni, [PodInfo(other)], lambda victims: set(),
+                                  s._nominated_extra(pi, "n1")) is None
+
+
 def test_victims_are_the_fewest_lowest_priority_pods_and_budgets_are_spared():
     from skiff.controller.scheduler.preemption import pdb_violation_counter, pick_one, select_victims_on_node
     s = scheduler(node("n1", cpu="2"), node("n2", cpu="2"))

@@ -41,9 +41,9 @@ class Candidate:
     violations: int = 0
 
 
-def _fits(pi: PodInfo, ni, removed: list[PodInfo], extra: tuple[int, int, int] = (0, 0, 0)) -> bool:
+def _fits(pi: PodInfo, ni, removed: list[PodInfo], extra: tuple = (0, 0, 0, {})) -> bool:
     """Whether ``pi`` fits on ``ni`` with the pods ``removed`` gone (and ``extra`` (cpu, mem,
-    pods) of nominated pods still counted)."""
+    pods, {other resource: amount}) of nominated pods still counted)."""
     cpu = ni.req_cpu - sum(p.cpu for p in removed) + extra[0]
     mem = ni.req_mem - sum(p.mem for p in removed) + extra[1]
     npods = ni.npods - len(removed) + extra[2]
@@ -54,7 +54,8 @@ def _fits(pi: PodInfo, ni, removed: list[PodInfo], extra: tuple[int, int, int] =
     if pi.mem and mem + pi.mem > ni.alloc_mem:
         return False
     for name, amount in pi.scalars:
-        used = ni.req_scalar.get(name, 0) - sum(dict(p.scalars).get(name, 0) for p in removed)
+        used = (ni.req_scalar.get(name, 0) - sum(dict(p.scalars).get(name, 0) for p in removed)
+                + extra[3].get(name, 0))
         if used + amount > ni.alloc_scalar.get(name, 0):
             return False
     if pi.ports:
@@ -71,7 +72,7 @@ def _fits(pi: PodInfo, ni, removed: list[PodInfo], extra: tuple[int, int, int] =
     return True
 
 
-def select_victims_on_node(pi: PodInfo, ni, pods: list[PodInfo], violates, extra=(0, 0, 0)) -> Candidate | None:
+def select_victims_on_node(pi: PodInfo, ni, pods: list[PodInfo], violates, extra=(0, 0, 0, {})) -> Candidate | None:
     """The fewest pods of lower priority to remove from ``ni`` for ``pi`` to fit, or None.
     ``violates(victims)``: the victims whose removal would violate a budget (a subset)."""
     lower = [p for p in pods if p.priority < pi.priority]

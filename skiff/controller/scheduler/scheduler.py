@@ -408,17 +408,20 @@ class Scheduler:
                 except APIError:
                     pass
 
-    def _nominated_extra(self, pi: PodInfo, node: str) -> tuple[int, int, int]:
-        """(cpu, memory, pods) the pods nominated to ``node`` with at least ``pi``'s priority hold
-        there (the room their preemption made), ``pi`` itself aside."""
+    def _nominated_extra(self, pi: PodInfo, node: str) -> tuple[int, int, int, dict]:
+        """(cpu, memory, pods, {other resource: amount}) the pods nominated to ``node`` with at
+        least ``pi``'s priority hold there (the room their preemption made), ``pi`` itself aside."""
         d = self.nominated.get(node)
         if not d:
-            return 0, 0, 0
+            return 0, 0, 0, {}
         cpu = mem = n = 0
+        scalars: dict = {}
         for key, o in d.items():
             if key != pi.key and o.priority >= pi.priority:
                 cpu, mem, n = cpu + o.cpu, mem + o.mem, n + 1
-        return cpu, mem, n
+                for name, amount in o.scalars:
+                    scalars[name] = scalars.get(name, 0) + amount
+        return cpu, mem, n, scalars
 
     def volume_state(self, pi: PodInfo):
         """(VolumeBinding's PreFilter message or None, its VolumeState) for a pod with claims."""
@@ -540,11 +543,15 @@ class Scheduler:
                     reasons[r] += 1
                 continue
             if nominated and ni.name in nominated:      # the room a preemption made is kept
-                ecpu, emem, en = self._nominated_extra(pi, ni.name)
+                ecpu, emem, en, escalars = self._nominated_extra(pi, ni.name)
+                short = en and next((f"Insufficient {name}" for name, amount in scalars
+                                     if ni.req_scalar.get(name, 0) + escalars.get(name, 0) + amount
+                                     > ni.alloc_scalar.get(name, 0)), None)
                 if en and (ni.npods + en >= ni.alloc_pods or (cpu and ni.req_cpu + ecpu + cpu > ni.alloc_cpu)
-                           or (mem and ni.req_mem + emem + mem > ni.alloc_mem)):
+                           or (mem and ni.req_mem + emem + mem > ni.alloc_mem) or short):
                     reasons[R_TOO_MANY_PODS if ni.npods + en >= ni.alloc_pods else
-                            R_CPU if cpu and ni.req_cpu + ecpu + cpu > ni.alloc_cpu else R_MEMORY] += 1
+                            R_CPU if cpu and ni.req_cpu + ecpu + cpu > ni.alloc_cpu else
+                            R_MEMORY if mem and ni.req_mem + emem + mem > ni.alloc_mem else short] += 1
                     continue
             if plugins:
                 r = ((vol is not None and vol.reason(ni))
