@@ -24,7 +24,7 @@ class NodeInfo:
     __slots__ = ("name", "node", "labels", "taints", "unschedulable", "alloc_cpu", "alloc_mem",
                  "alloc_pods", "req_cpu", "req_mem", "nz_cpu", "nz_mem", "npods", "ports", "groups",
                  "signature", "free_cpu", "free_mem", "div_cpu", "div_mem", "alloc_scalar", "req_scalar",
-                 "room", "memo")
+                 "memo")
 
     def __init__(self, name: str):
         self.name = name
@@ -51,9 +51,8 @@ class NodeInfo:
         # the other resources (ephemeral-storage, hugepages-*, extended): allocatable, requested
         self.alloc_scalar: dict[str, int] = {}
         self.req_scalar: dict[str, int] = {}
-        # for the fused filter and score (score.fit_and_select): (pods, cpu, memory) left, and
-        # the score parts of the last pod shape scored here, dropped whenever the node changes
-        self.room = (0, 0, 0)
+        # for the fused filter and score (score.fit_and_select): the fit and score parts of the
+        # last pod shape looked at here, dropped whenever the node changes
         self.memo = NO_MEMO
 
     def _update_free(self) -> None:
@@ -61,10 +60,6 @@ class NodeInfo:
         self.free_mem = self.alloc_mem - self.nz_mem
         self.div_cpu = self.alloc_cpu if self.alloc_cpu > 0 else 1
         self.div_mem = self.alloc_mem if self.alloc_mem > 0 else 1
-        self._update_room()
-
-    def _update_room(self) -> None:
-        self.room = (self.alloc_pods - self.npods, self.alloc_cpu - self.req_cpu, self.alloc_mem - self.req_mem)
         self.memo = NO_MEMO
 
     def set_node(self, node: dict) -> None:
@@ -95,7 +90,7 @@ class NodeInfo:
                 self.req_scalar.pop(name, None)
         self.free_cpu -= sign * pi.nz_cpu
         self.free_mem -= sign * pi.nz_mem
-        self._update_room()
+        self.memo = NO_MEMO
         for proto, port, ip in pi.ports:
             c = self.ports.setdefault((proto, port), Counter())
             c[ip] += sign

@@ -359,19 +359,21 @@ def host_ports_conflict(wanted: Iterable[tuple[str, int, str]], used: dict) -> b
     return False
 
 
-def fits_resources(pi: PodInfo, ni) -> list[str]:
+def fits_resources(pi: PodInfo, ni, extra: tuple = (0, 0, 0, {})) -> list[str]:
     """NodeResourcesFit: every resource the node lacks (pods, cpu, memory, ephemeral-storage,
     hugepages, extended resources: ``Insufficient example.com/dongle``), against
-    node.status.allocatable and the sum of the requests of the pods bound to (or assumed on) it."""
+    node.status.allocatable and the sum of the requests of the pods bound to (or assumed on) it,
+    plus ``extra`` (cpu, memory, pods, {other resource: amount}) held by nominated pods."""
+    ecpu, emem, en, escalars = extra
     reasons = []
-    if ni.npods + 1 > ni.alloc_pods:
+    if ni.npods + en + 1 > ni.alloc_pods:
         reasons.append(R_TOO_MANY_PODS)
-    if pi.cpu and ni.req_cpu + pi.cpu > ni.alloc_cpu:
+    if pi.cpu and ni.req_cpu + ecpu + pi.cpu > ni.alloc_cpu:
         reasons.append(R_CPU)
-    if pi.mem and ni.req_mem + pi.mem > ni.alloc_mem:
+    if pi.mem and ni.req_mem + emem + pi.mem > ni.alloc_mem:
         reasons.append(R_MEMORY)
     for name, amount in pi.scalars:
-        if ni.req_scalar.get(name, 0) + amount > ni.alloc_scalar.get(name, 0):
+        if ni.req_scalar.get(name, 0) + escalars.get(name, 0) + amount > ni.alloc_scalar.get(name, 0):
             reasons.append(f"Insufficient {name}")
     return reasons
 

@@ -39,8 +39,8 @@ the scores. For the common pod (no ports, terms, node-bound claims, other resour
 fused in score.fit_and_select, which reuses each node's fit and score for the pod's shape until
 the node changes: in a backlog of one Deployment's pods a cycle scores one node anew, and reads
 the others' memos (274 -> 115 us a cycle at 1000 nodes; from a backlog of 10 000 pods, 684-888
--> 874-1274 pods/s bound, bench/scale_bench.py --backlog). PodTopologySpread and InterPodAffinity (spread.py, interpod.py) add one pass over the
-placed pods, only for a pod with such terms; while placed pods have pod (anti-)affinity terms,
+-> 874-1274 pods/s bound, bench/scale_bench.py --backlog). PodTopologySpread and
+InterPodAffinity (spread.py, interpod.py) add one pass over the placed pods, only for a pod with such terms; while placed pods have pod (anti-)affinity terms,
 every pod also gets a pass over those pods (their terms may concern it). Like kube-scheduler, in
 clusters of more than 100 nodes a cycle stops looking once it has found
 ``percentage_of_nodes_to_score`` percent of them feasible (adaptive by default: 50% - nodes/125,
@@ -64,7 +64,7 @@ from skiff.controller.events import EventRecorder
 from skiff.controller.workqueue import PriorityWorkQueue, run_workers
 
 from .cache import SchedulerCache
-from .filters import (PodInfo, R_CPU, R_MEMORY, R_PORTS, R_TOO_MANY_PODS, fit_error_message, fits_resources,
+from .filters import (PodInfo, R_PORTS, fit_error_message, fits_resources,
                       host_ports_conflict, lacks_scalar, static_reasons)
 from .interpod import InterPodAffinity
 from .score import RoundRobin, fit_and_select, score_with_terms, select_host
@@ -80,7 +80,7 @@ log = logging.getLogger("skiff.scheduler")
 
 DEFAULT_SCHEDULER = "default-scheduler"
 SCHEDULE_SLICE = 0.05       # seconds of scheduling cycles before the loop runs the other callbacks
-MAX_INFLIGHT_BINDS = 512   # bindings waiting for their commit at once
+MAX_INFLIGHT_BINDS = 512    # bindings waiting for their commit at once
 MIN_FEASIBLE_NODES_TO_FIND = 100
 
 
@@ -543,15 +543,11 @@ class Scheduler:
                     reasons[r] += 1
                 continue
             if nominated and ni.name in nominated:      # the room a preemption made is kept
-                ecpu, emem, en, escalars = self._nominated_extra(pi, ni.name)
-                short = en and next((f"Insufficient {name}" for name, amount in scalars
-                                     if ni.req_scalar.get(name, 0) + escalars.get(name, 0) + amount
-                                     > ni.alloc_scalar.get(name, 0)), None)
-                if en and (ni.npods + en >= ni.alloc_pods or (cpu and ni.req_cpu + ecpu + cpu > ni.alloc_cpu)
-                           or (mem and ni.req_mem + emem + mem > ni.alloc_mem) or short):
-                    reasons[R_TOO_MANY_PODS if ni.npods + en >= ni.alloc_pods else
-                            R_CPU if cpu and ni.req_cpu + ecpu + cpu > ni.alloc_cpu else
-                            R_MEMORY if mem and ni.req_mem + emem + mem > ni.alloc_mem else short] += 1
+                extra = self._nominated_extra(pi, ni.name)
+                short = extra[2] and fits_resources(pi, ni, extra)
+                if short:
+                    for r in short:
+                        reasons[r] += 1
                     continue
             if plugins:
                 r = ((vol is not None and vol.reason(ni))

@@ -149,8 +149,8 @@ def fit_and_select(pi, order: Sequence, want: int, shape: tuple, rr: RoundRobin 
     for ni in order:
         m = ni.memo
         if m[0] is not shape:
-            rp, rc, rm = ni.room
-            if rp <= 0 or (cpu and cpu > rc) or (mem and mem > rm):
+            if (ni.npods >= ni.alloc_pods or (cpu and ni.req_cpu + cpu > ni.alloc_cpu)
+                    or (mem and ni.req_mem + mem > ni.alloc_mem)):
                 m = ni.memo = (shape, None, 0)
             else:
                 fc = ni.free_cpu - ncpu
