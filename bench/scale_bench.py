@@ -357,6 +357,11 @@ async def run(args) -> int:
                     j += 1
                 best = max(best, (i - j + 1) / 5.0)
             results["bind_rate_best_5s"] = round(best * 5.0 / min(5.0, span), 1)
+            # pods bound in each second from the first binding (where the rate dips, and when)
+            each = [0] * (int(span) + 1)
+            for t in bt:
+                each[int(t - bt[0])] += 1
+            results["bound_each_s"] = each
             # the scheduler's queue: the most pods created and not yet bound at one moment
             steps = sorted([(t, 1) for t in watch.seen.values()] + [(t, -1) for t in bt])
             waiting = peak = 0

@@ -3,7 +3,7 @@ import random
 from skiff.controller.scheduler.cache import SchedulerCache
 from skiff.controller.scheduler.filters import PodInfo, fits_resources
 from skiff.controller.scheduler.score import (
-    RoundRobin, fit_and_select, least_allocated, score_nodes, select_host, spread_score)
+    FitTable, RoundRobin, least_allocated, score_nodes, select_host, spread_score)
 from skiff.controller.scheduler.scheduler import num_feasible_nodes_to_find
 
 
@@ -93,44 +93,70 @@ def _reference(pi, order, want, rr):
     return (select_host(fit, score_nodes(pi, fit), rr) if fit else None), len(fit) + len(unfit), fit, unfit
 
 
-def test_fused_fit_and_score_same_answer_as_reference():
-    """Random nodes (some small enough to fill up), pods of a few shapes and owners, windows
-    smaller than the cluster: each cycle's choice, window and misfits are the reference's, with
-    the shapes interned as the scheduler does (so the nodes' memos are used and dropped)."""
+def test_fit_table_same_answer_as_reference():
+    """Random nodes (some small enough to fill up, some not sorted by name), pods of a few shapes
+    and owners, windows smaller than the cluster: each cycle's choice, window and misfits are
+    the reference's, with one table per shape kept up to date from the cache's change log."""
     rnd = random.Random(7)
     nodes = [node(f"n{i:02d}", cpu=rnd.choice(["300m", "2", "4"]), mem=rnd.choice(["512Mi", "4Gi", "8Gi"]))
              for i in range(30)]
     c1, c2 = cache(*nodes), cache(*nodes)
     rr1, rr2 = RoundRobin(), RoundRobin()
-    shapes: dict = {}
+    tables: dict = {}
+    backwards = c2.node_list[::-1]
     start = 0
-    hits = 0
-    for i in range(600):
+    updated = 0
+    for i in range(900):
         p = pod(f"p{i}", cpu=rnd.choice(["0", "50m", "100m"]), mem=rnd.choice(["0", "64Mi", "100Mi"]),
                 labels={"app": rnd.choice(["x", "y"])} if rnd.random() < .5 else None,
                 owner=rnd.choice([None, "web", "db"]))
         want = rnd.choice([5, 12, 30])
-        order1 = c1.node_list[start:] + c1.node_list[:start]
-        order2 = c2.node_list[start:] + c2.node_list[:start]
-        a, looked_a, fit_a, unfit_a = _reference(PodInfo(p), order1, want, rr1)
         pi = PodInfo(p)
         shape = (pi.cpu, pi.mem, pi.nz_cpu, pi.nz_mem, pi.group)
-        shape = shapes.setdefault(shape, shape)
-        hits += sum(ni.memo[0] is shape for ni in order2)
-        b, looked_b, fit_b, unfit_b = fit_and_select(pi, order2, want, shape, rr2)
-        assert (looked_a, [n.name for n in fit_a], [n.name for n in unfit_a]) == \
-            (looked_b, [n.name for n in fit_b], [n.name for n in unfit_b])
+        # a third of the time the nodes come in another order (the tie-break by name then
+        # cannot bisect the table's order)
+        nodes2 = c2.node_list if i % 300 < 200 else backwards
+        t = tables.get(shape)
+        changed = None if t is None or t.nodes is not nodes2 else c2.changes_since(t.pos)
+        if changed is None:
+            t = tables[shape] = FitTable(shape, nodes2, c2.changes_end)
+        else:
+            t.update(changed, c2.changes_end)
+            updated += 1
+        c2.trim_changes()
+        s2 = start if nodes2 is c2.node_list else len(nodes) - 1 - start
+        order1 = [c1.nodes[n.name] for n in nodes2[s2:] + nodes2[:s2]]     # the same window
+        a, looked_a, fit_a, unfit_a = _reference(PodInfo(p), order1, want, rr1)
+        b, looked_b, unfit_b = t.select(s2, want, rr2)
+        assert (looked_a, [n.name for n in unfit_a]) == (looked_b, [nodes2[j].name for j in unfit_b]), i
         assert (a and a.name) == (b and b.name), i
         if a is not None:
             c1.assume(PodInfo(p), a.name)
             c2.assume(pi, b.name)
-        if i % 50 == 49:        # some pods go away: their nodes change, memos are dropped
+        if i % 50 == 49:        # some pods go away: their nodes change
             for key in rnd.sample(sorted(c1.pods), 10):
                 c1.remove_pod(key)
                 c2.remove_pod(key)
         start = (start + looked_a) % len(nodes)
-    assert hits > 300           # the memos were used
+    assert updated > 600        # the tables were updated from the log, not rebuilt
     assert sum(n.npods for n in c1.node_list) > 300
+
+
+def test_fit_table_tie_break_follows_names_across_the_wrap():
+    """Equal nodes: the pick is the first name after the last one chosen, wherever the window
+    starts and wraps, as select_host's round-robin."""
+    c = cache(*[node(f"n{i}") for i in range(6)])
+    pi = PodInfo(pod("p", cpu="0", mem="0"))
+    t = FitTable((pi.cpu, pi.mem, pi.nz_cpu, pi.nz_mem, pi.group), c.node_list, c.changes_end)
+    rr = RoundRobin()
+    rr.last = "n3"
+    assert t.select(4, 4, rr)[0].name == "n4"     # window n4 n5 n0 n1
+    assert t.select(4, 3, rr)[0].name == "n5"
+    rr.last = "n5"
+    assert t.select(4, 4, rr)[0].name == "n0"     # nothing after n5: the smallest, past the wrap
+    rr.last = "n1"
+    assert t.select(4, 4, rr)[0].name == "n4"     # n2, n3 are not in the window
+    assert t.select(1, 2, None)[0].name == "n1"
 
 
 def test_num_feasible_nodes_to_find():

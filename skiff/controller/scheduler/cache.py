@@ -15,18 +15,16 @@ from collections import Counter
 
 from .filters import PodInfo, node_taints, parse_cpu, parse_memory
 
-__all__ = ["NodeInfo", "SchedulerCache", "node_static_signature", "NO_MEMO"]
-
-NO_MEMO = (None, 0, 0)      # NodeInfo.memo of a node not scored since it changed
+__all__ = ["NodeInfo", "SchedulerCache", "node_static_signature"]
 
 
 class NodeInfo:
     __slots__ = ("name", "node", "labels", "taints", "unschedulable", "alloc_cpu", "alloc_mem",
                  "alloc_pods", "req_cpu", "req_mem", "nz_cpu", "nz_mem", "npods", "ports", "groups",
                  "signature", "free_cpu", "free_mem", "div_cpu", "div_mem", "alloc_scalar", "req_scalar",
-                 "memo")
+                 "log")
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, log: list | None = None):
         self.name = name
         self.node: dict | None = None
         self.labels: dict = {}
@@ -51,16 +49,16 @@ class NodeInfo:
         # the other resources (ephemeral-storage, hugepages-*, extended): allocatable, requested
         self.alloc_scalar: dict[str, int] = {}
         self.req_scalar: dict[str, int] = {}
-        # for the fused filter and score (score.fit_and_select): the fit and score parts of the
-        # last pod shape looked at here, dropped whenever the node changes
-        self.memo = NO_MEMO
+        # where the node notes each change of what the scores read (SchedulerCache.changes)
+        self.log = log
 
     def _update_free(self) -> None:
         self.free_cpu = self.alloc_cpu - self.nz_cpu
         self.free_mem = self.alloc_mem - self.nz_mem
         self.div_cpu = self.alloc_cpu if self.alloc_cpu > 0 else 1
         self.div_mem = self.alloc_mem if self.alloc_mem > 0 else 1
-        self.memo = NO_MEMO
+        if self.log is not None:
+            self.log.append(self)
 
     def set_node(self, node: dict) -> None:
         self.node = node
@@ -90,7 +88,8 @@ class NodeInfo:
                 self.req_scalar.pop(name, None)
         self.free_cpu -= sign * pi.nz_cpu
         self.free_mem -= sign * pi.nz_mem
-        self.memo = NO_MEMO
+        if self.log is not None:
+            self.log.append(self)
         for proto, port, ip in pi.ports:
             c = self.ports.setdefault((proto, port), Counter())
             c[ip] += sign
@@ -140,12 +139,16 @@ class SchedulerCache:
         self.assumed: set[str] = set()
         self.with_affinity: set[str] = set()      # keys of the pods with pod (anti-)affinity terms
         self.static_generation = 0                # bumped when a node's static signature changes
+        # the nodes whose resources or pods changed, in order (score.FitTable reads it from
+        # where it last looked); ``changes_base`` is the position of its first entry
+        self.changes: list[NodeInfo] = []
+        self.changes_base = 0
 
     # -- nodes --------------------------------------------------------------------------------
     def _info(self, name: str) -> NodeInfo:
         ni = self.nodes.get(name)
         if ni is None:
-            ni = self.nodes[name] = NodeInfo(name)
+            ni = self.nodes[name] = NodeInfo(name, self.changes)
         return ni
 
     def set_node(self, node: dict) -> bool:
@@ -172,6 +175,23 @@ class SchedulerCache:
             del self.nodes[name]
         self._rebuild()
         self.static_generation += 1
+
+    def changes_since(self, pos: int) -> list[NodeInfo] | None:
+        """The nodes changed since log position ``pos`` (None: forgotten, look at every node)."""
+        if pos < self.changes_base:
+            return None
+        return self.changes[pos - self.changes_base:]
+
+    @property
+    def changes_end(self) -> int:
+        return self.changes_base + len(self.changes)
+
+    def trim_changes(self) -> None:
+        """Forget the change log once it is longer than the nodes are many (a table further
+        behind than that is cheaper to rebuild than to update)."""
+        if len(self.changes) > 1024 + 2 * len(self.nodes):
+            self.changes_base += len(self.changes)
+            self.changes.clear()
 
     def _rebuild(self) -> None:
         self.node_list = sorted((ni for ni in self.nodes.values() if ni.node is not None),

@@ -36,10 +36,11 @@ Per-pod work is O(nodes): the spec-only filters (unschedulable, nodeName, taints
 required node affinity) are evaluated once per distinct pod "static key" and cached until a node's
 labels, taints or schedulability change; what remains per pod is the resource and port check and
 the scores. For the common pod (no ports, terms, node-bound claims, other resources) those two run
-fused in score.fit_and_select, which reuses each node's fit and score for the pod's shape until
-the node changes: in a backlog of one Deployment's pods a cycle scores one node anew, and reads
-the others' memos (274 -> 115 us a cycle at 1000 nodes; from a backlog of 10 000 pods, 684-888
--> 874-1274 pods/s bound, bench/scale_bench.py --backlog). PodTopologySpread and
+fused over the pod shape's score.FitTable: each node's fit and score for that shape as flat lists,
+recomputed only for the nodes the cache logged as changed since (in a backlog of one
+Deployment's pods, one node a cycle), and the window sliced out of them and scored in C (274 ->
+115 us a cycle at 1000 nodes with a memo on each node read in a Python loop, -> 57-63 us with
+the tables; bench/scale_bench.py --backlog: see the README). PodTopologySpread and
 InterPodAffinity (spread.py, interpod.py) add one pass over the placed pods, only for a pod with such terms; while placed pods have pod (anti-)affinity terms,
 every pod also gets a pass over those pods (their terms may concern it). Like kube-scheduler, in
 clusters of more than 100 nodes a cycle stops looking once it has found
@@ -67,7 +68,7 @@ from .cache import SchedulerCache
 from .filters import (PodInfo, R_PORTS, fit_error_message, fits_resources,
                       host_ports_conflict, lacks_scalar, static_reasons)
 from .interpod import InterPodAffinity
-from .score import RoundRobin, fit_and_select, score_with_terms, select_host
+from .score import FitTable, RoundRobin, score_with_terms, select_host
 from .preemption import (R_NO_VICTIMS, R_NOT_HELPFUL, pdb_violation_counter, pick_one, potential_nodes,
                          select_victims_on_node)
 from .spread import TopologySpread
@@ -148,7 +149,7 @@ class Scheduler:
         self.preemptions = 0                        # successful preemptions (for tests)
         self.rr = RoundRobin()
         self._static: dict = {}                     # static key -> (generation, ok nodes, reasons)
-        self._shapes: dict = {}                     # pod shapes, interned (score.fit_and_select)
+        self._tables: dict[tuple, FitTable] = {}    # pod shape -> its table (_schedule_plain)
         self._next_start = 0
         self._binds = asyncio.Semaphore(max_inflight_binds)
         self._bind_tasks: set[asyncio.Task] = set()
@@ -452,23 +453,37 @@ class Scheduler:
 
     def _schedule_plain(self, pi: PodInfo):
         """schedule() for the common pod (no ports, terms, claims, other resources or
-        nominations): filter and score fused in score.fit_and_select."""
+        nominations): filter and score fused in the pod shape's score.FitTable."""
         total = len(self.cache.node_list)
         ok, static_reasons_ = self._static_ok(pi)
         reasons = Counter(static_reasons_)
-        order, want, start = self._window(ok, total)
-        if not order:
+        if not ok:
             return None, 0, reasons, total
-        shape = (pi.cpu, pi.mem, pi.nz_cpu, pi.nz_mem, pi.group)
-        shape = self._shapes.setdefault(shape, shape)
-        if len(self._shapes) > 1024:
-            self._shapes.clear()
-        ni, looked, fit, unfit = fit_and_select(pi, order, want, shape, self.rr)
-        for other in unfit:
-            for r in fits_resources(pi, other):
+        table = self._table(pi, ok)
+        want = num_feasible_nodes_to_find(total, self.percentage)
+        start = self._next_start % len(ok) if want < len(ok) else 0
+        ni, looked, unfit = table.select(start, want, self.rr)
+        for i in unfit:
+            for r in fits_resources(pi, ok[i]):
                 reasons[r] += 1
         self._advance(start, looked, want, len(ok))
-        return ni, len(fit), reasons, total
+        return ni, looked - len(unfit), reasons, total
+
+    def _table(self, pi: PodInfo, ok: list) -> FitTable:
+        """The FitTable of the pod's shape over ``ok``, brought up to date with the nodes
+        changed since it last looked (built anew when the nodes or the log are other)."""
+        cache = self.cache
+        shape = (pi.cpu, pi.mem, pi.nz_cpu, pi.nz_mem, pi.group)
+        table = self._tables.get(shape)
+        changed = None if table is None or table.nodes is not ok else cache.changes_since(table.pos)
+        if changed is None:
+            if len(self._tables) >= 64:
+                self._tables.clear()
+            table = self._tables[shape] = FitTable(shape, ok, cache.changes_end)
+        elif changed:
+            table.update(changed, cache.changes_end)
+        cache.trim_changes()
+        return table
 
     def _window(self, ok: list, total: int):
         """(the nodes in the order this cycle looks at them, how many feasible ones it wants,
@@ -616,8 +631,11 @@ class Scheduler:
         self.bound += 1
         self.queue.forget(pi.key)
         self.recorder.record(pod, "Normal", "Scheduled", f"Successfully assigned {pi.key} to {node}")
-        log.info("bound pod", extra={"fields": {"pod": pi.key, "node": node, "feasibleNodes": feasible,
-                                                "nodes": total}})
+        # the Scheduled event's log line says it at INFO; this one adds the counts (kube-scheduler
+        # logs "Successfully bound pod to node" at V(2)): a line a pod costs the burst ~2% of its CPU
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("bound pod", extra={"fields": {"pod": pi.key, "node": node, "feasibleNodes": feasible,
+                                                     "nodes": total}})
 
 
 async def run_scheduler(client, **kw) -> None:
