@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any, TextIO
@@ -23,11 +24,16 @@ __all__ = ["setup_logging", "TextFormatter", "JSONFormatter", "format_ts"]
 _HANDLER_MARK = "_skiff_handler"
 
 
+_second: list = [None, ""]      # the last second formatted, and its text
+
+
 def format_ts(t: float) -> str:
     """RFC 3339 UTC with milliseconds: 2026-11-28T10:00:00.123Z."""
     secs = int(t)
     ms = int((t - secs) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ms:03d}Z"
+    if _second[0] != secs:      # lines come many a second: strftime once a second
+        _second[:] = [secs, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))]
+    return f"{_second[1]}.{ms:03d}Z"
 
 
 def _short_name(name: str) -> str:
@@ -39,6 +45,9 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return f if isinstance(f, dict) else {}
 
 
+_QUOTE = re.compile(r'[ "=\n\t]')    # a value holding one of these is written quoted
+
+
 def _text_value(v: Any) -> str:
     if isinstance(v, str):
         s = v
@@ -46,19 +55,20 @@ def _text_value(v: Any) -> str:
         s = json.dumps(v)
     else:
         s = json.dumps(v, separators=(",", ":"), default=str)
-    if s == "" or any(c in s for c in ' "=\n\t'):
+    if s == "" or _QUOTE.search(s):
         return json.dumps(s)
     return s
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage()
-        parts = [format_ts(record.created), record.levelname, _short_name(record.name) + ":", msg]
+        parts = [format_ts(record.created), record.levelname, _short_name(record.name) + ":",
+                 record.getMessage()]
+        search = _QUOTE.search
+        for k, v in _fields(record).items():
+            # a plain string as it is (most values), else quoted or encoded by _text_value
+            parts.append(f"{k}={v}" if type(v) is str and v and not search(v) else f"{k}={_text_value(v)}")
         line = " ".join(parts)
-        fields = _fields(record)
-        if fields:
-            line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
@@ -96,6 +106,13 @@ def setup_logging(fmt: str = "text", level: str | int = "INFO", stream: TextIO |
     setattr(handler, _HANDLER_MARK, True)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    # what no skiff line shows, and each record would look up: the caller's file and line (a
+    # walk up the stack), the thread and process names (logging's HOWTO, "Optimization");
+    # with them a line cost a daemon ~20 us, a pod's binding two lines
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     # aiohttp's access log is noisy at INFO; keep it at WARNING unless debugging.
     if root.level > logging.DEBUG:
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
