@@ -1149,9 +1149,10 @@ class Registry(RegistryKindsMixin):
                                                "message": f'Unsupported value: "{target.get("kind")}": '
                                                           f'supported values: "Node"'}], "bindings")
         r = RESOURCES["pods"]
-        key = key_for("pods", namespace, name)
-        for _ in range(_RETRIES):
-            cur = await self._fetch(r, namespace, name)
+        now = now_rfc3339()
+
+        def assign(cur: dict) -> dict:
+            # on the store's thread, in its transaction (Storage.update_with): only reads ``cur``
             spec = cur.get("spec") or {}
             if cur["metadata"].get("deletionTimestamp"):
                 raise E.conflict("pods/binding", name, f"pod {name} is being deleted, cannot be assigned to a host")
@@ -1160,17 +1161,17 @@ class Registry(RegistryKindsMixin):
                                  f'pod {name} is already assigned to node "{spec["nodeName"]}"')
             status = dict(cur.get("status") or {})
             conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-            conds.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()})
+            conds.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": now})
             status["conditions"] = conds
-            new = {**cur, "spec": {**spec, "nodeName": node}, "status": status}
-            try:
-                await self.storage.update(key, new, cur["metadata"].get("resourceVersion"))
-            except StoreError as e:
-                if e.reason == "Conflict":
-                    continue
-                raise self._store_error(e, r, name) from None
-            return E.success_status(201)
-        raise E.conflict("pods/binding", name)
+            return {**cur, "spec": {**spec, "nodeName": node}, "status": status}
+        # the pod is read, changed and written in the store's group commit: nothing is decoded
+        # here, and nothing of it is held while the binding waits for its commit (the scheduler
+        # keeps up to 2048 waiting)
+        try:
+            await self.storage.update_with(key_for("pods", namespace, name), assign)
+        except StoreError as e:
+            raise self._store_error(e, r, name) from None
+        return E.success_status(201)
 
     # ------------------------------------------------------------------ setup
     async def ensure_namespaces(self, names=DEFAULT_NAMESPACES) -> None:

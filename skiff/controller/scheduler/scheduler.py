@@ -9,20 +9,21 @@ background, like kube-scheduler's binding cycle (a goroutine a pod, no limit the
 
 Throughput: the cycles of a backlog do not wait for their bindings, so they would keep the event
 loop the API server shares. The worker lets the loop run the others' callbacks once it has
-had it for ``SCHEDULE_SLICE`` (50 ms), and at most ``MAX_INFLIGHT_BINDS`` (512) bindings wait for
-their commit at once. With 64 (the limit before), the scheduler bound 337 pods/s from a backlog
-at 1000 hollow nodes: it waited for group commits that the agents' writes made ~190 ms long.
-Measured with bench/scale_bench.py --backlog, after the fused filter and score: 256 in flight
-bound 828 pods/s; 384, 512, 768 and 1024 bound 874-1274 (run-to-run spread as wide as the
-differences), but 1024 took the controller's peak RSS to 289-305 MB where 384-768 kept it at
-283-288 (each binding in flight holds its request and the pod's copies). The bindings then
-wait on the store's group commits (p50 180-280 ms for pod writes in the burst), whose thread
-takes ~3.6 times its CPU time in wall time on a 2-core machine the hollow nodes share.
+had it for ``SCHEDULE_SLICE`` (50 ms), and at most ``MAX_INFLIGHT_BINDS`` (2048) bindings wait for
+their commit at once. The loop is what the bindings wait for: by Little's law, with the cap
+reached the rate is the cap over the time a binding takes to go through the group commit and
+back through the busy loop (~0.5 s on a 2-core machine the 1000 hollow nodes share); 512 in
+flight showed as bursts of exactly 1024 bindings a second. A binding in flight costs little
+memory since the pod is read, changed and written on the store's thread (Registry.bind,
+Storage.update_with) and only its revision handed back: bench/scale_bench.py --backlog bound
+1024 -> 1316-1326, 2048 -> 1453-1665 and 4096 -> 1817 pods/s, with the controller's peak RSS
+286-289 MB at 2048 (294 at 4096; 308-310 at 2048 while each binding held its decoded pod).
 
 - On success: a Normal ``Scheduled`` event ``Successfully assigned default/web to n1`` and one log
   line. The informer's MODIFIED (spec.nodeName set) then confirms the assumed pod.
 - Pending pods are taken highest `spec.priority` first (PrioritySort), first come first served
-  within a priority; there is no preemption.
+  within a priority; a pod that fits nowhere may evict lower-priority pods (DefaultPreemption,
+  preemption.py).
 - When the binding fails: the assumption is dropped and the pod is requeued (unless it is gone,
   bound elsewhere or being deleted).
 - When no node fits: the pod stays Pending with the condition PodScheduled=False reason
@@ -81,7 +82,7 @@ log = logging.getLogger("skiff.scheduler")
 
 DEFAULT_SCHEDULER = "default-scheduler"
 SCHEDULE_SLICE = 0.05       # seconds of scheduling cycles before the loop runs the other callbacks
-MAX_INFLIGHT_BINDS = 512    # bindings waiting for their commit at once
+MAX_INFLIGHT_BINDS = 2048    # bindings waiting for their commit at once
 MIN_FEASIBLE_NODES_TO_FIND = 100
 
 

@@ -137,6 +137,22 @@ class Storage(abc.ABC):
         """Replace the object. With ``expect_rv``, 409 Conflict unless it is the stored
         resourceVersion; 404 NotFound if absent. uid and creationTimestamp are kept."""
 
+    async def update_with(self, key: str, change: Callable[[Obj], Obj]) -> str:
+        """Read, change and write ``key`` as one step (etcd3's GuaranteedUpdate):
+        ``change(the stored object)`` returns the new object or raises (that error is the
+        write's). It must only read its argument: a store may call it on its own thread, and
+        more than once. Returns the resourceVersion written, not the object: a burst of
+        writers (the scheduler's bindings) would otherwise each hold a decoded copy until it
+        runs again. 404 NotFound if absent. This default reads, then writes with the
+        resourceVersion it read, again while that conflicts."""
+        while True:
+            cur = await self.get(key)
+            try:
+                return str(rv_of(await self.update(key, change(cur), rv_of(cur))))
+            except StoreError as e:
+                if e.reason != "Conflict":
+                    raise
+
     @abc.abstractmethod
     async def delete(self, key: str, expect_rv: str | None = None) -> Obj:
         """Remove and return the object, its resourceVersion set to the deletion revision."""
@@ -423,6 +439,11 @@ class WatchCache(Storage):
         out = await self.storage.update(key, obj, expect_rv)
         await self.wait_for(int(rv_of(out)))
         return out
+
+    async def update_with(self, key: str, change: Callable[[Obj], Obj]) -> str:
+        rv = await self.storage.update_with(key, change)
+        await self.wait_for(int(rv))
+        return rv
 
     async def delete(self, key: str, expect_rv: str | None = None) -> Obj:
         out = await self.storage.delete(key, expect_rv)
