@@ -16,8 +16,8 @@ back through the busy loop (~0.5 s on a 2-core machine the 1000 hollow nodes sha
 flight showed as bursts of exactly 1024 bindings a second. A binding in flight costs little
 memory since the pod is read, changed and written on the store's thread (Registry.bind,
 Storage.update_with) and only its revision handed back: bench/scale_bench.py --backlog bound
-1024 -> 1316-1326, 2048 -> 1453-1665 and 4096 -> 1817 pods/s, with the controller's peak RSS
-286-289 MB at 2048 (294 at 4096; 308-310 at 2048 while each binding held its decoded pod).
+1024 -> 1316-1326, 2048 -> 1530-1977 and 4096 -> 1817 pods/s, with the controller's peak RSS
+282-289 MB at 2048 (294 at 4096; 308-310 at 2048 while each binding held its decoded pod).
 
 - On success: a Normal ``Scheduled`` event ``Successfully assigned default/web to n1`` and one log
   line. The informer's MODIFIED (spec.nodeName set) then confirms the assumed pod.
