@@ -123,7 +123,6 @@ def test_fit_table_same_answer_as_reference():
         else:
             t.update(changed, c2.changes_end)
             updated += 1
-        c2.trim_changes()
         s2 = start if nodes2 is c2.node_list else len(nodes) - 1 - start
         order1 = [c1.nodes[n.name] for n in nodes2[s2:] + nodes2[:s2]]     # the same window
         a, looked_a, fit_a, unfit_a = _reference(PodInfo(p), order1, want, rr1)
@@ -140,6 +139,22 @@ def test_fit_table_same_answer_as_reference():
         start = (start + looked_a) % len(nodes)
     assert updated > 600        # the tables were updated from the log, not rebuilt
     assert sum(n.npods for n in c1.node_list) > 300
+
+
+def test_the_change_log_stays_bounded_without_a_table_reading_it():
+    """Pods come and go with no FitTable looking (every pod with terms, say): the cache's log of
+    changed nodes is forgotten past its bound, and a table behind that is rebuilt."""
+    c = cache(node("a"), node("b"))
+    pi0 = PodInfo(pod("p", cpu="0", mem="0"))
+    old = c.changes_end
+    for i in range(3000):
+        pi = PodInfo(pod(f"p{i}", cpu="10m", mem="1Mi"))
+        c.assume(pi, "a" if i % 2 else "b")
+        c.remove_pod(pi.key)
+    assert len(c.changes) <= 1024 + 2 * len(c.nodes)
+    assert c.changes_since(old) is None and c.changes_since(c.changes_end) == []
+    assert FitTable((pi0.cpu, pi0.mem, pi0.nz_cpu, pi0.nz_mem, pi0.group), c.node_list, c.changes_end) \
+        .select(0, 2)[0].name == "a"
 
 
 def test_fit_table_tie_break_follows_names_across_the_wrap():

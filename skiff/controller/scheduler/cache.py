@@ -158,6 +158,7 @@ class SchedulerCache:
         old = ni.node
         before = (ni.signature, ni.alloc_cpu, ni.alloc_mem, ni.alloc_pods, ni.alloc_scalar)
         ni.set_node(node)
+        self.trim_changes()
         if old is None:
             self._rebuild()
             self.static_generation += 1
@@ -188,7 +189,8 @@ class SchedulerCache:
 
     def trim_changes(self) -> None:
         """Forget the change log once it is longer than the nodes are many (a table further
-        behind than that is cheaper to rebuild than to update)."""
+        behind than that is cheaper to rebuild than to update). Called on every change, so the
+        log stays bounded whether or not a table reads it."""
         if len(self.changes) > 1024 + 2 * len(self.nodes):
             self.changes_base += len(self.changes)
             self.changes.clear()
@@ -221,6 +223,7 @@ class SchedulerCache:
     def _add(self, key: str, node: str, pi: PodInfo) -> None:
         self.pods[key] = (node, pi)
         self._info(node).add(pi, 1)
+        self.trim_changes()
         if pi.terms is not None and pi.terms.inter_pod:
             self.with_affinity.add(key)
 
@@ -236,6 +239,7 @@ class SchedulerCache:
             ni.add(pi, -1)
             if ni.node is None and ni.npods == 0:
                 del self.nodes[node]
+        self.trim_changes()
 
     def assume(self, pi: PodInfo, node: str) -> None:
         """Account ``pi`` on ``node`` before the binding is seen back."""

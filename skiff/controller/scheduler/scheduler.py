@@ -483,7 +483,6 @@ class Scheduler:
             table = self._tables[shape] = FitTable(shape, ok, cache.changes_end)
         elif changed:
             table.update(changed, cache.changes_end)
-        cache.trim_changes()
         return table
 
     def _window(self, ok: list, total: int):

@@ -144,7 +144,7 @@ class FitTable:
     table recomputes only those since it last looked (``update``). In a backlog of one
     Deployment's pods a binding changes one node, so a cycle recomputes one node, then slices
     the window out of the lists (274 -> 115 us a cycle at 1000 nodes with a memo on each node
-    read in a Python loop; -> ~55 us with the tables)."""
+    read in a Python loop; -> 57-63 us with the tables)."""
 
     __slots__ = ("shape", "nodes", "index", "names", "sorted", "keys", "counts", "pos")
 
