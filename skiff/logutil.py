@@ -24,16 +24,19 @@ __all__ = ["setup_logging", "TextFormatter", "JSONFormatter", "format_ts"]
 _HANDLER_MARK = "_skiff_handler"
 
 
-_second: list = [None, ""]      # the last second formatted, and its text
+_last_second: tuple = (None, "")    # the last second formatted and its text (one tuple: threads
+                                    # log too, and each reads both halves of the same one)
 
 
 def format_ts(t: float) -> str:
     """RFC 3339 UTC with milliseconds: 2026-11-28T10:00:00.123Z."""
+    global _last_second
     secs = int(t)
     ms = int((t - secs) * 1000)
-    if _second[0] != secs:      # lines come many a second: strftime once a second
-        _second[:] = [secs, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))]
-    return f"{_second[1]}.{ms:03d}Z"
+    last = _last_second
+    if last[0] != secs:         # lines come many a second: strftime once a second
+        last = _last_second = (secs, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)))
+    return f"{last[1]}.{ms:03d}Z"
 
 
 def _short_name(name: str) -> str:

@@ -66,3 +66,12 @@ def test_exceptions_and_bad_format(restore_root):
     assert "ValueError: boom" in doc["exc"]
     with pytest.raises(ValueError):
         setup_logging("xml")
+
+
+def test_format_ts_across_seconds():
+    """The second's text is reused within a second and redone for the next (and back)."""
+    from skiff.logutil import format_ts
+    assert format_ts(86400.5) == "1970-01-02T00:00:00.500Z"
+    assert format_ts(86400.875) == "1970-01-02T00:00:00.875Z"
+    assert format_ts(86401.0) == "1970-01-02T00:00:01.000Z"
+    assert format_ts(86399.25) == "1970-01-01T23:59:59.250Z"
