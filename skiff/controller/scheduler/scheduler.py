@@ -461,8 +461,7 @@ class Scheduler:
         if not ok:
             return None, 0, reasons, total
         table = self._table(pi, ok)
-        want = num_feasible_nodes_to_find(total, self.percentage)
-        start = self._next_start % len(ok) if want < len(ok) else 0
+        want, start = self._start(ok, total)
         ni, looked, unfit = table.select(start, want, self.rr)
         for i in unfit:
             for r in fits_resources(pi, ok[i]):
@@ -485,12 +484,17 @@ class Scheduler:
             table.update(changed, cache.changes_end)
         return table
 
-    def _window(self, ok: list, total: int):
-        """(the nodes in the order this cycle looks at them, how many feasible ones it wants,
-        where it starts): kube-scheduler's numFeasibleNodesToFind from where the last stopped."""
+    def _start(self, ok: list, total: int) -> tuple[int, int]:
+        """(how many feasible nodes a cycle wants, where in ``ok`` it starts looking):
+        kube-scheduler's numFeasibleNodesToFind, from where the last cycle stopped."""
         want = num_feasible_nodes_to_find(total, self.percentage)
         n = len(ok)
-        start = self._next_start % n if n and want < n else 0
+        return want, (self._next_start % n if n and want < n else 0)
+
+    def _window(self, ok: list, total: int):
+        """(the nodes in the order this cycle looks at them, how many feasible ones it wants,
+        where it starts)."""
+        want, start = self._start(ok, total)
         return (ok[start:] + ok[:start] if start else ok), want, start
 
     def _advance(self, start: int, looked: int, want: int, n: int) -> None:
