@@ -41,6 +41,9 @@ class AgentConfig:
     backoff_cap: float = 300.0
     backoff_reset: float = 600.0
     resync: float = 10.0
+    # how often the ConfigMaps and Secrets of the pods' volumes are read again, and changed
+    # files written (the kubelet's --sync-frequency, 1 min)
+    sync_frequency: float = 60.0
     sandbox_retry: float = 5.0
     image_retry: float = 10.0
     insecure_registries: bool = False
@@ -69,6 +72,7 @@ class Agent:
         self.runtime = None
         self.images = None
         self.events = None
+        self.objects = None         # skiff.agent.objcache.ObjectCache: the pods' ConfigMaps and Secrets
         self.backoff = Backoff(config.backoff_initial, config.backoff_cap, config.backoff_reset)
         self.workers: dict[str, PodWorker] = {}
         self.host_ip = config.node_ip or nodeinfo.host_ip_for(config.server)
@@ -144,6 +148,8 @@ class Agent:
                 self.heartbeat_client = HTTPClient(cfg.server, token, ca_file=self._ca, connection_limit=2,
                                                    timeout=max(5.0, min(30.0, cfg.lease_duration / 2)))
         self.events = EventRecorder(self.client, "kubelet", host=self.name)
+        from .objcache import ObjectCache
+        self.objects = ObjectCache(self.client)
         if fake:  # a hollow node: only the runtime is fake, every image is present
             from .fakeruntime import FakeImageManager, FakePodRuntime
             self.runtime = FakePodRuntime(cfg.root, pod_network=cfg.pod_network, bridge=cfg.pod_bridge)

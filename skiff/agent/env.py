@@ -159,13 +159,19 @@ def env_refs(c: dict) -> set[tuple[str, str]]:
     return out
 
 
-async def fetch_refs(client, namespace: str, refs: set[tuple[str, str]]) -> dict[tuple[str, str], dict | None]:
-    """Get each referenced object through the agent's client; None for a missing one."""
+async def fetch_refs(client, namespace: str, refs: set[tuple[str, str]], cache=None,
+                     max_age: float = 0.0) -> dict[tuple[str, str], dict | None]:
+    """Get each referenced object through the agent's client, or through its ObjectCache
+    (skiff.agent.objcache) when given, as read at most ``max_age`` seconds ago; None for a
+    missing one."""
     from skiff.api.errors import APIError
     out: dict[tuple[str, str], dict | None] = {}
     for resource, name in refs:
         try:
-            out[(resource, name)] = await client.get(resource, name, namespace)
+            if cache is not None:
+                out[(resource, name)] = await cache.get(resource, namespace, name, max_age)
+            else:
+                out[(resource, name)] = await client.get(resource, name, namespace)
         except APIError as e:
             if e.code == 404:
                 out[(resource, name)] = None

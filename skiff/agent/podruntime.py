@@ -620,20 +620,26 @@ class PodRuntime:
     def write_config_volume(self, uid: str, vname: str, files: list[tuple[str, bytes, int]] | None,
                             secret: bool = False, owner: tuple[int, int] | None = None) -> str:
         """Write a file volume's files (configMap, secret, downwardAPI, projected) under
-        <root>/pods/<uid>/volumes/<vname>, replacing what was there. The pod's directory is 0700 (root only on the host); a secret
-        volume's directory is 0700 too (owned by ``owner``, the containers' runAsUser/fsGroup,
-        when given), a configMap's 0755; each file has its mode (defaultMode or the item's)."""
+        <root>/pods/<uid>/volumes/<vname> as the kubelet's atomic writer lays them out: the
+        files in a directory ``..<UTC time>.<random>``, the link ``..data`` to it, and a link
+        ``<name> -> ..data/<name>`` for each top-level name. A rewrite makes a new directory and
+        swaps ``..data`` in one rename, so a running container (it mounts the volume's
+        directory) sees either all the old files or all the new ones, as tools that watch
+        ``..data`` expect. The pod's directory is 0700 (root only on the host); a secret
+        volume's directories are 0700 too (owned by ``owner``, the containers'
+        runAsUser/fsGroup, when given), a configMap's 0755; each file has its mode (defaultMode
+        or the item's)."""
+        import tempfile
+        import time
         d = os.path.join(self.volumes_dir(uid), vname)
         pod_dir = os.path.join(self.pods_dir, uid)
-        os.makedirs(os.path.dirname(d), exist_ok=True)
+        os.makedirs(d, exist_ok=True)
         os.chmod(pod_dir, 0o700)
-        tmp = d + ".tmp"
-        if os.path.exists(tmp):
-            remove_tree(tmp)
-        os.mkdir(tmp, 0o700)
+        dmode = 0o700 if secret else 0o755
+        gen = tempfile.mkdtemp(prefix=time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()), dir=d)
         for rel, data, mode in files or []:
-            path = os.path.join(tmp, rel)
-            os.makedirs(os.path.dirname(path), 0o755 if not secret else 0o700, exist_ok=True)
+            path = os.path.join(gen, rel)
+            os.makedirs(os.path.dirname(path), dmode, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             try:
                 os.write(fd, data)
@@ -642,26 +648,30 @@ class PodRuntime:
                     os.fchown(fd, owner[0], owner[1])
             finally:
                 os.close(fd)
-        os.chmod(tmp, 0o700 if secret else 0o755)
-        if owner is not None:
-            os.chown(tmp, owner[0], owner[1])
-        # the running containers keep their bind mount of the old directory (as a subPath
-        # mount in Kubernetes); the files are rewritten in place when the directory exists
-        if os.path.isdir(d):
-            for name in os.listdir(d):
-                p = os.path.join(d, name)
-                if os.path.isdir(p) and not os.path.islink(p):
-                    remove_tree(p)
-                else:
-                    os.unlink(p)
-            for name in os.listdir(tmp):
-                os.rename(os.path.join(tmp, name), os.path.join(d, name))
-            st = os.stat(tmp)
-            os.chmod(d, st.st_mode & 0o7777)
-            os.chown(d, st.st_uid, st.st_gid)
-            os.rmdir(tmp)
-        else:
-            os.rename(tmp, d)
+        for p in (gen, d):
+            os.chmod(p, dmode)
+            if owner is not None:
+                os.chown(p, owner[0], owner[1])
+        link = os.path.join(d, "..data")
+        tmp = os.path.join(d, "..data_tmp")
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(os.path.basename(gen), tmp)
+        os.rename(tmp, link)     # the swap: one rename
+        tops = {rel.split("/", 1)[0] for rel, _, _ in files or []}
+        for name in os.listdir(d):
+            p = os.path.join(d, name)
+            if name.startswith(".."):
+                stale = name != "..data" and p != gen     # the directories of earlier writes
+            else:
+                stale = name not in tops or not os.path.islink(p)   # a name gone, or the old layout's file
+            if stale and os.path.isdir(p) and not os.path.islink(p):
+                remove_tree(p)
+            elif stale:
+                os.unlink(p)
+        for name in tops:
+            if not os.path.lexists(os.path.join(d, name)):
+                os.symlink(f"..data/{name}", os.path.join(d, name))
         return d
 
     def _mounts(self, uid: str, spec: dict, c: dict, env: list[str] = ()) -> list[dict]:
@@ -706,7 +716,10 @@ class PodRuntime:
             if sub:
                 if sub.startswith("/") or ".." in sub.split("/"):
                     raise InvalidArgument(f"volume {vname}: subPath {sub!r} must be a relative path inside the volume")
-                source = os.path.join(source, sub)
+                # symlinks resolved inside the volume (a configMap's ``key -> ..data/key``; a
+                # link a container made in an emptyDir cannot send the mount out of it)
+                from ..runtime.containers.rootfs import secure_join
+                source = secure_join(source, sub)
                 if not os.path.exists(source):
                     os.makedirs(source, 0o755)
             out.append({"source": source, "destination": dest, "readonly": bool(vm.get("readOnly"))})

@@ -20,8 +20,8 @@ from .hooks import POST_START_TIMEOUT, run_hook, stop_container
 from .env import (ConfigError, container_env, env_refs, expand_argv, fetch_refs, field_path, is_sidecar,
                   request_token)
 from .security import forbidden_sysctl
-from .volumefiles import (has_downward_files, holds_secrets, is_file_volume, token_key, token_sources, volume_files,
-                          volume_refs)
+from .volumefiles import (has_downward_files, holds_secrets, is_file_volume, object_refs, token_key, token_sources,
+                          volume_files, volume_refs)
 from .claims import CLAIM_RETRY, claim_volumes, read_only_mounts, resolve_claims, runtime_pod
 from .probes import ProbeManager
 
@@ -64,6 +64,7 @@ class PodWorker:
         self.failed: tuple[str, str] | None = None   # (reason, message) once the agent failed the pod
         self._objects: dict = {}           # (resource, name) -> the ConfigMap/Secret last read
         self._written: dict[str, list | None] = {}   # file volume -> the files written
+        self._config_due = 0.0             # monotonic time of the next read of the volumes' objects
         self.claims: dict[str, dict] | None = None    # claim volume -> its host directory, once resolved
         self.probes = ProbeManager(self)
         self.task = asyncio.create_task(self._run(), name=f"pod-{uid[:8]}")
@@ -214,6 +215,7 @@ class PodWorker:
         if self._written:
             self.refresh_downward_volumes(pod)
             await self.renew_tokens(pod)
+            await self.refresh_object_volumes(pod)
         self.probes.sync(pod, infos)
         await self.write_status(sb, infos)
         return False
@@ -426,9 +428,11 @@ class PodWorker:
         required object or key is missing."""
         spec = pod["spec"]
         refs = env_refs(c) | volume_refs(spec, c)
-        if refs:
+        if refs:   # read now (max_age 0), as the kubelet reads a new pod's objects
             ns = pod["metadata"].get("namespace") or "default"
-            self._objects.update(await fetch_refs(self.agent.client, ns, refs))
+            self._objects.update(await fetch_refs(self.agent.client, ns, refs,
+                                                  cache=getattr(self.agent, "objects", None)))
+            self._config_due = time.monotonic() + self.agent.config.sync_frequency
         for vname, src in token_sources(spec, c):
             if token_key(src) not in self._objects:
                 self._objects[token_key(src)] = await request_token(self.agent.client, pod, vname, src)
@@ -456,14 +460,43 @@ class PodWorker:
     def refresh_downward_volumes(self, pod: dict) -> None:
         """Rewrite the written downwardAPI files whose pod fields changed (a label or an
         annotation), as the kubelet does; the containers see the new files in place."""
-        for vol in pod["spec"].get("volumes") or []:
+        self._refresh_volumes(pod, [v for v in pod["spec"].get("volumes") or [] if has_downward_files(v)])
+
+    async def refresh_object_volumes(self, pod: dict) -> None:
+        """Once a sync period (``sync_frequency``), read the ConfigMaps and Secrets of the
+        written volumes again, through the agent's cache (one GET per object and node a
+        period), and rewrite the volumes whose files changed: a running container sees the
+        new files, swapped in at once (``..data``), as with the kubelet. Environment variables
+        keep the values their container started with. An object that can no longer be read,
+        or lost a key, leaves the files as they were (a FailedMount event)."""
+        now = time.monotonic()
+        if now < self._config_due:
+            return
+        period = self.agent.config.sync_frequency
+        self._config_due = now + period
+        vols = [v for v in pod["spec"].get("volumes") or [] if v.get("name") in self._written and object_refs(v)]
+        if not vols:
+            return
+        refs = set().union(*(object_refs(v) for v in vols))
+        try:
+            self._objects.update(await fetch_refs(self.agent.client, pod["metadata"].get("namespace") or "default",
+                                                  refs, cache=getattr(self.agent, "objects", None), max_age=period))
+        except Exception as e:  # noqa: BLE001 - the API unreachable too: the files stay, tried next period
+            log.warning("pod %s: reading its volumes' objects again: %s", pod_ref(pod), e)
+            return
+        self._refresh_volumes(pod, vols, event=True)
+
+    def _refresh_volumes(self, pod: dict, vols: list[dict], event: bool = False) -> None:
+        for vol in vols:
             name = vol.get("name")
-            if name not in self._written or not has_downward_files(vol):
+            if name not in self._written:
                 continue
             try:
                 files = volume_files(vol, self._objects, pod)
             except ConfigError as e:
                 log.warning("pod %s: volume %s: %s", pod_ref(pod), name, e)
+                if event:
+                    self.agent.events.record(pod, "Warning", e.reason, str(e))
                 continue
             if files != self._written[name]:
                 self._rewrite_volume(pod, vol)

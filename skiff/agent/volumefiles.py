@@ -77,18 +77,22 @@ def _object_ref(kind: str, src: dict, projected: bool) -> tuple[str, str]:
     return "secrets", src.get("name" if projected else "secretName", "")
 
 
+def object_refs(vol: dict) -> set[tuple[str, str]]:
+    """The (resource, name) of the ConfigMaps and Secrets one volume holds, projected sources
+    included."""
+    projected = vol.get("projected") is not None
+    return {_object_ref(kind, src, projected) for kind, src in _sources(vol)
+            if kind not in ("downwardAPI", "serviceAccountToken")}
+
+
 def volume_refs(spec: dict, c: dict | None = None) -> set[tuple[str, str]]:
     """The (resource, name) of the ConfigMaps and Secrets the pod's volumes hold (only the
-    volumes ``c`` mounts, if given), projected sources included."""
+    volumes ``c`` mounts, if given)."""
     mounted = None if c is None else {vm.get("name") for vm in c.get("volumeMounts") or []}
-    out = set()
+    out: set[tuple[str, str]] = set()
     for v in spec.get("volumes") or []:
-        if mounted is not None and v.get("name") not in mounted:
-            continue
-        projected = v.get("projected") is not None
-        for kind, src in _sources(v):
-            if kind not in ("downwardAPI", "serviceAccountToken"):
-                out.add(_object_ref(kind, src, projected))
+        if mounted is None or v.get("name") in mounted:
+            out |= object_refs(v)
     return out
 
 

@@ -15,6 +15,8 @@ AGENT_OPTS = [
     Opt(("--pod-bridge",), "bridge", "str", "Bridge of the pod network", "NAME", "skiffpods0"),
     Opt(("--backoff",), "backoff", "str", "Restart back-off: initial,cap,reset seconds", "I,C,R",
         "10,300,600"),
+    Opt(("--sync-frequency",), "sync_frequency", "int", "How often the ConfigMaps and Secrets of "
+        "mounted volumes are read again, and changed files written", "SECONDS", 60),
     Opt(("--log-format",), "log_format", "str", "Log line format: text or json", "FORMAT", "text"),
     Opt(("--cgroup-parent",), "cgroup_parent", "str", "Parent cgroup of the pods", "PATH", "skiff"),
     Opt(("--ca-file",), "ca_file", "str", "CA to verify the API server with (default: the one the "
@@ -53,6 +55,10 @@ def agent_config(values, ctx, server: str, token: str, root: str | None = None):
         domain = normalize_domain(values.get("cluster_domain") or "cluster.local")
     except ValueError as e:
         raise InvalidArgument(f"invalid --cluster-domain: {e}") from None
+    sync_frequency = values.get("sync_frequency")
+    sync_frequency = 60 if sync_frequency is None else sync_frequency
+    if sync_frequency <= 0:
+        raise InvalidArgument(f"invalid --sync-frequency {sync_frequency}: want a number of seconds above 0")
     runtime = values.get("runtime") or "real"
     if runtime not in ("real", "fake"):
         raise InvalidArgument(f"invalid --runtime {runtime!r}: want real or fake")
@@ -62,7 +68,7 @@ def agent_config(values, ctx, server: str, token: str, root: str | None = None):
                        pod_bridge=values["bridge"], labels=labels, backoff_initial=initial,
                        backoff_cap=cap, backoff_reset=reset, insecure_registries=values["insecure"],
                        cgroup_parent=values["cgroup_parent"], ca_file=values.get("ca_file") or "",
-                       cluster_domain=domain,
+                       cluster_domain=domain, sync_frequency=sync_frequency,
                        resolv_conf=values.get("resolv_conf") or "/etc/resolv.conf")
 
 

@@ -90,7 +90,7 @@ class OneHost:
             [PY, "-m", "skiff", "--root", self.root, "agent", "--server", self.url, "--token", self.token,
              "--node-name", self.node, "--log-port", "0", "--lease-duration", str(self.lease_duration),
              "--pod-bridge", self.bridge, "--backoff", self.backoff, "--cgroup-parent", self.cg_parent,
-             "--log-format", "json"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+             "--sync-frequency", "2", "--log-format", "json"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         log.close()
 
     def read_log(self, name: str, tail: int | None = 5000) -> str:

@@ -126,7 +126,7 @@ def test_configmap_and_secret_env_and_volumes(host):
                 "data": {"password": _b64("s3cret"), "user": _b64("admin")}})
     script = ("echo G=$GREETING C=$CFG_color P=$S_password U=$USER_NAME O=[$OPT]; "
               "cat /etc/cfg/app.conf /etc/cfg/greeting; echo; cat /etc/sec/db/pw; echo; "
-              "stat -c '%a %n' /etc/sec /etc/sec/db/pw /etc/cfg/greeting /etc/one/u; "
+              "stat -L -c '%a %n' /etc/sec /etc/sec/db/pw /etc/cfg/greeting /etc/one/u; "
               "touch /etc/cfg/x 2>/dev/null && echo WRITABLE || echo READONLY; exec sleep 3600")
     host.apply(pod("cfgpod", ctr(
         "main", script,
@@ -159,6 +159,39 @@ def test_configmap_and_secret_env_and_volumes(host):
     wait_for(lambda: not os.path.exists(pod_dir), 30, what="the pod's volumes removed")
 
 
+def test_changed_configmap_and_secret_reach_the_running_container(host):
+    """A ConfigMap or Secret changed while its pod runs: the mounted files change in place
+    (a new ..data swapped in; the agent runs with --sync-frequency 2), the environment and a
+    subPath mount keep what the container started with, as in Kubernetes; nothing restarts."""
+    host.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "live"},
+                "data": {"mode": "slow", "level": "1"}},
+               {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "livesec"},
+                "data": {"pw": _b64("old")}})
+    host.apply(pod("livepod", ctr(
+        "main", "echo STARTED; exec sleep 3600",
+        env=[{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "live", "key": "mode"}}}],
+        volumeMounts=[{"name": "cfg", "mountPath": "/etc/live"}, {"name": "sec", "mountPath": "/etc/sec"},
+                      {"name": "cfg", "mountPath": "/etc/level", "subPath": "level"}]),
+        volumes=[{"name": "cfg", "configMap": {"name": "live"}},
+                 {"name": "sec", "secret": {"secretName": "livesec"}}]))
+    host.wait_phase("livepod", "Running")
+
+    def sh(cmd: str, check: bool = True) -> str:
+        return host.ctl("exec", "livepod", "--", "sh", "-c", cmd, check=check).stdout
+
+    assert sh("cat /etc/live/mode /etc/level /etc/sec/pw; echo; echo $MODE") == "slow1old\nslow\n"
+    assert "..data" in sh("ls -a /etc/live").split()
+    host.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "live"},
+                "data": {"mode": "fast", "level": "2", "extra": "x"}},
+               {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "livesec"},
+                "data": {"pw": _b64("new")}})
+    wait_for(lambda: sh("cat /etc/live/mode /etc/live/extra /etc/sec/pw", check=False) == "fastxnew", 20,
+             what="the changed ConfigMap and Secret in the running container")
+    assert sh("cat /etc/level; echo $MODE") == "1slow\n"     # subPath and env: as started
+    assert cstatus(host.pod("livepod"), "main")["restartCount"] == 0
+    host.ctl("delete", "pod", "livepod")
+
+
 def test_downward_api_and_projected_volumes(host):
     host.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pcfg"}, "data": {"mode": "fast"}},
                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "psec"}, "data": {"token": _b64("t0k")}})
@@ -172,7 +205,7 @@ def test_downward_api_and_projected_volumes(host):
         {"secret": {"name": "psec"}},
         {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}
     script = ("cat /etc/info/labels; echo; cat /etc/info/name; echo; cat /etc/info/mem; echo; "
-              "cat /etc/all/conf/mode /etc/all/token /etc/all/ns; echo; stat -c '%a %n' /etc/all/token; "
+              "cat /etc/all/conf/mode /etc/all/token /etc/all/ns; echo; stat -L -c '%a %n' /etc/all/token; "
               "echo DONE; exec sleep 3600")
     p = pod("dwpod", ctr("main", script, resources={"limits": {"memory": "32Mi"}},
                          volumeMounts=[{"name": "info", "mountPath": "/etc/info"},

@@ -199,3 +199,22 @@ def test_the_kubernetes_service_reaches_every_namespace():
         assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("10.96.0.1", "443")
         assert env["KUBERNETES_SERVICE_PORT_HTTPS"] == "443" and env["KUBERNETES_PORT"] == "tcp://10.96.0.1:443"
         assert "WEB_SERVICE_HOST" not in env
+
+
+def test_sync_frequency_flag():
+    """--sync-frequency (the kubelet's): how often mounted ConfigMaps and Secrets are read again."""
+    import types
+
+    from skiff.cli.agent import COMMAND, agent_config
+    from skiff.cli.parser import parse
+    from skiff.errors import InvalidArgument
+    ctx = types.SimpleNamespace(root=types.SimpleNamespace(path="/var/lib/skiff"))
+    base = ["--server", "https://127.0.0.1:1", "--token", "t"]
+
+    def config(*extra):
+        values, _ = parse(COMMAND, base + list(extra))
+        return agent_config(values, ctx, values["server"], values["token"])
+    assert config().sync_frequency == 60
+    assert config("--sync-frequency", "5").sync_frequency == 5
+    with pytest.raises(InvalidArgument, match="--sync-frequency"):
+        config("--sync-frequency", "0")

@@ -153,3 +153,63 @@ def test_host_network_hosts_file_is_the_kubelets(tmp_path):
         "# Kubernetes-managed hosts file (host network).\n127.0.0.1\tlocalhost\n10.1.2.3\tnodebox\n"
         "\n# Entries added by HostAliases.\n10.9.9.9\ta\tb\n")
     assert host_network_hosts({}, str(hosts)).count("\n") == 3
+
+
+@pytest.mark.asyncio
+async def test_changed_configmap_reaches_the_written_volumes_once_a_sync_period(tmp_path):
+    """The agent reads the mounted ConfigMaps again every --sync-frequency and writes the
+    volumes whose files changed (the kubelet updates mounted ConfigMaps and Secrets); the
+    pods of the node share the read."""
+    from skiff.agent.agent import Agent, AgentConfig
+    from skiff.api.client import HTTPClient
+    from skiff.controller.controlplane import ControlPlane
+    from skiff.controller.controllers import standard_controllers
+    cp = ControlPlane(str(tmp_path / "cp"))
+    for c in standard_controllers():
+        if c.__name__ in ("scheduler", "nodeipam"):
+            cp.add_controller(c)
+    await cp.start()
+    agent = None
+    try:
+        token = await cp.mint_node_token("hollow-1")
+        agent = Agent(AgentConfig(server=cp.url, token=token, node_name="hollow-1", runtime="fake",
+                                  root=str(tmp_path / "agent"), node_ip="127.0.0.1", log_port=0,
+                                  lease_duration=4, resync=0.1, sync_frequency=2))
+        agent.client = HTTPClient(cp.url, token, ca_file=cp.ca_file)
+        await asyncio.wait_for(agent.start(), 30)
+        client = cp.local_client()
+        await client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                           "metadata": {"name": "cfg", "namespace": "default"},
+                                           "data": {"mode": "slow"}}, "default")
+        for name in ("a", "b"):
+            await client.create("pods", {
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+                "spec": {"containers": [{"name": "c", "image": "busybox",
+                                         "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]}],
+                         "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}]}}, "default")
+        loop = asyncio.get_running_loop()
+
+        async def written(want: bytes, timeout: float = 20) -> None:
+            deadline = loop.time() + timeout
+            while True:
+                seen = [(w._written.get("cfg") or [None])[0] for w in agent.workers.values()]
+                if len(seen) == 2 and all(f is not None and f[1] == want for f in seen):
+                    return
+                assert loop.time() < deadline, seen
+                await asyncio.sleep(0.05)
+        await written(b"slow")
+        cm = await client.get("configmaps", "cfg", "default")
+        cm["data"]["mode"] = "fast"
+        await client.update("configmaps", cm)
+        before = agent.objects.fetches
+        t0 = loop.time()
+        await written(b"fast")
+        assert loop.time() - t0 < 5
+        # both pods' volumes were refreshed from one read, not one each
+        assert agent.objects.fetches - before == 1
+        await agent.stop()
+        agent = None
+    finally:
+        if agent is not None:
+            await agent.stop()
+        await cp.stop()

@@ -420,15 +420,44 @@ def test_write_config_volume_modes(tmp_path):
     assert stat.S_IMODE(os.stat(os.path.join(rt.pods_dir, "uid1")).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(os.path.join(d, "db", "pw")).st_mode) == 0o400
     assert open(os.path.join(d, "user"), "rb").read() == b"admin"
-    # rewritten in place (the same directory, as a running container's mount sees it)
+    # the kubelet's layout: the files in ..<time>.<random>, ..data links to it, each
+    # top-level name links through ..data
+    first = os.readlink(os.path.join(d, "..data"))
+    assert first.startswith("..20") and os.readlink(os.path.join(d, "db")) == "..data/db"
+    assert os.readlink(os.path.join(d, "user")) == "..data/user"
+    assert stat.S_IMODE(os.stat(os.path.join(d, first)).st_mode) == 0o700
+    # rewritten in place (the same directory, as a running container's mount sees it): a new
+    # generation swapped in through ..data, the old one and the names gone from it removed
     ino = os.stat(d).st_ino
     d2 = rt.write_config_volume("uid1", "sec", [("user", b"root", 0o400)], secret=True)
-    assert d2 == d and os.stat(d).st_ino == ino and os.listdir(d) == ["user"]
+    assert d2 == d and os.stat(d).st_ino == ino
+    second = os.readlink(os.path.join(d, "..data"))
+    assert second != first and sorted(os.listdir(d)) == sorted([second, "..data", "user"])
+    assert open(os.path.join(d, "user"), "rb").read() == b"root"
+    # a volume written by the older layout (plain files) is taken over
+    old = os.path.join(rt.volumes_dir("uid1"), "legacy")
+    os.makedirs(os.path.join(old, "sub"))
+    open(os.path.join(old, "k"), "w").write("x")
+    rt.write_config_volume("uid1", "legacy", [("k", b"y", 0o644)])
+    assert os.path.islink(os.path.join(old, "k")) and open(os.path.join(old, "k")).read() == "y"
+    assert not os.path.exists(os.path.join(old, "sub"))
     c = rt.write_config_volume("uid1", "cfg", [("A", b"1", 0o644)])
     assert stat.S_IMODE(os.stat(c).st_mode) == 0o755
     mounts = rt._mounts("uid1", {"volumes": [{"name": "cfg", "configMap": {"name": "x"}}]},
                         {"name": "c", "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]})
     assert mounts == [{"source": c, "destination": "/etc/cfg", "readonly": True}]
+    # a subPath is resolved inside the volume: a key's link leads to the current generation's
+    # file; a link a container left in an emptyDir cannot lead the mount out of the volume
+    [m] = rt._mounts("uid1", {"volumes": [{"name": "cfg", "configMap": {"name": "x"}}]},
+                     {"name": "c", "volumeMounts": [{"name": "cfg", "mountPath": "/etc/a", "subPath": "A"}]})
+    assert m["source"] == os.path.join(c, os.readlink(os.path.join(c, "..data")), "A")
+    spec = {"volumes": [{"name": "scratch", "emptyDir": {}}]}
+    rt._mounts("uid1", spec, {"name": "c", "volumeMounts": [{"name": "scratch", "mountPath": "/s"}]})
+    scratch = os.path.join(rt.volumes_dir("uid1"), "scratch")
+    os.symlink("/etc", os.path.join(scratch, "evil"))
+    [m] = rt._mounts("uid1", spec, {"name": "c", "volumeMounts": [
+        {"name": "scratch", "mountPath": "/x", "subPath": "evil/passwd"}]})
+    assert m["source"] == os.path.join(scratch, "etc", "passwd") and os.path.isdir(m["source"])
 
 
 def test_adopted_instance_keeps_ready_and_started():
