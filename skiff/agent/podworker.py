@@ -468,7 +468,8 @@ class PodWorker:
         period), and rewrite the volumes whose files changed: a running container sees the
         new files, swapped in at once (``..data``), as with the kubelet. Environment variables
         keep the values their container started with. An object that can no longer be read,
-        or lost a key, leaves the files as they were (a FailedMount event)."""
+        or lost a key, leaves the files as they were (a FailedMount event). Immutable ones are
+        not read again."""
         now = time.monotonic()
         if now < self._config_due:
             return
@@ -477,7 +478,10 @@ class PodWorker:
         vols = [v for v in pod["spec"].get("volumes") or [] if v.get("name") in self._written and object_refs(v)]
         if not vols:
             return
-        refs = set().union(*(object_refs(v) for v in vols))
+        # an immutable object cannot change: it is not read again (nor watched by the kubelet)
+        refs = {r for v in vols for r in object_refs(v) if not (self._objects.get(r) or {}).get("immutable")}
+        if not refs:
+            return
         try:
             self._objects.update(await fetch_refs(self.agent.client, pod["metadata"].get("namespace") or "default",
                                                   refs, cache=getattr(self.agent, "objects", None), max_age=period))

@@ -159,7 +159,7 @@ def test_host_network_hosts_file_is_the_kubelets(tmp_path):
 async def test_changed_configmap_reaches_the_written_volumes_once_a_sync_period(tmp_path):
     """The agent reads the mounted ConfigMaps again every --sync-frequency and writes the
     volumes whose files changed (the kubelet updates mounted ConfigMaps and Secrets); the
-    pods of the node share the read."""
+    pods of the node share the read; an immutable one is not read again."""
     from skiff.agent.agent import Agent, AgentConfig
     from skiff.api.client import HTTPClient
     from skiff.controller.controlplane import ControlPlane
@@ -181,12 +181,17 @@ async def test_changed_configmap_reaches_the_written_volumes_once_a_sync_period(
         await client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
                                            "metadata": {"name": "cfg", "namespace": "default"},
                                            "data": {"mode": "slow"}}, "default")
+        await client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "immutable": True,
+                                           "metadata": {"name": "fixed", "namespace": "default"},
+                                           "data": {"k": "v"}}, "default")
         for name in ("a", "b"):
             await client.create("pods", {
                 "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
                 "spec": {"containers": [{"name": "c", "image": "busybox",
-                                         "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]}],
-                         "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}]}}, "default")
+                                         "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"},
+                                                          {"name": "fixed", "mountPath": "/etc/fixed"}]}],
+                         "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}},
+                                     {"name": "fixed", "configMap": {"name": "fixed"}}]}}, "default")
         loop = asyncio.get_running_loop()
 
         async def written(want: bytes, timeout: float = 20) -> None:
@@ -205,7 +210,8 @@ async def test_changed_configmap_reaches_the_written_volumes_once_a_sync_period(
         t0 = loop.time()
         await written(b"fast")
         assert loop.time() - t0 < 5
-        # both pods' volumes were refreshed from one read, not one each
+        # both pods' volumes were refreshed from one read, not one each; the immutable
+        # ConfigMap was not read again
         assert agent.objects.fetches - before == 1
         await agent.stop()
         agent = None
