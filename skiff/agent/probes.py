@@ -79,7 +79,7 @@ def resolve_port(port: Any, container: dict) -> int:
     raise ValueError(f"invalid port {port!r}")
 
 
-def _dial_error(host: str, port: int, e: BaseException) -> str:
+def dial_error(host: str, port: int, e: BaseException) -> str:
     if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
         return f"dial tcp {host}:{port}: i/o timeout"
     if isinstance(e, ConnectionRefusedError):
@@ -93,7 +93,7 @@ async def tcp_probe(host: str, port: int, timeout: float) -> tuple[str, str]:
     try:
         _r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, asyncio.TimeoutError) as e:
-        return FAILURE, _dial_error(host, port, e)
+        return FAILURE, dial_error(host, port, e)
     w.close()
     try:
         await w.wait_closed()
@@ -133,7 +133,7 @@ async def http_probe(host: str, port: int, path: str = "/", scheme: str = "HTTP"
         try:
             r, w = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ctx), timeout)
         except (OSError, asyncio.TimeoutError) as e:
-            return FAILURE, f'Get "{url}": {_dial_error(host, port, e)}'
+            return FAILURE, f'Get "{url}": {dial_error(host, port, e)}'
         req = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
         w.write(req.encode("latin-1", errors="replace"))
         try:
@@ -397,7 +397,11 @@ class ProbeManager:
             return await http_probe(host, port, a.get("path") or "/", a.get("scheme") or "HTTP",
                                     a.get("httpHeaders"), spec.timeout)
         if spec.handler == "grpc":
-            return FAILURE, "grpc probes are not supported by skiff"
+            host = self.pw.pod_ip()
+            if not host:
+                return FAILURE, "the pod has no IP yet"
+            from .grpcprobe import grpc_probe
+            return await grpc_probe(host, int(a.get("port") or 0), a.get("service") or "", spec.timeout)
         return FAILURE, "probe has no handler"
 
     def failed(self, w: ProbeWorker, msg: str) -> None:

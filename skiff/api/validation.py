@@ -444,9 +444,6 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
 for _c in ("containers", "initContainers"):
     UNSUPPORTED_POD_FIELDS += [
         (f"spec.{_c}[*].resizePolicy", WARN, _nonempty),
-        (f"spec.{_c}[*].livenessProbe.grpc", WARN, _set),
-        (f"spec.{_c}[*].readinessProbe.grpc", WARN, _set),
-        (f"spec.{_c}[*].startupProbe.grpc", WARN, _set),
         (f"spec.{_c}[*].volumeMounts[*].mountPropagation", WARN, lambda v: v not in (None, "None")),
         (f"spec.{_c}[*].securityContext.seLinuxOptions", WARN, _set),
         (f"spec.{_c}[*].securityContext.seccompProfile", WARN, _set),

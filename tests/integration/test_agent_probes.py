@@ -84,6 +84,36 @@ def test_liveness_http_failure_restarts(host):
              and "running" in cstatus(p, "web")["state"], 20, "running again")
 
 
+def test_grpc_readiness_probe(host):
+    """A grpc probe asks the standard health service (grpc.health.v1.Health/Check) of a real
+    gRPC server (grpcio): here the pod is on the host's network, so the probe goes to its
+    podIP, the host's loopback address, where the test's server listens."""
+    from concurrent import futures
+
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    h = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(h, srv)
+    port = srv.add_insecure_port("127.0.0.1:0")
+    srv.start()
+    try:
+        h.set("app", health_pb2.HealthCheckResponse.SERVING)
+        probe = {"grpc": {"port": port, "service": "app"}, "periodSeconds": 1, "failureThreshold": 1}
+        host.apply(pod("grpcpod", ctr("main", "exec sleep 3600", readinessProbe=probe), hostNetwork=True))
+        p = wait_pod(host, "grpcpod", lambda p: conditions(p).get("Ready") == "True", what="Ready by the grpc probe")
+        assert p["status"]["podIP"] == "127.0.0.1"
+        h.set("app", health_pb2.HealthCheckResponse.NOT_SERVING)
+        wait_pod(host, "grpcpod", lambda p: conditions(p).get("Ready") == "False", 20, what="not Ready")
+        msgs = [e["message"] for e in events(host, "grpcpod") if e["reason"] == "Unhealthy"]
+        assert 'Readiness probe failed: service unhealthy (responded with "NOT_SERVING")' in msgs, msgs
+        h.set("app", health_pb2.HealthCheckResponse.SERVING)
+        wait_pod(host, "grpcpod", lambda p: conditions(p).get("Ready") == "True", 20, what="Ready again")
+    finally:
+        host.ctl("delete", "pod", "grpcpod", check=False)
+        srv.stop(None).wait()
+
+
 def test_startup_probe_and_tcp_socket(host):
     host.apply(pod(
         "st",
