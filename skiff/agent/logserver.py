@@ -75,7 +75,14 @@ class LogServer:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            await self._runner.cleanup()
+            from skiff.errors import SkiffError
+            raise SkiffError(f"the agent's log server (logs, exec, port-forward) cannot listen on "
+                             f"{self.host}:{self.port}: {(os.strerror(e.errno) if e.errno else str(e)).lower()} (another agent on "
+                             f"this host? --log-port sets another port)") from None
         sock = site._server.sockets[0]  # type: ignore[union-attr]
         self.port = sock.getsockname()[1]
         return self.port

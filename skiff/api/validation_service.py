@@ -401,10 +401,6 @@ def check_service(obj: dict) -> tuple[list[dict], list[Warning]]:
     td = spec.get("trafficDistribution")
     if td is not None and td not in TRAFFIC_DISTRIBUTIONS:
         out.append(_not_supported("spec.trafficDistribution", td, TRAFFIC_DISTRIBUTIONS))
-    if typ == "LoadBalancer":
-        warnings.append(Warning("spec.type", "spec.type: LoadBalancer is accepted but skiff has no load balancer: "
-                                             "status.loadBalancer stays empty (EXTERNAL-IP <pending>); the service "
-                                             "gets its cluster IP and node ports"))
     return out, warnings
 
 

@@ -34,7 +34,7 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
                          node_mask: int | None = None, scheduler_retry: float = 5.0,
                          monitor_interval: float | None = None) -> list[Factory]:
     """[scheduler, node lifecycle, node IPAM, replicaset, replication, deployment, daemonset, job, cronjob,
-    ttl-after-finished, endpoints, endpointslice, serviceaccounts, resourcequota, garbage collector,
+    ttl-after-finished, endpoints, endpointslice, servicelb, serviceaccounts, resourcequota, garbage collector,
     namespace]
     factories."""
 
@@ -81,6 +81,11 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
     async def endpointslice(client) -> None:
         await EndpointSliceController(client, shared=shared).run()
 
+    async def servicelb(client) -> None:
+        # k3s's ServiceLB: LoadBalancer Services get the nodes' addresses as their ingress
+        from skiff.controller.servicelb import ServiceLBController
+        await ServiceLBController(client, shared=shared).run()
+
     async def disruption(client) -> None:
         await DisruptionController(client, shared=shared).run()
 
@@ -115,5 +120,5 @@ def standard_controllers(lease_grace: float = 40.0, cluster_cidr: str = DEFAULT_
         await CRDController(client).run()
 
     return [scheduler, nodelifecycle, nodeipam, replicaset, replication, deployment, daemonset, statefulset, job, cronjob,
-            ttlafterfinished, endpoints, endpointslice, serviceaccounts, resourcequota, horizontalpodautoscaler, disruption,
+            ttlafterfinished, endpoints, endpointslice, servicelb, serviceaccounts, resourcequota, horizontalpodautoscaler, disruption,
             persistentvolume, garbagecollector, namespace, customresourcedefinitions]

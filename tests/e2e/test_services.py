@@ -2,8 +2,9 @@
 the hosts, a ClusterIP Service in front of them, and a client pod that fetches the ClusterIP.
 Every backend answers, including those on other hosts (the agents' routes to each other's pod
 CIDRs and their service rules); a backend that stops being ready leaves the rotation, and a
-Service without ready endpoints refuses the connection at once. All traffic stays inside the
-test's own network namespaces."""
+Service without ready endpoints refuses the connection at once. As a LoadBalancer Service it is
+reached from outside the cluster at every node's address. All traffic stays inside the test's own
+network namespaces."""
 from __future__ import annotations
 
 import collections
@@ -12,7 +13,7 @@ import json
 import pytest
 
 from tests.conftest import needs_root
-from tests.e2e.cluster import Cluster, wait_for
+from tests.e2e.cluster import PY, Cluster, sh, wait_for
 
 pytestmark = [needs_root, pytest.mark.timeout(300)]
 
@@ -48,7 +49,8 @@ def manifests() -> str:
                          "readinessProbe": {"exec": {"command": ["test", "-e", "/tmp/ready"]},
                                             "periodSeconds": 1}}]}}}}
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-           "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}}
+           "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
+                    "ports": [{"port": 80, "targetPort": "http"}]}}
     client = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"},
               "spec": {"terminationGracePeriodSeconds": 1,
                        "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}}
@@ -94,6 +96,25 @@ def test_cluster_ip_reaches_backends_on_every_host(cluster, tmp_path):
     wait_for(all_seen, 90, interval=0.1, what=f"answers from all {REPLICAS} backends (so far {dict(seen)})")
     pods = {p["metadata"]["name"] for p in c.get_json("pods", "-l", "app=web")["items"]}
     assert set(seen) == pods
+
+    # type LoadBalancer (k3s's ServiceLB): every node's address is an EXTERNAL-IP, and a client
+    # outside the cluster (the controller's namespace: no agent, no service rules) reaches the
+    # Service at any node's address
+    hosts = sorted((h.ip for h in c.hosts), key=lambda ip: tuple(map(int, ip.split("."))))
+    wait_for(lambda: [i["ip"] for i in c.get_json("service", "web").get("status", {})
+                      .get("loadBalancer", {}).get("ingress") or []] == hosts, 30, what=f"ingress {hosts}")
+    outside: set = set()
+    for h in c.hosts:
+        def answered(h=h):
+            r = sh(*c.controller.exec(PY, "-c", f"import urllib.request as u; print(u.urlopen("
+                                                f"'http://{h.ip}:80/', timeout=3).read().decode().strip())"),
+                   check=False)
+            if r.returncode == 0 and r.stdout.strip() in pods:
+                outside.add(r.stdout.strip())
+                return True
+            return False
+        wait_for(answered, 30, interval=0.2, what=f"an answer at {h.ip}:80 from outside the cluster")
+    assert outside <= pods
 
     # scaled to zero: no endpoints, the connection is refused at once (not a timeout)
     c.ctl("scale", "deployment/web", "--replicas", "0")

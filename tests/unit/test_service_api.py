@@ -152,9 +152,9 @@ def test_type_rules():
     admit(headless)
     assert causes(svc(type="LoadBalancer", ports=[{"port": 10250}])) == {
         "spec.ports[0]": "Invalid value: 10250: may not expose port 10250 externally since it is used by kubelet"}
-    # LoadBalancer: accepted, with a warning (no load balancer in skiff)
+    # LoadBalancer: accepted without a warning (the ServiceLB controller serves it)
     _, warns = admit(svc(type="LoadBalancer"))
-    assert len(warns) == 1 and "no load balancer" in warns[0]
+    assert warns == []
     assert causes(svc(allocateLoadBalancerNodePorts=False)) == {
         "spec.allocateLoadBalancerNodePorts": "Forbidden: may only be used when `type` is 'LoadBalancer'"}
     assert causes(svc(externalTrafficPolicy="Local")) == {
