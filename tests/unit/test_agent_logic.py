@@ -218,3 +218,19 @@ def test_sync_frequency_flag():
     assert config("--sync-frequency", "5").sync_frequency == 5
     with pytest.raises(InvalidArgument, match="--sync-frequency"):
         config("--sync-frequency", "0")
+
+
+@pytest.mark.asyncio
+async def test_log_port_taken_is_a_one_line_error():
+    import socket
+
+    from skiff.agent.logserver import LogServer
+    from skiff.errors import SkiffError
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(SkiffError) as e:
+            await LogServer(None, "127.0.0.1", port).start()
+    msg = str(e.value)
+    assert "\n" not in msg and f"127.0.0.1:{port}: address already in use" in msg and "--log-port" in msg
