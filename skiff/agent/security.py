@@ -4,7 +4,9 @@
 --cap-add/--cap-drop, ``readOnlyRootFilesystem`` --read-only, the pod's ``fsGroup`` and
 ``supplementalGroups`` extra groups (--group-add; fsGroup first, as the kubelet adds it).
 ``privileged`` --privileged (every capability, the host's devices, nothing masked; capabilities
-add/drop then change nothing, as with containerd's CRI). ``allowPrivilegeEscalation: false``
+add/drop then change nothing, as with containerd's CRI). ``seccompProfile`` RuntimeDefault is
+docker's default seccomp profile (skiff.runtime.containers.seccomp), and none is Unconfined, as
+in Kubernetes. ``allowPrivilegeEscalation: false``
 needs nothing: no_new_privs is always set, except for a privileged container (and the API
 refuses the two together, as Kubernetes).
 
@@ -33,6 +35,11 @@ def apply_security_context(opts, pod_spec: dict, c: dict) -> None:
     opts.cap_drop = [str(n) for n in caps.get("drop") or []]
     opts.read_only = sc.get("readOnlyRootFilesystem") is True
     opts.privileged = sc.get("privileged") is True
+    # seccompProfile (the container's over the pod's): RuntimeDefault is docker's profile;
+    # Localhost too (warned at admission: skiff loads no profile files); none or Unconfined: no
+    # filter, as the kubelet without --seccomp-default
+    profile = (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type")
+    opts.seccomp = "default" if profile in ("RuntimeDefault", "Localhost") else "unconfined"
     groups = [pod_sc["fsGroup"]] if pod_sc.get("fsGroup") is not None else []
     opts.group_add = [str(g) for g in groups + list(pod_sc.get("supplementalGroups") or [])]
 

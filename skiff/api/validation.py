@@ -436,7 +436,7 @@ UNSUPPORTED_POD_FIELDS: list[tuple[str, str, Any]] = [
     ("spec.os.name", REJECT, lambda v: v != "linux"),   # skiff's nodes are Linux
     ("spec.resources", WARN, _set),
     ("spec.securityContext.seLinuxOptions", WARN, _set),
-    ("spec.securityContext.seccompProfile", WARN, _set),
+    ("spec.securityContext.seccompProfile", WARN, lambda v: isinstance(v, dict) and v.get("type") == "Localhost"),
     ("spec.securityContext.appArmorProfile", WARN, _set),
     ("spec.hostUsers", REJECT, lambda v: v is False),
     ("spec.resourceClaims", REJECT, _nonempty),
@@ -446,14 +446,19 @@ for _c in ("containers", "initContainers"):
         (f"spec.{_c}[*].resizePolicy", WARN, _nonempty),
         (f"spec.{_c}[*].volumeMounts[*].mountPropagation", WARN, lambda v: v not in (None, "None")),
         (f"spec.{_c}[*].securityContext.seLinuxOptions", WARN, _set),
-        (f"spec.{_c}[*].securityContext.seccompProfile", WARN, _set),
+        (f"spec.{_c}[*].securityContext.seccompProfile", WARN,
+         lambda v: isinstance(v, dict) and v.get("type") == "Localhost"),
         (f"spec.{_c}[*].securityContext.appArmorProfile", WARN, _set),
         (f"spec.{_c}[*].securityContext.procMount", WARN, lambda v: v not in (None, "Default")),
         (f"spec.{_c}[*].volumeDevices", REJECT, _nonempty),
         (f"spec.{_c}[*].resources.claims", REJECT, _nonempty),
     ]
 # Warnings that say more than "accepted but not supported", by rule path
-WARN_MESSAGES: dict[str, str] = {}
+WARN_MESSAGES: dict[str, str] = {
+    **{f"spec.{where}securityContext.seccompProfile": "type Localhost is not supported by skiff: the "
+       "container runs with the runtime's default profile (RuntimeDefault)"
+       for where in ("", "containers[*].", "initContainers[*].")},
+}
 # Volume types skiff can mount; every other Kubernetes volume type is rejected.
 SUPPORTED_VOLUME_TYPES = ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected",
                           "persistentVolumeClaim")

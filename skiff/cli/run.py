@@ -50,6 +50,8 @@ COMMAND = Command(
         Opt(("--cap-drop",), "cap_drop", "list", "Drop Linux capabilities", "list"),
         Opt(("--read-only",), "read_only", help="Mount the container's root filesystem as read only"),
         Opt(("--privileged",), "privileged", help="Give extended privileges to this container"),
+        Opt(("--security-opt",), "security_opt", "list",
+            "Security options (seccomp=unconfined: no seccomp filter; no-new-privileges)", "list"),
         Opt(("--group-add",), "group_add", "list", "Add additional groups to join", "list"),
     ],
     min_args=1, interspersed=False)
@@ -120,7 +122,28 @@ def build_options(values: dict, args: list[str]):
     opts.cap_add, opts.cap_drop = values["cap_add"], values["cap_drop"]
     opts.read_only, opts.group_add = values["read_only"], values["group_add"]
     opts.privileged = values["privileged"]
+    opts.seccomp = parse_security_opts(values.get("security_opt") or [])
     return opts
+
+
+def parse_security_opts(items: list[str]) -> str:
+    """--security-opt: "default" or "unconfined" seccomp. no-new-privileges is taken as it is
+    (skiff sets no_new_privs for every container but a privileged one); anything else is refused."""
+    from ..errors import InvalidArgument
+    mode = "default"
+    for item in items:
+        key, sep, value = item.partition("=" if "=" in item else ":")
+        if key == "seccomp" and sep and value in ("unconfined", "builtin", "default"):
+            mode = "unconfined" if value == "unconfined" else "default"
+        elif key == "seccomp":
+            raise InvalidArgument(f"invalid --security-opt {item!r}: skiff takes seccomp=unconfined or "
+                                  f"seccomp=builtin (docker's default profile), not a profile file")
+        elif key == "no-new-privileges" and value in ("", "true"):
+            continue
+        else:
+            raise InvalidArgument(f"invalid --security-opt {item!r}: skiff takes seccomp=unconfined|builtin "
+                                  f"and no-new-privileges")
+    return mode
 
 
 def parse_sysctls(items: list[str]) -> dict[str, str]:

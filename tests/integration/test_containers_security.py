@@ -97,3 +97,33 @@ def test_group_add_shows_in_id_and_status(busybox):
     p = run(busybox, "--group-add", "nosuch", "busybox", "true")
     assert p.returncode == 125
     assert one_error_line(p.stderr) == "Error: unable to find group nosuch: no matching entries in group file"
+
+
+def test_default_seccomp_profile_and_security_opt(busybox):
+    """docker's default seccomp profile: on for every container (Seccomp: 2, one filter); a
+    user namespace (no capability needed for one) and the keyring are refused, as in docker;
+    --security-opt seccomp=unconfined and --privileged run without it; --cap-add SYS_ADMIN
+    unlocks what that capability unlocks in docker's profile."""
+    fields = status(busybox)
+    assert fields["Seccomp"] == "2" and fields.get("Seccomp_filters") == "1"
+    p = run(busybox, "busybox", "unshare", "-U", "true")
+    assert p.returncode != 0 and "Operation not permitted" in p.stderr, p.stderr
+    # ordinary work is untouched: processes, pipes, files, threads
+    assert run(busybox, "busybox", "sh", "-c", "echo a | (cat; sleep 0.1 & wait); ls / >/dev/null; echo ok") \
+        .stdout.split() == ["a", "ok"]
+    assert status(busybox, "--security-opt", "seccomp=unconfined")["Seccomp"] == "0"
+    assert run(busybox, "--security-opt", "seccomp=unconfined", "busybox", "unshare", "-U", "true").returncode == 0
+    assert status(busybox, "--privileged")["Seccomp"] == "0"
+    assert run(busybox, "--cap-add", "SYS_ADMIN", "busybox", "unshare", "-U", "true").returncode == 0
+    # exec'd processes get the container's filter too; inspect shows --security-opt as docker
+    cid = run_d(busybox, "--network", "none", "busybox", "sleep", "30")
+    loose = run_d(busybox, "--network", "none", "--security-opt", "seccomp=unconfined", "busybox", "sleep", "30")
+    try:
+        out = busybox.ok("exec", cid, "grep", "Seccomp:", "/proc/self/status")
+        assert out.split() == ["Seccomp:", "2"]
+        assert inspect(busybox, cid)["HostConfig"]["SecurityOpt"] is None
+        assert inspect(busybox, loose)["HostConfig"]["SecurityOpt"] == ["seccomp=unconfined"]
+    finally:
+        busybox("rm", "-f", cid, loose)
+    bad = run(busybox, "--security-opt", "seccomp=/etc/profile.json", "busybox", "true")
+    assert bad.returncode == 125 and "seccomp=unconfined" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

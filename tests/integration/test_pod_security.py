@@ -48,6 +48,24 @@ def test_capabilities_drop_all_add_one(host):
     assert waiting(p, "main")["message"] == 'invalid CapAdd: unknown capability: "CAP_NO_SUCH_THING"'
 
 
+def test_seccomp_profile_runtime_default_and_unconfined(host):
+    """seccompProfile RuntimeDefault (the container's, over the pod's Unconfined) is docker's
+    default profile: a user namespace is refused; the pod's Unconfined leaves the other
+    container without a filter, as does no profile at all (Kubernetes' default)."""
+    script = "grep Seccomp: /proc/self/status; unshare -U true && echo USERNS-OK; echo DONE; exec sleep 3600"
+    host.apply(pod("secc", ctr("main", script, securityContext={"seccompProfile": {"type": "RuntimeDefault"}}),
+                   ctr("open", script), securityContext={"seccompProfile": {"type": "Unconfined"}}),
+               pod("plain", ctr("main", script)))
+    host.wait_phase("secc", "Running")
+    out = output(host, "secc")
+    assert "Seccomp:\t2" in out and "USERNS-OK" not in out and "Operation not permitted" in out, out
+    out = output(host, "secc", "open")
+    assert "Seccomp:\t0" in out and "USERNS-OK" in out, out
+    host.wait_phase("plain", "Running")
+    assert "Seccomp:\t0" in output(host, "plain")
+    host.ctl("delete", "pod", "secc", "plain")
+
+
 def test_read_only_root_filesystem_with_a_writable_empty_dir(host):
     host.apply(pod("ro", ctr("main", "touch /x; touch /scratch/ok && echo SCRATCH-OK; echo DONE; exec sleep 3600",
                              securityContext={"readOnlyRootFilesystem": True},

@@ -268,3 +268,12 @@ def test_env_without_name_rejected(item):
     # when execve refuses an environment variable with an empty name
     e = bad("-e", item)
     assert item in str(e)
+
+
+def test_security_opt_seccomp():
+    assert opts().seccomp == "default"                         # docker's profile, as docker
+    assert opts("--security-opt", "seccomp=unconfined").seccomp == "unconfined"
+    assert opts("--security-opt", "seccomp:unconfined", "--security-opt", "no-new-privileges").seccomp == "unconfined"
+    assert opts("--security-opt", "seccomp=builtin").seccomp == "default"
+    assert "seccomp=unconfined" in str(bad("--security-opt", "seccomp=/tmp/profile.json"))
+    assert "--security-opt" in str(bad("--security-opt", "apparmor=docker-default"))

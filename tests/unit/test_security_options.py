@@ -255,3 +255,27 @@ def test_privileged_keeps_every_capability_of_the_bounding_set(monkeypatch, tmp_
     real_open = open
     monkeypatch.setattr("builtins.open", lambda p, *a, **kw: real_open(status if p == "/proc/self/status" else p, *a, **kw))
     assert caps.all_mask() == EVERY & ~(1 << 24)
+
+
+def test_seccomp_profile_of_pods():
+    def mode(pod_sc, sc):
+        o = CreateOptions(image="busybox")
+        apply_security_context(o, {"securityContext": pod_sc}, {"name": "c", "securityContext": sc})
+        return o.seccomp
+    assert mode({}, {}) == "unconfined"                                            # Kubernetes' default
+    assert mode({"seccompProfile": {"type": "RuntimeDefault"}}, {}) == "default"
+    assert mode({"seccompProfile": {"type": "RuntimeDefault"}}, {"seccompProfile": {"type": "Unconfined"}}) \
+        == "unconfined"                                                            # the container's wins
+    assert mode({}, {"seccompProfile": {"type": "Localhost", "localhostProfile": "x.json"}}) == "default"
+
+
+def test_seccomp_filter_denies_by_capability():
+    from skiff.runtime.containers import seccomp
+    base = seccomp.denied(caps.DEFAULT_MASK)
+    assert {"unshare", "mount", "keyctl", "bpf", "setns", "reboot", "init_module"} <= set(base)
+    assert "ptrace" not in base and "chroot" not in base
+    admin = seccomp.denied(caps.DEFAULT_MASK | 1 << seccomp.CAP_SYS_ADMIN)
+    assert "unshare" not in admin and "mount" not in admin and "keyctl" in admin
+    prog = seccomp.build(caps.DEFAULT_MASK, machine="x86_64")
+    assert len(prog) % 8 == 0 and 100 < len(prog) // 8 < 400
+    assert seccomp.build(caps.DEFAULT_MASK, machine="aarch64") is None

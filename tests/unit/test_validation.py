@@ -438,9 +438,14 @@ def test_hardened_security_context_is_served_not_warned():
             initContainers=[{"name": "init", "image": "busybox", "securityContext": copy.deepcopy(sc)}])
     p["spec"]["containers"][0]["securityContext"] = sc
     assert validate(p) == []
-    # what skiff does not enforce still warns
+    # seccompProfile RuntimeDefault is served (docker's default profile); a Localhost profile
+    # file is not: it warns, and the runtime's default profile is used
     sc["seccompProfile"] = {"type": "RuntimeDefault"}
-    assert [w.field for w in validate(p)] == ["spec.containers[0].securityContext.seccompProfile"]
+    p["spec"]["securityContext"]["seccompProfile"] = {"type": "Unconfined"}
+    assert validate(p) == []
+    sc["seccompProfile"] = {"type": "Localhost", "localhostProfile": "my.json"}
+    [w] = validate(p)
+    assert w.field == "spec.containers[0].securityContext.seccompProfile" and "RuntimeDefault" in str(w)
 
 
 def test_volume_types_skiff_cannot_mount_are_rejected():

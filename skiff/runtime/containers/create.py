@@ -51,6 +51,7 @@ class CreateOptions(Record):
     read_only: bool = False
     group_add: list[str] = []       # extra supplementary groups: gids or names
     privileged: bool = False        # --privileged: all capabilities, host devices, no masked paths
+    seccomp: str = "default"        # "default" (docker's profile) or "unconfined" (--security-opt seccomp=unconfined)
 
 
 def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
@@ -133,6 +134,7 @@ def create(store: ContainerStore, images, opts: CreateOptions) -> Container:
         pid="container:" + pid_target.id if pid_target is not None else opts.pid,
         cap_add=cap_add, cap_drop=cap_drop, read_only=opts.read_only,
         group_add=list(opts.group_add), privileged=opts.privileged,
+        seccomp="" if opts.privileged or opts.seccomp == "unconfined" else "default",
     )
     if net is not None:
         spec.network, spec.network_id, spec.bridge = net["Name"], net["Id"], net["Bridge"]

@@ -28,7 +28,7 @@ import _signal as signal  # not `signal`: it imports enum (ms on the start path)
 from ...errors import SkiffError
 from ..kernel import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS, PR_SET_KEEPCAPS,
                       PR_SET_PDEATHSIG, Kernel)
-from . import caps, rootfs
+from . import caps, rootfs, seccomp
 from ..network.modes import NetworkMode, parse_mode
 from .spec import ContainerSpec
 from .users import resolve as resolve_user
@@ -145,6 +145,8 @@ def preload(spec: ContainerSpec) -> None:
     import fcntl  # noqa: F401
     import struct  # noqa: F401
     import _socket  # noqa: F401
+    if spec.seccomp:
+        import ctypes  # noqa: F401 - seccomp.install
     if spec.ulimits:
         import resource  # noqa: F401
 
@@ -217,7 +219,8 @@ def set_rlimits(ulimits: dict[str, list[int]]) -> None:
 
 def switch_user(k: Kernel, user: str, spec: ContainerSpec) -> str:
     """Drop to ``user`` with the container's extra groups (--group-add), keeping its
-    capabilities (docker's set, changed by --cap-add/--cap-drop); returns $HOME."""
+    capabilities (docker's set, changed by --cap-add/--cap-drop), then load the seccomp filter
+    (docker's default profile, for those capabilities); returns $HOME."""
     u = resolve_user(user, "/etc", spec.group_add)
     keep = caps.all_mask() if spec.privileged else caps.keep_mask(spec.cap_add, spec.cap_drop)
     caps.drop_bounding(k, keep)
@@ -230,6 +233,10 @@ def switch_user(k: Kernel, user: str, spec: ContainerSpec) -> str:
     else:
         os.setgroups(u.groups)
     caps.apply(k, keep, no_new_privs=not spec.privileged)
+    if spec.seccomp == seccomp.DEFAULT and not spec.privileged:
+        prog = seccomp.build(keep)
+        if prog is not None:
+            seccomp.install(k, prog)
     return u.home
 
 

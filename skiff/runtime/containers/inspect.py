@@ -61,6 +61,8 @@ def inspect_container(c: Container, st: State | None = None) -> dict:
             "CapDrop": s.cap_drop or None,
             "GroupAdd": s.group_add or None,
             "Privileged": s.privileged,
+            # docker's: what --security-opt said (the default profile is not listed)
+            "SecurityOpt": ["seccomp=unconfined"] if not s.seccomp and not s.privileged else None,
             "ReadonlyRootfs": s.read_only,
             "MaskedPaths": list(_masked()),
             "ReadonlyPaths": list(_readonly()),

@@ -64,6 +64,7 @@ class ContainerSpec(Record):
     read_only: bool = False         # --read-only: the root file system is mounted read-only
     group_add: list[str] = []       # --group-add: gids or group names (the container's /etc/group)
     privileged: bool = False        # --privileged: every capability and host device, /sys and /proc writable
+    seccomp: str = ""               # "default": docker's profile (skiff.runtime.containers.seccomp); "": none
 
     @property
     def argv(self) -> list[str]:
