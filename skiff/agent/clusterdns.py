@@ -28,6 +28,7 @@ of forwarded answers.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 import socket
@@ -418,38 +419,58 @@ class ClusterDNS:
 
     # -- sockets ---------------------------------------------------------------------------------
     async def start(self, host: str, port: int = 53) -> int:
-        """Listen on ``host``:``port`` (UDP, and TCP on the same port); returns the port (the
-        one the kernel chose for port 0). Raises OSError when UDP cannot bind; a TCP bind
-        failure is logged and UDP alone serves."""
+        """Listen on ``host``:``port`` (UDP, and TCP on the same port); returns the port (for
+        port 0, one the kernel chose that is free for both). Raises OSError when UDP cannot
+        bind; a TCP bind failure is logged and UDP alone serves."""
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        u = socket.socket(family, socket.SOCK_DGRAM)
+        u, t, port = self._bind(family, host, port)
         try:
-            if family == socket.AF_INET:
-                u.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
-            u.bind((host, port))
             u.setblocking(False)
             self._udp, _ = await loop.create_datagram_endpoint(lambda: _UDP(self), sock=u)
         except BaseException:
             u.close()
+            if t is not None:
+                t.close()
             raise
-        port = u.getsockname()[1]
-        t = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET:
-                t.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
-            t.bind((host, port))
-            t.listen(64)
+        if t is not None:
             t.setblocking(False)
             self._tcp = await asyncio.start_server(self._serve_tcp, sock=t)
-        except OSError as e:
-            t.close()
-            log.warning("cluster DNS: no TCP on %s:%d (%s); UDP only", host, port, e)
         self.address = (host, port)
         log.info("cluster DNS for %s on %s:%d", self.domain, host, port,
                  extra={"fields": {"domain": self.domain, "address": host, "port": port}})
         return port
+
+    @staticmethod
+    def _bind(family: int, host: str, port: int) -> tuple[socket.socket, socket.socket | None, int]:
+        """The UDP and TCP sockets, bound to the same port. For port 0 a port whose TCP side
+        is taken (by another program on a shared loopback) is let go and another one tried."""
+        for attempt in range(20 if port == 0 else 1):
+            u = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                if family == socket.AF_INET:
+                    u.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+                u.bind((host, port))
+            except BaseException:
+                u.close()
+                raise
+            chosen = u.getsockname()[1]
+            t = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET:
+                    t.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+                t.bind((host, chosen))
+                t.listen(64)
+                return u, t, chosen
+            except OSError as e:
+                t.close()
+                if port == 0 and e.errno == errno.EADDRINUSE and attempt < 19:
+                    u.close()
+                    continue
+                log.warning("cluster DNS: no TCP on %s:%d (%s); UDP only", host, chosen, e)
+                return u, None, chosen
+        raise AssertionError("unreachable")
 
     async def stop(self) -> None:
         if self._udp is not None:

@@ -331,3 +331,31 @@ async def test_agent_falls_back_when_port_53_is_taken(tmp_path):
             await agent.cluster_dns.stop()
     finally:
         taken.close()
+
+
+@pytest.mark.asyncio
+async def test_port_0_takes_a_port_free_for_udp_and_tcp(monkeypatch):
+    """Another program may hold the TCP side of the UDP port the kernel picked (loopback is
+    shared): that port is let go and another tried, so TCP is served too."""
+    import errno
+    import socket as S
+    real = S.socket
+    refused = []
+
+    class Taken(real):
+        def bind(self, addr):
+            if self.type == S.SOCK_STREAM and not refused:
+                refused.append(addr[1])
+                raise OSError(errno.EADDRINUSE, "Address already in use")
+            return super().bind(addr)
+    monkeypatch.setattr(S, "socket", Taken)
+    d = ClusterDNS()
+    d.attach(StaticSource([svc("web", cluster_ip="10.96.0.10")]), StaticSource([]))
+    port = await d.start("127.0.0.1", 0)
+    monkeypatch.setattr(S, "socket", real)
+    try:
+        assert refused and d._tcp is not None
+        r = await tcp_query(port, "web.default.svc.cluster.local")
+        assert [str(x.rdata) for x in r.rr] == ["10.96.0.10"]
+    finally:
+        await d.stop()

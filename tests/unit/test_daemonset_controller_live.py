@@ -211,8 +211,11 @@ async def test_one_pod_per_node_new_node_taints_and_delete(cluster):
         per = await cl.pods_per_node()
         return per if sorted(per) == ["n1", "n2", "n4"] else None
     await wait_for(left_n3, timeout=15)
-    ds = await wait_for(lambda: cl.rolled_out(3), timeout=15)
-    assert ds["status"]["numberMisscheduled"] == 0
+
+    async def settled():   # the status written after the pod's deletion was seen
+        ds = await cl.rolled_out(3)
+        return ds if ds is not None and ds["status"]["numberMisscheduled"] == 0 else None
+    ds = await wait_for(settled, timeout=15)
     n3_pod = per["n3"][0]["metadata"]["name"]
     assert await _events(cl, "agent", "SuccessfulDelete") == [f"Deleted pod: {n3_pod}"]
     # tolerating it brings one back
