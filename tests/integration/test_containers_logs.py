@@ -109,8 +109,10 @@ def test_follow_across_rotations(busybox):
 
 
 def test_follow_waits_for_new_lines_and_exits_with_the_container(busybox):
+    # the pause after /tmp/go appears: the exec'd `touch` must be gone before the container
+    # exits, or the PID namespace's end kills it (137), as in docker
     cid = run_d(busybox, "busybox", "sh", "-c",
-                "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second")
+                "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; sleep 0.3; echo second")
     follower = busybox.popen("logs", "-f", cid, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         os.set_blocking(follower.stdout.fileno(), False)
