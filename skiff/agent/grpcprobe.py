@@ -6,16 +6,18 @@ server answered (``service unhealthy (responded with "NOT_SERVING")``), a server
 health service (``Unimplemented``), an RPC error (``rpc error: code = NotFound desc = ...``),
 or no connection or answer within ``timeoutSeconds``.
 
-The HTTP/2 framing and header compression are the ``h2`` library's; the two protobuf messages
-are small enough to write and read here (HealthCheckRequest{1: service}, HealthCheckResponse{1:
-status}).
+The HTTP/2 framing and header compression are the ``h2`` library's; the request message is
+small enough to write here (HealthCheckRequest{1: service}), the response is read with
+skiff.api.protobuf (HealthCheckResponse{1: status}).
 """
 from __future__ import annotations
 
 import asyncio
 import urllib.parse
 
-SUCCESS, FAILURE = "success", "failure"
+from skiff.api.timefmt import go_duration
+
+from .probes import FAILURE, SUCCESS, dial_error
 PATH = "/grpc.health.v1.Health/Check"
 STATUS_NAMES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 CODE_NAMES = ["OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
@@ -23,16 +25,6 @@ CODE_NAMES = ["OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded"
               "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated"]
 UNIMPLEMENTED, DEADLINE_EXCEEDED = 12, 4
 USER_AGENT = "kube-probe/1.32"
-
-
-def go_duration(seconds: float) -> str:
-    """``seconds`` as Go prints a time.Duration of whole seconds (1s, 1m30s)."""
-    s = int(seconds)
-    m, s = divmod(s, 60)
-    h, m = divmod(m, 60)
-    if h:
-        return f"{h}h{m}m{s}s"
-    return f"{m}m{s}s" if m else f"{s}s"
 
 
 def _varint(n: int) -> bytes:
@@ -53,40 +45,11 @@ def request_message(service: str) -> bytes:
 
 def response_status(data: bytes) -> int:
     """The ``status`` of a length-prefixed HealthCheckResponse (0, UNKNOWN, when absent)."""
+    from skiff.api.protobuf import fields
     if len(data) < 5 or data[0] != 0:
         raise ValueError("not an uncompressed gRPC message")
     body = data[5:5 + int.from_bytes(data[1:5], "big")]
-    i, status = 0, 0
-    while i < len(body):
-        key, i = _read_varint(body, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _read_varint(body, i)
-            if field == 1:
-                status = value
-        elif wire == 2:
-            n, i = _read_varint(body, i)
-            i += n
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
-        else:
-            raise ValueError(f"bad protobuf wire type {wire}")
-    return status
-
-
-def _read_varint(b: bytes, i: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        if i >= len(b):
-            raise ValueError("truncated protobuf")
-        c = b[i]
-        i += 1
-        n |= (c & 0x7F) << shift
-        shift += 7
-        if not c & 0x80:
-            return n, i
+    return next((v for num, wt, v in fields(body) if num == 1 and wt == 0), 0)
 
 
 async def grpc_probe(host: str, port: int, service: str = "", timeout: float = 1) -> tuple[str, str]:
@@ -96,7 +59,6 @@ async def grpc_probe(host: str, port: int, service: str = "", timeout: float = 1
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, asyncio.TimeoutError) as e:
-        from .probes import dial_error
         why = "context deadline exceeded" if isinstance(e, (asyncio.TimeoutError, TimeoutError)) \
             else dial_error(host, port, e)
         return FAILURE, f'timeout: failed to connect service "{addr}" within {go_duration(timeout)}: {why}'

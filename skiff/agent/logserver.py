@@ -80,9 +80,10 @@ class LogServer:
         except OSError as e:
             await self._runner.cleanup()
             from skiff.errors import SkiffError
+            why = (os.strerror(e.errno) if e.errno else str(e)).lower()
             raise SkiffError(f"the agent's log server (logs, exec, port-forward) cannot listen on "
-                             f"{self.host}:{self.port}: {(os.strerror(e.errno) if e.errno else str(e)).lower()} (another agent on "
-                             f"this host? --log-port sets another port)") from None
+                             f"{self.host}:{self.port}: {why} (another agent on this host? --log-port sets "
+                             f"another port)") from None
         sock = site._server.sockets[0]  # type: ignore[union-attr]
         self.port = sock.getsockname()[1]
         return self.port

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..errors import Conflict, InvalidArgument, NotFound, SkiffError
 from ..runtime.containers.create import CreateOptions, create
 from ..runtime.containers.remove import remove
+from ..runtime.containers.rootfs import secure_join
 from ..runtime.containers.start import start, start_async
 from ..runtime.containers.stop import stop
 from ..runtime.containers.store import Container, ContainerStore
@@ -718,7 +719,6 @@ class PodRuntime:
                     raise InvalidArgument(f"volume {vname}: subPath {sub!r} must be a relative path inside the volume")
                 # symlinks resolved inside the volume (a configMap's ``key -> ..data/key``; a
                 # link a container made in an emptyDir cannot send the mount out of it)
-                from ..runtime.containers.rootfs import secure_join
                 source = secure_join(source, sub)
                 if not os.path.exists(source):
                     os.makedirs(source, 0o755)

@@ -476,8 +476,6 @@ class PodWorker:
         period = self.agent.config.sync_frequency
         self._config_due = now + period
         vols = [v for v in pod["spec"].get("volumes") or [] if v.get("name") in self._written and object_refs(v)]
-        if not vols:
-            return
         # an immutable object cannot change: it is not read again (nor watched by the kubelet)
         refs = {r for v in vols for r in object_refs(v) if not (self._objects.get(r) or {}).get("immutable")}
         if not refs:

@@ -1,4 +1,5 @@
-"""RFC 3339 timestamps at whole seconds, in UTC ("2026-11-28T10:00:00Z"), as Kubernetes
+"""Times as Kubernetes writes them: ``go_duration``, a span as Go's time.Duration prints it,
+and RFC 3339 timestamps at whole seconds, in UTC ("2026-11-28T10:00:00Z"), as Kubernetes
 writes creationTimestamp, managedFields times, conditions and events.
 
 Formatting through datetime costs ~2 us, and the API server stamps several per write (1.7% of
@@ -22,3 +23,28 @@ def rfc3339(t: float | None = None) -> str:
     if t is None:
         _last = (s, text)
     return text
+
+
+def go_duration(seconds: float) -> str:
+    """A span as Go's time.Duration prints it (metav1.Duration's JSON, the kubelet's messages):
+    15s, 1.002s, 1m0.5s, 1h0m0s; under a second in ms, µs or ns (300ms)."""
+    ns = int(round(seconds * 1e9))
+    if ns == 0:
+        return "0s"
+    if ns < 10**9:
+        for unit, size, digits in (("ms", 10**6, 6), ("µs", 10**3, 3), ("ns", 1, 0)):
+            if ns >= size:
+                whole, frac = divmod(ns, size)
+                return f"{whole}" + (f".{frac:0{digits}d}".rstrip("0") if frac else "") + unit
+    h, rem = divmod(ns, 3600 * 10**9)
+    m, rem = divmod(rem, 60 * 10**9)
+    s = f"{rem // 10**9}"
+    frac = rem % 10**9
+    if frac:
+        s += "." + f"{frac:09d}".rstrip("0")
+    out = ""
+    if h:
+        out += f"{h}h"
+    if h or m:
+        out += f"{m}m"
+    return out + s + "s"

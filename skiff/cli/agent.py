@@ -55,8 +55,7 @@ def agent_config(values, ctx, server: str, token: str, root: str | None = None):
         domain = normalize_domain(values.get("cluster_domain") or "cluster.local")
     except ValueError as e:
         raise InvalidArgument(f"invalid --cluster-domain: {e}") from None
-    sync_frequency = values.get("sync_frequency")
-    sync_frequency = 60 if sync_frequency is None else sync_frequency
+    sync_frequency = values["sync_frequency"]
     if sync_frequency <= 0:
         raise InvalidArgument(f"invalid --sync-frequency {sync_frequency}: want a number of seconds above 0")
     runtime = values.get("runtime") or "real"

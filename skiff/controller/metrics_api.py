@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from skiff.api import errors as E
-from skiff.api.timefmt import rfc3339
+from skiff.api.timefmt import go_duration, rfc3339
 
 from .metrics import MetricsScraper, Usage
 
@@ -43,25 +43,6 @@ def aggregated_item() -> dict:
 
 
 # ---------------------------------------------------------------- formatting
-
-def go_duration(seconds: float) -> str:
-    """A window as Go's time.Duration prints it (metav1.Duration's JSON): 15s, 1.002s, 1m0.5s."""
-    ns = int(round(seconds * 1e9))
-    if ns == 0:
-        return "0s"
-    h, rem = divmod(ns, 3600 * 10**9)
-    m, rem = divmod(rem, 60 * 10**9)
-    s = f"{rem // 10**9}"
-    frac = rem % 10**9
-    if frac:
-        s += "." + f"{frac:09d}".rstrip("0")
-    out = ""
-    if h:
-        out += f"{h}h"
-    if h or m:
-        out += f"{m}m"
-    return out + s + "s"
-
 
 def cpu_quantity(nanocores: int) -> str:
     return f"{max(0, int(nanocores))}n"

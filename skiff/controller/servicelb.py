@@ -105,7 +105,7 @@ class ServiceLBController(QueueController):
         self.services: Informer | None = None
         self.nodes: Informer | None = None
         self.endpoints: Informer | None = None
-        self._warned: dict[str, frozenset] = {}
+        self._warned: dict[str, tuple[str, str]] = {}   # service -> the warning last recorded
         from skiff.controller.events import EventRecorder
         self.events = EventRecorder(client, "service-lb-controller")
 
@@ -168,25 +168,25 @@ class ServiceLBController(QueueController):
         cur = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
         if spec.get("loadBalancerClass") and spec.get("type") == "LoadBalancer":
             return None     # another implementation's
+        warning: tuple[str, str] | None = None
         if not is_ours(svc):
             want: list[dict] = []
+        elif clash := held_ports(self.services.list(), self._reserved()).get(key):
+            want = []
+            ports = ", ".join(f"{p}/{proto}" for proto, p in sorted(clash, key=lambda x: (x[1], x[0])))
+            warning = ("PortInUse", f"the load balancer cannot take port {ports}: another LoadBalancer "
+                                    f"Service or the API server holds it on the nodes; the service stays pending")
         else:
-            clash = held_ports(self.services.list(), self._reserved()).get(key) or set()
-            want = [] if clash else ingress_for(self.nodes.list())
-            if clash and self._warned.get(key) != frozenset(clash):
-                self._warned[key] = frozenset(clash)
-                ports = ", ".join(f"{p}/{proto}" for proto, p in sorted(clash, key=lambda x: (x[1], x[0])))
-                self.events.record(svc, "Warning", "PortInUse",
-                                   f"the load balancer cannot take port {ports}: another LoadBalancer Service "
-                                   f"or the API server holds it on the nodes; the service stays pending")
-            elif not clash and not want and self._warned.get(key) != frozenset({"no-nodes"}):
-                self._warned[key] = frozenset({"no-nodes"})
-                self.events.record(svc, "Warning", "NoNodeAddress",
-                                   "no Ready node has an address other hosts can reach (a loopback one does "
-                                   "not count: a one-host cluster wants `skiff up --listen 0.0.0.0:PORT`); "
-                                   "the service stays pending")
-            elif want:
-                self._warned.pop(key, None)
+            want = ingress_for(self.nodes.list())
+            if not want:
+                warning = ("NoNodeAddress", "no Ready node has an address other hosts can reach (a loopback one "
+                                            "does not count: a one-host cluster wants `skiff up --listen "
+                                            "0.0.0.0:PORT`); the service stays pending")
+        if warning is None:
+            self._warned.pop(key, None)
+        elif self._warned.get(key) != warning:     # said once, until it changes
+            self._warned[key] = warning
+            self.events.record(svc, "Warning", *warning)
         if want == cur:
             return None
         status = {**(svc.get("status") or {}), "loadBalancer": {"ingress": want} if want else {}}

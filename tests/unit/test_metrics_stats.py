@@ -173,6 +173,7 @@ def test_quantities_and_windows():
     assert go_duration(1.002) == "1.002s"
     assert go_duration(60.5) == "1m0.5s"
     assert go_duration(3600) == "1h0m0s"
+    assert (go_duration(0.3), go_duration(0.0015), go_duration(2e-6)) == ("300ms", "1.5ms", "2µs")
     assert cpu_quantity(1234) == "1234n"
     assert memory_quantity(8192) == "8Ki" and memory_quantity(1000) == "1000"
     u = M.Usage(1764365000.0, 15.0, 250_000_000, 4096)

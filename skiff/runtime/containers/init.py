@@ -233,7 +233,7 @@ def switch_user(k: Kernel, user: str, spec: ContainerSpec) -> str:
     else:
         os.setgroups(u.groups)
     caps.apply(k, keep, no_new_privs=not spec.privileged)
-    if spec.seccomp == seccomp.DEFAULT and not spec.privileged:
+    if spec.seccomp == seccomp.DEFAULT:     # never for a privileged container (create)
         prog = seccomp.build(keep)
         if prog is not None:
             seccomp.install(k, prog)
